@@ -1,0 +1,104 @@
+"""The ``dispatch`` group, shared options, and error handling.
+
+Errors a user can cause are :class:`~dispatch.errors.DispatchError`; they are
+printed as one clean message and turned into the error's exit code. Anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from dispatch.config import Settings, load_settings
+from dispatch.errors import DispatchError, InputError, Problem
+from dispatch.store.engine import Store, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class DispatchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            if exc.problems:
+                print_problems(exc.problems)
+            else:
+                err_console.print(f"error: {exc}", markup=False)
+            sys.exit(exc.exit_code)
+        except DispatchError as exc:
+            err_console.print(f"error: {exc}", markup=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+
+@click.group(cls=DispatchGroup)
+@click.version_option(package_name="dispatch")
+def main() -> None:
+    """dispatch: Markdown articles to email, feeds and social posts."""
+
+
+@dataclass
+class Site:
+    """What every command works on: the settings, and the store once asked for."""
+
+    settings: Settings
+    verbose: bool
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+
+def site_command(func: F) -> F:
+    """Add ``--root`` and ``--verbose`` and pass a :class:`Site` as ``site``."""
+
+    @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                  show_default=True, help="The site folder.")
+    @click.option("--verbose", "-v", is_flag=True, help="Say more.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, root: Path, verbose: bool, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        if not root.is_dir():
+            raise InputError(f"site folder {root} does not exist")
+        site = Site(load_settings(root), verbose)
+        try:
+            return func(*args, site=site, **kwargs)
+        finally:
+            site.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def now() -> datetime:
+    """The CLI is the one place that reads the clock; everything below takes it."""
+    return datetime.now(UTC)
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    for problem in problems:
+        style = "red" if problem.is_error else "yellow"
+        err_console.print(str(problem), style=style, markup=False)

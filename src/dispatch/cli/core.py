@@ -1,0 +1,87 @@
+"""check, articles, run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import click
+from rich.table import Table
+
+from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.checks import all_problems
+from dispatch.pipeline import PassReport, load, run_pass
+
+
+@main.command()
+@site_command
+def check(site: Site) -> None:
+    """Validate articles and configuration; exit 1 if anything is an error."""
+    problems = all_problems(site.settings)
+    print_problems(problems)
+    errors = sum(1 for p in problems if p.is_error)
+    warnings = len(problems) - errors
+    console.print(f"{errors} error(s), {warnings} warning(s)")
+    raise SystemExit(1 if errors else 0)
+
+
+@main.command()
+@site_command
+def articles(site: Site) -> None:
+    """List articles: slug, status, date, category, key takeaway."""
+    result = load(site.settings, site.store)
+    current = now()
+    table = Table("slug", "status", "date", "category", "takeaway")
+    for article in result.articles:
+        if article.status == "draft":
+            status = "draft"
+        elif article.is_published(current):
+            status = "published"
+        else:
+            status = "scheduled"
+        local = article.date.astimezone(site.settings.site.tz)
+        table.add_row(article.slug, status, local.strftime("%Y-%m-%d %H:%M %Z"),
+                      article.category or "", "yes" if article.takeaway else "no")
+    console.print(table)
+    if result.errors:
+        print_problems(result.errors)
+
+
+def _print_report(report: PassReport) -> None:
+    console.print(
+        f"loaded {report.loaded}, published {report.published}, new {len(report.new)}"
+        f"{' (' + ', '.join(report.new) + ')' if report.new else ''}, "
+        f"changed {len(report.changed)}, errors {report.errors}", markup=False)
+    print_problems(p for p in report.problems if p.is_error)
+    for stage in report.stages:
+        console.print(f"  {stage.stage}: {stage.summary}", markup=False)
+        print_problems(stage.problems)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Do one full pass and exit.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Seconds between passes when running continuously.")
+@site_command
+def run(site: Site, once: bool, interval: float) -> None:
+    """Run the pipeline: one pass with --once, otherwise until Ctrl-C or SIGTERM."""
+    if once:
+        report = run_pass(site.settings, site.store, now())
+        _print_report(report)
+        raise SystemExit(0 if report.ok else 1)
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    console.print(f"running every {interval:g}s; Ctrl-C to stop")
+    while not stop.is_set():
+        started = time.monotonic()
+        _print_report(run_pass(site.settings, site.store, now()))
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    console.print("stopped")

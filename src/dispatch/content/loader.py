@@ -1,0 +1,172 @@
+"""Load every article of a site, report every problem, lose none of the rest.
+
+Modelled on Pelican's readers: each file is read on its own, a broken one is
+reported and skipped, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dispatch.config import Settings
+from dispatch.content.article import build_article
+from dispatch.content.cache import ArticleCache, CacheEntry
+from dispatch.errors import Problem, Severity
+from dispatch.models import Article
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    articles: tuple[Article, ...]
+    """Valid articles, oldest first (ties by slug) — drafts and future ones included."""
+    problems: tuple[Problem, ...]
+    files: int
+    from_cache: int = 0
+    by_slug: dict[str, Article] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.is_error)
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    path: Path
+    source: str
+    size: int
+    mtime_ns: int
+
+
+def _walk(directory: Path) -> Iterator[os.DirEntry[str]]:
+    with os.scandir(directory) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(Path(entry.path))
+            elif entry.name.endswith(".md"):
+                yield entry
+
+
+def discover(settings: Settings) -> tuple[list[_File], list[Problem]]:
+    content = settings.content_dir
+    problems: list[Problem] = []
+    files: list[_File] = []
+    if not content.is_dir():
+        problems.append(Problem(_rel(content, settings), "content folder not found", None, None,
+                                "a folder of Markdown articles"))
+        return files, problems
+    real_content = content.resolve()
+    for entry in _walk(content):
+        path = Path(entry.path)
+        source = _rel(path, settings)
+        if entry.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(real_content):
+                problems.append(Problem(source, f"symlink points outside content/ ({target}); "
+                                        "refused", None, None, "a file inside content/"))
+                continue
+            if not target.is_file():
+                problems.append(Problem(source, "symlink points at nothing", None))
+                continue
+        stat = entry.stat()
+        if stat.st_size > MAX_FILE_BYTES:
+            problems.append(Problem(source, f"file is {stat.st_size:,} bytes; refused",
+                                    None, None, f"at most {MAX_FILE_BYTES:,} bytes (2 MB)"))
+            continue
+        files.append(_File(path, source, stat.st_size, stat.st_mtime_ns))
+    return files, problems
+
+
+def _rel(path: Path, settings: Settings) -> str:
+    try:
+        return path.relative_to(settings.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def load_one(file: _File, data: bytes, digest: str,
+             settings: Settings) -> tuple[Article | None, list[Problem]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return None, [Problem(file.source, f"not UTF-8: byte 0x{data[exc.start]:02x} at byte "
+                              f"offset {exc.start}", line, None, "a UTF-8 text file")]
+    return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
+
+
+def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResult:
+    files, problems = discover(settings)
+    cached = cache.load_entries() if cache is not None else {}
+    fingerprint = settings.fingerprint
+    loaded: list[Article] = []
+    fresh: list[CacheEntry] = []
+    hits = 0
+    for file in files:
+        entry = cached.get(file.source)
+        if (entry is not None and entry.fingerprint == fingerprint
+                and entry.size == file.size and entry.mtime_ns == file.mtime_ns):
+            loaded.append(entry.article)
+            problems.extend(entry.warnings)
+            hits += 1
+            continue
+        try:
+            data = file.path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(file.source, f"cannot be read: {exc.strerror}"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if entry is not None and entry.fingerprint == fingerprint and entry.sha256 == digest:
+            # Touched but unchanged (a checkout, a copy): reuse, refresh the stat key.
+            loaded.append(entry.article)
+            problems.extend(entry.warnings)
+            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
+                                    entry.article, entry.warnings))
+            hits += 1
+            continue
+        article, found = load_one(file, data, digest, settings)
+        problems.extend(found)
+        if article is not None:
+            loaded.append(article)
+            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
+                                    article, tuple(p for p in found if not p.is_error)))
+
+    articles = _reject_duplicate_slugs(loaded, problems)
+    if cache is not None:
+        present = {f.source for f in files}
+        cache.save_entries(fresh, [source for source in cached if source not in present])
+    articles.sort(key=lambda a: (a.date, a.slug))
+    problems.sort(key=lambda p: (p.path, p.line or 0, p.severity is Severity.WARNING))
+    return LoadResult(tuple(articles), tuple(problems), len(files), hits,
+                      {a.slug: a for a in articles})
+
+
+def _reject_duplicate_slugs(articles: list[Article], problems: list[Problem]) -> list[Article]:
+    """Two files claiming one slug is ambiguous: which one would readers get?
+    Neither is sent until a person decides."""
+    groups: dict[str, list[Article]] = defaultdict(list)
+    for article in articles:
+        groups[article.slug].append(article)
+    kept: list[Article] = []
+    for slug, group in groups.items():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        sources = sorted(a.source for a in group)
+        for source in sources:
+            others = ", ".join(s for s in sources if s != source)
+            problems.append(Problem(source, f"duplicate slug {slug!r}, also used by {others}",
+                                    None, "slug", "a slug unique across content/"))
+    return kept

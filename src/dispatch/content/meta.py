@@ -1,0 +1,236 @@
+"""Frontmatter: split with python-frontmatter, read with line numbers, validate.
+
+Each field is checked on its own so one file reports every mistake at once,
+each with the line of the key that holds it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import frontmatter
+import yaml
+
+from dispatch.errors import Problem, Severity
+
+KNOWN_KEYS = (
+    "title", "date", "updated", "summary", "category", "tags", "author", "status", "slug",
+    "image", "image_alt", "canonical_url", "takeaway", "social", "email",
+)
+SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves timestamps as text, so dates are parsed by us
+    (with the site's timezone for naive ones) and errors can say why."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+
+_HANDLER = frontmatter.YAMLHandler()
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    metadata: dict[str, Any]
+    key_lines: dict[str, int]
+    body: str
+    body_line: int
+    """1-based file line where the body starts."""
+
+
+class FrontmatterError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def split(text: str, path: str) -> Split:
+    if not _HANDLER.detect(text):
+        raise FrontmatterError(Problem(path, "no frontmatter", 1, None,
+                                       "a '---' line, YAML fields, and another '---' line"))
+    try:
+        fm_text, body = _HANDLER.split(text)
+    except ValueError:
+        raise FrontmatterError(Problem(path, "frontmatter is not closed", 1, None,
+                                       "a second '---' line after the fields")) from None
+    body_start = len(text) - len(body)
+    body_line = text.count("\n", 0, body_start) + 1
+    loader = _Loader(fm_text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise FrontmatterError(Problem(path, f"YAML syntax error: {reason}", line, None,
+                                       "valid YAML 'key: value' lines")) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FrontmatterError(Problem(path, "frontmatter is not a set of 'key: value' fields",
+                                       2, None, "a YAML mapping"))
+    key_lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _value in node.value:
+            key_lines[str(key_node.value)] = key_node.start_mark.line + 2
+    return Split(data, key_lines, body, body_line)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    title: str
+    date: datetime
+    updated: datetime | None
+    summary: str | None
+    category: str | None
+    tags: tuple[str, ...]
+    author: str | None
+    status: str
+    slug: str | None
+    image: str | None
+    image_alt: str | None
+    canonical_url: str | None
+    takeaway: str | None
+    social: tuple[tuple[str, str], ...]
+    email: bool
+
+
+def parse_datetime(value: Any, tz: ZoneInfo) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed
+
+
+def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[Problem]]:
+    data = split_.metadata
+    problems: list[Problem] = []
+
+    def line(key: str) -> int:
+        return split_.key_lines.get(key, 1)
+
+    def error(key: str, message: str, expected: str | None = None) -> None:
+        problems.append(Problem(path, message, line(key), key, expected))
+
+    def optional_str(key: str) -> str | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            error(key, f"{value!r} is not text", "a string")
+            return None
+        if not isinstance(value, str):
+            error(key, f"{value!r} is a number, not text", "a string (quote it)")
+            return None
+        return value.strip() or None
+
+    for key in data:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else ", ".join(KNOWN_KEYS)
+            problems.append(Problem(path, f"unknown key {key!r} is ignored", line(str(key)),
+                                    str(key), hint, Severity.WARNING))
+
+    title = data.get("title")
+    if title is None or (isinstance(title, str) and not title.strip()):
+        error("title", "missing", "a title: line")
+    elif not isinstance(title, str):
+        error("title", f"{title!r} is not text", "a string")
+    elif CONTROL_RE.search(title):
+        error("title", "contains a line break or control character, which would break "
+              "email headers", "a title on one line")
+
+    raw_date = data.get("date")
+    published: datetime | None = None
+    if raw_date is None:
+        error("date", "missing", "an ISO 8601 date such as 2026-03-01 or 2026-03-01T09:00+01:00")
+    else:
+        published = parse_datetime(raw_date, tz)
+        if published is None:
+            error("date", f"{raw_date!r} is not a date",
+                  "ISO 8601, such as 2026-03-01 or 2026-03-01T09:00+01:00")
+    updated: datetime | None = None
+    if data.get("updated") is not None:
+        updated = parse_datetime(data["updated"], tz)
+        if updated is None:
+            error("updated", f"{data['updated']!r} is not a date", "ISO 8601")
+
+    raw_tags = data.get("tags")
+    tags: tuple[str, ...] = ()
+    if raw_tags is None:
+        pass
+    elif isinstance(raw_tags, str):
+        tags = tuple(t.strip() for t in raw_tags.split(",") if t.strip())
+    elif isinstance(raw_tags, list) and all(isinstance(t, str) for t in raw_tags):
+        tags = tuple(t.strip() for t in raw_tags if t.strip())
+    else:
+        error("tags", f"{raw_tags!r} is not a list of words", "a list such as [sleep, heart] "
+              "or a comma-separated string")
+
+    status = data.get("status", "published")
+    if status not in ("draft", "published"):
+        error("status", f"{status!r} is not a status", "draft or published")
+        status = "draft"
+
+    slug = optional_str("slug")
+    if slug is not None and not SLUG_RE.match(slug):
+        error("slug", f"{slug!r} is not a safe slug: it could escape the output folder or "
+              "break URLs", "letters, digits, '-', '_' and '.', not starting with '.'")
+        slug = None
+
+    canonical = optional_str("canonical_url")
+    if canonical is not None and not re.match(r"^https?://\S+$", canonical):
+        error("canonical_url", f"{canonical!r} is not an absolute URL", "https://…")
+        canonical = None
+
+    raw_social = data.get("social")
+    social: tuple[tuple[str, str], ...] = ()
+    if raw_social is not None:
+        if isinstance(raw_social, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw_social.items()
+        ):
+            social = tuple(sorted((k.lower(), v.strip()) for k, v in raw_social.items()))
+        else:
+            error("social", "is not a mapping of network to text",
+                  "for example:  social: {mastodon: 'text'}")
+
+    email = data.get("email", True)
+    if not isinstance(email, bool):
+        error("email", f"{email!r} is not true or false", "true or false")
+        email = True
+
+    fields = {key: optional_str(key) for key in
+              ("summary", "category", "author", "image", "image_alt", "takeaway")}
+
+    if any(p.is_error for p in problems) or published is None or not isinstance(title, str):
+        return None, problems
+    return Meta(
+        title=title.strip(), date=published, updated=updated, summary=fields["summary"],
+        category=fields["category"], tags=tags, author=fields["author"], status=str(status),
+        slug=slug, image=fields["image"], image_alt=fields["image_alt"],
+        canonical_url=canonical, takeaway=fields["takeaway"], social=social, email=email,
+    ), problems

@@ -1,0 +1,104 @@
+"""One pass of the main job: load, detect, then let every stage act.
+
+A pass takes ``now`` as a parameter (invariant 5). Stages are small callables
+listed by :func:`default_stages`; each gets the same
+:class:`PassContext` and answers with a one-line report. A stage that fails
+with a :class:`~dispatch.errors.DispatchError` is reported and the others
+still run (invariant 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatch.config import Settings
+from dispatch.content.loader import LoadResult, load_site
+from dispatch.errors import DispatchError, Problem
+from dispatch.models import Article
+from dispatch.store.articles import Publication, StoreCache, record_publications
+from dispatch.store.engine import Store
+
+
+@dataclass(frozen=True)
+class PassContext:
+    settings: Settings
+    store: Store
+    now: datetime
+    load: LoadResult
+    publication: Publication
+
+    @property
+    def published(self) -> tuple[Article, ...]:
+        return tuple(a for a in self.load.articles if a.is_published(self.now))
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    stage: str
+    summary: str
+    problems: tuple[Problem, ...] = ()
+    failed: bool = False
+
+
+Stage = Callable[[PassContext], StageReport]
+
+
+def default_stages() -> list[tuple[str, Stage]]:
+    """Every stage of a pass, in order, after articles are recorded.
+
+    Imported here rather than at the top so that ``dispatch check`` never
+    pays for premailer, feedgen or httpx.
+    """
+    stages: list[tuple[str, Stage]] = []
+    return stages
+
+
+@dataclass(frozen=True)
+class PassReport:
+    now: datetime
+    loaded: int
+    published: int
+    new: tuple[str, ...]
+    changed: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    stages: tuple[StageReport, ...] = field(default=())
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if p.is_error) + sum(
+            1 for s in self.stages for p in s.problems if p.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and not any(s.failed for s in self.stages)
+
+
+def load(settings: Settings, store: Store) -> LoadResult:
+    return load_site(settings, StoreCache(store))
+
+
+def run_pass(settings: Settings, store: Store, now: datetime,
+             stages: list[tuple[str, Stage]] | None = None) -> PassReport:
+    if now.tzinfo is None:
+        raise ValueError("run_pass needs an aware 'now'")
+    result = load(settings, store)
+    publication = record_publications(store, result.articles, now)
+    ctx = PassContext(settings, store, now, result, publication)
+    reports: list[StageReport] = []
+    for name, stage in (default_stages() if stages is None else stages):
+        try:
+            reports.append(stage(ctx))
+        except DispatchError as exc:
+            problems = getattr(exc, "problems", ())
+            reports.append(StageReport(name, f"failed: {exc}", tuple(problems), failed=True))
+    return PassReport(
+        now=now,
+        loaded=len(result.articles),
+        published=len(ctx.published),
+        new=tuple(a.slug for a in publication.new),
+        changed=tuple(a.slug for a in publication.changed),
+        problems=result.problems,
+        stages=tuple(reports),
+    )

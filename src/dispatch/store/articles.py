@@ -1,0 +1,108 @@
+"""What the store remembers about articles: the load cache and publications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+
+from dispatch.content.cache import (
+    CacheEntry,
+    article_from_json,
+    article_to_json,
+    problems_from_json,
+    problems_to_json,
+)
+from dispatch.models import Article
+from dispatch.store.engine import Store
+from dispatch.store.schema import article_cache, published_articles
+
+
+class StoreCache:
+    """:class:`~dispatch.content.cache.ArticleCache` backed by the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load_entries(self) -> Mapping[str, CacheEntry]:
+        t = article_cache
+        with self.store.read() as conn:
+            rows = conn.execute(select(t.c.source, t.c.size, t.c.mtime_ns, t.c.sha256,
+                                       t.c.fingerprint, t.c.article, t.c.warnings)).all()
+        return {
+            row.source: CacheEntry(row.source, row.size, row.mtime_ns, row.sha256,
+                                   row.fingerprint, article_from_json(row.article),
+                                   problems_from_json(row.warnings))
+            for row in rows
+        }
+
+    def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None:
+        rows = [
+            {"source": e.source, "size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256,
+             "fingerprint": e.fingerprint, "article": article_to_json(e.article),
+             "warnings": problems_to_json(e.warnings)}
+            for e in entries
+        ]
+        gone = list(forget)
+        if not rows and not gone:
+            return
+        with self.store.write() as conn:
+            sources = [r["source"] for r in rows] + gone
+            for start in range(0, len(sources), 500):
+                chunk = sources[start:start + 500]
+                conn.execute(delete(article_cache).where(article_cache.c.source.in_(chunk)))
+            if rows:
+                conn.execute(insert(article_cache), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """What a pass learned: articles published for the first time, and
+    already-published articles whose content changed."""
+
+    new: tuple[Article, ...]
+    changed: tuple[Article, ...]
+
+
+def record_publications(store: Store, articles: Sequence[Article], now: datetime) -> Publication:
+    """Record every article published as of ``now``; idempotent.
+
+    An article counts as new only the first time it is seen published, so a
+    re-run, a restart or an edit never makes it new again.
+    """
+    published = [a for a in articles if a.is_published(now)]
+    t = published_articles
+    new: list[Article] = []
+    changed: list[Article] = []
+    with store.write() as conn:
+        known = {row.slug: row.content_hash
+                 for row in conn.execute(select(t.c.slug, t.c.content_hash))}
+        candidates = [a for a in published if a.slug not in known]
+        for article in published:
+            seen = known.get(article.slug)
+            if seen is not None and seen != article.content_hash:
+                changed.append(article)
+        if candidates:
+            # The unique slug decides, not our read above: a second pass
+            # running at the same moment inserts nothing and sees nothing new.
+            inserted = set(conn.execute(
+                store.insert_ignore(t).returning(t.c.slug),
+                [{"slug": a.slug, "source": a.source, "content_hash": a.content_hash,
+                  "published_at": a.date, "first_seen_at": now, "changed_at": now}
+                 for a in candidates],
+            ).scalars())
+            new = [a for a in candidates if a.slug in inserted]
+        for article in changed:
+            conn.execute(update(t).where(t.c.slug == article.slug).values(
+                content_hash=article.content_hash, source=article.source, changed_at=now))
+    return Publication(tuple(new), tuple(changed))
+
+
+def first_seen(store: Store) -> dict[str, datetime]:
+    """When each published slug was first seen published."""
+    t = published_articles
+    with store.read() as conn:
+        return {row.slug: row.first_seen_at
+                for row in conn.execute(select(t.c.slug, t.c.first_seen_at))}

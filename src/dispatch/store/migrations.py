@@ -1,0 +1,43 @@
+"""Ordered, named migrations; each runs once per database.
+
+A migration is identified by its name, not a number, so stages can add
+theirs independently; they run in list order and are recorded in
+``schema_migrations``. Never edit a shipped migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Table, insert, select
+
+from dispatch.store import schema
+
+Migration = tuple[str, Callable[[Connection], None]]
+
+
+def _create(*tables: Table) -> Callable[[Connection], None]:
+    def run(conn: Connection) -> None:
+        for table in tables:
+            table.create(conn)  # indexes declared on the table come with it
+    return run
+
+
+MIGRATIONS: list[Migration] = [
+    ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
+]
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply pending migrations inside the caller's transaction; return their names."""
+    schema.schema_migrations.create(conn, checkfirst=True)
+    done = set(conn.execute(select(schema.schema_migrations.c.id)).scalars())
+    applied: list[str] = []
+    for name, run in MIGRATIONS:
+        if name in done:
+            continue
+        run(conn)
+        conn.execute(insert(schema.schema_migrations).values(id=name, applied_at=datetime.now(UTC)))
+        applied.append(name)
+    return applied
