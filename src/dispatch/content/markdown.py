@@ -136,13 +136,17 @@ def split_footnotes(tokens: list[Token]) -> tuple[list[Token], list[Token]]:
 
 
 def drop_empty_sources_heading(tokens: list[Token]) -> list[Token]:
-    """A trailing "Sources" heading holding only footnote definitions is empty
-    once the footnotes move to their own block; drop it rather than ship a
-    heading with nothing under it."""
-    if len(tokens) >= 3 and tokens[-3].type == "heading_open" and SOURCES_HEADING.match(
-        heading_text(tokens, len(tokens) - 3)
-    ):
-        return tokens[:-3]
+    """A "Sources" heading that held only footnote definitions is empty once
+    the footnotes move to their own block; drop it rather than ship a heading
+    with nothing under it."""
+    for i, tok in enumerate(tokens):
+        if tok.type != "heading_open" or not SOURCES_HEADING.match(heading_text(tokens, i)):
+            continue
+        following = tokens[i + 3] if i + 3 < len(tokens) else None
+        if following is None or (
+            following.type == "heading_open" and _heading_level(following) <= _heading_level(tok)
+        ):
+            return tokens[:i] + tokens[i + 3:]
     return tokens
 
 
