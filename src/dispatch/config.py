@@ -102,9 +102,8 @@ def locate_key(text: str, dotted: str) -> int | None:
         header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
         if header:
             current = header.group(1).strip()
-            if not key or current == dotted:
-                if current == dotted:
-                    return number
+            if current == dotted:
+                return number
             continue
         if current == table and re.match(rf"^{re.escape(key)}\s*=", stripped):
             return number
@@ -115,8 +114,8 @@ def _str(raw: Mapping[str, Any], key: str, default: str, problems: list[Problem]
          where: str, text: str) -> str:
     value = raw.get(key, default)
     if not isinstance(value, str):
-        problems.append(Problem(CONFIG_FILE, f"{value!r} is not text", locate_key(text, f"{where}.{key}"),
-                                f"{where}.{key}", "a string"))
+        problems.append(Problem(CONFIG_FILE, f"{value!r} is not text",
+                                locate_key(text, f"{where}.{key}"), f"{where}.{key}", "a string"))
         return default
     return value
 
@@ -165,7 +164,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         name=_str(sender_raw, "name", site.title, problems, "sender", text),
         email=_str(sender_raw, "email", "newsletter@localhost", problems, "sender", text),
         postal_address=_str(sender_raw, "postal_address", "", problems, "sender", text),
-        reply_to=sender_raw.get("reply_to") if isinstance(sender_raw.get("reply_to"), str) else None,
+        reply_to=(sender_raw["reply_to"] if isinstance(sender_raw.get("reply_to"), str)
+                  else None),
     )
     if problems:
         raise ConfigError(problems)

@@ -52,6 +52,9 @@ def default_stages() -> list[tuple[str, Stage]]:
     pays for premailer, feedgen or httpx.
     """
     stages: list[tuple[str, Stage]] = []
+    from dispatch.feeds.stage import feeds_stage
+
+    stages.append(("feeds", feeds_stage))
     return stages
 
 

@@ -10,8 +10,8 @@ from types import FrameType
 import click
 from rich.table import Table
 
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
 from dispatch.checks import all_problems
+from dispatch.cli.base import Site, console, main, now, print_problems, site_command
 from dispatch.pipeline import PassReport, load, run_pass
 
 

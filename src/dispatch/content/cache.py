@@ -53,12 +53,17 @@ def article_from_json(text: str) -> Article:
 
 
 def problems_to_json(problems: Iterable[Problem]) -> str:
+    problems = list(problems)
+    if not problems:
+        return ""  # the common case; skips a JSON parse per file on warm passes
     return json.dumps([
         {**asdict(p), "severity": p.severity.value} for p in problems
     ], ensure_ascii=False)
 
 
 def problems_from_json(text: str) -> tuple[Problem, ...]:
+    if not text:
+        return ()
     return tuple(
         Problem(**{**item, "severity": Severity(item["severity"])}) for item in json.loads(text)
     )

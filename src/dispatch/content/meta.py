@@ -37,7 +37,7 @@ _Loader.yaml_implicit_resolvers = {
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
 
-_HANDLER = frontmatter.YAMLHandler()
+_HANDLER = frontmatter.default_handlers.YAMLHandler()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,15 @@ def split(text: str, path: str) -> Split:
                                        "a second '---' line after the fields")) from None
     body_start = len(text) - len(body)
     body_line = text.count("\n", 0, body_start) + 1
+    # fm_text starts with the newline that ends the opening '---' line, so a
+    # YAML line index is also the file's 1-based line number minus one.
     loader = _Loader(fm_text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
+        line = mark.line + 1 if mark is not None else 1
         reason = getattr(exc, "problem", None) or str(exc)
         raise FrontmatterError(Problem(path, f"YAML syntax error: {reason}", line, None,
                                        "valid YAML 'key: value' lines")) from None
@@ -86,7 +88,7 @@ def split(text: str, path: str) -> Split:
     key_lines: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, _value in node.value:
-            key_lines[str(key_node.value)] = key_node.start_mark.line + 2
+            key_lines[str(key_node.value)] = key_node.start_mark.line + 1
     return Split(data, key_lines, body, body_line)
 
 

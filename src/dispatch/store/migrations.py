@@ -26,6 +26,10 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
 
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
+    ("outbox_0001_subscribers_outbox", _create(
+        schema.subscribers, schema.mailing_lists, schema.list_members, schema.editions,
+        schema.outbox)),
+    ("social_0001_social_posts", _create(schema.social_posts)),
 ]
 
 

@@ -14,11 +14,16 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -80,3 +85,107 @@ article_cache = Table(
 )
 
 # Later stages add their tables below, each with a migration.
+
+# --- subscribers, lists and the outbox (issue 6) ---------------------------
+# Integer keys: autoincrement needs INTEGER on SQLite, BIGINT on PostgreSQL.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text, nullable=False, default=""),
+    # active | unsubscribed | bounced | complained; only 'active' is ever mailed.
+    Column("status", String(20), nullable=False),
+    Column("fields", Text, nullable=False, default="{}"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status_changed_at", UTCDateTime(), nullable=False),
+    Column("status_reason", Text, nullable=True),
+)
+
+mailing_lists = Table(
+    "mailing_lists", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+list_members = Table(
+    "list_members", metadata,
+    Column("list_name", String(100), ForeignKey("mailing_lists.name", ondelete="CASCADE"),
+           primary_key=True),
+    Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("added_at", UTCDateTime(), nullable=False),
+    Index("ix_list_members_subscriber", "subscriber_id"),
+)
+
+# One row per queued edition; the rendered edition (Edition.to_json()) lives
+# here ONCE, never in the per-recipient rows (invariant 2).
+editions = Table(
+    "editions", metadata,
+    Column("edition_id", String(200), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    # sending | paused | cancelled ("complete" is derived: nothing pending)
+    Column("state", String(20), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("total", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per (edition, subscriber): the unique key is what makes queueing
+# idempotent. status: queued -> sending (leased) -> sent | failed | suppressed
+# | cancelled; a temporary failure goes back to queued with a later available_at.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("edition_id", String(200), ForeignKey("editions.edition_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("subscriber_id", _Id, ForeignKey("subscribers.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("available_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(80), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("detail", Text, nullable=True),
+    UniqueConstraint("edition_id", "subscriber_id", name="uq_outbox_edition_subscriber"),
+    Index("ix_outbox_due", "available_at", "id",
+          sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'")),
+    Index("ix_outbox_leased", "lease_until",
+          sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
+    Index("ix_outbox_edition_status", "edition_id", "status"),
+    Index("ix_outbox_subscriber", "subscriber_id", "status"),
+    Index("ix_outbox_finished", "finished_at"),
+)
+
+# One social post per (article, network), created once when the article is
+# first published; the composed text is frozen here, so an edit never posts
+# again. queued -> sending (leased) -> sent | failed, like the email outbox.
+social_posts = Table(
+    "social_posts", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("slug", String(200), nullable=False),
+    Column("network", String(50), nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("available_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(80), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("remote_id", Text, nullable=True),
+    Column("remote_url", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("slug", "network", name="uq_social_posts_slug_network"),
+    Index("ix_social_posts_due", "available_at", "id",
+          sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'")),
+    Index("ix_social_posts_leased", "lease_until",
+          sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
+)

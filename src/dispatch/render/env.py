@@ -1,0 +1,114 @@
+"""The Jinja2 environments: email templates, and subject lines.
+
+A site's ``templates/email/`` comes first and the packaged defaults second,
+so overriding one template means copying that one file. Undefined variables
+are errors (StrictUndefined): a typo in a template must not send an email
+with a hole in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from dispatch.config import Settings
+from dispatch.errors import Problem, TemplateError
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+
+def site_dir(settings: Settings) -> Path:
+    return settings.templates_dir / "email"
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(site_templates: str) -> jinja2.Environment:
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(site_templates),
+        jinja2.FileSystemLoader(str(PACKAGE_DIR)),
+    ])
+    env = jinja2.Environment(
+        loader=loader,
+        # .txt templates build the plain-text part: escaping there would
+        # turn "R&D" into "R&amp;D" in the reader's inbox.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"),
+                                            default_for_string=True, default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def environment(settings: Settings) -> jinja2.Environment:
+    return _environment(str(site_dir(settings)))
+
+
+_SUBJECT_ENV = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+def render_subject(source: str, context: dict[str, Any]) -> str:
+    """Render a subject line template; headers are never HTML-escaped."""
+    try:
+        text = _SUBJECT_ENV.from_string(source).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError([Problem("subject", f"template syntax error: {exc.message}",
+                                     exc.lineno, "subject", "a Jinja2 expression")]) from None
+    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError,
+            ValueError) as exc:
+        raise TemplateError([Problem("subject", f"{source!r}: {exc}", None, "subject",
+                                     "variables such as articles, article, site")]) from None
+    return " ".join(text.split())
+
+
+def display_path(filename: str | None, settings: Settings) -> str:
+    """Where a template lives, as a user should read it."""
+    if not filename:
+        return "templates/email"
+    path = Path(filename)
+    if path.is_relative_to(PACKAGE_DIR):
+        return f"(packaged) dispatch/templates/email/{path.relative_to(PACKAGE_DIR).as_posix()}"
+    if path.is_relative_to(settings.root):
+        return path.relative_to(settings.root).as_posix()
+    return str(path)
+
+
+def _template_frame(exc: BaseException) -> tuple[str | None, int | None]:
+    """Jinja rewrites tracebacks so template frames carry the template's file
+    and line; the innermost such frame is where the error is."""
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename
+        if name.endswith((".html", ".txt", ".htm")):
+            found = (name, frame.lineno)
+    return found
+
+
+def template_error(exc: Exception, settings: Settings) -> TemplateError:
+    """Turn any failure while loading or rendering a template into a TemplateError
+    that names the template file and line."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError([Problem(display_path(exc.filename, settings),
+                                      f"template syntax error: {exc.message}", exc.lineno,
+                                      "template", "valid Jinja2 syntax")])
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return TemplateError([Problem(str(site_dir(settings).relative_to(settings.root)
+                                          if site_dir(settings).is_relative_to(settings.root)
+                                          else site_dir(settings)),
+                                      f"template {exc.name!r} not found", None, "template",
+                                      "a file in templates/email/ or a packaged default")])
+    filename, line = _template_frame(exc)
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined variable: {exc.message}"
+        expected = "only variables the email templates receive (see README)"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+        expected = None
+    return TemplateError([Problem(display_path(filename, settings), message, line, "template",
+                                  expected)])

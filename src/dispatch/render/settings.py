@@ -1,0 +1,108 @@
+"""The ``[email]`` table of dispatch.toml, typed and validated.
+
+Every value has a default, so a site without an ``[email]`` table still
+renders; a wrong value is a ConfigError that names the key and its line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dispatch.config import Settings
+from dispatch.errors import ConfigError, Problem, Severity
+
+# Gmail clips the HTML part at about 102 KB; warn well before it.
+WARN_BYTES = 90 * 1024
+CLIP_BYTES = 102 * 1024
+
+DEFAULT_DIGEST_SUBJECT = (
+    "{{ site.title }}: {{ articles|length }} new article{{ '' if articles|length == 1 else 's' }}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    name_fallback: str = "reader"
+    """Used where a subscriber has no name: "Hi reader,"."""
+    list_id: str = ""
+    """``List-Id`` value such as ``Weekly <weekly.example.org>``; derived from the site if empty."""
+    digest_subject: str = DEFAULT_DIGEST_SUBJECT
+    article_subject: str = "{{ article.title }}"
+    digest_intro: str = "Here is what we published recently."
+    disclaimer: str = ""
+    why: str = ""
+    """The "why you get this" line; derived from the site title if empty."""
+    utm: tuple[tuple[str, str], ...] = (("utm_source", "newsletter"), ("utm_medium", "email"))
+    """Added to links that point at the site; ``utm_campaign`` is the edition id unless set."""
+    utm_campaign_from_edition: bool = True
+    allow_clip: bool = False
+    """Let an edition past Gmail's clip size render anyway (dispatch check still warns)."""
+    image_alt_fallback: str = "Illustration"
+
+    def why_line(self, settings: Settings) -> str:
+        return self.why or (
+            f"You are receiving this because you subscribed to {settings.site.title}."
+        )
+
+    def list_id_for(self, settings: Settings) -> str:
+        if self.list_id:
+            return self.list_id
+        host = re.sub(r"^https?://", "", settings.site.url).split("/")[0].split(":")[0]
+        return f"{settings.site.title} <newsletter.{host}>"
+
+
+_STR_KEYS = ("name_fallback", "list_id", "digest_subject", "article_subject", "digest_intro",
+             "disclaimer", "why", "image_alt_fallback")
+
+
+def load_email_settings(settings: Settings) -> EmailSettings:
+    """Parse ``[email]``; raise ConfigError listing every bad key."""
+    raw: Mapping[str, Any] = settings.section("email")
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for key in _STR_KEYS:
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str):
+                problems.append(settings.problem(f"email.{key}", f"{value!r} is not text",
+                                                 "a string"))
+            elif key in ("list_id",) and ("\n" in value or "\r" in value):
+                problems.append(settings.problem(f"email.{key}", "contains a line break",
+                                                 "one line"))
+            else:
+                values[key] = value
+    if "allow_clip" in raw:
+        if isinstance(raw["allow_clip"], bool):
+            values["allow_clip"] = raw["allow_clip"]
+        else:
+            problems.append(settings.problem("email.allow_clip", f"{raw['allow_clip']!r} is not "
+                                             "true or false", "true or false"))
+    utm = raw.get("utm")
+    if utm is not None:
+        if not isinstance(utm, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in utm.items()
+        ):
+            problems.append(settings.problem("email.utm", "must be a table of text values",
+                                             '[email.utm] with utm_source = "newsletter"'))
+        else:
+            values["utm"] = tuple((k, v) for k, v in utm.items() if v != "")
+            values["utm_campaign_from_edition"] = "utm_campaign" not in utm
+    if problems:
+        raise ConfigError(problems)
+    return EmailSettings(**values)
+
+
+def size_problems(path: str, html_bytes: int, allow_clip: bool) -> list[Problem]:
+    """Gmail's clip, as a Problem: a warning past 90 KB, an error past 102 KB."""
+    kb = html_bytes / 1024
+    if html_bytes > CLIP_BYTES:
+        return [Problem(path, f"HTML part is {kb:.0f} KB; Gmail clips past 102 KB, hiding the "
+                        "footer and the unsubscribe link", None, "size", "at most 102 KB",
+                        Severity.WARNING if allow_clip else Severity.ERROR)]
+    if html_bytes > WARN_BYTES:
+        return [Problem(path, f"HTML part is {kb:.0f} KB, close to Gmail's 102 KB clip", None,
+                        "size", "under 90 KB", Severity.WARNING)]
+    return []

@@ -1,0 +1,357 @@
+"""``schedules.yaml``: read it, check it, and report every mistake at once.
+
+Structure and types are checked by pydantic (one model per schedule, so one
+broken entry never hides the mistakes in the next); each pydantic error is
+turned into a :class:`~dispatch.errors.Problem` that names the line, the
+field path (``schedules[2].cron``) and what was expected. Checks that need
+the outside world (audience lists, templates, the clock) live in
+``checks.py`` beside this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from dispatch.errors import Problem, Severity
+from dispatch.schedule.model import (
+    DEFAULT_MAX_LATENESS,
+    DURATION_EXPECTED,
+    MIN_EVERY,
+    At,
+    Cron,
+    Every,
+    OnPublish,
+    QuietHours,
+    Schedule,
+    ScheduleSet,
+    Trigger,
+    format_duration,
+    parse_duration,
+)
+from dispatch.schedule.triggers import CRON_EXPECTED, normalise_cron
+from dispatch.schedule.yamlfile import LocatedYaml, Path, YamlSyntaxError, load_located
+
+FILE = "schedules.yaml"
+TRIGGER_KEYS = ("cron", "at", "on_publish", "every")
+QUIET_EXPECTED = "a daily window such as \"21:00-07:00\""
+
+
+def _fail(message: str, expected: str) -> PydanticCustomError:
+    # The message becomes the Problem's text and ctx["expected"] its hint.
+    return PydanticCustomError("dispatch", message.replace("{", "{{").replace("}", "}}"),
+                               {"expected": expected})
+
+
+def _duration(value: Any, *, at_least: Any = None) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(f"{value!r} is not a duration", DURATION_EXPECTED)
+    try:
+        delta = parse_duration(value)
+    except ValueError as exc:
+        raise _fail(str(exc), DURATION_EXPECTED) from None
+    if at_least is not None and delta < at_least:
+        raise _fail(f"{value!r} is too short", f"at least {format_duration(at_least)}")
+    return delta
+
+
+def _timezone(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(f"{value!r} is not a known timezone",
+                    "an IANA name such as Europe/London or America/New_York") from None
+    return str(value)
+
+
+def _quiet(value: Any) -> Any:
+    if value is None:
+        return None
+    text = str(value).replace(" ", "")
+    try:
+        start_text, end_text = text.split("-")
+        start, end = time.fromisoformat(start_text.zfill(5)), time.fromisoformat(end_text.zfill(5))
+    except ValueError:
+        raise _fail(f"{value!r} is not a time window", QUIET_EXPECTED) from None
+    if start == end:
+        raise _fail(f"{value!r} is an empty window", QUIET_EXPECTED)
+    return QuietHours(start, end)
+
+
+def _names(value: Any) -> Any:
+    """Let staff write ``audience: weekly`` for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class ScheduleModel(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    kind: Literal["digest", "article", "social", "feeds"]
+    note: str | None = None
+    cron: str | None = None
+    at: datetime | None = None
+    on_publish: bool | None = None
+    every: Any = None
+    delay: Any = None
+    timezone: str | None = None
+    audience: list[str] = []
+    categories: list[str] = []
+    tags: list[str] = []
+    max_articles: int | None = Field(default=None, ge=1)
+    min_articles: int = Field(default=1, ge=0)
+    subject: str | None = None
+    intro: str | None = None
+    template: str | None = None
+    networks: list[str] | None = None
+    enabled: bool = True
+    max_lateness: Any = None
+    quiet_hours: Any = None
+
+    @field_validator("audience", "categories", "tags", "networks", mode="before")
+    @classmethod
+    def check_names(cls, value: Any) -> Any:
+        return _names(value)
+
+    @field_validator("cron")
+    @classmethod
+    def check_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            normalise_cron(value)
+        except ValueError:
+            raise _fail(f"{value!r} is not a cron expression", CRON_EXPECTED) from None
+        return value
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def check_every(cls, value: Any) -> Any:
+        return _duration(value, at_least=MIN_EVERY)
+
+    @field_validator("delay", "max_lateness", mode="before")
+    @classmethod
+    def check_durations(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def check_timezone(cls, value: Any) -> Any:
+        return _timezone(value)
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def check_quiet(cls, value: Any) -> Any:
+        return _quiet(value)
+
+    @field_validator("subject", "intro")
+    @classmethod
+    def check_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                jinja2.Environment().parse(value)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _fail(f"{value!r} is not a valid template: {exc.message}",
+                            "text with {{ placeholders }} such as "
+                            "\"{{ site.title }}: {{ articles | length }} new\"") from None
+        return value
+
+
+class FileModel(_Strict):
+    timezone: str | None = None
+    max_lateness: Any = None
+    quiet_hours: Any = None
+    schedules: list[Any] = []
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def check_timezone(cls, value: Any) -> Any:
+        return _timezone(value)
+
+    @field_validator("max_lateness", mode="before")
+    @classmethod
+    def check_lateness(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def check_quiet(cls, value: Any) -> Any:
+        return _quiet(value)
+
+
+_FRIENDLY = {
+    "missing": ("is missing", None),
+    "int_parsing": ("{input!r} is not a whole number", "a whole number"),
+    "int_type": ("{input!r} is not a whole number", "a whole number"),
+    "bool_parsing": ("{input!r} is not yes/no", "true or false"),
+    "bool_type": ("{input!r} is not yes/no", "true or false"),
+    "string_type": ("{input!r} is not text", "text"),
+    "list_type": ("{input!r} is not a list", "a list such as [a, b]"),
+    "dict_type": ("is not a mapping of keys to values", "key: value lines"),
+    "model_type": ("is not a mapping of keys to values", "key: value lines"),
+    "datetime_parsing": ("{input!r} is not a date and time", "YYYY-MM-DD HH:MM"),
+    "datetime_type": ("{input!r} is not a date and time", "YYYY-MM-DD HH:MM"),
+    "greater_than_equal": ("{input!r} is too small", None),
+    "literal_error": ("{input!r} is not allowed", None),
+    "string_pattern_mismatch": ("{input!r} is not a valid id",
+                                "lower-case letters, digits, - and _"),
+}
+
+
+def _field_name(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(exc: ValidationError, base: Path, doc: LocatedYaml,
+                       allowed: Iterable[str]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = (*base, *err["loc"])
+        line = doc.line(path)
+        ctx = err.get("ctx") or {}
+        kind = err["type"]
+        expected = ctx.get("expected")
+        if kind == "dispatch":
+            message = err["msg"]
+        elif kind == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
+            message = f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            expected = "one of " + ", ".join(sorted(allowed))
+        elif kind in _FRIENDLY:
+            template, hint = _FRIENDLY[kind]
+            message = template.format(input=err.get("input"))
+            expected = hint or str(ctx.get("expected") or ctx.get("ge") or "") or None
+            if kind == "greater_than_equal":
+                expected = f"at least {ctx.get('ge')}"
+        else:
+            message = err["msg"]
+        problems.append(Problem(FILE, message, line, _field_name(path), expected))
+    return problems
+
+
+def parse_schedules(text: str, default_timezone: str = "UTC") -> tuple[ScheduleSet, list[Problem]]:
+    """Every valid schedule plus every problem found; never raises for a mistake."""
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()
+    try:
+        doc = load_located(text)
+    except YamlSyntaxError as exc:
+        return ScheduleSet(fingerprint=fingerprint), [
+            Problem(FILE, f"not valid YAML: {exc}", exc.line, None, "indented key: value lines")]
+    problems = [Problem(FILE, f"{path[-1]!r} is written twice; only one counts", line,
+                        _field_name(path), "each key once") for path, line in doc.duplicates]
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        return ScheduleSet(fingerprint=fingerprint), [
+            Problem(FILE, "the file is not a mapping", 1, None, "a 'schedules:' list")]
+    try:
+        top = FileModel.model_validate(data)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc, (), doc, FileModel.model_fields)
+        top = FileModel.model_validate({"schedules": data.get("schedules") or []}
+                                       if isinstance(data.get("schedules"), list) else {})
+    tz_name = top.timezone or default_timezone
+    schedules: list[Schedule] = []
+    seen: dict[str, int | None] = {}
+    for index, raw in enumerate(top.schedules):
+        base: Path = ("schedules", index)
+        try:
+            model = ScheduleModel.model_validate(raw)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, base, doc, ScheduleModel.model_fields)
+            continue
+        line = doc.line(base)
+        if model.id in seen:
+            problems.append(Problem(FILE, f"id {model.id!r} is already used on line {seen[model.id]}",
+                                    doc.line((*base, "id")), _field_name((*base, "id")),
+                                    "a unique id per schedule"))
+            continue
+        seen[model.id] = line
+        schedule, found = _build(model, top, tz_name, base, doc)
+        problems += found
+        if schedule is not None and not any(p.is_error for p in found):
+            schedules.append(schedule)
+    return ScheduleSet(tuple(schedules), tz_name, fingerprint), problems
+
+
+def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
+           doc: LocatedYaml) -> tuple[Schedule | None, list[Problem]]:
+    """Rules across fields: one trigger, and each key only where it means something."""
+    problems: list[Problem] = []
+
+    def report(key: str, message: str, expected: str | None,
+               severity: Severity = Severity.ERROR) -> None:
+        path = (*base, key) if key else base
+        problems.append(Problem(FILE, message, doc.line(path), _field_name(path), expected,
+                                severity))
+
+    given = [k for k in TRIGGER_KEYS if getattr(m, k) not in (None, False)]
+    one_of = "exactly one of cron, at, on_publish, every"
+    if len(given) != 1:
+        what = "no trigger" if not given else "two triggers (" + ", ".join(given) + ")"
+        report(given[1] if len(given) > 1 else "", f"schedule {m.id!r} has {what}", one_of)
+        return None, problems
+    trigger: Trigger
+    if m.cron is not None:
+        trigger = Cron(m.cron, normalise_cron(m.cron))
+        minute, hour, dom, month, dow = m.cron.split()
+        if dom != "*" and dow != "*":
+            report("cron", f"{m.cron!r} sets both a day of month and a weekday; it fires only "
+                   "on days matching both (crontab would fire on either)", None, Severity.WARNING)
+    elif m.at is not None:
+        tz = ZoneInfo(m.timezone or tz_name)
+        trigger = At(m.at if m.at.tzinfo else m.at.replace(tzinfo=tz))
+    elif m.every is not None:
+        trigger = Every(m.every)
+    else:
+        trigger = OnPublish(m.delay or OnPublish().delay)
+    if m.delay is not None and not m.on_publish:
+        report("delay", "delay only applies to on_publish schedules", "on_publish: true")
+    if m.kind == "article" and not m.on_publish:
+        report(given[0], "an article schedule sends each new article, so it fires on publish",
+               "on_publish: true (with an optional delay)")
+    if m.kind == "digest" and m.on_publish:
+        report("on_publish", "a digest collects articles, so it needs a time to go out",
+               "cron, at or every")
+    email = m.kind in ("digest", "article")
+    if email and not m.audience:
+        report("audience", f"a {m.kind} schedule needs an audience", "a list of subscriber lists")
+    if not email and m.audience:
+        report("audience", f"a {m.kind} schedule sends no email, so audience has no effect", None)
+    for key in ("subject", "template"):
+        if not email and getattr(m, key) is not None:
+            report(key, f"a {m.kind} schedule sends no email, so {key} has no effect", None)
+    if m.networks is not None and m.kind != "social":
+        report("networks", "networks only applies to social schedules", None)
+    if m.kind not in ("digest", "social") and "max_articles" in m.model_fields_set:
+        report("max_articles", f"max_articles has no effect on a {m.kind} schedule", None)
+    if m.kind != "digest" and "min_articles" in m.model_fields_set:
+        report("min_articles", "min_articles only applies to digests", None)
+    if problems and any(p.is_error for p in problems):
+        return None, problems
+    schedule = Schedule(
+        id=m.id, kind=m.kind, trigger=trigger, tz=ZoneInfo(m.timezone or tz_name),
+        audience=tuple(m.audience), categories=tuple(m.categories), tags=tuple(m.tags),
+        max_articles=m.max_articles, min_articles=m.min_articles, subject=m.subject,
+        intro=m.intro, template=m.template,
+        networks=tuple(m.networks) if m.networks is not None else None, enabled=m.enabled,
+        max_lateness=m.max_lateness or top.max_lateness or DEFAULT_MAX_LATENESS,
+        quiet_hours=m.quiet_hours or top.quiet_hours, line=doc.line(base))
+    return schedule, problems

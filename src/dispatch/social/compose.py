@@ -1,0 +1,282 @@
+"""One article to one post per network, measured by that network's rule.
+
+The post is ``BODY\\n\\nLINK`` plus, while they still fit, ``\\n#Tag #Tag``.
+BODY is built from the source text (frontmatter override, else the Key
+takeaway, else the summary):
+
+1. Whole sentences, in order, while they fit together with the link.
+2. If not even the first sentence fits, it is cut: the longest prefix of
+   *atoms* (grapheme clusters, with every URL, domain, hashtag and mention
+   one indivisible atom) that fits with a trailing "…", moved back to the
+   last space unless that would throw away more than 40% of it (text with
+   no spaces, such as CJK or one enormous word, is cut between graphemes).
+3. The final text is measured again with the network's rule; it fits.
+
+The link is never shortened or dropped: a link that cannot fit on its own
+is an error for that article and network, not a broken post.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import regex
+
+from dispatch.content import markdown as md
+from dispatch.errors import ContentError, Problem
+from dispatch.models import Article
+from dispatch.social.config import NetworkConfig
+from dispatch.social.count import RULES
+
+ELLIPSIS = "…"
+SEPARATOR = "\n\n"
+# A cut that keeps less than this share of what would fit is worse than a
+# mid-word cut (only possible when the text has almost no spaces).
+MIN_WORD_CUT_SHARE = 0.6
+MAX_CARD_DESCRIPTION = 300
+
+_ATOM = regex.compile(
+    r"https?://\S+"
+    r"|(?:[\p{L}\p{N}_-]+\.)+\p{L}[\p{L}\p{N}-]+(?:/\S*)?"
+    r"|[#@][\p{L}\p{N}_]+(?:@[\p{L}\p{N}.-]*[\p{L}\p{N}])?"
+    r"|\X",
+    regex.IGNORECASE,
+)
+_SENTENCE_END = regex.compile(r"(?<=[.!?…][)\]\"'”’»]*)\s+|(?<=[。！？])")
+_CONTROL = regex.compile(r"[\p{Cc}\p{Cs}\p{Co}\u2028\u2029]")
+_TRAILING = set(" ,;:.-–—(/[{\"'“‘«")
+_TAG_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+
+Source = Literal["override", "takeaway", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Facet:
+    """A Bluesky rich-text facet; offsets are UTF-8 bytes, end exclusive."""
+
+    byte_start: int
+    byte_end: int
+    kind: Literal["link", "tag"]
+    value: str
+
+    def as_bluesky(self) -> dict[str, Any]:
+        feature: dict[str, Any] = (
+            {"$type": "app.bsky.richtext.facet#link", "uri": self.value}
+            if self.kind == "link"
+            else {"$type": "app.bsky.richtext.facet#tag", "tag": self.value}
+        )
+        return {"index": {"byteStart": self.byte_start, "byteEnd": self.byte_end},
+                "features": [feature]}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCard:
+    uri: str
+    title: str
+    description: str
+    thumb: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedPost:
+    network: str
+    """The configured network table name (outbox key)."""
+    kind: str
+    """Which network's rules apply: x, mastodon, bluesky, threads, linkedin."""
+    slug: str
+    text: str
+    length: int
+    limit: int
+    url: str
+    source: Source
+    truncated: bool
+    language: str
+    hashtags: tuple[str, ...] = ()
+    facets: tuple[Facet, ...] = ()
+    card: LinkCard | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def text_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "network": self.network, "kind": self.kind, "slug": self.slug, "text": self.text,
+            "length": self.length, "limit": self.limit, "url": self.url, "source": self.source,
+            "truncated": self.truncated, "language": self.language,
+            "hashtags": list(self.hashtags),
+            "facets": [f.as_bluesky() for f in self.facets],
+            "card": None if self.card is None else {
+                "uri": self.card.uri, "title": self.card.title,
+                "description": self.card.description, "thumb": self.card.thumb},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ComposedPost:
+        facets = []
+        for f in data.get("facets", []):
+            feature = f["features"][0]
+            is_link = feature["$type"].endswith("#link")
+            facets.append(Facet(f["index"]["byteStart"], f["index"]["byteEnd"],
+                                "link" if is_link else "tag",
+                                feature["uri"] if is_link else feature["tag"]))
+        card = data.get("card")
+        return cls(
+            network=data["network"], kind=data["kind"], slug=data["slug"], text=data["text"],
+            length=data["length"], limit=data["limit"], url=data["url"], source=data["source"],
+            truncated=data["truncated"], language=data["language"],
+            hashtags=tuple(data.get("hashtags", ())), facets=tuple(facets),
+            card=None if card is None else LinkCard(card["uri"], card["title"],
+                                                    card["description"], card.get("thumb")),
+        )
+
+
+def clean(text: str) -> str:
+    """NFC, no control characters, whitespace collapsed to single spaces."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
+
+
+def source_text(article: Article, config: NetworkConfig) -> tuple[str, Source]:
+    override = article.social_override(config.name) or article.social_override(config.network)
+    if override:
+        # Frontmatter text may carry Markdown emphasis or links: post the words.
+        return clean(md.plain_text(md.parse(override).tokens)), "override"
+    if article.takeaway is not None and article.takeaway.text.strip():
+        return clean(article.takeaway.text), "takeaway"
+    return clean(article.summary), "summary"
+
+
+def link_for(article: Article, config: NetworkConfig) -> str:
+    """The article URL with this network's UTM parameters added."""
+    if not config.utm:
+        return article.url
+    parts = urlsplit(article.url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    for key, value in parse_qsl(config.utm, keep_blank_values=True):
+        value = value.replace("{network}", config.name).replace("{slug}", article.slug)
+        query = [(k, v) for k, v in query if k != key] + [(key, value)]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote, safe="")))
+
+
+def hashtag(tag: str) -> str | None:
+    """``blood pressure`` → ``#BloodPressure``; None when nothing taggable is left."""
+    words = _TAG_WORD.findall(unicodedata.normalize("NFC", tag))
+    if not words:
+        return None
+    if len(words) > 1:
+        words = [w[:1].upper() + w[1:] for w in words]
+    name = "".join(words)
+    if name.isdigit():  # networks do not link all-digit tags
+        return None
+    return "#" + name
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def layout(body: str, url: str, tags: tuple[str, ...] = ()) -> str:
+    text = f"{body}{SEPARATOR}{url}" if body else url
+    return f"{text}\n{' '.join(tags)}" if tags else text
+
+
+def _cut(sentence: str, fits: Callable[[str], bool]) -> str:
+    """The longest word-boundary prefix of ``sentence`` + "…" that fits, or ""."""
+    atoms: list[str] = _ATOM.findall(sentence)
+
+    def candidate(k: int) -> str:
+        kept = atoms[:k]
+        while kept and (kept[-1].isspace() or kept[-1] in _TRAILING):
+            kept.pop()
+        return "".join(kept) + ELLIPSIS if kept else ""
+
+    lo, hi = 0, len(atoms)
+    while lo < hi:  # largest k whose candidate fits (counting is nearly monotone)
+        mid = (lo + hi + 1) // 2
+        if fits(candidate(mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    best = lo
+    if best < len(atoms):
+        # Back off to the end of a word: a prefix followed by a space.
+        boundary = next((j for j in range(best, 0, -1) if atoms[j].isspace()), 0)
+        if boundary >= MIN_WORD_CUT_SHARE * best:
+            best = boundary
+    while best > 0 and not fits(candidate(best)):  # the re-measure decides
+        best -= 1
+    return candidate(best)
+
+
+def compose(article: Article, config: NetworkConfig) -> ComposedPost:
+    rule = RULES[config.network]
+    url = link_for(article, config)
+    text, source = source_text(article, config)
+
+    def fits(body: str, tags: tuple[str, ...] = ()) -> bool:
+        return rule.fits(layout(body, url, tags), config.limit)
+
+    if not fits(""):
+        raise ContentError([Problem(
+            article.source, f"the link alone is {rule.measure(url)} by {config.network}'s rule, "
+            f"over the limit of {config.limit}", None, f"social.{config.name}",
+            "a shorter slug or fewer UTM parameters")])
+    parts = sentences(text)
+    chosen: list[str] = []
+    for sentence in parts:
+        if not fits(" ".join([*chosen, sentence])):
+            break
+        chosen.append(sentence)
+    body = " ".join(chosen)
+    truncated = len(chosen) < len(parts)
+    if not chosen and parts:
+        body = _cut(parts[0], fits)
+
+    tags: tuple[str, ...] = ()
+    seen: set[str] = set()
+    for tag in article.tags:
+        name = hashtag(tag)
+        if len(tags) >= config.hashtags or name is None or name.casefold() in seen:
+            continue
+        if fits(body, (*tags, name)):
+            tags = (*tags, name)
+            seen.add(name.casefold())
+
+    final = layout(body, url, tags)
+    if not rule.fits(final, config.limit):  # cannot happen; never post what does not fit
+        raise AssertionError(f"composed {config.network} post does not fit")
+    facets: tuple[Facet, ...] = ()
+    card = None
+    if config.network == "bluesky":
+        facets = _facets(body, url, tags)
+        description = article.summary
+        if len(description) > MAX_CARD_DESCRIPTION:
+            description = description[:MAX_CARD_DESCRIPTION].rsplit(" ", 1)[0] + ELLIPSIS
+        card = LinkCard(url, article.title, description, article.image)
+    return ComposedPost(
+        network=config.name, kind=config.network, slug=article.slug, text=final,
+        length=rule.measure(final), limit=config.limit, url=url, source=source,
+        truncated=truncated, language=config.language, hashtags=tags, facets=facets, card=card,
+    )
+
+
+def _facets(body: str, url: str, tags: tuple[str, ...]) -> tuple[Facet, ...]:
+    """Byte offsets computed on the exact text :func:`layout` builds."""
+    prefix = f"{body}{SEPARATOR}" if body else ""
+    start = len(prefix.encode("utf-8"))
+    end = start + len(url.encode("utf-8"))
+    facets = [Facet(start, end, "link", url)]
+    position = end + 1  # the "\n" before the tags
+    for tag in tags:
+        size = len(tag.encode("utf-8"))
+        facets.append(Facet(position, position + size, "tag", tag[1:]))
+        position += size + 1
+    return tuple(facets)

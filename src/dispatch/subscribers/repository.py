@@ -1,0 +1,173 @@
+"""Subscribers and lists in the store.
+
+A subscriber's ``status`` is global: once someone unsubscribed, bounced or
+complained, no list and no import mails them again. Lists are named groups;
+an audience is one or more list names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, cast
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from dispatch.errors import InputError
+from dispatch.store.engine import Store
+from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
+
+SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
+STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced", "complained")
+CHUNK = 500  # bound IN (...) lists: SQLite allows 32k variables, PostgreSQL 65k
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: SubscriberStatus
+    fields: Mapping[str, str] = field(default_factory=dict)
+    status_reason: str | None = None
+
+
+def _row_to_subscriber(row: object) -> Subscriber:
+    r = cast("Mapping[str, object]", row._mapping)  # type: ignore[attr-defined]
+    return Subscriber(int(cast(int, r["id"])), str(r["email"]), str(r["name"]),
+                      cast(SubscriberStatus, r["status"]), json.loads(str(r["fields"])),
+                      cast("str | None", r["status_reason"]))
+
+
+def chunks(items: Sequence[object], size: int = CHUNK) -> Iterator[Sequence[object]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def ensure_list(conn: Connection, store: Store, name: str, now: datetime) -> None:
+    conn.execute(store.insert_ignore(mailing_lists), [{"name": name, "created_at": now}])
+
+
+def list_names(store: Store) -> list[str]:
+    with store.read() as conn:
+        return list(conn.execute(select(mailing_lists.c.name).order_by(mailing_lists.c.name))
+                    .scalars())
+
+
+def unknown_lists(store: Store, audience: Iterable[str]) -> list[str]:
+    known = set(list_names(store))
+    return [name for name in audience if name not in known]
+
+
+def list_counts(store: Store) -> dict[str, dict[str, int]]:
+    """Per list: how many members have each status."""
+    counts: dict[str, dict[str, int]] = {name: {} for name in list_names(store)}
+    q = (select(list_members.c.list_name, subscribers.c.status, func.count())
+         .join(subscribers, subscribers.c.id == list_members.c.subscriber_id)
+         .group_by(list_members.c.list_name, subscribers.c.status))
+    with store.read() as conn:
+        for name, status, n in conn.execute(q):
+            counts.setdefault(name, {})[status] = n
+    return counts
+
+
+def get_subscriber(store: Store, email_or_id: str | int) -> Subscriber | None:
+    t = subscribers
+    cond = t.c.id == email_or_id if isinstance(email_or_id, int) else t.c.email == email_or_id
+    with store.read() as conn:
+        row = conn.execute(select(t).where(cond)).first()
+    return _row_to_subscriber(row) if row else None
+
+
+def find_subscribers(store: Store, *, list_name: str | None = None,
+                     status: str | None = None) -> list[Subscriber]:
+    t = subscribers
+    q = select(t).order_by(t.c.email)
+    if list_name is not None:
+        q = q.where(t.c.id.in_(select(list_members.c.subscriber_id)
+                               .where(list_members.c.list_name == list_name)))
+    if status is not None:
+        q = q.where(t.c.status == status)
+    with store.read() as conn:
+        return [_row_to_subscriber(row) for row in conn.execute(q)]
+
+
+def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
+                   name: str = "", fields: Mapping[str, str] | None = None,
+                   ) -> tuple[Subscriber, bool]:
+    """Add ``email`` (already normalised) to ``list_name``; return (subscriber, created).
+
+    An existing subscriber keeps their status: adding an unsubscribed address
+    to a list does not re-activate it.
+    """
+    t = subscribers
+    with store.write() as conn:
+        ensure_list(conn, store, list_name, now)
+        row = conn.execute(select(t).where(t.c.email == email)).first()
+        created = row is None
+        if row is None:
+            conn.execute(insert(t).values(email=email, name=name, status="active",
+                                          fields=json.dumps(dict(fields or {}), sort_keys=True),
+                                          created_at=now, status_changed_at=now))
+        elif name and name != row.name:
+            conn.execute(update(t).where(t.c.id == row.id).values(name=name))
+        row = conn.execute(select(t).where(t.c.email == email)).one()
+        conn.execute(store.insert_ignore(list_members),
+                     [{"list_name": list_name, "subscriber_id": row.id, "added_at": now}])
+    return _row_to_subscriber(row), created
+
+
+def remove_from_list(store: Store, email: str, list_name: str) -> bool:
+    with store.write() as conn:
+        sid = conn.execute(select(subscribers.c.id).where(subscribers.c.email == email)).scalar()
+        if sid is None:
+            return False
+        result = conn.execute(delete(list_members).where(
+            list_members.c.list_name == list_name, list_members.c.subscriber_id == sid))
+        return bool(result.rowcount)
+
+
+def set_status(conn: Connection, subscriber_ids: Sequence[int], status: SubscriberStatus,
+               now: datetime, reason: str | None = None) -> int:
+    """Move subscribers out of ``active`` (never back: see :func:`reactivate`) and
+    suppress every row still waiting for them, so nothing queued is sent.
+
+    Runs in the caller's transaction; returns how many subscribers changed.
+    A bounced or complained subscriber is not downgraded to "unsubscribed".
+    """
+    if status == "active":
+        raise ValueError("use reactivate() to make a subscriber active again")
+    changed = 0
+    for ids in chunks(list(subscriber_ids)):
+        allowed = ["active"] if status == "unsubscribed" else ["active", "unsubscribed"]
+        changed += conn.execute(
+            update(subscribers).where(subscribers.c.id.in_(ids),
+                                      subscribers.c.status.in_(allowed))
+            .values(status=status, status_changed_at=now, status_reason=reason)).rowcount
+        # Rows already leased are left to their worker: it re-checks the
+        # status just before sending and records them as suppressed itself.
+        conn.execute(update(outbox).where(outbox.c.subscriber_id.in_(ids),
+                                          outbox.c.status == "queued")
+                     .values(status="suppressed", finished_at=now,
+                             detail=f"subscriber {status}"))
+    return changed
+
+
+def change_status(store: Store, subscriber_ids: Sequence[int], status: SubscriberStatus,
+                  now: datetime, reason: str | None = None) -> int:
+    with store.write() as conn:
+        return set_status(conn, subscriber_ids, status, now, reason)
+
+
+def reactivate(store: Store, email: str, now: datetime, reason: str) -> bool:
+    """The one deliberate way back to ``active`` (e.g. the person re-subscribed
+    through a confirmed form); imports never call this."""
+    if not reason:
+        raise InputError("re-activating a subscriber needs a reason to record")
+    with store.write() as conn:
+        return bool(conn.execute(
+            update(subscribers).where(subscribers.c.email == email,
+                                      subscribers.c.status != "active")
+            .values(status="active", status_changed_at=now, status_reason=reason)).rowcount)

@@ -1,0 +1,81 @@
+"""Fixtures shared by every test module: example sites and databases."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
+
+SITE_TOML = """\
+[site]
+title = "Test Journal"
+url = "https://journal.test"
+timezone = "Europe/London"
+
+[sender]
+name = "Test Journal"
+email = "news@journal.test"
+postal_address = "1 Test Street, Testville"
+"""
+
+
+@pytest.fixture
+def site_root(tmp_path: Path) -> Path:
+    """An empty site: dispatch.toml and an empty content folder."""
+    root = tmp_path / "site"
+    (root / "content").mkdir(parents=True)
+    (root / "dispatch.toml").write_text(SITE_TOML, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def example_site(tmp_path: Path) -> Path:
+    """A private copy of the repository's example site."""
+    root = tmp_path / "example"
+    root.mkdir()
+    for name in ("content", "templates"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, root / name)
+    for name in ("dispatch.toml", "schedules.yaml", "subscribers.csv"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, root / name)
+    return root
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards.
+
+    Skips, saying why, when DISPATCH_TEST_POSTGRES_URL is not set (.ci/run
+    sets it to this machine's server).
+    """
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (set by .ci/run)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on a real SQLite file and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return str(request.getfixturevalue("postgres_url"))

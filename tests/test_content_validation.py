@@ -1,0 +1,210 @@
+"""Every kind of bad article the issue names gets a located, clear problem,
+and never stops the other articles from loading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from tests.sitekit import write_article
+
+from dispatch.config import load_settings
+from dispatch.content.loader import MAX_FILE_BYTES, LoadResult, load_site
+from dispatch.errors import Problem
+
+GOOD = """\
+title: A good article
+date: 2026-01-05
+"""
+BODY = "Intro paragraph.\n\n## Key takeaway\n\nDo the thing.\n"
+
+
+def load(root: Path) -> LoadResult:
+    return load_site(load_settings(root))
+
+
+def problems_for(result: LoadResult, source: str) -> list[Problem]:
+    return [p for p in result.problems if p.path == source]
+
+
+def only_error(result: LoadResult, source: str) -> Problem:
+    errors = [p for p in problems_for(result, source) if p.is_error]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_good_article_loads_cleanly(site_root: Path) -> None:
+    write_article(site_root, "good.md", GOOD, BODY)
+    result = load(site_root)
+    assert [a.slug for a in result.articles] == ["good"]
+    assert result.problems == ()
+
+
+def test_no_frontmatter(site_root: Path) -> None:
+    (site_root / "content" / "plain.md").write_text("Just text\n", encoding="utf-8")
+    write_article(site_root, "good.md", GOOD, BODY)
+    result = load(site_root)
+    problem = only_error(result, "content/plain.md")
+    assert "no frontmatter" in str(problem) and problem.line == 1
+    assert [a.slug for a in result.articles] == ["good"]
+
+
+def test_yaml_syntax_error_reports_the_line_in_the_file(site_root: Path) -> None:
+    write_article(site_root, "bad.md", "title: ok\ndate: 2026-01-01\ntags: [a, b\nauthor: x", BODY)
+    problem = only_error(load(site_root), "content/bad.md")
+    assert "YAML syntax error" in problem.message
+    # The frontmatter starts on line 2 of the file; the unclosed list is on
+    # line 4 and YAML notices at line 5.
+    assert problem.line in (4, 5)
+    assert str(problem).startswith(f"content/bad.md:{problem.line}: ")
+
+
+@pytest.mark.parametrize("missing", ["title", "date"])
+def test_missing_required_field(site_root: Path, missing: str) -> None:
+    fields = {"title": "title: Hello", "date": "date: 2026-01-01"}
+    del fields[missing]
+    write_article(site_root, "a.md", "\n".join(fields.values()), BODY)
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == missing and problem.message == "missing"
+
+
+def test_date_that_is_not_a_date(site_root: Path) -> None:
+    write_article(site_root, "a.md", "title: Hi\nauthor: me\ndate: next tuesday", BODY)
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == "date" and problem.line == 4
+    assert "'next tuesday' is not a date" in problem.message
+    assert problem.expected and "ISO 8601" in problem.expected
+
+
+def test_tags_as_a_string_are_fine_as_a_number_are_not(site_root: Path) -> None:
+    write_article(site_root, "words.md", GOOD + "tags: sleep, heart health", BODY)
+    write_article(site_root, "number.md", "title: N\ndate: 2026-01-02\ntags: 42", BODY)
+    result = load(site_root)
+    assert result.by_slug["words"].tags == ("sleep", "heart health")
+    problem = only_error(result, "content/number.md")
+    assert problem.field == "tags" and problem.line == 4
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ("title: 12", "title"), ("email: maybe", "email"), ("status: live", "status"),
+    ("social: just text", "social"), ("category: [a, b]", "category"),
+])
+def test_wrong_types(site_root: Path, line: str, field: str) -> None:
+    frontmatter = GOOD if not line.startswith("title") else "date: 2026-01-05"
+    write_article(site_root, "a.md", f"{frontmatter}\n{line}", BODY)
+    assert only_error(load(site_root), "content/a.md").field == field
+
+
+def test_unknown_key_is_a_warning_with_a_suggestion(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD + "catgory: Sleep", BODY)
+    result = load(site_root)
+    assert [a.slug for a in result.articles] == ["a"]
+    (warning,) = problems_for(result, "content/a.md")
+    assert not warning.is_error
+    assert warning.field == "catgory" and warning.line == 4
+    assert "did you mean 'category'" in str(warning)
+
+
+def test_empty_body(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD, "\n  \n")
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == "body" and "no body" in problem.message
+
+
+def test_not_utf8_names_the_byte_offset(site_root: Path) -> None:
+    data = b"---\ntitle: caf\xe9\ndate: 2026-01-01\n---\nBody\n"
+    (site_root / "content" / "latin1.md").write_bytes(data)
+    problem = only_error(load(site_root), "content/latin1.md")
+    offset = data.index(b"\xe9")
+    assert f"byte offset {offset}" in problem.message
+    assert problem.line == 2
+
+
+def test_utf8_bom_is_accepted(site_root: Path) -> None:
+    path = write_article(site_root, "bom.md", GOOD, BODY)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = load(site_root)
+    assert [a.title for a in result.articles] == ["A good article"]
+    assert result.errors == ()
+
+
+def test_duplicate_slugs_name_both_files(site_root: Path) -> None:
+    write_article(site_root, "one.md", GOOD + "slug: same", BODY)
+    write_article(site_root, "sub/two.md", "title: Two\ndate: 2026-01-06\nslug: same", BODY)
+    write_article(site_root, "other.md", GOOD, BODY)
+    result = load(site_root)
+    first = only_error(result, "content/one.md")
+    second = only_error(result, "content/sub/two.md")
+    assert "content/sub/two.md" in first.message and "content/one.md" in second.message
+    assert [a.slug for a in result.articles] == ["other"]
+
+
+@pytest.mark.parametrize("slug", ["../x", "/etc/passwd", "a/b", ".hidden", "a\\b"])
+def test_slug_that_would_escape_the_output_folder(site_root: Path, slug: str) -> None:
+    write_article(site_root, "a.md", GOOD + f"slug: '{slug}'", BODY)
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == "slug" and problem.line == 4
+
+
+@pytest.mark.parametrize(
+    "title", ['"Two\\nlines"', '"Bell\\a"', '"Tab\\there"', "|\n  block\n  title"]
+)
+def test_control_characters_or_line_breaks_in_title(site_root: Path, title: str) -> None:
+    write_article(site_root, "a.md", f"date: 2026-01-05\ntitle: {title}", BODY)
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == "title" and "email headers" in problem.message
+
+
+def test_symlink_outside_content_is_refused(site_root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.md"
+    outside.write_text(f"---\n{GOOD}---\n{BODY}", encoding="utf-8")
+    os.symlink(outside, site_root / "content" / "link.md")
+    inside = write_article(site_root, "real.md", "title: Real\ndate: 2026-01-02", BODY)
+    os.symlink(inside, site_root / "content" / "alias.md")
+    result = load(site_root)
+    problem = only_error(result, "content/link.md")
+    assert "outside content/" in problem.message
+    # A link that stays inside content/ is an ordinary file (and then a
+    # duplicate slug? no: slugs come from the link's own name).
+    assert {a.slug for a in result.articles} == {"real", "alias"}
+
+
+def test_file_over_2_mb_is_refused(site_root: Path) -> None:
+    write_article(site_root, "huge.md", GOOD, "x" * (MAX_FILE_BYTES + 1))
+    write_article(site_root, "ok.md", "title: Ok\ndate: 2026-01-02", BODY)
+    result = load(site_root)
+    assert "refused" in only_error(result, "content/huge.md").message
+    assert [a.slug for a in result.articles] == ["ok"]
+
+
+def test_missing_key_takeaway_is_a_warning(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD, "No takeaway here.\n")
+    result = load(site_root)
+    (warning,) = problems_for(result, "content/a.md")
+    assert not warning.is_error and "Key takeaway" in warning.message
+    assert result.by_slug["a"].takeaway is None
+
+
+def test_image_without_alt_text_is_a_warning_with_its_line(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD, BODY + "\nSee ![](chart.png) here.\n")
+    warnings = [p for p in load(site_root).problems if "alt text" in p.message]
+    assert len(warnings) == 1 and warnings[0].line == 11
+
+
+def test_xml_illegal_control_characters_are_removed_and_reported(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD, "Bad\x0bchar.\n\n## Key takeaway\n\nOk.\n")
+    result = load(site_root)
+    assert "\x0b" not in result.by_slug["a"].body_html
+    (warning,) = [p for p in result.problems if "U+000B" in p.message]
+    assert warning.line == 5 and not warning.is_error
+
+
+def test_one_bad_file_never_stops_the_others(site_root: Path) -> None:
+    for index in range(5):
+        write_article(site_root, f"good{index}.md", f"title: G{index}\ndate: 2026-01-0{index + 1}",
+                      BODY)
+    write_article(site_root, "broken.md", "title: [unclosed\ndate: 2026-01-01", BODY)
+    result = load(site_root)
+    assert len(result.articles) == 5
+    assert len(result.errors) == 1 and result.errors[0].path == "content/broken.md"

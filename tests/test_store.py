@@ -1,0 +1,125 @@
+"""The state store on a real SQLite file and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from tests.sitekit import write_article
+
+from dispatch.config import load_settings
+from dispatch.content.loader import load_site
+from dispatch.store import open_store
+from dispatch.store.articles import StoreCache, first_seen, record_publications
+from dispatch.store.migrations import MIGRATIONS
+from dispatch.store.schema import published_articles, schema_migrations
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def test_migrations_run_once_and_are_recorded(database_url: str) -> None:
+    store = open_store(database_url)
+    assert store.migrate() == []  # already applied by open_store
+    again = open_store(database_url)
+    with again.read() as conn:
+        names = list(conn.execute(select(schema_migrations.c.id)).scalars())
+    assert sorted(names) == sorted(name for name, _ in MIGRATIONS)
+    store.dispose()
+    again.dispose()
+
+
+def test_new_then_unchanged_then_changed(database_url: str, site_root: Path) -> None:
+    store = open_store(database_url)
+    settings = load_settings(site_root)
+    path = write_article(site_root, "a.md", "title: A\ndate: 2026-05-01", "One.\n")
+    write_article(site_root, "b.md", "title: B\ndate: 2026-07-01", "Future.\n")
+    write_article(site_root, "c.md", "title: C\ndate: 2026-05-01\nstatus: draft", "Draft.\n")
+
+    first = record_publications(store, load_site(settings).articles, NOW)
+    assert [a.slug for a in first.new] == ["a"] and first.changed == ()
+
+    again = record_publications(store, load_site(settings).articles, NOW + timedelta(hours=1))
+    assert again.new == () and again.changed == ()
+
+    path.write_text(path.read_text().replace("One.", "One, edited."))
+    edited = record_publications(store, load_site(settings).articles, NOW + timedelta(hours=2))
+    assert edited.new == () and [a.slug for a in edited.changed] == ["a"]
+
+    # The future article becomes new when its date passes, without any edit.
+    july = datetime(2026, 7, 2, tzinfo=UTC)
+    later = record_publications(store, load_site(settings).articles, july)
+    assert [a.slug for a in later.new] == ["b"]
+    assert first_seen(store)["a"] == NOW
+    store.dispose()
+
+
+def test_a_second_recorder_racing_sees_nothing_new(database_url: str, site_root: Path) -> None:
+    settings = load_settings(site_root)
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01", "One.\n")
+    articles = load_site(settings).articles
+    one, two = open_store(database_url), open_store(database_url)
+    assert len(record_publications(one, articles, NOW).new) == 1
+    assert record_publications(two, articles, NOW).new == ()
+    one.dispose()
+    two.dispose()
+
+
+def test_datetimes_come_back_aware_in_utc(database_url: str, site_root: Path) -> None:
+    store = open_store(database_url)
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01T10:00", "One.\n")
+    articles = load_site(load_settings(site_root)).articles
+    local_now = NOW.astimezone(ZoneInfo("America/New_York"))
+    record_publications(store, articles, local_now)
+    with store.read() as conn:
+        row = conn.execute(select(published_articles)).one()
+    assert row.first_seen_at == NOW and row.first_seen_at.tzinfo is not None
+    # 10:00 in London (BST) is 09:00 UTC.
+    assert row.published_at == datetime(2026, 5, 1, 9, tzinfo=UTC)
+    store.dispose()
+
+
+def test_warm_load_comes_from_the_cache_and_edits_are_seen(database_url: str,
+                                                           site_root: Path) -> None:
+    store = open_store(database_url)
+    settings = load_settings(site_root)
+    for index in range(5):
+        write_article(site_root, f"a{index}.md", f"title: A{index}\ndate: 2026-05-01",
+                      f"Body {index}.\n\n## Key takeaway\n\nYes.\n")
+    cold = load_site(settings, StoreCache(store))
+    assert cold.from_cache == 0 and len(cold.articles) == 5
+    warm = load_site(settings, StoreCache(store))
+    assert warm.from_cache == 5 and warm.articles == cold.articles
+
+    edited = site_root / "content" / "a2.md"
+    edited.write_text(edited.read_text().replace("Body 2.", "Body two, edited."))
+    (site_root / "content" / "a4.md").unlink()
+    after = load_site(settings, StoreCache(store))
+    assert after.from_cache == 3
+    assert "edited" in after.by_slug["a2"].body_html and "a4" not in after.by_slug
+    store.dispose()
+
+
+def test_cached_warnings_are_still_reported(database_url: str, site_root: Path) -> None:
+    store = open_store(database_url)
+    settings = load_settings(site_root)
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01\nmood: happy", "No takeaway.\n")
+    cold = load_site(settings, StoreCache(store))
+    warm = load_site(settings, StoreCache(store))
+    assert warm.from_cache == 1
+    assert [str(p) for p in warm.problems] == [str(p) for p in cold.problems]
+    assert len(warm.warnings) == 2
+    store.dispose()
+
+
+def test_config_change_invalidates_the_cache(tmp_path: Path, site_root: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01", "Body.\n")
+    load_site(load_settings(site_root), StoreCache(store))
+    toml = site_root / "dispatch.toml"
+    toml.write_text(toml.read_text().replace("https://journal.test", "https://new.test"))
+    result = load_site(load_settings(site_root), StoreCache(store))
+    assert result.from_cache == 0
+    assert result.articles[0].url == "https://new.test/a/"
+    store.dispose()
