@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from tests.sitekit import write_article
 
@@ -122,4 +123,23 @@ def test_config_change_invalidates_the_cache(tmp_path: Path, site_root: Path) ->
     result = load_site(load_settings(site_root), StoreCache(store))
     assert result.from_cache == 0
     assert result.articles[0].url == "https://new.test/a/"
+    store.dispose()
+
+
+def test_an_existing_database_gets_later_migrations(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, inspect
+
+    store = open_store(database_url)
+    extra = Table("later_feature", MetaData(), Column("id", Integer, primary_key=True))
+    monkeypatch.setattr(
+        "dispatch.store.migrations.MIGRATIONS",
+        [*MIGRATIONS, ("test_0001_later_feature", lambda conn: extra.create(conn))],
+    )
+    assert store.migrate() == ["test_0001_later_feature"]
+    assert store.migrate() == []
+    assert "later_feature" in inspect(store.engine).get_table_names()
+    with store.write() as conn:
+        extra.drop(conn)
     store.dispose()
