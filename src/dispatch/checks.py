@@ -14,4 +14,53 @@ from dispatch.errors import Problem
 def all_problems(settings: Settings, loaded: LoadResult | None = None) -> list[Problem]:
     result = loaded if loaded is not None else load_site(settings)
     problems = list(result.problems)
+    problems.extend(social_check(settings, result))
+    problems.extend(delivery_check(settings))
+    problems.extend(schedule_check(settings))
+    problems.extend(feeds_check(settings, result))
+    problems.extend(email_check(settings, result))
     return problems
+
+
+def social_check(settings: Settings, result: LoadResult) -> list[Problem]:
+    """``[social]`` settings, and every published article's posts must compose."""
+    from dispatch.social.checks import social_problems_for
+
+    return social_problems_for(settings, result.articles)
+
+
+def delivery_check(settings: Settings) -> list[Problem]:
+    """``[delivery]`` settings and the SMTP URL (a password in the file is a warning)."""
+    from dispatch.delivery.settings import config_problems
+
+    return config_problems(settings)
+
+
+def schedule_check(settings: Settings) -> list[Problem]:
+    """``schedules.yaml``: every mistake with its line, audiences against the lists."""
+    from datetime import UTC, datetime
+
+    from dispatch.schedule.sitefile import read_schedules, validation_store
+
+    store = validation_store(settings)
+    try:
+        # Only to warn about an `at` already past; nothing is decided here.
+        _schedules, problems = read_schedules(settings, datetime.now(UTC), store)
+    finally:
+        if store is not None:
+            store.dispose()
+    return problems
+
+
+def email_check(settings: Settings, result: LoadResult) -> list[Problem]:
+    """Email templates (syntax, undefined variables, image alt) and Gmail's clip size."""
+    from dispatch.render.checks import template_problems
+
+    return template_problems(settings, result.articles)
+
+
+def feeds_check(settings: Settings, result: LoadResult) -> list[Problem]:
+    """``[feeds]`` settings, XML-illegal characters a feed would drop, category clashes."""
+    from dispatch.feeds.checks import feed_problems
+
+    return feed_problems(settings, result.articles)

@@ -55,6 +55,13 @@ def default_stages() -> list[tuple[str, Stage]]:
     from dispatch.feeds.stage import feeds_stage
 
     stages.append(("feeds", feeds_stage))
+    from dispatch.social.stage import social_stage
+
+    stages.append(("social", social_stage))
+    # Delivery stays LAST: it drains what the stages above queued this pass.
+    from dispatch.delivery.stage import delivery_stage
+
+    stages.append(("delivery", delivery_stage))
     return stages
 
 

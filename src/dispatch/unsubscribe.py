@@ -96,13 +96,24 @@ def public_base(settings: Settings) -> str:
     return (value if isinstance(value, str) and value else settings.site.url).rstrip("/")
 
 
+def unsubscribe_path(key: bytes, subscriber_id: int, scope: str) -> str:
+    """``/unsubscribe/<token>``: the route the web app serves (GET confirms,
+    POST is the RFC 8058 one-click)."""
+    return f"/unsubscribe/{make_token(key, subscriber_id, scope)}"
+
+
+def webview_path(edition_id: str) -> str:
+    """``/editions/<id>/``: the edition as a web page, the same for every
+    reader, so it carries no personal data."""
+    return f"/editions/{edition_id}/"
+
+
 def unsubscribe_url(settings: Settings, key: bytes, subscriber_id: int, scope: str) -> str:
-    return f"{public_base(settings)}/unsubscribe/{make_token(key, subscriber_id, scope)}"
+    return public_base(settings) + unsubscribe_path(key, subscriber_id, scope)
 
 
 def webview_url(settings: Settings, edition_id: str) -> str:
-    """The edition as a web page: the same for every reader, so no personal data."""
-    return f"{public_base(settings)}/editions/{edition_id}/"
+    return public_base(settings) + webview_path(edition_id)
 
 
 def unsubscribe(store: Store, target: UnsubscribeToken | int | str, now: datetime, *,

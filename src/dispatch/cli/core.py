@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from types import FrameType
 
 import click
@@ -61,14 +60,33 @@ def _print_report(report: PassReport) -> None:
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Do one full pass and exit.")
+@click.option("--once", is_flag=True,
+              help="Do one full pass (including schedule firings due now) and exit.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Seconds between passes when running continuously.")
+@click.option("--poll", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds between leadership / schedules.yaml checks.")
 @site_command
-def run(site: Site, once: bool, interval: float) -> None:
-    """Run the pipeline: one pass with --once, otherwise until Ctrl-C or SIGTERM."""
+def run(site: Site, once: bool, interval: float, poll: float) -> None:
+    """Run the pipeline and the scheduler: one pass with --once, otherwise until
+    Ctrl-C or SIGTERM. Only one process per database runs the schedules; a
+    second one waits as a standby and takes over if the first one dies."""
+    from dispatch.schedule.leader import leadership_for
+    from dispatch.schedule.runner import SchedulerService, serve
+
     if once:
-        report = run_pass(site.settings, site.store, now())
+        current = now()
+        leader = leadership_for(site.store, site.settings.state_dir)
+        if leader.try_acquire():
+            try:
+                service = SchedulerService(site.settings, site.store, lambda: current)
+                print_problems(service.problems)
+                report = service.run_pass()
+            finally:
+                leader.release()
+        else:
+            console.print("another scheduler is active: schedule firings are left to it")
+            report = run_pass(site.settings, site.store, current)
         _print_report(report)
         raise SystemExit(0 if report.ok else 1)
 
@@ -80,8 +98,6 @@ def run(site: Site, once: bool, interval: float) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     console.print(f"running every {interval:g}s; Ctrl-C to stop")
-    while not stop.is_set():
-        started = time.monotonic()
-        _print_report(run_pass(site.settings, site.store, now()))
-        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    serve(site.settings, site.store, stop, now, interval=interval, standby_poll=poll,
+          say=lambda text: console.print(text, markup=False), report=_print_report)
     console.print("stopped")

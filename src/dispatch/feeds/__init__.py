@@ -5,7 +5,31 @@ published articles, renders the ones whose input changed and writes only the
 files whose bytes changed, atomically.
 """
 
-from dispatch.feeds.build import FeedBuildReport, build_feeds
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from dispatch.config import Settings
+from dispatch.feeds.report import FeedBuildReport
 from dispatch.feeds.settings import FeedSettings, load_feed_settings
+from dispatch.models import Article
 
 __all__ = ["FeedBuildReport", "FeedSettings", "build_feeds", "load_feed_settings"]
+
+
+def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
+                out_dir: Path | None = None) -> FeedBuildReport:
+    """Write the site-wide and per-category feeds for what is published at ``now``.
+
+    ``articles`` may include drafts and future articles; they are left out.
+    Only files whose bytes change are written, each atomically. ``out_dir``
+    defaults to ``[feeds] out`` (``public/``). Raises
+    :class:`~dispatch.errors.ConfigError` for a bad ``[feeds]`` table.
+    """
+    # Imported on use so that importing dispatch.feeds (e.g. for `dispatch
+    # check`) never loads feedgen and lxml.
+    from dispatch.feeds.build import build_feeds as build
+
+    return build(settings, articles, now, out_dir)

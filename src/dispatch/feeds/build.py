@@ -18,13 +18,12 @@ Two things keep a rebuild cheap and a poller's view stable:
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -32,7 +31,8 @@ from typing import Any
 
 from dispatch.config import Settings
 from dispatch.feeds.jsonfeed import render_json
-from dispatch.feeds.model import FILE_NAMES, FORMATS, Feed, plan_feeds
+from dispatch.feeds.model import FILE_NAMES, FORMATS, Entry, Feed, make_feed, plan_feeds
+from dispatch.feeds.report import FeedBuildReport
 from dispatch.feeds.rss_atom import render_atom, render_rss
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.models import Article
@@ -46,27 +46,7 @@ RENDERERS: dict[str, Callable[[Feed], bytes]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FeedBuildReport:
-    out_dir: Path
-    written: tuple[Path, ...]
-    """Files whose bytes changed (or were new), in the order written."""
-    unchanged: int
-    """Files left exactly as they were."""
-    removed: tuple[Path, ...] = ()
-    """Files of feeds that no longer exist (a category with no published article)."""
-    feeds: int = 0
-    """How many feeds were planned (each is three files)."""
-    rendered: int = 0
-    """How many of them had to be rendered (the others matched the manifest)."""
-
-    @property
-    def summary(self) -> str:
-        return (f"{self.feeds} feed(s): {len(self.written)} file(s) written, "
-                f"{self.unchanged} unchanged, {len(self.removed)} removed")
-
-
-def write_atomically(path: Path, data: bytes) -> bool:
+def write_atomically(path: Path, data: bytes, durable: bool = True) -> bool:
     """Replace ``path`` with ``data`` unless it already holds exactly that.
 
     Returns whether the file was written.
@@ -82,7 +62,8 @@ def write_atomically(path: Path, data: bytes) -> bool:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         # mkstemp creates 0600; a web server reading the folder needs 0644.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -93,14 +74,9 @@ def write_atomically(path: Path, data: bytes) -> bool:
     return True
 
 
+@functools.cache
 def _render_key() -> str:
     return f"{RENDER_VERSION}|feedgen {version('feedgen')}"
-
-
-def feed_digest(feed: Feed) -> str:
-    # repr() of the frozen value covers every field the renderers read, and is
-    # stable for str/tuple/datetime/ZoneInfo values.
-    return hashlib.sha256(repr(feed).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:
@@ -114,20 +90,21 @@ def _read_manifest(out: Path) -> dict[str, Any]:
     return feeds if isinstance(feeds, dict) else {}
 
 
-def _stamp(path: Path) -> list[int] | None:
+def _stamp(path: str) -> list[int] | None:
+    # Plain os.stat on a string: this runs for every file on every build.
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return [st.st_size, st.st_mtime_ns]
 
 
-def _intact(out: Path, record: Any) -> bool:
+def _intact(out: str, record: Any) -> bool:
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
         return False
     files: dict[str, Any] = record["files"]
     return len(files) == len(FORMATS) and all(
-        _stamp(out / name) == stamp for name, stamp in files.items())
+        _stamp(f"{out}/{name}") == stamp for name, stamp in files.items())
 
 
 def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
@@ -137,6 +114,8 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
     ``articles`` may include drafts and future articles; they are left out.
     Raises :class:`~dispatch.errors.ConfigError` for a bad ``[feeds]`` table.
     """
+    if now.tzinfo is None:
+        raise ValueError("build_feeds needs an aware 'now'")
     config = load_feed_settings(settings)
     out = out_dir if out_dir is not None else config.out_dir
     previous = _read_manifest(out)
@@ -144,14 +123,17 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
     written: list[Path] = []
     unchanged = rendered = 0
     planned = plan_feeds(settings, config, articles, now)
-    for feed in planned:
-        digest = feed_digest(feed)
-        record = previous.get(feed.path)
-        if isinstance(record, dict) and record.get("digest") == digest and _intact(out, record):
-            current[feed.path] = record
+    entries: dict[str, Entry] = {}
+    for plan in planned:
+        digest = plan.digest(settings, config) + "|" + _render_key()
+        record = previous.get(plan.path)
+        if (isinstance(record, dict) and record.get("digest") == digest
+                and _intact(str(out), record)):
+            current[plan.path] = record
             unchanged += len(FORMATS)
             continue
         rendered += 1
+        feed = make_feed(plan, settings, config, entries)
         files: dict[str, list[int] | None] = {}
         for fmt in FORMATS:
             path = out / feed.file(fmt)
@@ -159,14 +141,16 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
                 written.append(path)
             else:
                 unchanged += 1
-            files[feed.file(fmt)] = _stamp(path)
+            files[feed.file(fmt)] = _stamp(str(path))
         current[feed.path] = {"digest": digest, "files": files}
 
     removed = _remove_stale(out, previous, current)
     manifest = {"renderer": _render_key(), "feeds": current}
     if planned or previous:
+        # The manifest is only a cache: no fsync (a lost one costs one full render).
         write_atomically(out / MANIFEST,
-                         (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+                         (json.dumps(manifest, sort_keys=True) + "\n").encode(),
+                         durable=False)
     return FeedBuildReport(out, tuple(written), unchanged, removed, len(planned), rendered)
 
 
@@ -174,7 +158,7 @@ def _remove_stale(out: Path, previous: dict[str, Any], current: dict[str, Any]) 
     """Delete the files of feeds we wrote before and no longer plan (only
     those: the output folder may hold other people's files)."""
     removed: list[Path] = []
-    for feed_path, record in sorted(previous.items()):
+    for feed_path in sorted(previous):
         # Trust the manifest only for names we would write ourselves: a
         # hand-edited manifest must not be able to delete anything else.
         if feed_path in current or not _FEED_PATH.match(feed_path):

@@ -31,7 +31,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from dispatch.feeds.model import Entry, Feed
+from dispatch.feeds.model import Feed
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -124,8 +124,8 @@ def render_rss(feed: Feed) -> bytes:
         fe.pubDate(entry.published)
         fe.updated(entry.updated)  # defect 5 for entries
         fe.dispatch.creator = entry.author
-        for name in entry.categories:
-            fe.category(term=name)
+        if entry.categories:
+            fe.category([{"term": name} for name in entry.categories])
         if entry.image:
             # Length is unknown without fetching the image; 0 is the accepted
             # "unknown" value and keeps the build offline and deterministic.
@@ -155,8 +155,8 @@ def render_atom(feed: Feed) -> bytes:
         fe.author(name=entry.author)
         fe.summary(entry.summary)  # type text: the dek is plain text
         fe.content(entry.content_html, type="html")  # defect 2: never "CDATA"
-        for name in entry.categories:
-            fe.category(term=name)
+        if entry.categories:
+            fe.category([{"term": name} for name in entry.categories])
         links = [{"rel": "alternate", "type": "text/html", "href": entry.url}]
         if entry.image:
             links.append({"rel": "enclosure", "type": entry.image_type or "image/jpeg",

@@ -38,10 +38,6 @@ class FeedSettings:
     logo: str | None
     hub: str | None
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base_url).hostname or "localhost"
-
 
 def _absolute(settings: Settings, value: str) -> str:
     # Icons may be written site-relative ("/logo.png"); feeds need absolute URLs.

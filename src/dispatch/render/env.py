@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from dispatch.config import Settings
 from dispatch.errors import Problem, TemplateError
+from dispatch.render.text import wrap
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 
@@ -43,6 +44,7 @@ def _environment(site_templates: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["wrap"] = wrap
     return env
 
 

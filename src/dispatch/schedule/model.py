@@ -7,6 +7,7 @@ looks at raw YAML or pydantic models again.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal
@@ -28,10 +29,10 @@ def parse_duration(text: str) -> timedelta:
     """``2h`` → 2 hours. Raises ValueError with a message meant for staff."""
     value = text.strip()
     if value.startswith("-"):
-        raise ValueError(f"{text!r} is negative; a duration cannot be")
+        raise ValueError(f"\"{text}\" is negative; a duration cannot be")
     match = _DURATION.match(value)
     if not value or not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration")
+        raise ValueError(f"\"{text}\" is not a duration")
     weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
@@ -136,6 +137,10 @@ class Schedule:
     max_lateness: timedelta = DEFAULT_MAX_LATENESS
     quiet_hours: QuietHours | None = None
     line: int | None = field(default=None, compare=False)
+    index: int = field(default=0, compare=False)
+    """Position in the file's ``schedules`` list (for ``schedules[2].cron``)."""
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+    """Line of each key as written, for checks made after parsing."""
 
     @property
     def on_publish(self) -> bool:

@@ -5,13 +5,14 @@ broken entry never hides the mistakes in the next); each pydantic error is
 turned into a :class:`~dispatch.errors.Problem` that names the line, the
 field path (``schedules[2].cron``) and what was expected. Checks that need
 the outside world (audience lists, templates, the clock) live in
-``checks.py`` beside this module.
+``sitefile.py`` beside this module.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Iterable
 from datetime import datetime, time
 from typing import Any, Literal
@@ -45,6 +46,11 @@ TRIGGER_KEYS = ("cron", "at", "on_publish", "every")
 QUIET_EXPECTED = "a daily window such as \"21:00-07:00\""
 
 
+def _q(value: Any) -> str:
+    """Quote a value the way staff wrote it: "0 8 * * MONDAY"."""
+    return '"' + str(value).replace('"', '\\"') + '"'
+
+
 def _fail(message: str, expected: str) -> PydanticCustomError:
     # The message becomes the Problem's text and ctx["expected"] its hint.
     return PydanticCustomError("dispatch", message.replace("{", "{{").replace("}", "}}"),
@@ -55,13 +61,13 @@ def _duration(value: Any, *, at_least: Any = None) -> Any:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _fail(f"{value!r} is not a duration", DURATION_EXPECTED)
+        raise _fail(f"{_q(value)} is not a duration", DURATION_EXPECTED)
     try:
         delta = parse_duration(value)
     except ValueError as exc:
         raise _fail(str(exc), DURATION_EXPECTED) from None
     if at_least is not None and delta < at_least:
-        raise _fail(f"{value!r} is too short", f"at least {format_duration(at_least)}")
+        raise _fail(f"{_q(value)} is too short", f"at least {format_duration(at_least)}")
     return delta
 
 
@@ -71,7 +77,7 @@ def _timezone(value: Any) -> Any:
     try:
         ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError):
-        raise _fail(f"{value!r} is not a known timezone",
+        raise _fail(f"{_q(value)} is not a known timezone",
                     "an IANA name such as Europe/London or America/New_York") from None
     return str(value)
 
@@ -84,9 +90,9 @@ def _quiet(value: Any) -> Any:
         start_text, end_text = text.split("-")
         start, end = time.fromisoformat(start_text.zfill(5)), time.fromisoformat(end_text.zfill(5))
     except ValueError:
-        raise _fail(f"{value!r} is not a time window", QUIET_EXPECTED) from None
+        raise _fail(f"{_q(value)} is not a time window", QUIET_EXPECTED) from None
     if start == end:
-        raise _fail(f"{value!r} is an empty window", QUIET_EXPECTED)
+        raise _fail(f"{_q(value)} is an empty window", QUIET_EXPECTED)
     return QuietHours(start, end)
 
 
@@ -113,7 +119,7 @@ class ScheduleModel(_Strict):
     categories: list[str] = []
     tags: list[str] = []
     max_articles: int | None = Field(default=None, ge=1)
-    min_articles: int = Field(default=1, ge=0)
+    min_articles: int = Field(default=1, ge=1)
     subject: str | None = None
     intro: str | None = None
     template: str | None = None
@@ -135,7 +141,7 @@ class ScheduleModel(_Strict):
         try:
             normalise_cron(value)
         except ValueError:
-            raise _fail(f"{value!r} is not a cron expression", CRON_EXPECTED) from None
+            raise _fail(f"{_q(value)} is not a cron expression", CRON_EXPECTED) from None
         return value
 
     @field_validator("every", mode="before")
@@ -165,7 +171,7 @@ class ScheduleModel(_Strict):
             try:
                 jinja2.Environment().parse(value)
             except jinja2.TemplateSyntaxError as exc:
-                raise _fail(f"{value!r} is not a valid template: {exc.message}",
+                raise _fail(f"{_q(value)} is not a valid template: {exc.message}",
                             "text with {{ placeholders }} such as "
                             "\"{{ site.title }}: {{ articles | length }} new\"") from None
         return value
@@ -195,24 +201,24 @@ class FileModel(_Strict):
 
 _FRIENDLY = {
     "missing": ("is missing", None),
-    "int_parsing": ("{input!r} is not a whole number", "a whole number"),
-    "int_type": ("{input!r} is not a whole number", "a whole number"),
-    "bool_parsing": ("{input!r} is not yes/no", "true or false"),
-    "bool_type": ("{input!r} is not yes/no", "true or false"),
-    "string_type": ("{input!r} is not text", "text"),
-    "list_type": ("{input!r} is not a list", "a list such as [a, b]"),
+    "int_parsing": ("{input} is not a whole number", "a whole number"),
+    "int_type": ("{input} is not a whole number", "a whole number"),
+    "bool_parsing": ("{input} is not yes/no", "true or false"),
+    "bool_type": ("{input} is not yes/no", "true or false"),
+    "string_type": ("{input} is not text", "text"),
+    "list_type": ("{input} is not a list", "a list such as [a, b]"),
     "dict_type": ("is not a mapping of keys to values", "key: value lines"),
     "model_type": ("is not a mapping of keys to values", "key: value lines"),
-    "datetime_parsing": ("{input!r} is not a date and time", "YYYY-MM-DD HH:MM"),
-    "datetime_type": ("{input!r} is not a date and time", "YYYY-MM-DD HH:MM"),
-    "greater_than_equal": ("{input!r} is too small", None),
-    "literal_error": ("{input!r} is not allowed", None),
-    "string_pattern_mismatch": ("{input!r} is not a valid id",
+    "datetime_parsing": ("{input} is not a date and time", "YYYY-MM-DD HH:MM"),
+    "datetime_type": ("{input} is not a date and time", "YYYY-MM-DD HH:MM"),
+    "greater_than_equal": ("{input} is too small", None),
+    "literal_error": ("{input} is not allowed", None),
+    "string_pattern_mismatch": ("{input} is not a valid id",
                                 "lower-case letters, digits, - and _"),
 }
 
 
-def _field_name(path: Path) -> str:
+def field_name(path: Path) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -233,17 +239,20 @@ def _pydantic_problems(exc: ValidationError, base: Path, doc: LocatedYaml,
         elif kind == "extra_forbidden":
             key = str(err["loc"][-1])
             close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
-            message = f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            hint = f"; did you mean {_q(close[0])}?" if close else ""
+            message = f"unknown key {_q(key)}{hint}"
             expected = "one of " + ", ".join(sorted(allowed))
         elif kind in _FRIENDLY:
-            template, hint = _FRIENDLY[kind]
-            message = template.format(input=err.get("input"))
-            expected = hint or str(ctx.get("expected") or ctx.get("ge") or "") or None
+            template, friendly = _FRIENDLY[kind]
+            message = template.format(input=_q(err.get("input")))
+            expected = friendly or str(ctx.get("expected") or "") or None
             if kind == "greater_than_equal":
                 expected = f"at least {ctx.get('ge')}"
+            if kind == "literal_error":
+                expected = f"one of {ctx.get('expected')}"
         else:
             message = err["msg"]
-        problems.append(Problem(FILE, message, line, _field_name(path), expected))
+        problems.append(Problem(FILE, message, line, field_name(path), expected))
     return problems
 
 
@@ -255,8 +264,8 @@ def parse_schedules(text: str, default_timezone: str = "UTC") -> tuple[ScheduleS
     except YamlSyntaxError as exc:
         return ScheduleSet(fingerprint=fingerprint), [
             Problem(FILE, f"not valid YAML: {exc}", exc.line, None, "indented key: value lines")]
-    problems = [Problem(FILE, f"{path[-1]!r} is written twice; only one counts", line,
-                        _field_name(path), "each key once") for path, line in doc.duplicates]
+    problems = [Problem(FILE, f"{_q(path[-1])} is written twice; only one counts", line,
+                        field_name(path), "each key once") for path, line in doc.duplicates]
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         return ScheduleSet(fingerprint=fingerprint), [
@@ -272,22 +281,24 @@ def parse_schedules(text: str, default_timezone: str = "UTC") -> tuple[ScheduleS
     seen: dict[str, int | None] = {}
     for index, raw in enumerate(top.schedules):
         base: Path = ("schedules", index)
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(raw_id, str) and raw_id in seen:
+            problems.append(Problem(FILE, f"id {_q(raw_id)} is already used on line {seen[raw_id]}",
+                                    doc.line((*base, "id")), field_name((*base, "id")),
+                                    "a unique id per schedule"))
+        elif isinstance(raw_id, str):
+            seen[raw_id] = doc.line(base)
         try:
             model = ScheduleModel.model_validate(raw)
         except ValidationError as exc:
             problems += _pydantic_problems(exc, base, doc, ScheduleModel.model_fields)
             continue
-        line = doc.line(base)
-        if model.id in seen:
-            problems.append(Problem(FILE, f"id {model.id!r} is already used on line {seen[model.id]}",
-                                    doc.line((*base, "id")), _field_name((*base, "id")),
-                                    "a unique id per schedule"))
-            continue
-        seen[model.id] = line
         schedule, found = _build(model, top, tz_name, base, doc)
         problems += found
-        if schedule is not None and not any(p.is_error for p in found):
+        duplicate = seen.get(model.id) != doc.line(base)
+        if schedule is not None and not duplicate and not any(p.is_error for p in found):
             schedules.append(schedule)
+    problems.sort(key=lambda p: p.line or 0)
     return ScheduleSet(tuple(schedules), tz_name, fingerprint), problems
 
 
@@ -299,21 +310,25 @@ def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
     def report(key: str, message: str, expected: str | None,
                severity: Severity = Severity.ERROR) -> None:
         path = (*base, key) if key else base
-        problems.append(Problem(FILE, message, doc.line(path), _field_name(path), expected,
+        problems.append(Problem(FILE, message, doc.line(path), field_name(path), expected,
                                 severity))
 
     given = [k for k in TRIGGER_KEYS if getattr(m, k) not in (None, False)]
     one_of = "exactly one of cron, at, on_publish, every"
     if len(given) != 1:
         what = "no trigger" if not given else "two triggers (" + ", ".join(given) + ")"
-        report(given[1] if len(given) > 1 else "", f"schedule {m.id!r} has {what}", one_of)
+        report(given[1] if len(given) > 1 else "", f"schedule {_q(m.id)} has {what}", one_of)
         return None, problems
     trigger: Trigger
     if m.cron is not None:
         trigger = Cron(m.cron, normalise_cron(m.cron))
-        minute, hour, dom, month, dow = m.cron.split()
+        dom, dow = m.cron.split()[2], m.cron.split()[4]
+        if any(int(n) >= 29 for n in re.findall(r"\d+", dom)):
+            report("cron", f"{_q(m.cron)}: months without that day are skipped, not moved",
+                   "\"last\" as the day of month for the last day of every month",
+                   Severity.WARNING)
         if dom != "*" and dow != "*":
-            report("cron", f"{m.cron!r} sets both a day of month and a weekday; it fires only "
+            report("cron", f"{_q(m.cron)} sets both a day of month and a weekday; it fires only "
                    "on days matching both (crontab would fire on either)", None, Severity.WARNING)
     elif m.at is not None:
         tz = ZoneInfo(m.timezone or tz_name)
@@ -350,8 +365,12 @@ def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
         id=m.id, kind=m.kind, trigger=trigger, tz=ZoneInfo(m.timezone or tz_name),
         audience=tuple(m.audience), categories=tuple(m.categories), tags=tuple(m.tags),
         max_articles=m.max_articles, min_articles=m.min_articles, subject=m.subject,
-        intro=m.intro, template=m.template,
+        intro=m.intro,
+        template=(m.template if m.template is None or "." in m.template
+                  else f"{m.template}.html"),
         networks=tuple(m.networks) if m.networks is not None else None, enabled=m.enabled,
         max_lateness=m.max_lateness or top.max_lateness or DEFAULT_MAX_LATENESS,
-        quiet_hours=m.quiet_hours or top.quiet_hours, line=doc.line(base))
+        quiet_hours=m.quiet_hours or top.quiet_hours, line=doc.line(base), index=int(base[-1]),
+        lines={k: line for k in m.model_fields_set
+               if (line := doc.line((*base, k))) is not None})
     return schedule, problems

@@ -18,6 +18,7 @@ Every datetime returned here is aware and in UTC.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -84,8 +85,13 @@ def normalise_cron(expression: str) -> str:
     return normalised
 
 
+@functools.lru_cache(maxsize=1024)
 def make_trigger(trigger: Trigger, tz: ZoneInfo) -> BaseTrigger | None:
-    """The APScheduler trigger for a timed schedule; None for on-publish."""
+    """The APScheduler trigger for a timed schedule; None for on-publish.
+
+    Cached: parsing a crontab line costs more than walking it, and every
+    tick asks again. Triggers hold no state between calls, so sharing is safe.
+    """
     if isinstance(trigger, Cron):
         return CronTrigger.from_crontab(trigger.normalised, timezone=tz)
     if isinstance(trigger, Every):
@@ -112,14 +118,20 @@ def due_firings(schedule: Schedule, since: datetime, until: datetime) -> list[da
     trigger = make_trigger(schedule.trigger, schedule.tz)
     if trigger is None or until <= since:
         return []
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
     wall_clock = isinstance(schedule.trigger, Cron)
     out: list[datetime] = []
+    # All arithmetic in UTC: adding a timedelta to a zone-aware datetime is
+    # wall-clock arithmetic and drops ``fold``, which steps *back* an hour
+    # from the second 01:30 of a fall-back night and loops there.
     fire = trigger.get_next_fire_time(None, since + _TINY)
     while fire is not None and fire <= until and len(out) < _MAX_FIRINGS:
         if fire > since and not (wall_clock and _is_repeat(fire, schedule.tz)):
             out.append(fire.astimezone(UTC))
-        nxt = trigger.get_next_fire_time(fire, fire + _TINY)
-        if nxt is not None and nxt <= fire:
+        nxt = trigger.get_next_fire_time(fire, fire.astimezone(UTC) + _TINY)
+        # Compare in UTC too: two datetimes sharing one tzinfo compare by wall
+        # clock, ignoring ``fold``, so the two 01:30s would look equal.
+        if nxt is not None and nxt.astimezone(UTC) <= fire.astimezone(UTC):
             break  # a DateTrigger answers its one date again
         fire = nxt
     return out

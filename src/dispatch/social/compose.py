@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -42,7 +42,9 @@ MAX_CARD_DESCRIPTION = 300
 
 _ATOM = regex.compile(
     r"https?://\S+"
-    r"|(?:[\p{L}\p{N}_-]+\.)+\p{L}[\p{L}\p{N}-]+(?:/\S*)?"
+    # A domain starts at a word start only: without the lookbehind every
+    # position of a long run of letters would rescan the run (quadratic).
+    r"|(?<![\p{L}\p{N}_-])(?:[\p{L}\p{N}_-]++\.)+\p{L}[\p{L}\p{N}-]+(?:/\S*)?"
     r"|[#@][\p{L}\p{N}_]+(?:@[\p{L}\p{N}.-]*[\p{L}\p{N}])?"
     r"|\X",
     regex.IGNORECASE,
@@ -99,7 +101,6 @@ class ComposedPost:
     hashtags: tuple[str, ...] = ()
     facets: tuple[Facet, ...] = ()
     card: LinkCard | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def text_hash(self) -> str:
@@ -148,9 +149,13 @@ def source_text(article: Article, config: NetworkConfig) -> tuple[str, Source]:
     override = article.social_override(config.name) or article.social_override(config.network)
     if override:
         # Frontmatter text may carry Markdown emphasis or links: post the words.
-        return clean(md.plain_text(md.parse(override).tokens)), "override"
-    if article.takeaway is not None and article.takeaway.text.strip():
-        return clean(article.takeaway.text), "takeaway"
+        text = clean(md.plain_text(md.parse(override).tokens))
+        if text:
+            return text, "override"
+    if article.takeaway is not None:
+        text = clean(article.takeaway.text)
+        if text:
+            return text, "takeaway"
     return clean(article.summary), "summary"
 
 
@@ -179,8 +184,31 @@ def hashtag(tag: str) -> str | None:
     return "#" + name
 
 
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+def sentence_ends(text: str) -> list[int]:
+    """Offsets where each sentence of ``text`` ends (the last one: ``len(text)``).
+
+    Bodies are cut as ``text[:end]``, so joining never adds or drops a
+    character (CJK sentences are not separated by spaces).
+    """
+    ends = [m.start() for m in _SENTENCE_END.finditer(text) if text[:m.start()].strip()]
+    if text.strip():
+        ends.append(len(text))
+    return sorted(set(ends))
+
+
+def _searchable(text: str, limit: int) -> str:
+    """The part of ``text`` that could possibly appear in a post.
+
+    Every atom costs at least 1 under every rule, so more than ``limit``
+    atoms can never fit; the margin covers links a network would count as
+    23 although we split them. Measuring is costly, so a 100 KB takeaway
+    must not be measured whole twenty times.
+    """
+    cap = 2 * limit + 64
+    if len(text) <= cap:
+        return text
+    atoms: list[str] = _ATOM.findall(text)
+    return text if len(atoms) <= cap else "".join(atoms[:cap])
 
 
 def layout(body: str, url: str, tags: tuple[str, ...] = ()) -> str:
@@ -229,16 +257,24 @@ def compose(article: Article, config: NetworkConfig) -> ComposedPost:
             article.source, f"the link alone is {rule.measure(url)} by {config.network}'s rule, "
             f"over the limit of {config.limit}", None, f"social.{config.name}",
             "a shorter slug or fewer UTM parameters")])
-    parts = sentences(text)
-    chosen: list[str] = []
-    for sentence in parts:
-        if not fits(" ".join([*chosen, sentence])):
-            break
-        chosen.append(sentence)
-    body = " ".join(chosen)
-    truncated = len(chosen) < len(parts)
-    if not chosen and parts:
-        body = _cut(parts[0], fits)
+    search = _searchable(text, config.limit)
+    ends = [end for end in sentence_ends(text) if end <= len(search)]
+    # Whole sentences, in order, while they fit: the longest fitting run of
+    # sentences. A binary search, because measuring is the expensive part
+    # (twitter-text's emoji scan) and a takeaway can have many sentences.
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(text[:ends[mid - 1]].rstrip()):
+            lo = mid
+        else:
+            hi = mid - 1
+    while lo > 0 and not fits(text[:ends[lo - 1]].rstrip()):
+        lo -= 1
+    body = text[:ends[lo - 1]].rstrip() if lo else ""
+    truncated = len(body) < len(text)
+    if not body and search:
+        body = _cut((text[:ends[0]] if ends else search).rstrip(), fits)
 
     tags: tuple[str, ...] = ()
     seen: set[str] = set()

@@ -37,7 +37,8 @@ API_TRANSPORTS: dict[str, str] = {"mastodon": "mastodon", "bluesky": "bluesky"}
 TRANSPORTS = ("capture", "mastodon", "bluesky", "webhook")
 DEFAULT_UTM = "utm_source={network}&utm_medium=social&utm_campaign={slug}"
 # Keys of [social] itself that are options, not network tables.
-GLOBAL_KEYS = {"utm", "hashtags", "max_attempts", "lease_seconds", "batch", "backoff_seconds"}
+GLOBAL_KEYS = {"utm", "hashtags", "max_attempts", "lease_seconds", "batch", "backoff_seconds",
+               "on_publish"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,9 @@ class SocialSettings:
     lease_seconds: int = 300
     batch: int = 20
     backoff_seconds: int = 60
+    on_publish: bool = True
+    """Queue posts in the pass that first sees an article published. Turn off
+    when schedules.yaml decides when social posts go out."""
 
     def get(self, name: str) -> NetworkConfig | None:
         return next((n for n in self.networks if n.name == name), None)
@@ -84,6 +88,16 @@ def _positive_int(raw: Mapping[str, Any], key: str, default: int, where: str,
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         problems.append(settings.problem(f"{where}.{key}", f"{value!r} is not allowed",
                                          f"a whole number of at least {minimum}"))
+        return default
+    return value
+
+
+def _flag(raw: Mapping[str, Any], key: str, default: bool, settings: Settings,
+          problems: list[Problem]) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(settings.problem(f"social.{key}", f"{value!r} is not allowed",
+                                         "true or false"))
         return default
     return value
 
@@ -186,6 +200,7 @@ def social_problems(settings: Settings) -> tuple[SocialSettings, list[Problem]]:
                                     minimum=10),
         batch=_positive_int(raw, "batch", 20, "social", settings, problems),
         backoff_seconds=_positive_int(raw, "backoff_seconds", 60, "social", settings, problems),
+        on_publish=_flag(raw, "on_publish", True, settings, problems),
     )
     return social, problems
 

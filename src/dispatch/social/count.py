@@ -28,7 +28,8 @@ BLUESKY_MAX_BYTES = 3000
 _GRAPHEME = regex.compile(r"\X")
 # Anything a network might turn into a link; deliberately generous.
 _LINKISH_X = regex.compile(
-    r"(?:https?://)?(?:[\p{L}\p{N}_-]+\.)+\p{L}[\p{L}\p{N}-]+(?::\d+)?(?:[/?#]\S*)?",
+    r"(?<![\p{L}\p{N}_-])(?:https?://)?(?:[\p{L}\p{N}_-]++\.)+\p{L}[\p{L}\p{N}-]+(?::\d+)?"
+    r"(?:[/?#]\S*)?",
     regex.IGNORECASE,
 )
 _LINKISH_HTTP = regex.compile(r"https?://\S+", regex.IGNORECASE)
@@ -42,7 +43,8 @@ _X_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
 def graphemes(text: str) -> list[str]:
     """User-perceived characters (extended grapheme clusters, current Unicode)."""
-    return _GRAPHEME.findall(text)
+    clusters: list[str] = _GRAPHEME.findall(text)
+    return clusters
 
 
 def _x_weight(text: str) -> int:

@@ -30,6 +30,7 @@ MIGRATIONS: list[Migration] = [
         schema.subscribers, schema.mailing_lists, schema.list_members, schema.editions,
         schema.outbox)),
     ("social_0001_social_posts", _create(schema.social_posts)),
+    ("schedule_0001_runs", _create(schema.schedule_runs, schema.schedule_state)),
 ]
 
 

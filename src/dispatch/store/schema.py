@@ -189,3 +189,37 @@ social_posts = Table(
     Index("ix_social_posts_leased", "lease_until",
           sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
 )
+
+# --- scheduler (issue 8) -----------------------------------------------------
+# One row per firing, written BEFORE the firing acts: the primary key is the
+# "every firing happens once" guarantee (invariant 1). ``article`` is "" for
+# calendar firings and the slug for on-publish ones, so two articles published
+# at the same instant are still two firings.
+# status: running -> sent | skipped | failed.
+schedule_runs = Table(
+    "schedule_runs", metadata,
+    Column("schedule_id", String(64), primary_key=True),
+    Column("fire_time", UTCDateTime(), primary_key=True),
+    Column("article", String(200), primary_key=True, default=""),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("origin", String(20), nullable=False),
+    Column("window_start", UTCDateTime(), nullable=True),
+    Column("window_end", UTCDateTime(), nullable=True),
+    Column("edition_id", String(200), nullable=True),
+    Column("articles", Text, nullable=False, default="[]"),
+    Column("summary", Text, nullable=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Index("ix_schedule_runs_status", "schedule_id", "status", "fire_time"),
+)
+
+# When the scheduler first saw each schedule id (or its calendar trigger as
+# now written): firings and articles from before that never fire it, so
+# adding or editing a schedule never sends anything "late" at once.
+schedule_state = Table(
+    "schedule_state", metadata,
+    Column("schedule_id", String(64), primary_key=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("trigger", Text, nullable=False, default=""),
+)

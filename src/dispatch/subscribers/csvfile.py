@@ -89,6 +89,12 @@ def parse_csv(text: str, path: str) -> tuple[list[ImportRow], list[Problem], int
             problems.append(Problem(path, str(exc), line, "email",
                                     "an address like ann@example.com"))
             continue
+        if any(ch in values.get("name", "") for ch in "\r\n\x0b\x0c\u2028\u2029"):
+            # A name goes into the To: header: a line break there would be
+            # header injection, so it is refused here, not at send time.
+            problems.append(Problem(path, "the name spans several lines", line, "name",
+                                    "a name on one line"))
+            continue
         status = values.get("status", "") or "active"
         if status not in STATUSES:
             problems.append(Problem(path, f"unknown status {status!r}", line, "status",

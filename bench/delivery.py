@@ -1,0 +1,271 @@
+"""Delivery throughput: outbox → personalise → SMTP, against a raw smtplib blaster.
+
+Run:  .venv/bin/python bench/delivery.py [--recipients 20000] [--connections 4]
+                                         [--delay-ms 10] [--queue 100000] [--quick]
+
+A minimal asyncio SMTP sink runs as a separate process (it accepts and counts;
+``--delay-ms`` delays every reply to emulate a remote server's round trip).
+Figures, each with its baseline measured in the same run:
+
+1. loopback, no delay: end-to-end msg/s for N recipients — from a queued
+   edition to every message accepted by the sink, with all outbox bookkeeping
+   (claims, suppression re-checks, late personalisation, fenced acks) — and
+   the raw blaster (smtplib, the same messages pre-built, the same number of
+   connections). Goal: at least 70% of the blaster.
+2. 10 ms per reply, 1 / 4 / 16 connections: end-to-end msg/s against the
+   ceiling connections / (4 × delay) (no pipelining: MAIL, RCPT, DATA and the
+   end of data each wait one reply). Goal: at least 80% of it.
+3. Time to queue one edition for 100,000 subscribers on SQLite. Goal: < 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+
+# --- the sink (runs in its own process) -------------------------------------
+
+async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   delay: float, counter: list[int]) -> None:
+    async def reply(line: bytes) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        writer.write(line)
+
+    writer.write(b"220 bench-sink ESMTP\r\n")
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        verb = line[:4].upper()
+        if verb in (b"EHLO", b"HELO"):
+            await reply(b"250-bench-sink\r\n250 8BITMIME\r\n" if verb == b"EHLO"
+                        else b"250 bench-sink\r\n")
+        elif verb == b"DATA":
+            await reply(b"354 go ahead\r\n")
+            await reader.readuntil(b"\r\n.\r\n")
+            counter[0] += 1
+            await reply(b"250 2.0.0 accepted\r\n")
+        elif verb == b"QUIT":
+            writer.write(b"221 bye\r\n")
+            break
+        elif verb == b"XCNT":  # bench-only: how many messages were accepted
+            writer.write(b"250 %d\r\n" % counter[0])
+        else:  # MAIL, RCPT, RSET, NOOP
+            await reply(b"250 OK\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def _serve(delay: float) -> None:
+    counter = [0]
+    server = await asyncio.start_server(
+        lambda r, w: _session(r, w, delay, counter), "127.0.0.1", 0, limit=2**20)
+    port = server.sockets[0].getsockname()[1]
+    print(f"READY {port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class SinkProcess:
+    def __init__(self, delay_ms: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--sink", "--delay-ms", str(delay_ms)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise SystemExit("the sink did not start")
+        self.port = int(ready[1])
+
+    def count(self) -> int:
+        with smtplib.SMTP("127.0.0.1", self.port) as client:
+            code, text = client.docmd("XCNT")
+        return int(text)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+# --- the workload --------------------------------------------------------------
+
+def make_site(tmp: Path) -> tuple[object, object]:
+    """A copy of the example site's settings and its first published article."""
+    from dispatch.config import load_settings
+    from dispatch.content import load_site
+
+    root = tmp / "site"
+    root.mkdir()
+    for name in ("dispatch.toml",):
+        (root / name).write_text((REPO / name).read_text())
+    (root / "content").symlink_to(REPO / "content")
+    if (REPO / "templates").exists():
+        (root / "templates").symlink_to(REPO / "templates")
+    settings = load_settings(root)
+    articles = [a for a in load_site(settings).articles if a.is_published(NOW)]
+    return settings, articles[0]
+
+
+def seed(store: object, n: int, list_name: str) -> None:
+    from dispatch.subscribers.csvfile import ImportRow, import_rows
+
+    rows = [ImportRow(i, f"reader{i:06d}@example.com", f"Reader {i}", "active", ())
+            for i in range(n)]
+    import_rows(store, rows, list_name, NOW)  # type: ignore[arg-type]
+
+
+def blaster(port: int, messages: Sequence[tuple[str, bytes]], connections: int,
+            sender: str) -> float:
+    """The ceiling: smtplib over reused connections, messages built in advance."""
+    shares = [messages[i::connections] for i in range(connections)]
+
+    def run(share: Sequence[tuple[str, bytes]]) -> None:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            for rcpt, raw in share:
+                client.sendmail(sender, [rcpt], raw)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in shares]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(messages) / (time.perf_counter() - start)
+
+
+def end_to_end(tmp: Path, settings: object, edition: object, n: int, port: int,
+               connections: int, tag: str) -> tuple[float, int]:
+    """msg/s from queued edition to accepted, bookkeeping included."""
+    from dispatch.delivery import deliver
+    from dispatch.delivery.settings import DeliverySettings, SmtpSettings
+    from dispatch.outbox import edition_status, queue_edition
+    from dispatch.store import open_store
+
+    store = open_store(f"sqlite:///{tmp / f'{tag}.db'}")
+    seed(store, n, "bench")
+    queue_edition(store, edition, ["bench"], NOW)  # type: ignore[arg-type]
+    config = DeliverySettings(transport="smtp",
+                              smtp=SmtpSettings("127.0.0.1", port, tls="none", timeout=30),
+                              connections=connections, batch_size=100)
+    start = time.perf_counter()
+    report = deliver(store, settings, NOW, config=config,  # type: ignore[arg-type]
+                     rng=random.Random(1))
+    elapsed = time.perf_counter() - start
+    status = edition_status(store, edition.edition_id)  # type: ignore[attr-defined]
+    assert status.reconciles and status.sent == n == report.sent, (status, report)
+    store.dispose()  # type: ignore[attr-defined]
+    return n / elapsed, report.sent
+
+
+def prebuilt(settings: object, edition: object, n: int) -> list[tuple[str, bytes]]:
+    from dispatch.delivery.personalise import recipient_for
+    from dispatch.render import MessageFactory
+
+    factory = MessageFactory(edition, settings)  # type: ignore[arg-type]
+    out = []
+    for i in range(n):
+        rcpt = f"reader{i:06d}@example.com"
+        recipient = recipient_for(settings, b"bench-key", "bench", i + 1,  # type: ignore[arg-type]
+                                  rcpt, f"Reader {i}")
+        out.append((rcpt, factory.build(recipient, date=NOW)))
+    return out
+
+
+def time_queue(tmp: Path, edition: object, n: int) -> float:
+    from dispatch.outbox import queue_edition
+    from dispatch.store import open_store
+
+    store = open_store(f"sqlite:///{tmp / 'queue.db'}")
+    seed(store, n, "big")
+    start = time.perf_counter()
+    queued = queue_edition(store, edition, ["big"], NOW)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - start
+    assert queued.queued == n
+    store.dispose()
+    return elapsed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--queue", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="Smaller numbers, for a smoke run.")
+    args = parser.parse_args(argv)
+    if args.sink:
+        asyncio.run(_serve(args.delay_ms / 1000))
+        return
+    if args.quick:
+        args.recipients, args.queue = 2_000, 10_000
+
+    import os
+
+    os.environ.setdefault("DISPATCH_SECRET_KEY", "bench-key")
+    from dispatch.render import render_article_edition
+
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        settings, article = make_site(tmp)
+        edition = render_article_edition(settings, article, "bench")  # type: ignore[arg-type]
+        messages = prebuilt(settings, edition, args.recipients)
+        size = sum(len(m) for _, m in messages) / len(messages)
+        sender = settings.sender.email  # type: ignore[attr-defined]
+        print(f"message size {size / 1024:.1f} KB; {args.recipients:,} recipients; "
+              f"{args.connections} connections")
+
+        sink = SinkProcess(0)
+        try:
+            raw = blaster(sink.port, messages, args.connections, sender)
+            e2e, sent = end_to_end(tmp, settings, edition, args.recipients, sink.port,
+                                   args.connections, "loopback")
+            accepted = sink.count()
+        finally:
+            sink.stop()
+        assert accepted == 2 * args.recipients, accepted
+        ratio = e2e / raw
+        print(f"loopback  raw smtplib blaster (baseline): {raw:8,.0f} msg/s")
+        print(f"loopback  dispatch end to end           : {e2e:8,.0f} msg/s "
+              f"= {ratio:.0%} of the blaster (goal >= 70%) "
+              f"{'OK' if ratio >= 0.7 else 'MISSED'}")
+
+        delay = args.delay_ms / 1000
+        sink = SinkProcess(args.delay_ms)
+        try:
+            for conns in (1, 4, 16):
+                ceiling = conns / (4 * delay)
+                n = max(100, int(ceiling * 6))  # about six seconds of sending each
+                rate, _ = end_to_end(tmp, settings, edition, n, sink.port, conns,
+                                     f"delay{conns}")
+                share = rate / ceiling
+                raw_rate = blaster(sink.port, messages[:n], conns, sender)
+                print(f"{args.delay_ms:g} ms/reply, {conns:2d} connection(s): dispatch "
+                      f"{rate:6,.1f} msg/s, raw blaster {raw_rate:6,.1f}, ceiling "
+                      f"{ceiling:6,.1f} → {share:.0%} of ceiling (goal >= 80%) "
+                      f"{'OK' if share >= 0.8 else 'MISSED'}")
+        finally:
+            sink.stop()
+
+        seconds = time_queue(tmp, edition, args.queue)
+        print(f"queue one edition for {args.queue:,} subscribers (SQLite): {seconds:.2f} s "
+              f"(goal < 3 s) {'OK' if seconds < 3 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

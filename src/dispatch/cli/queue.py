@@ -1,0 +1,243 @@
+"""``dispatch queue`` (editions and their counts; pause/resume/cancel/retry),
+``dispatch send`` (queue an edition now) and ``dispatch worker`` (deliver)."""
+
+from __future__ import annotations
+
+import email
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
+from email import policy
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from dispatch.cli.base import Site, console, err_console, main, now, site_command
+from dispatch.config import Settings
+from dispatch.errors import InputError
+from dispatch.models import Article
+from dispatch.outbox import (
+    audience_size,
+    cancel,
+    edition_status,
+    edition_statuses,
+    pause,
+    queue_edition,
+    resume,
+    retry_failed,
+)
+from dispatch.store.engine import Store
+from dispatch.subscribers import find_subscribers, unknown_lists
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} msg/s" if task.speed else "… msg/s")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar with rate and ETA, fed by deliver's (done, total) callback."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
+                  transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _stop_on_sigterm() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _deliver_foreground(site: Site, *, burst: bool) -> None:
+    from dispatch.delivery import deliver
+
+    stop = _stop_on_sigterm()
+    with progress_bar("sending") as update:
+        report = deliver(site.store, site.settings, now(), burst=burst, stop=stop,
+                         progress=update)
+    console.print(report.summary(), markup=False)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The site folder.")
+@click.pass_context
+def queue(ctx: click.Context, root: Path) -> None:
+    """Queued editions with their counts (queued = sent + failed + suppressed + cancelled +
+    pending); subcommands pause, resume, cancel and retry."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(show, root=root, verbose=False)
+
+
+@queue.command("list")
+@site_command
+def show(site: Site) -> None:
+    """Each edition with its state and counts (the same as plain `dispatch queue`)."""
+    rows = edition_statuses(site.store)
+    if not rows:
+        console.print("no editions queued", markup=False)
+        return
+    for e in rows:
+        # One line per edition, spelled as the reconciliation it must satisfy.
+        console.print(
+            f"{e.edition_id}  [{e.state}]  queued {e.total} = sent {e.sent} + failed {e.failed}"
+            f" + suppressed {e.suppressed} + cancelled {e.cancelled} + pending {e.pending}"
+            f"  to {'+'.join(e.audience)}", markup=False)
+    for e in rows:
+        if e.note and e.state == "paused":
+            console.print(f"{e.edition_id}: {e.note}", markup=False)
+        if not e.reconciles:  # never expected; say so loudly if it happens
+            err_console.print(f"{e.edition_id}: counts do not reconcile", style="red")
+
+
+def _control(action: str, fn: Callable[[Store, str, datetime], object]) -> click.Command:
+    @click.argument("edition")
+    @site_command
+    def command(site: Site, edition: str) -> None:
+        result = fn(site.store, edition, now())
+        state = edition_status(site.store, edition)
+        detail = f" ({result} row(s))" if isinstance(result, int) and not isinstance(
+            result, bool) else ""
+        console.print(f"{edition}: {action}{detail}; now {state.state}, "
+                      f"{state.sent} sent, {state.pending} pending", markup=False)
+
+    command.__doc__ = {
+        "pause": "Stop claiming this edition's rows (in-flight sends finish).",
+        "resume": "Resume a paused edition; nobody who already got it gets it again.",
+        "cancel": "Cancel an edition: every waiting row becomes cancelled.",
+        "retry": "Re-queue the failed rows of still-active subscribers.",
+    }[action]
+    return click.command(action)(command)
+
+
+queue.add_command(_control("pause", pause))
+queue.add_command(_control("resume", resume))
+queue.add_command(_control("cancel", cancel))
+queue.add_command(_control("retry", retry_failed))
+
+
+def _digest_articles(articles: list[Article], since: datetime, until: datetime
+                     ) -> list[Article]:
+    chosen = [a for a in articles if a.is_published(until) and a.date >= since and a.email]
+    return sorted(chosen, key=lambda a: a.date, reverse=True)
+
+
+def _sample(settings: Settings, store: Store, edition: object, audience: list[str],
+            at: datetime) -> str:
+    """One personalised message, shown by --dry-run: headers and the text part."""
+    from dispatch.delivery.personalise import recipient_for
+    from dispatch.render import Edition, MessageFactory
+    from dispatch.unsubscribe import secret_key
+
+    assert isinstance(edition, Edition)
+    people = [p for name in audience for p in find_subscribers(store, list_name=name,
+                                                               status="active")][:1]
+    person = people[0] if people else None
+    recipient = recipient_for(settings, secret_key(settings), edition.edition_id,
+                              person.id if person else 0,
+                              person.email if person else "reader@example.com",
+                              person.name if person else "")
+    raw = MessageFactory(edition, settings).build(recipient, date=at)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    head = "\n".join(f"{k}: {v}" for k, v in message.items())
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    return f"{head}\n\n{text}"
+
+
+@main.command()
+@click.argument("slug", required=False)
+@click.option("--audience", "audience", multiple=True, required=True,
+              help="A subscriber list; repeat for several (each person gets one copy).")
+@click.option("--digest", is_flag=True, help="Send a digest of recent articles instead.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
+              help="Digest: articles published on or after this date (default: 7 days ago).")
+@click.option("--subject", help="Override the subject template.")
+@click.option("--edition-id", help="Override the edition id (it is what makes sending once).")
+@click.option("--dry-run", is_flag=True, help="Show the audience size and a sample message; "
+              "queue nothing.")
+@click.option("--deliver", "deliver_now", is_flag=True,
+              help="Deliver right away in the foreground after queueing.")
+@site_command
+def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
+         since: datetime | None, subject: str | None, edition_id: str | None, dry_run: bool,
+         deliver_now: bool) -> None:
+    """Queue SLUG (or --digest) for the --audience lists now."""
+    from dispatch.pipeline import load
+    from dispatch.render import render_article_edition, render_digest_edition
+
+    if digest == bool(slug):
+        raise InputError("give either an article SLUG or --digest")
+    lists = sorted(set(audience))
+    missing = unknown_lists(site.store, lists)
+    if missing:
+        raise InputError(f"no subscriber list named {', '.join(missing)} "
+                         "(create one with `dispatch subscribers import FILE --list NAME`)")
+    current = now()
+    articles = list(load(site.settings, site.store).articles)
+    tag = "+".join(lists)
+    if digest:
+        tz = site.settings.site.tz
+        start = (datetime.combine(since.date(), time(), tz) if since
+                 else current - timedelta(days=7))
+        chosen = _digest_articles(articles, start, current)
+        if not chosen:
+            raise InputError(f"no published articles since {start:%Y-%m-%d} for a digest")
+        today: date = current.astimezone(tz).date()
+        eid = edition_id or f"digest.{start:%Y-%m-%d}.{today:%Y-%m-%d}.{tag}"
+        edition = render_digest_edition(site.settings, chosen, eid, subject=subject)
+    else:
+        found = [a for a in articles if a.slug == slug]
+        if not found:
+            raise InputError(f"no article with slug {slug!r} (see `dispatch articles`)")
+        if not found[0].is_published(current):
+            raise InputError(f"{slug} is not published yet (draft or future date)")
+        eid = edition_id or f"{slug}.{tag}"
+        edition = render_article_edition(site.settings, found[0], eid, subject=subject)
+    if dry_run:
+        console.print(f"edition {eid}: {audience_size(site.store, lists)} recipient(s) "
+                      f"in {', '.join(lists)}; nothing queued", markup=False)
+        console.print(_sample(site.settings, site.store, edition, lists, current), markup=False)
+        return
+    queued = queue_edition(site.store, edition, lists, current)
+    if queued.created:
+        console.print(f"edition {eid}: queued for {queued.queued} recipient(s)"
+                      + (f", {queued.skipped} not active left out" if queued.skipped else ""),
+                      markup=False)
+    else:
+        console.print(f"edition {eid} was already queued ({queued.queued} recipient(s)); "
+                      "nothing more queued", markup=False)
+    if deliver_now:
+        _deliver_foreground(site, burst=True)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Deliver what is due now, then exit.")
+@site_command
+def worker(site: Site, burst: bool) -> None:
+    """Deliver queued email; run as many as you like against one database."""
+    _deliver_foreground(site, burst=burst)

@@ -1,0 +1,341 @@
+"""The delivery engine: claim → re-check → personalise → send → record.
+
+``deliver`` runs N sender lanes (threads), each with one reused transport
+connection. A lane claims a batch under a lease in one short transaction,
+re-checks suppression just before each small group of sends, builds every
+message late from the stored edition, sends, then records the batch's
+outcomes in one fenced transaction. No transaction is open while a server
+is being talked to.
+
+With ``burst=True`` it returns once nothing is due (rows waiting for a retry
+delay stay pending; the report says when the next one is due); otherwise it
+polls until ``stop`` is set. Time comes from ``now`` plus elapsed monotonic
+time, or from an injected ``clock`` (tests simulate minutes without sleeping).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from dispatch.config import Settings
+from dispatch.delivery.capture import CaptureTransport
+from dispatch.delivery.limits import TokenBucket, allowance
+from dispatch.delivery.personalise import MessageSource
+from dispatch.delivery.settings import DeliverySettings, load_delivery_settings
+from dispatch.delivery.smtp import SmtpTransport
+from dispatch.delivery.transport import Connection, Transport, TransportUnavailable
+from dispatch.errors import DispatchError
+from dispatch.outbox.lease import (
+    Claim,
+    RowResult,
+    claim,
+    due_count,
+    inactive_among,
+    next_due,
+    reap,
+    record,
+    renew,
+)
+from dispatch.outbox.policy import RetryPolicy
+from dispatch.store.engine import Store
+from dispatch.unsubscribe import secret_key
+
+log = logging.getLogger(__name__)
+RECHECK_SECONDS = 0.05
+"""How stale a worker's view of unsubscribes may get while it sends a leased
+batch: at most this long after an unsubscribe commits, nothing more goes to
+that address (rows not yet claimed are suppressed at once by unsubscribe())."""
+
+Progress = Callable[[int, int], None]
+_TALLY = {"sent": "sent", "retry": "retried", "failed": "failed", "bounced": "bounced",
+          "suppressed": "suppressed", "release": "released"}
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    transport: str
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    bounced: int = 0
+    suppressed: int = 0
+    released: int = 0
+    """Rows handed back untried (server unreachable, stop requested)."""
+    reaped: int = 0
+    lost: int = 0
+    """Outcomes refused because the lease had been lost (the row was reclaimed)."""
+    stopped: str | None = None
+    next_due: datetime | None = None
+    due: int = 0
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        if self.dry_run:
+            return f"dry run: {self.due} message(s) due, nothing sent ({self.transport})"
+        parts = [f"sent {self.sent}", f"retrying {self.retried}", f"failed {self.failed}"]
+        parts += [f"{n} {what}" for n, what in ((self.bounced, "bounced"),
+                                                (self.suppressed, "suppressed"),
+                                                (self.released, "handed back"),
+                                                (self.reaped, "expired leases reclaimed"),
+                                                (self.lost, "late acks refused")) if n]
+        text = ", ".join(parts) + f" via {self.transport}"
+        if self.stopped:
+            text += f"; stopped: {self.stopped}"
+        if self.next_due is not None:
+            text += f"; next retry due {self.next_due:%Y-%m-%d %H:%M:%S} UTC"
+        return text
+
+
+def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
+    if config.transport == "smtp" and config.smtp is not None:
+        return SmtpTransport(config.smtp, config.bounce_codes)
+    root = config.maildir
+    return CaptureTransport(root if root.is_absolute() else settings.root / root)
+
+
+@dataclass
+class _Run:
+    store: Store
+    settings: Settings
+    config: DeliverySettings
+    transport: Transport
+    source: MessageSource
+    clock: Callable[[], datetime]
+    burst: bool
+    stop: threading.Event
+    owner: str
+    rng: random.Random
+    bucket: TokenBucket
+    progress: Progress | None
+    total: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    claim_lock: threading.Lock = field(default_factory=threading.Lock)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: dict[str, int] = field(default_factory=dict)
+    done: int = 0
+    down_until: datetime | None = None
+    outage: float = 5.0
+    stopped: str | None = None
+    claimed: int = 0
+    recheck_seconds: float = RECHECK_SECONDS
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self.config.policy
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """On SQLite, one writer at a time inside this process: a lane that
+        finds the database locked sleeps in SQLite's busy handler (1, 2, 5,
+        10 ms …), far longer than waiting its turn on a Python lock."""
+        if not self.store.is_sqlite:
+            yield
+            return
+        with self.write_lock:
+            yield
+
+    def batch_limit(self) -> int:
+        """The configured batch size, but near the end of a run an equal share
+        of what is left, so no lane sits idle while another works through a
+        long last batch (which matters when each send waits on a slow server)."""
+        left = self.total - self.claimed
+        share = -(-left // max(1, self.config.connections))
+        return max(1, min(self.config.batch_size, max(share, 5)))
+
+    def add(self, key: str, n: int = 1) -> None:
+        if n:
+            with self.lock:
+                self.counts[key] = self.counts.get(key, 0) + n
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            done, total = self.done, max(self.total, self.done)
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def halt(self, reason: str) -> None:
+        with self.lock:
+            self.stopped = self.stopped or reason
+        if self.burst:
+            self.stop.set()
+
+    def server_down(self, exc: TransportUnavailable) -> None:
+        """Back off the whole worker, not just one row: every lane would fail
+        the same way, and hammering a down server only burns attempts."""
+        with self.lock:
+            self.down_until = self.clock() + timedelta(seconds=self.outage)
+            self.outage = min(300.0, self.outage * 2)
+        log.warning("transport unavailable: %s", exc)
+        self.halt(f"{exc}")
+
+    def wait(self, seconds: float) -> None:
+        self.stop.wait(max(0.05, seconds))
+
+
+def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
+    results: list[RowResult] = []
+    sender = run.settings.sender.email
+    lease_until = batch.lease_until
+    half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
+    rows = list(batch.rows)
+    gone: set[int] = set()
+    checked = -1.0
+    for index, row in enumerate(rows):
+        if run.stop.is_set():
+            results.append(RowResult(row.id, row.subscriber_id, "release",
+                                     run.stopped or "worker stopping", row.attempts))
+            continue
+        if time.monotonic() - checked >= run.recheck_seconds:
+            # Suppression is checked again just before sending: one query
+            # covers the rest of the batch, repeated every recheck_seconds,
+            # so an unsubscribe is honoured within that window even for a
+            # row this worker already holds.
+            gone = inactive_among(run.store, [r.subscriber_id for r in rows[index:]])
+            checked = time.monotonic()
+            now = run.clock()
+            if now > lease_until - half_lease:
+                with run.writing():
+                    kept = renew(run.store, batch.token, now, run.policy)
+                if not kept:
+                    run.add("lost", len(rows) - index)
+                    log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
+                    break
+                lease_until = now + timedelta(seconds=run.policy.lease_seconds)
+        if row.subscriber_id in gone:
+            results.append(RowResult(row.id, row.subscriber_id, "suppressed"))
+            continue
+        run.bucket.take()
+        try:
+            message = run.source.build(row, run.clock())
+        except DispatchError as exc:
+            # One recipient whose values cannot make a message (a bad name,
+            # say) fails alone; the batch goes on.
+            results.append(RowResult(row.id, row.subscriber_id, "failed",
+                                     f"cannot build the message: {exc}", row.attempts))
+            continue
+        try:
+            if conn is None:
+                conn = run.transport.open()
+            result = conn.send(sender, row.email, message)
+        except TransportUnavailable as exc:
+            conn = None
+            run.server_down(exc)
+            results.append(RowResult(row.id, row.subscriber_id, "release", str(exc),
+                                     row.attempts))
+            continue
+        if result.outcome == "retry" and result.code in (421, 451, 452, 454):
+            run.bucket.slow_down()
+        results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.detail,
+                                 row.attempts))
+        run.tick()
+    with run.writing():
+        accepted = record(run.store, batch.token, results, run.clock(), run.policy, run.rng)
+    tally = Counter(_TALLY[r.outcome] for r in results)
+    tally["lost"] += len(results) - accepted
+    with run.lock:
+        for key, n in tally.items():
+            run.counts[key] = run.counts.get(key, 0) + n
+    return conn
+
+
+def _lane(run: _Run) -> None:
+    conn: Connection | None = None
+    try:
+        while not run.stop.is_set():
+            now = run.clock()
+            if run.down_until is not None and now < run.down_until:
+                run.wait((run.down_until - now).total_seconds())
+                continue
+            with run.claim_lock, run.writing():
+                # Caps count rows in flight too, so checking and claiming
+                # under one lock keeps this worker's lanes within the cap.
+                # (Workers on other machines can overshoot by one batch each.)
+                limit = run.batch_limit()
+                room = allowance(run.store, now, run.config.hourly_cap, run.config.daily_cap)
+                if room is not None:
+                    limit = min(limit, room)
+                batch = (claim(run.store, run.owner, now, limit, run.policy) if limit
+                         else None)
+                if batch is not None:
+                    run.claimed += len(batch.rows) + batch.suppressed
+            if batch is None:
+                with run.lock:
+                    run.stopped = run.stopped or "the hourly/daily sending cap is reached"
+                if run.burst:
+                    return
+                run.wait(60)
+                continue
+            run.add("suppressed", batch.suppressed)
+            if batch.rows:
+                conn = _send_batch(run, batch, conn)
+            elif not batch.suppressed:
+                if run.burst:
+                    return
+                with run.writing():
+                    run.add("reaped", reap(run.store, run.clock(), run.policy))
+                run.wait(5.0)
+    except Exception as exc:  # a bug must not leave the other lanes waiting for ever
+        log.exception("sender lane failed")
+        run.halt(f"internal error: {exc}")
+        run.stop.set()
+        raise
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = True,
+            config: DeliverySettings | None = None, transport: Transport | None = None,
+            clock: Callable[[], datetime] | None = None, stop: threading.Event | None = None,
+            progress: Progress | None = None, dry_run: bool = False,
+            rng: random.Random | None = None, owner: str | None = None,
+            recheck_seconds: float = RECHECK_SECONDS) -> DeliveryReport:
+    """Send every due outbox row with the configured transport; see the module doc."""
+    config = config or load_delivery_settings(settings)
+    transport = transport or make_transport(settings, config)
+    if dry_run or config.transport == "dry-run":
+        return DeliveryReport("dry run", due=due_count(store, now), dry_run=True,
+                              next_due=next_due(store))
+    started = time.monotonic()
+    run = _Run(
+        store=store, settings=settings, config=config, transport=transport,
+        source=MessageSource(store, settings, secret_key(settings)),
+        clock=clock or (lambda: now + timedelta(seconds=time.monotonic() - started)),
+        burst=burst, stop=stop or threading.Event(),
+        owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+        rng=rng or random.Random(), bucket=TokenBucket(config.rate, config.burst),
+        progress=progress, total=0, recheck_seconds=recheck_seconds)
+    run.add("reaped", reap(store, run.clock(), config.policy))
+    run.total = due_count(store, run.clock())
+    lanes = [threading.Thread(target=_lane, args=(run,), name=f"dispatch-send-{i}", daemon=True)
+             for i in range(max(1, config.connections))]
+    for lane in lanes:
+        lane.start()
+    try:
+        for lane in lanes:
+            while lane.is_alive():
+                lane.join(0.2)
+    except KeyboardInterrupt:
+        run.halt("interrupted")
+        run.stop.set()
+        for lane in lanes:
+            lane.join()
+        raise
+    c = run.counts
+    report = DeliveryReport(
+        transport.name, sent=c.get("sent", 0), retried=c.get("retried", 0),
+        failed=c.get("failed", 0) + c.get("bounced", 0), bounced=c.get("bounced", 0),
+        suppressed=c.get("suppressed", 0), released=c.get("released", 0),
+        reaped=c.get("reaped", 0), lost=c.get("lost", 0), stopped=run.stopped)
+    return replace(report, next_due=next_due(store))

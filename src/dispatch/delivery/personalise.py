@@ -1,0 +1,72 @@
+"""Late personalisation: each row's message built at send time from the
+edition stored once (invariant 2).
+
+Each worker parses a stored edition and builds its MessageFactory once, then
+asks it for one message per recipient; nothing is re-rendered per person.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from dispatch.config import Settings
+from dispatch.errors import DeliveryError
+from dispatch.outbox.lease import ClaimedRow
+from dispatch.outbox.queue import edition_json
+from dispatch.store.engine import Store
+from dispatch.unsubscribe import (
+    public_base,
+    unsubscribe_path,
+    unsubscribe_url,
+    webview_path,
+    webview_url,
+)
+
+if TYPE_CHECKING:  # rendering pulls in premailer: import it only when sending
+    from dispatch.render import MessageFactory, Recipient
+
+
+def recipient_for(settings: Settings, key: bytes, edition_id: str, subscriber_id: int,
+                  email: str, name: str) -> Recipient:
+    from dispatch.render import Recipient
+
+    return Recipient(
+        email=email, name=name or None,
+        unsubscribe_url=unsubscribe_url(settings, key, subscriber_id, edition_id),
+        webview_url=webview_url(settings, edition_id))
+
+
+class MessageSource:
+    """Messages for claimed rows; safe to share between sender threads."""
+
+    def __init__(self, store: Store, settings: Settings, key: bytes) -> None:
+        self.store = store
+        self.settings = settings
+        self.key = key
+        self.factories: dict[str, MessageFactory] = {}
+        self.lock = threading.Lock()
+        self.base = public_base(settings)  # read once, not per message
+
+    def factory(self, edition_id: str) -> MessageFactory:
+        with self.lock:
+            found = self.factories.get(edition_id)
+            if found is None:
+                from dispatch.render import Edition, MessageFactory
+
+                body = edition_json(self.store, edition_id)
+                if body is None:
+                    raise DeliveryError(f"edition {edition_id} is not stored")
+                found = MessageFactory(Edition.from_json(body), self.settings)
+                self.factories[edition_id] = found
+            return found
+
+    def build(self, row: ClaimedRow, date: datetime) -> bytes:
+        from dispatch.render import Recipient
+
+        path = unsubscribe_path(self.key, row.subscriber_id, row.edition_id)
+        recipient = Recipient(email=row.email, name=row.name or None,
+                              unsubscribe_url=self.base + path,
+                              webview_url=self.base + webview_path(row.edition_id))
+        return self.factory(row.edition_id).build(recipient, date=date)

@@ -1,0 +1,191 @@
+"""``[delivery]`` in dispatch.toml plus the environment, as frozen settings.
+
+SMTP is configured by one URL, from ``DISPATCH_SMTP_URL`` or
+``[delivery] smtp_url``::
+
+    smtp://user:pass@smtp.example.com:587?tls=starttls&connections=4&rate=10&daily=50000
+    smtps://user@smtp.example.com:465          (password from DISPATCH_SMTP_PASSWORD)
+
+Query parameters (all optional): ``tls`` (starttls | ssl | none), ``connections``,
+``rate`` (messages per second), ``burst``, ``hourly``, ``daily``, ``timeout``
+(seconds), ``helo``. The same knobs may also be written as keys of
+``[delivery]``; the URL wins, so one environment variable can retarget a
+deployment completely.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from dispatch.config import Settings
+from dispatch.delivery.transport import BOUNCE_CODES
+from dispatch.errors import ConfigError, Problem
+from dispatch.outbox.policy import RetryPolicy
+
+SMTP_URL_ENV = "DISPATCH_SMTP_URL"
+SMTP_PASSWORD_ENV = "DISPATCH_SMTP_PASSWORD"
+TransportName = Literal["capture", "smtp", "dry-run"]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    timeout: float = 30.0
+    helo: str | None = None
+
+    @property
+    def display(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port} (tls={self.tls})"
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    transport: TransportName = "capture"
+    smtp: SmtpSettings | None = None
+    maildir: Path = Path(".dispatch/maildir")
+    connections: int = 4
+    rate: float = 0.0
+    """Messages per second across all connections of this worker; 0 = no limit."""
+    burst: int = 0
+    """Token-bucket size; 0 means one second's worth of ``rate``."""
+    hourly_cap: int = 0
+    daily_cap: int = 0
+    batch_size: int = 50
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    bounce_codes: tuple[int, ...] = BOUNCE_CODES
+
+
+_INTS = {"connections": 1, "burst": 0, "hourly_cap": 0, "daily_cap": 0, "batch_size": 1,
+         "max_attempts": 1, "error_budget_min": 0}
+_FLOATS = {"rate": 0.0, "lease_seconds": 1.0, "retry_base_seconds": 0.0,
+           "retry_max_seconds": 0.0, "error_budget": 0.0, "timeout": 0.1}
+_URL_KEYS = {"connections": "connections", "rate": "rate", "burst": "burst",
+             "hourly": "hourly_cap", "daily": "daily_cap", "timeout": "timeout"}
+
+
+def _number(settings: Settings, key: str, value: Any, minimum: float, kind: type,
+            problems: list[Problem], where: str) -> Any:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        if number < minimum:
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        noun = "a whole number" if kind is int else "a number"
+        problems.append(settings.problem(f"delivery.{key}", f"{value!r} is not valid{where}",
+                                         f"{noun} ≥ {minimum:g}"))
+        return None
+
+
+def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, dict[str, str]]:
+    """Split an SMTP URL into connection settings and the remaining query knobs."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps"):
+        raise ValueError(f"scheme {parts.scheme!r} is not smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("no host")
+    query = dict(parse_qsl(parts.query))
+    tls = query.pop("tls", "ssl" if scheme == "smtps" else "starttls").lower()
+    if tls not in ("starttls", "ssl", "none"):
+        raise ValueError(f"tls={tls!r} (expected starttls, ssl or none)")
+    port = parts.port or (465 if tls == "ssl" else 587)
+    password = unquote(parts.password) if parts.password else (password_env or None)
+    timeout = float(query.pop("timeout", "30"))
+    config = SmtpSettings(parts.hostname, port, unquote(parts.username) if parts.username else None,
+                          password, tls, timeout, query.pop("helo", None))  # type: ignore[arg-type]
+    return config, query
+
+
+def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None = None
+                           ) -> DeliverySettings:
+    env = os.environ if environ is None else environ
+    raw = dict(settings.section("delivery"))
+    problems: list[Problem] = []
+    url = env.get(SMTP_URL_ENV) or raw.get("smtp_url") or ""
+    smtp: SmtpSettings | None = None
+    if url:
+        try:
+            smtp, query = parse_smtp_url(str(url), env.get(SMTP_PASSWORD_ENV))
+        except ValueError as exc:
+            source = SMTP_URL_ENV if env.get(SMTP_URL_ENV) else "delivery.smtp_url"
+            raise ConfigError([settings.problem("delivery.smtp_url", f"{source}: {exc}",
+                                                "smtp://user@host:587?tls=starttls")]) from None
+        unknown = set(query) - set(_URL_KEYS)
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            problems.append(settings.problem("delivery.smtp_url",
+                                             f"unknown URL parameter(s) {names}",
+                                             ", ".join(["tls", "helo", *_URL_KEYS])))
+        raw.update({_URL_KEYS[k]: v for k, v in query.items() if k in _URL_KEYS})
+    default = "smtp" if env.get(SMTP_URL_ENV) or url else "capture"
+    transport = default if env.get(SMTP_URL_ENV) else raw.get("transport", default)
+    if transport not in ("capture", "smtp", "dry-run"):
+        problems.append(settings.problem("delivery.transport", f"unknown transport {transport!r}",
+                                         "capture, smtp or dry-run"))
+    elif transport == "smtp" and smtp is None:
+        problems.append(settings.problem("delivery.transport", "smtp needs a server URL",
+                                         f"{SMTP_URL_ENV} or delivery.smtp_url"))
+    values: dict[str, Any] = {}
+    where = " (from the SMTP URL)" if url else ""
+    for key, minimum in _INTS.items():
+        if key in raw:
+            values[key] = _number(settings, key, raw[key], minimum, int, problems, where)
+    for key, fminimum in _FLOATS.items():
+        if key in raw:
+            values[key] = _number(settings, key, raw[key], fminimum, float, problems, where)
+    if values.get("error_budget") is not None and values["error_budget"] > 1:
+        problems.append(settings.problem("delivery.error_budget", "must be a share of 1",
+                                         "a number between 0 and 1, e.g. 0.1"))
+    if problems:
+        raise ConfigError(problems)
+    base = RetryPolicy()
+    policy = RetryPolicy(
+        max_attempts=values.get("max_attempts") or base.max_attempts,
+        base_seconds=values.get("retry_base_seconds", base.base_seconds),
+        max_seconds=values.get("retry_max_seconds", base.max_seconds),
+        lease_seconds=values.get("lease_seconds", base.lease_seconds),
+        error_budget=values.get("error_budget", base.error_budget),
+        error_budget_min=values.get("error_budget_min", base.error_budget_min))
+    maildir = raw.get("maildir")
+    return DeliverySettings(
+        transport=cast(TransportName, transport),
+        smtp=smtp,
+        maildir=(settings.root / maildir if isinstance(maildir, str)
+                 else settings.state_dir / "maildir"),
+        connections=values.get("connections") or (4 if transport == "smtp" else 1),
+        rate=values.get("rate", 0.0),
+        burst=values.get("burst", 0),
+        hourly_cap=values.get("hourly_cap", 0),
+        daily_cap=values.get("daily_cap", 0),
+        batch_size=values.get("batch_size") or 50,
+        policy=policy,
+    )
+
+
+def config_problems(settings: Settings) -> list[Problem]:
+    """For ``dispatch check``: bad delivery settings, and a password written
+    into dispatch.toml (secrets belong in the environment)."""
+    try:
+        load_delivery_settings(settings)
+    except ConfigError as exc:
+        return list(exc.problems)
+    url = settings.section("delivery").get("smtp_url")
+    if isinstance(url, str) and urlsplit(url).password:
+        from dispatch.errors import Severity
+        return [Problem("dispatch.toml", "a password is written in dispatch.toml",
+                        settings.line_of("delivery.smtp_url"), "delivery.smtp_url",
+                        f"the password in {SMTP_PASSWORD_ENV} instead", Severity.WARNING)]
+    return []

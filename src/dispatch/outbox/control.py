@@ -1,0 +1,153 @@
+"""Editions as a whole: counts that reconcile, pause/resume/cancel/retry, and
+the error budget.
+
+Counts are derived from the rows themselves (grouped by status), and the
+total is recorded once at queue time, so ``queued = sent + failed +
+suppressed + cancelled + pending`` can be checked at any moment, including
+while workers are sending.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+
+from dispatch.errors import InputError
+from dispatch.outbox.policy import RetryPolicy
+from dispatch.store.engine import Store
+from dispatch.store.schema import editions, outbox, subscribers
+
+
+@dataclass(frozen=True, slots=True)
+class EditionStatus:
+    edition_id: str
+    kind: str
+    subject: str
+    state: str
+    """sending | paused | cancelled | complete (nothing pending any more)."""
+    note: str | None
+    queued_at: datetime
+    audience: tuple[str, ...]
+    total: int
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    cancelled: int = 0
+    queued: int = 0
+    """Waiting (now or after a retry delay)."""
+    sending: int = 0
+    """Leased by a worker right now."""
+
+    @property
+    def pending(self) -> int:
+        return self.queued + self.sending
+
+    @property
+    def reconciles(self) -> bool:
+        return self.total == (self.sent + self.failed + self.suppressed + self.cancelled
+                              + self.pending)
+
+
+def edition_statuses(store: Store, edition_id: str | None = None) -> list[EditionStatus]:
+    e = editions
+    q = select(e.c.edition_id, e.c.kind, e.c.subject, e.c.state, e.c.note, e.c.queued_at,
+               e.c.audience, e.c.total).order_by(e.c.queued_at, e.c.edition_id)
+    c = (select(outbox.c.edition_id, outbox.c.status, func.count())
+         .group_by(outbox.c.edition_id, outbox.c.status))
+    if edition_id is not None:
+        q = q.where(e.c.edition_id == edition_id)
+        c = c.where(outbox.c.edition_id == edition_id)
+    with store.read() as conn:
+        heads = conn.execute(q).all()
+        counts: dict[str, dict[str, int]] = {}
+        for eid, status, n in conn.execute(c):
+            counts.setdefault(eid, {})[status] = n
+    result = []
+    for h in heads:
+        n = counts.get(h.edition_id, {})
+        pending = n.get("queued", 0) + n.get("sending", 0)
+        state = "complete" if pending == 0 and h.state == "sending" else h.state
+        result.append(EditionStatus(
+            h.edition_id, h.kind, h.subject, state, h.note, h.queued_at,
+            tuple(json.loads(h.audience)), h.total, n.get("sent", 0), n.get("failed", 0),
+            n.get("suppressed", 0), n.get("cancelled", 0), n.get("queued", 0),
+            n.get("sending", 0)))
+    return result
+
+
+def edition_status(store: Store, edition_id: str) -> EditionStatus:
+    found = edition_statuses(store, edition_id)
+    if not found:
+        raise InputError(f"no queued edition {edition_id!r} (see `dispatch queue`)")
+    return found[0]
+
+
+def _set_state(store: Store, edition_id: str, now: datetime, allowed: tuple[str, ...],
+               state: str, note: str | None) -> bool:
+    edition_status(store, edition_id)  # a clear error for an unknown id
+    with store.write() as conn:
+        return bool(conn.execute(
+            update(editions).where(editions.c.edition_id == edition_id,
+                                   editions.c.state.in_(allowed))
+            .values(state=state, note=note, updated_at=now)).rowcount)
+
+
+def pause(store: Store, edition_id: str, now: datetime) -> bool:
+    """Stop claiming this edition's rows; rows already leased finish normally."""
+    return _set_state(store, edition_id, now, ("sending",), "paused", "paused by operator")
+
+
+def resume(store: Store, edition_id: str, now: datetime) -> bool:
+    """Claim again. Sent rows stay sent, so nobody gets a second copy."""
+    return _set_state(store, edition_id, now, ("paused",), "sending", None)
+
+
+def cancel(store: Store, edition_id: str, now: datetime) -> int:
+    """Stop the edition for good: every waiting row becomes cancelled."""
+    _set_state(store, edition_id, now, ("sending", "paused"), "cancelled", "cancelled by operator")
+    with store.write() as conn:
+        return int(conn.execute(
+            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "queued")
+            .values(status="cancelled", finished_at=now, detail="edition cancelled")).rowcount)
+
+
+def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
+    """Re-queue failed rows of subscribers still active (never a bounced one)."""
+    edition_status(store, edition_id)
+    active = select(subscribers.c.id).where(subscribers.c.status == "active")
+    with store.write() as conn:
+        n = conn.execute(
+            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "failed",
+                                 outbox.c.subscriber_id.in_(active))
+            .values(status="queued", attempts=0, available_at=now, finished_at=None,
+                    detail="retried by operator")).rowcount
+        if n:
+            conn.execute(update(editions).where(editions.c.edition_id == edition_id,
+                                                editions.c.state != "cancelled")
+                         .values(state="sending", note=None, updated_at=now))
+    return int(n)
+
+
+def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
+                         policy: RetryPolicy) -> bool:
+    """Pause the edition if its failure share passed the budget; True if paused.
+
+    Temporary failures never count: only rows that ended failed do.
+    """
+    counts: dict[str, int] = {status: n for status, n in conn.execute(
+        select(outbox.c.status, func.count())
+        .where(outbox.c.edition_id == edition_id, outbox.c.status.in_(("sent", "failed")))
+        .group_by(outbox.c.status))}
+    sent, failed = counts.get("sent", 0), counts.get("failed", 0)
+    finished = sent + failed
+    if finished < policy.error_budget_min or failed <= policy.error_budget * finished:
+        return False
+    note = (f"paused by the error budget: {failed} of {finished} finished rows failed "
+            f"(budget {policy.error_budget:.0%}); check the failures, then "
+            f"`dispatch queue resume {edition_id}`")
+    return bool(conn.execute(
+        update(editions).where(editions.c.edition_id == edition_id, editions.c.state == "sending")
+        .values(state="paused", note=note, updated_at=now)).rowcount)

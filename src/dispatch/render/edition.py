@@ -1,0 +1,281 @@
+"""Render an edition once: templates → HTML → inlined CSS, plus the text part.
+
+Per-recipient values are rendered as opaque placeholder tokens that survive
+Jinja, premailer and lxml untouched; :mod:`dispatch.render.mime` swaps them
+for each recipient's values. :func:`render_for_recipient` renders the same
+templates with real values instead: it is the slow, obvious path that the
+fast one must equal (tests) and beat (bench).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from dispatch.config import Settings
+from dispatch.content import markdown as md
+from dispatch.errors import TemplateError
+from dispatch.models import Article
+from dispatch.render import links, text
+from dispatch.render.env import environment, render_subject, template_error
+from dispatch.render.inline import inline_css
+from dispatch.render.settings import EmailSettings, load_email_settings, size_problems
+
+log = logging.getLogger(__name__)
+
+# Plain ASCII letters and digits: nothing in Jinja, premailer or lxml escapes
+# or re-encodes them, in text or in attributes.
+PLACEHOLDERS: Mapping[str, str] = {
+    "name": "DISPATCHxRCPTxNAMEx7Q",
+    "email": "DISPATCHxRCPTxEMAILx7Q",
+    "unsubscribe_url": "DISPATCHxRCPTxUNSUBx7Q",
+    "webview_url": "DISPATCHxRCPTxWEBVIEWx7Q",
+}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str | None
+    """The fallback from ``[email] name_fallback`` is used when None or empty."""
+    unsubscribe_url: str
+    webview_url: str
+    unsubscribe_mailto: str | None = None
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One email for one audience, rendered once; stored once by the outbox."""
+
+    edition_id: str
+    kind: str
+    """"article" or "digest"."""
+    subject: str
+    html: str
+    """Inlined HTML holding the recipient placeholders."""
+    text: str
+    """Plain-text part holding the recipient placeholders."""
+    preheader: str = ""
+    list_id: str = ""
+    article_slugs: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, data: str) -> Edition:
+        raw = json.loads(data)
+        raw["article_slugs"] = tuple(raw.get("article_slugs", ()))
+        return cls(**raw)
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """What templates see of an article: links tracked, HTML email-ready."""
+
+    slug: str
+    title: str
+    dek: str
+    url: str
+    category: str | None
+    author: str | None
+    date: str
+    reading_minutes: int
+    image: str | None
+    image_alt: str
+    image_height: int | None
+    body_html: Markup
+    sources_html: Markup
+    sources: tuple[str, ...]
+    takeaway_html: Markup
+    takeaway_text: str
+    excerpt: str
+    body_text: str
+
+
+def _utm(settings: Settings, es: EmailSettings, edition_id: str) -> list[tuple[str, str]]:
+    params = list(es.utm)
+    if es.utm and es.utm_campaign_from_edition:
+        params.append(("utm_campaign", edition_id))
+    return params
+
+
+def article_view(settings: Settings, es: EmailSettings, article: Article,
+                 utm: Sequence[tuple[str, str]], *, with_text: bool) -> ArticleView:
+    site = settings.site.url
+
+    def email_html(html: str) -> Markup:
+        return Markup(links.email_images(links.track_html(html, site, utm),
+                                         es.image_alt_fallback))
+
+    def text_link(href: str) -> str | None:
+        absolute = md.make_url_absolutizer(site, article.url)(href)
+        if not absolute.lower().startswith(("http://", "https://", "mailto:")):
+            return None  # javascript: and friends never reach the reader
+        return links.add_utm(absolute, site, utm)
+
+    body_text = ""
+    if with_text:
+        parsed = md.parse(article.body_markdown)
+        main, _notes = md.split_footnotes(parsed.tokens)
+        body_text = text.body_text(md.drop_empty_sources_heading(main), text_link)
+    local = article.date.astimezone(settings.site.tz)
+    return ArticleView(
+        slug=article.slug,
+        title=article.title,
+        dek=article.summary,
+        url=links.add_utm(article.url, site, utm),
+        category=article.category,
+        author=article.author,
+        date=f"{local.day} {local:%B %Y}",
+        reading_minutes=article.reading_minutes,
+        image=article.image,
+        image_alt=(article.image_alt or "").strip() or es.image_alt_fallback,
+        image_height=None,
+        body_html=email_html(article.body_html),
+        sources_html=email_html(article.sources_html),
+        sources=article.sources,
+        takeaway_html=email_html(article.takeaway.html) if article.takeaway else Markup(""),
+        takeaway_text=article.takeaway.text if article.takeaway else "",
+        excerpt=article.excerpt,
+        body_text=body_text,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything one render needs except the recipient."""
+
+    kind: str
+    edition_id: str
+    html_template: str
+    text_template: str
+    context: Mapping[str, Any]
+    subject: str
+    preheader: str
+    slugs: tuple[str, ...]
+
+
+def _prepare(settings: Settings, kind: str, articles: Sequence[Article], edition_id: str,
+             subject: str | None, intro: str | None, template: str | None) -> _Job:
+    es = load_email_settings(settings)
+    if not articles:
+        raise TemplateError(f"edition {edition_id}: no articles to render")
+    utm = _utm(settings, es, edition_id)
+    views = [article_view(settings, es, a, utm, with_text=kind == "article") for a in articles]
+    site = settings.site
+    base: dict[str, Any] = {
+        "site": {"title": site.title, "url": site.url, "language": site.language,
+                 "description": site.description, "home": links.add_utm(site.url + "/",
+                                                                        site.url, utm)},
+        "sender": {"name": settings.sender.name, "email": settings.sender.email,
+                   "postal_address": settings.sender.postal_address},
+        "email": {"why": es.why_line(settings), "disclaimer": es.disclaimer},
+        "kind": kind,
+        "edition_id": edition_id,
+        "articles": views,
+        "article": views[0],
+        "intro": intro if intro is not None else es.digest_intro,
+    }
+    default_subject = es.article_subject if kind == "article" else es.digest_subject
+    subject_text = render_subject(subject if subject is not None else default_subject, base)
+    if not subject_text:
+        raise TemplateError(f"edition {edition_id}: the subject is empty")
+    preheader = views[0].dek if kind == "article" else str(base["intro"])
+    html_name = template or f"{kind}.html"
+    text_name = html_name.rsplit(".", 1)[0] + ".txt"
+    env = environment(settings)
+    if text_name not in env.list_templates(extensions=["txt"]):
+        text_name = f"{kind}.txt"
+    return _Job(kind, edition_id, html_name, text_name,
+                {**base, "subject": subject_text, "preheader": preheader}, subject_text,
+                preheader, tuple(a.slug for a in articles))
+
+
+def _css(settings: Settings, name: str) -> str:
+    env = environment(settings)
+    assert env.loader is not None
+    try:
+        source, _filename, _uptodate = env.loader.get_source(env, name)
+    except jinja2.TemplateNotFound:
+        return ""
+    return source
+
+
+def _render(settings: Settings, job: _Job, recipient: Mapping[str, str]) -> tuple[str, str]:
+    env = environment(settings)
+    context = {**job.context, "recipient": recipient}
+    try:
+        html = env.get_template(job.html_template).render(context)
+        plain = env.get_template(job.text_template).render(context)
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
+        raise template_error(exc, settings) from None
+    es = load_email_settings(settings)
+    where = f"{job.kind} email {job.edition_id}"
+    # Inlining only adds bytes: refuse before paying for premailer.
+    problems = size_problems(where, len(html.encode("utf-8")), es.allow_clip)
+    if any(p.is_error for p in problems):
+        raise TemplateError(problems)
+    html = inline_css(html, _css(settings, "inline.css"), _css(settings, "head.css"))
+    problems = size_problems(where, len(html.encode("utf-8")), es.allow_clip)
+    if any(p.is_error for p in problems):
+        raise TemplateError(problems)
+    for problem in problems:
+        log.warning("%s", problem)
+    return html, plain.strip("\n") + "\n"
+
+
+def _edition(settings: Settings, job: _Job) -> Edition:
+    html, plain = _render(settings, job, PLACEHOLDERS)
+    es = load_email_settings(settings)
+    return Edition(edition_id=job.edition_id, kind=job.kind, subject=job.subject, html=html,
+                   text=plain, preheader=job.preheader, list_id=es.list_id_for(settings),
+                   article_slugs=job.slugs)
+
+
+def render_article_edition(settings: Settings, article: Article, edition_id: str, *,
+                           subject: str | None = None, template: str | None = None) -> Edition:
+    """The single-article email, rendered and inlined once."""
+    job = _prepare(settings, "article", [article], edition_id, subject, None, template)
+    return _edition(settings, job)
+
+
+def render_digest_edition(settings: Settings, articles: Sequence[Article], edition_id: str, *,
+                          subject: str | None = None, intro: str | None = None,
+                          template: str | None = None) -> Edition:
+    """A digest of ``articles`` (in the order given), rendered and inlined once."""
+    job = _prepare(settings, "digest", list(articles), edition_id, subject, intro, template)
+    return _edition(settings, job)
+
+
+def recipient_values(recipient: Recipient, fallback: str) -> dict[str, str]:
+    return {"name": recipient.name or fallback, "email": recipient.email,
+            "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url}
+
+
+def render_for_recipient(settings: Settings, kind: str, articles: Sequence[Article],
+                         edition_id: str, recipient: Recipient, *, subject: str | None = None,
+                         intro: str | None = None,
+                         template: str | None = None) -> tuple[Edition, str, str]:
+    """The naive path: render (Jinja + premailer) with this recipient's real values.
+
+    Returns the edition metadata (html/text hold the personalised result) and
+    the personalised HTML and text.
+    """
+    job = _prepare(settings, kind, list(articles), edition_id, subject, intro, template)
+    es = load_email_settings(settings)
+    html, plain = _render(settings, job, recipient_values(recipient, es.name_fallback))
+    edition = Edition(edition_id=edition_id, kind=kind, subject=job.subject, html=html,
+                      text=plain, preheader=job.preheader, list_id=es.list_id_for(settings),
+                      article_slugs=job.slugs)
+    return edition, html, plain

@@ -1,0 +1,159 @@
+"""``dispatch run``: APScheduler 3.11 wiring, kept thin on purpose.
+
+Every job calls the same :meth:`SchedulerService.run_pass` with the clock's
+``now``; what is due is decided by ``engine.tick`` from the store, so a job
+firing twice (a DST repeat, a coalesced misfire) or a second process costs
+nothing. APScheduler only decides *when to look*. Its traps (FIELD-NOTES §4)
+are set on purpose: MemoryJobStore only (nothing pickled), one worker thread,
+and on every job ``misfire_grace_time``, ``coalesce=True``,
+``max_instances=1`` and a ``ZoneInfo`` timezone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from dispatch.config import Settings
+from dispatch.errors import Problem
+from dispatch.pipeline import PassContext, PassReport, StageReport, default_stages, run_pass
+from dispatch.schedule.actions import Actions, SiteActions
+from dispatch.schedule.engine import FiringReport, tick
+from dispatch.schedule.leader import Leadership, leadership_for
+from dispatch.schedule.model import ScheduleSet
+from dispatch.schedule.sitefile import read_schedules, reload_schedules
+from dispatch.schedule.triggers import make_trigger
+from dispatch.store.engine import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def summarise(reports: list[FiringReport]) -> str:
+    if not reports:
+        return "nothing due"
+    return "; ".join(f"{r.schedule_id} {r.outcome}"
+                     + (f" ({r.article})" if r.article else "")
+                     + (f": {r.detail}" if r.detail else "") for r in reports)
+
+
+class SchedulerService:
+    """Holds the schedules in force and runs passes with the schedule stage."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock,
+                 actions: Actions | None = None,
+                 report: Callable[[PassReport], None] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.actions = actions if actions is not None else SiteActions(settings, store)
+        self.report = report or (lambda _r: None)
+        self.schedules, self.problems = read_schedules(settings, clock(), store)
+        self.rejected = ""
+        self.lock = threading.Lock()
+
+    def stage(self, ctx: PassContext) -> StageReport:
+        reports = tick(ctx.store, self.schedules, ctx.load.articles, ctx.now, self.actions)
+        failed = [r for r in reports if r.outcome == "failed"]
+        return StageReport("schedule", summarise(reports), failed=bool(failed))
+
+    def run_pass(self) -> PassReport:
+        """Load, record publications, fire what is due, then every other stage."""
+        with self.lock:
+            report = run_pass(self.settings, self.store, self.clock(),
+                              [("schedule", self.stage), *default_stages()])
+        self.report(report)
+        return report
+
+    def reload(self) -> tuple[bool, list[Problem]]:
+        """Re-read schedules.yaml; an invalid edit leaves the schedules in force."""
+        with self.lock:
+            result = reload_schedules(self.settings, self.schedules, self.clock(), self.store,
+                                      self.rejected)
+            self.schedules = result.schedules
+            if result.problems and not result.changed:
+                self.rejected = result.fingerprint
+            return result.changed, result.problems
+
+
+def _job_options(grace: timedelta) -> dict[str, object]:
+    return {"misfire_grace_time": max(1, int(grace.total_seconds())), "coalesce": True,
+            "max_instances": 1, "replace_existing": True}
+
+
+def install_jobs(scheduler: BackgroundScheduler, service: SchedulerService,
+                 schedules: ScheduleSet, interval: float) -> None:
+    """(Re)create every job from the schedules in force; stable ids."""
+    for job in scheduler.get_jobs():
+        if job.id.startswith("schedule:"):
+            job.remove()
+    scheduler.add_job(service.run_pass, IntervalTrigger(seconds=interval,
+                      timezone=ZoneInfo("UTC")), id="pass", **_job_options(timedelta(minutes=5)))
+    for schedule in schedules.schedules:
+        trigger = make_trigger(schedule.trigger, schedule.tz)
+        if trigger is None or not schedule.enabled:
+            continue  # on-publish firings are found by the periodic pass
+        scheduler.add_job(service.run_pass, trigger, id=f"schedule:{schedule.id}",
+                          name=schedule.id, **_job_options(schedule.max_lateness))
+
+
+def serve(settings: Settings, store: Store, stop: threading.Event, clock: Clock, *,
+          interval: float = 60.0, standby_poll: float = 10.0,
+          say: Callable[[str], None] = print, actions: Actions | None = None,
+          report: Callable[[PassReport], None] | None = None,
+          leadership: Leadership | None = None) -> None:
+    """Wait as a standby until we lead, then schedule until ``stop`` or loss of the lock."""
+    leader = leadership if leadership is not None else leadership_for(store, settings.state_dir)
+    try:
+        while not stop.is_set():
+            if not leader.try_acquire():
+                say(f"standby: another scheduler is active; checking every {standby_poll:g}s")
+                while not stop.wait(standby_poll) and not leader.try_acquire():
+                    pass
+                if stop.is_set():
+                    return
+            say("leader: this process runs the schedules")
+            _lead(settings, store, stop, clock, interval, standby_poll, say, actions, report,
+                  leader)
+    finally:
+        leader.release()
+
+
+def _lead(settings: Settings, store: Store, stop: threading.Event, clock: Clock,
+          interval: float, poll: float, say: Callable[[str], None], actions: Actions | None,
+          report: Callable[[PassReport], None] | None, leader: Leadership) -> None:
+    service = SchedulerService(settings, store, clock, actions, report)
+    for problem in service.problems:
+        say(str(problem))
+    scheduler = BackgroundScheduler(
+        jobstores={"default": MemoryJobStore()},
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"misfire_grace_time": 3600, "coalesce": True, "max_instances": 1},
+        timezone=ZoneInfo(settings.site.timezone))
+    install_jobs(scheduler, service, service.schedules, interval)
+    scheduler.start()
+    try:
+        scheduler.add_job(service.run_pass, id="start", **_job_options(timedelta(minutes=5)))
+        while not stop.wait(poll):
+            if not leader.still_held():
+                say("leadership lost (database connection dropped); back to standby")
+                return
+            changed, problems = service.reload()
+            for problem in problems:
+                say(str(problem))
+            if changed:
+                say(f"schedules.yaml reloaded: {len(service.schedules.schedules)} schedule(s)")
+                install_jobs(scheduler, service, service.schedules, interval)
+            elif any(p.is_error for p in problems):
+                say("schedules.yaml has errors; the previous schedules stay in force")
+    finally:
+        scheduler.shutdown(wait=True)

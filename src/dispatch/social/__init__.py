@@ -1,0 +1,80 @@
+"""Social posts: per-network text from the Key takeaway, counted by each
+network's own rules, queued once per (article, network) and delivered.
+
+Modules, in pipeline order::
+
+    config      [social.<name>] tables -> NetworkConfig (which network, which transport)
+    count       each network's length rule
+    compose     article -> ComposedPost (sentences, cut, hashtags, UTM, facets)
+    queue       the social_posts outbox: enqueue once, claim with a lease, fenced acks
+    http        outcomes (RetryLater / PermanentFailure), Retry-After, redaction
+    transports  capture (default), Mastodon, Bluesky, webhook
+    deliver     queue posts for new articles; deliver due posts
+    stage       the pipeline stage
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import httpx
+
+from dispatch.config import Settings
+from dispatch.errors import ConfigError
+from dispatch.models import Article
+from dispatch.social.compose import ComposedPost, Facet, LinkCard, compose
+from dispatch.social.config import NetworkConfig, SocialSettings, load_social
+from dispatch.social.deliver import PostOutcome, SocialDeliveryReport, deliver, queue_posts
+from dispatch.store.engine import Store
+
+__all__ = [
+    "ComposedPost",
+    "Facet",
+    "LinkCard",
+    "NetworkConfig",
+    "PostOutcome",
+    "SocialDeliveryReport",
+    "SocialSettings",
+    "compose_post",
+    "deliver_social_posts",
+    "load_social",
+    "queue_social_posts",
+]
+
+log = logging.getLogger(__name__)
+
+
+def queue_social_posts(store: Store, settings: Settings, articles: Sequence[Article],
+                       now: datetime, networks: Sequence[str] | None = None) -> int:
+    """Queue one post per (article, configured network); rows newly queued.
+
+    Idempotent: a (slug, network) that was ever queued is never queued again,
+    so a re-run returns 0 and an edited article is not posted twice. An
+    article whose link cannot fit a network is skipped for that network
+    (see :func:`dispatch.social.deliver.queue_posts` for the problems).
+    """
+    count, problems = queue_posts(store, settings, articles, now, networks)
+    for problem in problems:
+        log.warning("%s", problem)
+    return count
+
+
+def deliver_social_posts(store: Store, settings: Settings, now: datetime, *,
+                         client: httpx.Client | None = None,
+                         environ: Mapping[str, str] | None = None) -> SocialDeliveryReport:
+    """Send every due post once; ``client`` lets tests aim at 127.0.0.1."""
+    return deliver(store, settings, now, client=client, environ=environ)
+
+
+def compose_post(settings: Settings, article: Article, network: str) -> ComposedPost:
+    """The post ``network`` (a ``[social.<name>]`` table) would get for ``article``."""
+    social = load_social(settings)
+    config = social.get(network)
+    if config is None:
+        configured = ", ".join(n.name for n in social.networks) or "none"
+        raise ConfigError([settings.problem(
+            f"social.{network}", f"network {network!r} is not configured",
+            f"one of: {configured}")])
+    return compose(article, config)

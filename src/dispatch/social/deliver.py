@@ -1,0 +1,155 @@
+"""Queue posts for newly published articles; deliver the ones that are due.
+
+Delivery claims a small batch in one short transaction, talks HTTP with no
+transaction open, and records each outcome in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from dispatch.config import Settings
+from dispatch.errors import InputError, Problem
+from dispatch.models import Article
+from dispatch.social import queue
+from dispatch.social.compose import ComposedPost, compose
+from dispatch.social.config import SocialSettings, load_social
+from dispatch.social.http import MissingSecret, PermanentFailure, RetryLater, Transport
+from dispatch.social.transports import build_transport
+from dispatch.store.engine import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=6)
+MAX_BATCHES_PER_RUN = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PostOutcome:
+    slug: str
+    network: str
+    status: str
+    """sent, retry, failed or lost-lease."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SocialDeliveryReport:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost_lease: int = 0
+    outcomes: tuple[PostOutcome, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        text = f"sent {self.sent}, retry later {self.retried}, failed {self.failed}"
+        return text + (f", lost lease {self.lost_lease}" if self.lost_lease else "")
+
+
+def queue_posts(store: Store, settings: Settings, articles: Sequence[Article], now: datetime,
+                networks: Sequence[str] | None = None,
+                social: SocialSettings | None = None) -> tuple[int, list[Problem]]:
+    """Compose and queue one post per (article, network); (rows queued, problems)."""
+    social = social or load_social(settings)
+    configs = [n for n in social.networks if networks is None or n.name in networks]
+    posts: list[ComposedPost] = []
+    problems: list[Problem] = []
+    for article in articles:
+        for config in configs:
+            try:
+                posts.append(compose(article, config))
+            except InputError as exc:  # one bad article/network never sinks the rest
+                problems.extend(exc.problems)
+    return queue.enqueue(store, posts, now), problems
+
+
+def _backoff(attempts: int, base_seconds: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=base_seconds * 2 ** max(0, attempts - 1)))
+
+
+def deliver(store: Store, settings: Settings, now: datetime, *,
+            client: httpx.Client | None = None, environ: Mapping[str, str] | None = None,
+            owner: str | None = None) -> SocialDeliveryReport:
+    social = load_social(settings)
+    env = os.environ if environ is None else environ
+    owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    http = client or httpx.Client(headers={"User-Agent": "dispatch (social posts)"})
+    problems: list[Problem] = []
+    transports: dict[str, Transport] = {}
+    for config in social.networks:
+        try:
+            transports[config.name] = build_transport(
+                config, http, settings.state_dir / "social", env)
+        except MissingSecret as exc:
+            problems.append(settings.problem(f"social.{config.name}", str(exc),
+                                             f"{config.secret_env} set in the environment"))
+    counts = {"sent": 0, "retry": 0, "failed": 0, "lost-lease": 0}
+    outcomes: list[PostOutcome] = []
+    claimed_total = 0
+    try:
+        for _ in range(MAX_BATCHES_PER_RUN):
+            batch = queue.claim(store, owner, now, timedelta(seconds=social.lease_seconds),
+                                social.batch, sorted(transports))
+            if not batch:
+                break
+            claimed_total += len(batch)
+            for claimed in batch:
+                status, detail = _deliver_one(store, social, transports[claimed.network],
+                                              claimed, owner, now)
+                counts[status] += 1
+                outcomes.append(PostOutcome(claimed.slug, claimed.network, status, detail))
+    finally:
+        if client is None:
+            http.close()
+    return SocialDeliveryReport(
+        claimed=claimed_total, sent=counts["sent"], retried=counts["retry"],
+        failed=counts["failed"], lost_lease=counts["lost-lease"], outcomes=tuple(outcomes),
+        problems=tuple(problems))
+
+
+def _deliver_one(store: Store, social: SocialSettings, transport: Transport,
+                 claimed: queue.ClaimedPost, owner: str, now: datetime) -> tuple[str, str]:
+    def recorded(ok: bool, status: str, detail: str) -> tuple[str, str]:
+        return (status, detail) if ok else ("lost-lease", detail)
+
+    if claimed.attempts > social.max_attempts:  # reclaimed after crashes, over and over
+        detail = f"gave up after {claimed.attempts - 1} attempts"
+        return recorded(queue.mark_failed(store, claimed.id, owner, now, detail), "failed", detail)
+    try:
+        result = transport.send(claimed, now)
+    except RetryLater as exc:
+        detail = str(exc)
+        if claimed.attempts >= social.max_attempts:
+            detail = f"{detail} (gave up after {claimed.attempts} attempts)"
+            return recorded(queue.mark_failed(store, claimed.id, owner, now, detail),
+                            "failed", detail)
+        # The server's Retry-After wins when it gives one; otherwise back off.
+        delay = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
+                 else _backoff(claimed.attempts, social.backoff_seconds))
+        log.info("social %s/%s: retry in %s: %s", claimed.slug, claimed.network, delay, detail)
+        return recorded(queue.mark_retry(store, claimed.id, owner, now + delay, detail),
+                        "retry", detail)
+    except PermanentFailure as exc:
+        return recorded(queue.mark_failed(store, claimed.id, owner, now, str(exc)),
+                        "failed", str(exc))
+    except (ValueError, KeyError) as exc:
+        # A 2xx we could not read: the post may exist. Retrying is safe where
+        # the transport deduplicates (Mastodon's key, Bluesky's record key).
+        detail = f"unreadable answer: {type(exc).__name__}"
+        return recorded(queue.mark_retry(store, claimed.id, owner,
+                                         now + _backoff(claimed.attempts, social.backoff_seconds),
+                                         detail), "retry", detail)
+    ok = queue.mark_sent(store, claimed.id, owner, now, result.remote_id, result.remote_url)
+    return recorded(ok, "sent", result.remote_url or result.remote_id or "")
+

@@ -1,0 +1,230 @@
+"""How a composed post leaves: local capture, Mastodon, Bluesky, a webhook.
+
+Each transport is built once per delivery run from its network table and
+the environment, and shares one ``httpx.Client`` (which tests point at a
+server on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dispatch.social.config import NetworkConfig
+from dispatch.social.http import (
+    Delivered,
+    MissingSecret,
+    PermanentFailure,
+    RetryLater,
+    Transport,
+    request,
+)
+from dispatch.social.queue import ClaimedPost
+
+log = logging.getLogger(__name__)
+
+MAX_THUMB_BYTES = 1_000_000  # app.bsky.embed.external thumb limit
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def _secret(config: NetworkConfig, environ: Mapping[str, str]) -> str:
+    value = environ.get(config.secret_env, "")
+    if not value:
+        raise MissingSecret(f"social.{config.name}: environment variable {config.secret_env} "
+                            "is not set; posts stay queued")
+    return value
+
+
+class CaptureTransport:
+    """Writes each post as JSON under ``.dispatch/social/<network>/``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+        folder = self.directory / claimed.network
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{claimed.slug}.json"
+        document = {**claimed.post.to_json(), "idempotency_key": claimed.idempotency_key,
+                    "captured_at": now.astimezone(UTC).isoformat()}
+        # Atomic: a reader sees the old file or the new one, never half.
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+        return Delivered(remote_id=str(target.relative_to(self.directory)), remote_url=None)
+
+
+class MastodonTransport:
+    """``POST /api/v1/statuses`` with a deterministic ``Idempotency-Key``."""
+
+    def __init__(self, config: NetworkConfig, client: httpx.Client,
+                 environ: Mapping[str, str]) -> None:
+        self.config, self.client = config, client
+        self.token = _secret(config, environ)
+
+    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+        post = claimed.post
+        response = request(
+            self.client, "POST", f"{self.config.base_url}/api/v1/statuses", now,
+            f"mastodon {self.config.name}", (self.token,),
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Idempotency-Key": claimed.idempotency_key},
+            data={"status": post.text, "visibility": self.config.visibility,
+                  "language": post.language},
+            timeout=self.config.timeout,
+        )
+        body = response.json()
+        return Delivered(str(body.get("id")), body.get("url"))
+
+
+def tid(moment: datetime, clock_id: int) -> str:
+    """An atproto TID (record key): microseconds and a clock id, base32-sortable."""
+    micros = int(moment.timestamp() * 1_000_000)
+    value = (micros << 10) | (clock_id & 0x3FF)
+    chars = []
+    for _ in range(13):
+        chars.append(_TID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class BlueskyTransport:
+    """createSession once per run, then createRecord per post.
+
+    Bluesky has no idempotency header, so the record key is derived from the
+    queue row: before a retry we ask whether that record already exists
+    (the previous attempt may have landed with its answer lost) instead of
+    posting twice.
+    """
+
+    def __init__(self, config: NetworkConfig, client: httpx.Client,
+                 environ: Mapping[str, str]) -> None:
+        self.config, self.client = config, client
+        self.password = _secret(config, environ)
+        self.session: dict[str, Any] | None = None
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        tokens = (self.session or {})
+        return (self.password, str(tokens.get("accessJwt", "")),
+                str(tokens.get("refreshJwt", "")))
+
+    def _xrpc(self, method: str, name: str, now: datetime, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.session is not None:
+            headers["Authorization"] = f"Bearer {self.session['accessJwt']}"
+        return request(self.client, method, f"{self.config.base_url}/xrpc/{name}", now,
+                       f"bluesky {self.config.name} {name}", self._secrets,
+                       headers=headers, timeout=self.config.timeout, **kwargs)
+
+    def _login(self, now: datetime) -> dict[str, Any]:
+        if self.session is None:
+            response = self._xrpc("POST", "com.atproto.server.createSession", now, json={
+                "identifier": self.config.identifier, "password": self.password})
+            self.session = response.json()
+        return self.session
+
+    def _thumb(self, url: str, now: datetime) -> dict[str, Any] | None:
+        """Fetch and upload the card image; a card without one beats no post."""
+        try:
+            image = self.client.get(url, timeout=self.config.timeout, follow_redirects=True)
+            kind = image.headers.get("content-type", "").split(";")[0].strip()
+            if (not image.is_success or not kind.startswith("image/")
+                    or len(image.content) > MAX_THUMB_BYTES):
+                log.warning("card image %s skipped (HTTP %s, %s, %d bytes)", url,
+                            image.status_code, kind or "no type", len(image.content))
+                return None
+            blob = self._xrpc("POST", "com.atproto.repo.uploadBlob", now, content=image.content,
+                              headers={"Content-Type": kind})
+            return dict(blob.json()["blob"])
+        except (httpx.HTTPError, PermanentFailure, KeyError, ValueError) as exc:
+            log.warning("card image %s skipped: %s", url, exc)
+            return None
+
+    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+        session = self._login(now)
+        did = session["did"]
+        rkey = tid(claimed.created_at, claimed.id)
+        web = f"https://bsky.app/profile/{did}/post/{rkey}"
+        if claimed.attempts > 1:
+            try:
+                found = self.client.get(
+                    f"{self.config.base_url}/xrpc/com.atproto.repo.getRecord",
+                    params={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
+                    timeout=self.config.timeout)
+            except httpx.TransportError as exc:
+                raise RetryLater(f"bluesky {self.config.name} getRecord: "
+                                 f"{type(exc).__name__}") from None
+            if found.is_success:
+                return Delivered(found.json().get("uri"), web)
+        post = claimed.post
+        record: dict[str, Any] = {
+            "$type": "app.bsky.feed.post", "text": post.text,
+            "createdAt": now.astimezone(UTC).isoformat(timespec="milliseconds")
+                            .replace("+00:00", "Z"),
+            "langs": [post.language],
+            "facets": [f.as_bluesky() for f in post.facets],
+        }
+        if post.card is not None:
+            external: dict[str, Any] = {"uri": post.card.uri, "title": post.card.title,
+                                        "description": post.card.description}
+            thumb = self._thumb(post.card.thumb, now) if post.card.thumb else None
+            if thumb is not None:
+                external["thumb"] = thumb
+            record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
+        response = self._xrpc("POST", "com.atproto.repo.createRecord", now, json={
+            "repo": did, "collection": "app.bsky.feed.post", "rkey": rkey, "record": record})
+        return Delivered(response.json().get("uri"), web)
+
+
+class WebhookTransport:
+    """JSON POST signed with HMAC-SHA256 over ``"<timestamp>.<body>"``.
+
+    The receiver recomputes the signature with the shared secret and rejects
+    old timestamps; ``X-Dispatch-Delivery`` lets it drop duplicates.
+    """
+
+    def __init__(self, config: NetworkConfig, client: httpx.Client,
+                 environ: Mapping[str, str]) -> None:
+        self.config, self.client = config, client
+        self.secret = _secret(config, environ)
+
+    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+        body = json.dumps({"event": "social.post", "idempotency_key": claimed.idempotency_key,
+                           **claimed.post.to_json()}, ensure_ascii=False).encode("utf-8")
+        timestamp = str(int(now.timestamp()))
+        signature = hmac.new(self.secret.encode("utf-8"), timestamp.encode() + b"." + body,
+                             hashlib.sha256).hexdigest()
+        response = request(
+            self.client, "POST", self.config.base_url, now, f"webhook {self.config.name}",
+            (self.secret,), content=body, timeout=self.config.timeout,
+            headers={"Content-Type": "application/json",
+                     "X-Dispatch-Event": "social.post",
+                     "X-Dispatch-Delivery": claimed.idempotency_key,
+                     "X-Dispatch-Timestamp": timestamp,
+                     "X-Dispatch-Signature": f"sha256={signature}"})
+        remote = response.headers.get("x-request-id")
+        return Delivered(remote, None)
+
+
+def build_transport(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
+                    environ: Mapping[str, str]) -> Transport:
+    if config.transport == "mastodon":
+        return MastodonTransport(config, client, environ)
+    if config.transport == "bluesky":
+        return BlueskyTransport(config, client, environ)
+    if config.transport == "webhook":
+        return WebhookTransport(config, client, environ)
+    return CaptureTransport(capture_dir)

@@ -1,0 +1,107 @@
+"""Small sites and recipients for the email tests (imported, not a conftest)."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dispatch.config import Settings, load_settings
+from dispatch.content.loader import load_site
+from dispatch.models import Article
+from dispatch.render import Recipient
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts" / "email"
+NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+SEND_DATE = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
+
+TOML = """\
+[site]
+title = "Test Journal"
+url = "https://journal.test"
+timezone = "Europe/London"
+
+[sender]
+name = "Test Journal"
+email = "news@journal.test"
+postal_address = "1 Test Street, Testville"
+
+[email]
+disclaimer = "General information, not medical advice."
+"""
+
+ARTICLE = """\
+---
+title: "Salt & the heart: what to know"
+date: 2026-10-01T08:00:00
+summary: "Most of the salt we eat is already in food."
+category: Heart health
+image: /images/salt.jpg
+image_alt: A salt shaker
+---
+
+Most salt comes from bread and ready meals.[^1] See [our guide](/guides/salt) and
+[the NHS page](https://www.nhs.uk/salt).
+
+## What helps
+
+- Read labels.
+- Cook from scratch when you can, and taste before adding salt at the table
+  because habits are hard to change.
+
+1. First numbered
+2. Second numbered
+
+![A chart of salt sources](/img/chart.png)
+
+## Key takeaway
+
+Cutting salt lowers blood pressure within weeks.
+
+## Sources
+
+[^1]: Survey of salt intake, 2024.
+"""
+
+SECOND = """\
+---
+title: "Walking after meals"
+date: 2026-10-03T08:00:00
+summary: "A short walk helps."
+category: Metabolic health
+---
+
+A ten-minute walk after meals steadies blood sugar.
+
+## Key takeaway
+
+Walk for ten minutes after eating.
+"""
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text) if text.startswith("\n") else text, encoding="utf-8")
+    return path
+
+
+def make_site(root: Path, articles: dict[str, str] | None = None) -> Settings:
+    root.mkdir(parents=True, exist_ok=True)
+    write(root, "dispatch.toml", TOML)
+    for name, text in (articles or {"salt.md": ARTICLE, "walking.md": SECOND}).items():
+        write(root, f"content/{name}", text)
+    return load_settings(root)
+
+
+def articles_of(settings: Settings) -> list[Article]:
+    return list(load_site(settings).articles)
+
+
+def recipient(name: str | None = "Ann Reader", email: str = "ann@example.org",
+              token: str = "tok123") -> Recipient:
+    return Recipient(email=email, name=name,
+                     unsubscribe_url=f"https://journal.test/u/{token}?l=weekly&x=1",
+                     webview_url=f"https://journal.test/e/{token}",
+                     unsubscribe_mailto=f"mailto:unsubscribe+{token}@journal.test")

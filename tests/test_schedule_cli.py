@@ -1,0 +1,193 @@
+"""The scheduler as staff and operators meet it: commands, hot reload, real actions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from tests.schedulekit import utc
+from tests.sitekit import write_article
+
+from dispatch.config import load_settings
+from dispatch.schedule import firings
+from dispatch.schedule.leader import leadership_for
+from dispatch.schedule.runner import SchedulerService
+from dispatch.store.engine import open_store
+from dispatch.store.schema import editions, outbox, schedule_runs
+from dispatch.subscribers import add_subscriber
+
+SCHEDULES = """\
+timezone: Europe/London
+schedules:
+  - id: weekly
+    kind: digest
+    cron: "0 8 * * mon"
+    audience: [weekly]
+    subject: "{{ articles | length }} new this week"
+  - id: alerts
+    kind: article
+    on_publish: true
+    audience: [weekly]
+  - id: nightly-feeds
+    kind: feeds
+    cron: "0 2 * * *"
+"""
+
+ARTICLE = """\
+title: Walking after meals
+date: {date}
+summary: A short walk after eating helps blood sugar.
+category: Metabolic health
+"""
+BODY = "Walk for ten minutes.\n\n## Key takeaway\n\nWalk for ten minutes after meals.\n"
+
+
+def dispatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dispatch", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def make_site(root: Path) -> Path:
+    (root / "content").mkdir(parents=True)
+    (root / "dispatch.toml").write_text(
+        '[site]\ntitle = "Test Journal"\nurl = "https://journal.test"\n'
+        'timezone = "Europe/London"\n\n[sender]\nname = "Test Journal"\n'
+        'email = "news@journal.test"\npostal_address = "1 Test Street, Testville"\n')
+    (root / "schedules.yaml").write_text(SCHEDULES)
+    return root
+
+
+def test_schedules_lists_next_three_firings_in_both_zones(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    result = dispatch("schedules", "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "weekly  [digest]  cron 0 8 * * mon  (Europe/London)" in out
+    block = out.split("weekly  [digest]")[1].split("alerts")[0]
+    nexts = [line for line in block.splitlines() if "UTC)" in line]
+    assert len(nexts) == 3
+    assert all("Mon 20" in line and ("08:00 GMT (08:00 UTC)" in line or
+                                     "08:00 BST (07:00 UTC)" in line) for line in nexts)
+    assert "when an article is published" in out
+    assert out.count("last: never") == 3
+
+
+def test_plan_previews_without_recording_or_queueing(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    write_article(root, "walk.md", ARTICLE.format(date=future), BODY)
+    until = (datetime.now(UTC) + timedelta(days=9)).strftime("%Y-%m-%d")
+    result = dispatch("plan", "--until", until, "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    # The future-dated article will be emailed when its date passes, and the
+    # next Monday digest will carry it.
+    assert "alerts [article]" in result.stdout
+    assert "weekly [digest]" in result.stdout
+    assert "    - Walking after meals (walk)" in result.stdout
+    assert result.stdout.count("nightly-feeds [feeds]") >= 8
+    store = open_store(load_settings(root).database_url)
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(schedule_runs)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
+    store.dispose()
+    bad = dispatch("plan", "--until", "next week", "--root", str(root))
+    assert bad.returncode == 1 and "--until" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_trigger_fires_once_and_dry_run_records_nothing(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    dry = dispatch("trigger", "nightly-feeds", "--dry-run", "--root", str(root))
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: nothing recorded or queued" in dry.stdout
+    store = open_store(load_settings(root).database_url)
+    assert firings.runs(store) == []
+    fired = dispatch("trigger", "nightly-feeds", "--root", str(root))
+    assert fired.returncode == 0, fired.stderr
+    assert fired.stdout.startswith("nightly-feeds: sent")
+    (run,) = firings.runs(store)
+    assert run.origin == "manual" and run.status == "sent"
+    store.dispose()
+    unknown = dispatch("trigger", "nope", "--root", str(root))
+    assert unknown.returncode == 1
+    assert "no valid schedule 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_invalid_hot_reload_keeps_the_schedules_in_force(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    settings = load_settings(root)
+    store = open_store(settings.database_url)
+    add_subscriber(store, "ana@example.com", "weekly", utc(2026, 3, 1))
+    service = SchedulerService(settings, store, lambda: utc(2026, 3, 2, 7))
+    assert [s.id for s in service.schedules.schedules] == ["weekly", "alerts", "nightly-feeds"]
+    assert service.reload() == (False, [])  # unchanged file: nothing to do
+
+    (root / "schedules.yaml").write_text(SCHEDULES.replace('"0 8 * * mon"', '"0 8 * * MONDAY"'))
+    changed, problems = service.reload()
+    assert not changed
+    assert [str(p) for p in problems] == [
+        'schedules.yaml:5: schedules[0].cron: "0 8 * * MONDAY" is not a cron expression '
+        '(expected five fields: minute hour day-of-month month weekday, e.g. "0 8 * * mon"; '
+        "weekday names mon tue wed thu fri sat sun)"]
+    assert [s.id for s in service.schedules.schedules] == ["weekly", "alerts", "nightly-feeds"]
+    assert service.reload() == (False, [])  # the same broken file is reported once
+
+    (root / "schedules.yaml").write_text(SCHEDULES.replace("0 8 * * mon", "30 9 * * tue"))
+    changed, problems = service.reload()
+    assert changed and problems == []
+    assert str(service.schedules.schedules[0].trigger) == "cron 30 9 * * tue"
+    store.dispose()
+
+
+def test_firings_queue_real_editions_once(tmp_path: Path) -> None:
+    """The real actions: render with the email stage and queue in the outbox."""
+    root = make_site(tmp_path / "site")
+    settings = load_settings(root)
+    store = open_store(settings.database_url)
+    for name in ("ana", "ben"):
+        add_subscriber(store, f"{name}@example.com", "weekly", utc(2026, 3, 1))
+    clock = [utc(2026, 3, 2, 7)]
+    service = SchedulerService(settings, store, lambda: clock[0])
+    assert service.run_pass().ok  # the schedules begin here
+    write_article(root, "walk.md", ARTICLE.format(date="2026-03-02T07:30:00+00:00"), BODY)
+    clock[0] = utc(2026, 3, 2, 8)
+    report = service.run_pass()
+    stage = next(s for s in report.stages if s.stage == "schedule")
+    assert not stage.failed, stage.summary
+    with store.read() as conn:
+        rows = dict(conn.execute(select(editions.c.edition_id, editions.c.subject)).all())
+        queued = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+    assert rows == {"alerts-walk": "Walking after meals",
+                    "weekly-20260302T080000Z": "1 new this week"}
+    assert queued == 4  # two editions x two subscribers
+    # A second pass, a restart or a manual re-run of the same firing adds nothing.
+    SchedulerService(settings, store, lambda: clock[0]).run_pass()
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 4
+    runs = {(r.schedule_id, r.status) for r in firings.runs(store)}
+    assert runs == {("weekly", "sent"), ("alerts", "sent")}
+    sent = next(r for r in firings.runs(store, "weekly") if r.status == "sent")
+    assert sent.articles == ("walk",) and json.dumps(sent.articles)
+    store.dispose()
+
+
+def test_run_once_fires_schedules_unless_another_scheduler_leads(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    first = dispatch("run", "--once", "--root", str(root))
+    assert first.returncode == 0, first.stderr
+    assert "  schedule: nothing due" in first.stdout
+    settings = load_settings(root)
+    store = open_store(settings.database_url)
+    leader = leadership_for(store, settings.state_dir)
+    assert leader.try_acquire()  # this test process now leads (a separate process to dispatch)
+    try:
+        second = dispatch("run", "--once", "--root", str(root))
+    finally:
+        leader.release()
+        store.dispose()
+    assert second.returncode == 0, second.stderr
+    assert "another scheduler is active" in second.stdout
+    assert "  schedule:" not in second.stdout

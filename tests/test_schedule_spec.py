@@ -1,0 +1,292 @@
+"""schedules.yaml validation: every mistake, with its line, all at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dispatch.config import load_settings
+from dispatch.errors import Problem
+from dispatch.schedule.model import At, Cron, Every, OnPublish, QuietHours
+from dispatch.schedule.sitefile import check_text, context_problems
+from dispatch.schedule.spec import parse_schedules
+from dispatch.store.engine import open_store
+from dispatch.subscribers import add_subscriber
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def problems_of(text: str) -> list[Problem]:
+    return parse_schedules(textwrap.dedent(text))[1]
+
+
+def lines(problems: list[Problem]) -> list[str]:
+    return [str(p) for p in problems]
+
+
+def test_invalid_cron_names_file_line_field_and_expectation() -> None:
+    found = problems_of("""\
+        timezone: Europe/London
+        schedules:
+          - id: a
+            kind: feeds
+            every: 1h
+          - id: b
+            kind: feeds
+            every: 2h
+          - id: weekly
+            kind: digest
+            cron: "0 8 * * MONDAY"
+            audience: [weekly]
+        """)
+    assert len(found) == 1
+    text = str(found[0])
+    assert text.startswith('schedules.yaml:11: schedules[2].cron: "0 8 * * MONDAY" is not a cron '
+                           "expression (expected five fields")
+    assert "mon tue wed" in text
+
+
+def test_every_mistake_is_reported_at_once_in_line_order() -> None:
+    found = problems_of("""\
+        timezone: Mars/Olympus
+        schedules:
+          - id: one
+            kind: digest
+            cron: "0 8 * *"
+            audience: [weekly]
+            subjct: "Hello"
+          - id: one
+            kind: feeds
+            every: 1h
+          - id: late
+            kind: article
+            on_publish: true
+            delay: -2h
+            audience: [all]
+          - id: soon
+            kind: social
+            on_publish: true
+            delay: soonish
+          - id: both
+            kind: feeds
+            cron: "0 6 * * *"
+            every: 6h
+          - id: neither
+            kind: feeds
+          - id: zone
+            kind: feeds
+            every: 1h
+            timezone: Europe/Londn
+        """)
+    text = lines(found)
+    assert text == sorted(text, key=lambda t: int(t.split(":")[1]))
+    expected_fragments = [
+        ("schedules.yaml:1: timezone:", '"Mars/Olympus" is not a known timezone'),
+        ("schedules.yaml:5: schedules[0].cron:", "is not a cron expression"),
+        ("schedules.yaml:7: schedules[0].subjct:", 'unknown key "subjct"; did you mean "subject"?'),
+        ("schedules.yaml:8: schedules[1].id:", 'id "one" is already used on line 3'),
+        ("schedules.yaml:14: schedules[2].delay:", '"-2h" is negative'),
+        ("schedules.yaml:19: schedules[3].delay:", '"soonish" is not a duration'),
+        ("schedules.yaml:23: schedules[4].every:", "has two triggers (cron, every)"),
+        ("schedules.yaml:24: schedules[5]:", 'schedule "neither" has no trigger'),
+        ("schedules.yaml:29: schedules[6].timezone:", '"Europe/Londn" is not a known timezone'),
+    ]
+    assert len(text) == len(expected_fragments), text
+    for (prefix, fragment), got in zip(expected_fragments, text, strict=True):
+        assert got.startswith(prefix) and fragment in got, got
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    found = problems_of("""\
+        schedules:
+          - id: a
+            kind: feeds
+            every: [1h
+          - id: b
+        """)
+    assert len(found) == 1
+    assert found[0].line is not None and found[0].line >= 4
+    assert "not valid YAML" in found[0].message
+
+
+def test_a_key_written_twice_is_reported_not_silently_dropped() -> None:
+    found = problems_of("""\
+        schedules:
+          - id: a
+            kind: feeds
+            every: 1h
+            every: 2h
+        """)
+    assert lines(found) == ['schedules.yaml:5: schedules[0].every: "every" is written twice; only '
+                            "one counts (expected each key once)"]
+
+
+def test_valid_file_builds_frozen_schedules_with_defaults() -> None:
+    parsed, found = parse_schedules(textwrap.dedent("""\
+        timezone: America/New_York
+        max_lateness: 2h
+        quiet_hours: 21:00-07:00
+        schedules:
+          - id: weekly
+            kind: digest
+            cron: "0 9 * * 1-5"
+            audience: weekly
+            template: digest
+          - id: alert
+            kind: article
+            on_publish: yes
+            delay: 1h30m
+            audience: [all]
+            max_lateness: 1d
+            timezone: Europe/Paris
+          - id: once
+            kind: digest
+            at: 2027-01-04 09:00
+            audience: [all]
+          - id: feeds
+            kind: feeds
+            every: 12h
+        """), "UTC")
+    assert found == []
+    weekly, alert, once, feeds = parsed.schedules
+    assert isinstance(weekly.trigger, Cron)
+    assert weekly.trigger.normalised == "0 9 * * mon,tue,wed,thu,fri"
+    assert weekly.audience == ("weekly",) and weekly.template == "digest.html"
+    assert weekly.max_lateness == timedelta(hours=2)
+    # 21:00 is read as a clock time, not as YAML 1.1's base-60 integer 1260.
+    assert weekly.quiet_hours == QuietHours(datetime(1, 1, 1, 21).time(),
+                                            datetime(1, 1, 1, 7).time())
+    assert alert.trigger == OnPublish(timedelta(hours=1, minutes=30))
+    assert alert.tz.key == "Europe/Paris" and alert.max_lateness == timedelta(days=1)
+    assert isinstance(once.trigger, At)
+    assert once.trigger.when.utcoffset() == timedelta(hours=-5)  # read in the file's zone
+    assert feeds.trigger == Every(timedelta(hours=12))
+
+
+@pytest.mark.parametrize(("snippet", "fragment"), [
+    ("kind: article\n    cron: '0 8 * * *'\n    audience: [a]", "fires on publish"),
+    ("kind: digest\n    on_publish: true\n    audience: [a]", "needs a time to go out"),
+    ("kind: digest\n    cron: '0 8 * * *'", "needs an audience"),
+    ("kind: feeds\n    every: 1h\n    delay: 1h", "delay only applies to on_publish"),
+    ("kind: feeds\n    every: 1m", '"1m" is too short'),
+    ("kind: digest\n    cron: '0 8 * * *'\n    audience: [a]\n    max_articles: many",
+     '"many" is not a whole number'),
+    ("kind: newsletter\n    every: 1h", '"newsletter" is not allowed'),
+    ("kind: digest\n    cron: '0 8 * * *'\n    audience: [a]\n    subject: '{{ articles | '",
+     "is not a valid template"),
+    ("kind: feeds\n    every: 1h\n    quiet_hours: late", '"late" is not a time window'),
+])
+def test_rules_across_fields(snippet: str, fragment: str) -> None:
+    found = problems_of(f"schedules:\n  - id: x\n    {snippet}\n")
+    assert any(fragment in str(p) for p in found), lines(found)
+    assert all(p.line is not None and p.field for p in found)
+
+
+def test_crontab_both_day_and_weekday_is_a_warning() -> None:
+    parsed, found = parse_schedules("schedules:\n  - id: x\n    kind: feeds\n"
+                                    "    cron: '0 8 1 * mon'\n")
+    assert len(parsed.schedules) == 1
+    assert [p.is_error for p in found] == [False]
+    assert "fires only on days matching both" in found[0].message
+
+
+def _site(tmp_path: Path) -> Path:
+    root = tmp_path / "site"
+    (root / "content").mkdir(parents=True)
+    (root / "dispatch.toml").write_text('[site]\nurl = "https://journal.test"\n'
+                                        'timezone = "Europe/London"\n')
+    return root
+
+
+def test_audience_template_and_past_at_are_checked_against_the_site(tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    settings = load_settings(root)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    add_subscriber(store, "a@example.com", "weekly", NOW)
+    text = textwrap.dedent("""\
+        schedules:
+          - id: good
+            kind: digest
+            cron: "0 8 * * mon"
+            audience: [weekly]
+          - id: typo
+            kind: digest
+            cron: "0 8 * * mon"
+            audience: [weekley]
+            template: fancy
+          - id: past
+            kind: digest
+            at: 2026-01-01 09:00
+            audience: [weekly]
+        """)
+    kept, found = check_text(text, settings, NOW, store)
+    assert [s.id for s in kept.schedules] == ["good", "past"]
+    text_found = lines(found)
+    assert text_found[0] == ('schedules.yaml:9: schedules[1].audience: there is no subscriber '
+                             'list "weekley" (expected one of weekly)')
+    assert text_found[1].startswith('schedules.yaml:10: schedules[1].template: there is no email '
+                                    'template "fancy.html"')
+    assert text_found[2].startswith("schedules.yaml:13: schedules[2].at: warning: 2026-01-01 09:00 "
+                                    "GMT is in the past")
+    # With no subscriber lists at all, audiences cannot be checked: one warning.
+    empty = open_store(f"sqlite:///{tmp_path / 'empty.db'}")
+    _kept, found = check_text(text, settings, NOW, empty)
+    warnings = [p for p in found if "cannot be checked" in p.message]
+    assert len(warnings) == 1 and not warnings[0].is_error
+    store.dispose()
+    empty.dispose()
+
+
+def test_context_checks_need_no_store() -> None:
+    parsed, _ = parse_schedules("schedules:\n  - id: x\n    kind: digest\n    cron: '0 8 * * *'\n"
+                                "    audience: [weekly]\n")
+    settings = load_settings(REPO)
+    found = context_problems(parsed.schedules, settings, None, NOW)
+    assert len(found) == 1 and not found[0].is_error
+
+
+def test_example_schedules_yaml_passes_dispatch_check(example_site: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "dispatch", "check", "--root",
+                             str(example_site)], capture_output=True, text=True, timeout=120)
+    schedule_lines = [line for line in result.stderr.splitlines() if "schedules.yaml" in line]
+    assert all("warning" in line for line in schedule_lines), schedule_lines
+    parsed, found = parse_schedules((REPO / "schedules.yaml").read_text(), "Europe/London")
+    assert not [p for p in found if p.is_error]
+    kinds = {s.kind for s in parsed.schedules}
+    triggers = {type(s.trigger) for s in parsed.schedules}
+    # The example documents every feature: each kind, each trigger, pausing,
+    # filters, quiet hours and a per-schedule timezone.
+    assert kinds == {"digest", "article", "social", "feeds"}
+    assert triggers == {Cron, At, Every, OnPublish}
+    assert any(not s.enabled for s in parsed.schedules)
+    assert any(s.categories for s in parsed.schedules)
+    assert any(s.tags for s in parsed.schedules)
+    assert any(s.tz.key != "Europe/London" for s in parsed.schedules)
+    assert all(s.quiet_hours is not None for s in parsed.schedules)
+
+
+def test_dispatch_check_reports_a_broken_schedules_yaml(example_site: Path) -> None:
+    (example_site / "schedules.yaml").write_text(
+        "schedules:\n  - id: x\n    kind: digest\n    cron: '0 8 * * MONDAY'\n"
+        "    audience: [weekly]\n    sned_at: 9\n")
+    result = subprocess.run([sys.executable, "-m", "dispatch", "check", "--root",
+                             str(example_site)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert 'schedules.yaml:4: schedules[0].cron: "0 8 * * MONDAY" is not a cron' in result.stderr
+    assert "schedules.yaml:6: schedules[0].sned_at: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_days_29_to_31_warn_and_last_is_accepted() -> None:
+    parsed, found = parse_schedules("schedules:\n  - id: x\n    kind: feeds\n"
+                                    "    cron: '0 8 31 * *'\n  - id: y\n    kind: feeds\n"
+                                    "    cron: '0 8 last * *'\n")
+    assert [s.id for s in parsed.schedules] == ["x", "y"]
+    assert len(found) == 1 and not found[0].is_error and found[0].line == 4
+    assert "months without that day are skipped" in found[0].message

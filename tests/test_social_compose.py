@@ -1,0 +1,205 @@
+"""Writing posts: sentences, cuts, hashtags, UTM, facets; and properties."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import twitter_text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dispatch.errors import ContentError
+from dispatch.models import Article, Takeaway
+from dispatch.social.compose import ELLIPSIS, SEPARATOR, clean, compose, hashtag, link_for
+from dispatch.social.config import NETWORKS, NetworkConfig
+from dispatch.social.count import (
+    bluesky_length,
+    graphemes,
+    mastodon_length,
+    threads_length,
+    x_length,
+)
+
+UTM = "utm_source={network}&utm_medium=social&utm_campaign={slug}"
+URL = "https://journal.test/sleep/"
+
+
+def article(takeaway: str | None = "Sleep matters. Keep a fixed wake-up time.", *,
+            tags: tuple[str, ...] = (), summary: str = "The summary sentence.",
+            social: tuple[tuple[str, str], ...] = (), slug: str = "sleep") -> Article:
+    return Article(
+        slug=slug, source=f"content/{slug}.md", title="Sleep and you",
+        date=datetime(2026, 10, 6, 7, tzinfo=UTC), summary=summary, body_markdown="x",
+        body_html="<p>x</p>", sources_html="", sources=(), url=f"https://journal.test/{slug}/",
+        content_hash="h", reading_minutes=1, excerpt="x", tags=tags,
+        takeaway=None if takeaway is None else Takeaway(f"<p>{takeaway}</p>", takeaway),
+        social=social, image="https://journal.test/images/a.jpg",
+    )
+
+
+def network(name: str, limit: int | None = None, *, utm: str = "", hashtags: int = 2
+            ) -> NetworkConfig:
+    return NetworkConfig(name, name, "capture", limit or NETWORKS[name], utm, hashtags,  # type: ignore[arg-type]
+                         "en")
+
+
+def body_of(text: str, url: str) -> str:
+    head, sep, _ = text.partition(url)
+    assert sep, "the link is missing"
+    return head[: -len(SEPARATOR)] if head.endswith(SEPARATOR) else head
+
+
+def test_whole_takeaway_when_it_fits() -> None:
+    post = compose(article(), network("mastodon"))
+    assert post.text == f"Sleep matters. Keep a fixed wake-up time.{SEPARATOR}{URL}"
+    assert post.source == "takeaway" and not post.truncated
+    assert post.length == mastodon_length(post.text) <= post.limit
+
+
+def test_whole_sentences_in_order_then_stop() -> None:
+    first = "Short sleep is linked to higher blood pressure."
+    second = "A regular wake-up time is the simplest place to start and " + "x " * 40 + "ok."
+    post = compose(article(f"{first} {second} Third."), network("x", 120))
+    assert post.text == f"{first}{SEPARATOR}{URL}"
+    assert post.truncated
+    assert twitter_text.parse_tweet(post.text).weightedLength <= 120
+
+
+def test_first_sentence_cut_at_a_word_boundary_with_ellipsis() -> None:
+    words = "Regularly sleeping under six hours is linked to higher blood pressure in adults"
+    post = compose(article(words + "."), network("bluesky", 60))
+    body = body_of(post.text, URL)
+    assert body.endswith(ELLIPSIS)
+    kept = body[: -len(ELLIPSIS)]
+    assert words.startswith(kept) and words[len(kept)] == " "  # ends at a whole word
+    assert bluesky_length(post.text) <= 60
+
+
+def test_text_without_spaces_is_cut_between_graphemes() -> None:
+    text = "日本語のテキスト" * 40
+    post = compose(article(text), network("x", 100))
+    body = body_of(post.text, URL)
+    assert body.endswith(ELLIPSIS) and len(body) > 10
+    assert text.startswith(body[:-1])
+    assert twitter_text.parse_tweet(post.text).weightedLength <= 100
+
+
+def test_urls_and_hashtags_in_the_text_are_never_split() -> None:
+    inner = "https://example.org/a-very-long-path/that-goes-on-and-on/for-a-while"
+    text = f"Read the guidance at {inner} and the #SleepHygiene notes today please friends"
+    for limit in range(50, 140, 3):
+        post = compose(article(text), network("bluesky", limit))
+        body = body_of(post.text, URL)
+        assert (inner in body) or ("https://" not in body), (limit, body)
+        assert "#SleepHyg" not in body or "#SleepHygiene" in body
+        assert bluesky_length(post.text) <= limit
+
+
+def test_hashtags_camelcase_only_while_they_fit_and_up_to_the_maximum() -> None:
+    assert hashtag("blood pressure") == "#BloodPressure"
+    assert hashtag("sleep") == "#sleep"
+    assert hashtag("COVID-19 vaccine") == "#COVID19Vaccine"
+    assert hashtag("2024") is None and hashtag("—") is None
+    tags = ("sleep", "blood pressure", "prevention")
+    post = compose(article(tags=tags), network("mastodon", hashtags=2))
+    assert post.text.endswith("\n#sleep #BloodPressure")
+    assert post.hashtags == ("#sleep", "#BloodPressure")
+    with_one = f"Sleep matters. Keep a fixed wake-up time.{SEPARATOR}{URL}\n#sleep"
+    tight = compose(article(tags=tags), network("x", x_length(with_one) + 5))
+    assert tight.hashtags == ("#sleep",) and tight.text == with_one
+
+
+def test_utm_parameters_and_existing_query() -> None:
+    config = network("mastodon", utm=UTM)
+    assert link_for(article(), config) == (
+        "https://journal.test/sleep/?utm_source=mastodon&utm_medium=social&utm_campaign=sleep")
+    other = replace(article(), url="https://journal.test/sleep/?lang=en#top")
+    assert link_for(other, config) == ("https://journal.test/sleep/?lang=en&utm_source=mastodon"
+                                       "&utm_medium=social&utm_campaign=sleep#top")
+    assert link_for(article(), network("mastodon")) == URL
+
+
+def test_sources_override_then_takeaway_then_summary() -> None:
+    override = (("mastodon", "Our **new** guide: [read it](https://x.test)."),)
+    post = compose(article(social=override), network("mastodon"))
+    assert post.source == "override" and post.text.startswith("Our new guide: read it.")
+    assert compose(article(social=override), network("x")).source == "takeaway"
+    post = compose(article(None, summary="Dek   text\u0007 here."), network("x"))
+    assert post.source == "summary" and post.text.startswith("Dek text here.")
+
+
+def test_bluesky_facets_are_utf8_byte_offsets_and_a_card() -> None:
+    text = "Schlüssel-Erkenntnis 🔑 日本語: gut schlafen."
+    post = compose(article(text, tags=("sleep", "blood pressure")),
+                   network("bluesky", utm=UTM))
+    raw = post.text.encode("utf-8")
+    link, *tags = post.facets
+    assert raw[link.byte_start:link.byte_end].decode() == post.url == link.value
+    assert link.byte_start != post.text.index(post.url)  # bytes, not code points
+    assert [raw[t.byte_start:t.byte_end].decode() for t in tags] == ["#sleep", "#BloodPressure"]
+    assert post.card is not None and post.card.uri == post.url
+    assert post.card.title == "Sleep and you" and post.card.thumb.endswith("a.jpg")  # type: ignore[union-attr]
+
+
+def test_a_link_that_cannot_fit_is_an_error_not_a_broken_post() -> None:
+    long_slug = "s" * 300
+    with pytest.raises(ContentError, match="the link alone"):
+        compose(article(slug=long_slug), network("bluesky"))
+
+
+# --- properties -----------------------------------------------------------
+
+ZWJ_FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"
+PIECES = st.sampled_from([
+    ZWJ_FAMILY, "👍🏽", "👩🏿‍🚀", "🏳️‍🌈", "🇬🇧", "e\u0301", "a\u0308\u0323", "日本語のテキスト",
+    "مرحبا بالعالم", "שלום עולם", "…", "—", ". ", "! ", "。", " ", " ", "#tag", "@ann@social.test",
+    "https://example.org/path?q=1", "example.com", "x" * 120, "Ünïcödé", "\u200b", "\t\n",
+])
+TEXTS = st.one_of(
+    st.just(""),
+    st.text(max_size=400),
+    st.lists(st.one_of(PIECES, st.text(max_size=30)), max_size=80).map("".join),
+    st.lists(PIECES, max_size=200).map("".join),
+)
+LIMITED = [network("x", utm=UTM), network("mastodon", utm=UTM), network("bluesky", utm=UTM),
+           network("threads", utm=UTM), network("linkedin", utm=UTM),
+           network("mastodon", 120, utm=UTM), network("bluesky", 160), network("x", 60)]
+
+
+def fits_by_network_rule(config: NetworkConfig, text: str) -> bool:
+    if config.network == "x":
+        return twitter_text.parse_tweet(text).weightedLength <= config.limit
+    if config.network == "mastodon":
+        return mastodon_length(text) <= config.limit
+    if config.network == "bluesky":
+        return bluesky_length(text) <= config.limit and len(text.encode()) <= 3000
+    if config.network == "threads":
+        return threads_length(text) <= config.limit
+    return len(text.encode("utf-16-le")) // 2 <= config.limit
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXTS, tags=st.lists(st.text(min_size=1, max_size=20), max_size=4))
+def test_every_post_fits_keeps_the_link_and_whole_graphemes(text: str, tags: list[str]) -> None:
+    source = clean(text) or "The summary sentence."  # nothing left: the summary is used
+    source_clusters = graphemes(source)
+    for config in LIMITED:
+        post = compose(article(text, tags=tuple(tags)), config)
+        assert fits_by_network_rule(config, post.text), (config.name, config.limit, post.text)
+        assert post.length <= config.limit
+        # The exact article URL, once, followed by nothing or the tag line.
+        assert post.text.count(post.url) >= 1
+        after = post.text.split(post.url, 1)[1]
+        assert after == "" or after.startswith("\n#")
+        body = body_of(post.text, post.url)
+        core = body[: -len(ELLIPSIS)] if post.truncated and body.endswith(ELLIPSIS) else body
+        clusters = graphemes(core)
+        assert clusters == source_clusters[: len(clusters)], (config.name, body)
+        if config.network == "bluesky":
+            raw = post.text.encode("utf-8")
+            link = post.facets[0]
+            assert raw[link.byte_start:link.byte_end] == post.url.encode("utf-8")
+            for facet in post.facets[1:]:
+                assert raw[facet.byte_start:facet.byte_end].decode() == "#" + facet.value

@@ -1,0 +1,190 @@
+"""Subscribers and lists: addresses, all-or-nothing CSV import, statuses, CLI."""
+
+from __future__ import annotations
+
+import csv as csv_module
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from tests.delivery_kit import T0
+
+from dispatch.cli import main
+from dispatch.errors import InputError
+from dispatch.store import open_store
+from dispatch.store.engine import Store
+from dispatch.store.schema import subscribers
+from dispatch.subscribers import (
+    InvalidAddress,
+    add_subscriber,
+    change_status,
+    export_csv,
+    find_subscribers,
+    get_subscriber,
+    import_csv,
+    list_names,
+    normalise_email,
+)
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    return open_store(database_url)
+
+
+def count(store: Store) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(subscribers)).scalar_one())
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("  Ann@Example.COM ", "Ann@example.com"),
+    ("<bob@example.org>", "bob@example.org"),
+    ("o'neil+news@sub.example.co.uk", "o'neil+news@sub.example.co.uk"),
+    ("zoë@bücher.example", None),  # non-ASCII local part: refused
+    ("kim@bücher.example", "kim@xn--bcher-kva.example"),
+])
+def test_normalise(raw: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(InvalidAddress):
+            normalise_email(raw)
+    else:
+        assert normalise_email(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c.com", "@example.com", "ann@",
+                                 "ann@example", "ann smith@example.com", "ann@-bad-.com",
+                                 "ann..x@example.com", "ann@example.123"])
+def test_invalid_addresses_say_why(raw: str) -> None:
+    with pytest.raises(InvalidAddress) as info:
+        normalise_email(raw)
+    assert str(info.value)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "people.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BAD = """email,name,city
+ann@example.com,Ann,Leeds
+not-an-address,Bob,York
+carl@example.com,Carl,Hull
+"dee@example.com","Dee ""D"" Smith","Bath
+Somerset"
+eve@example,Eve,Ely
+"fay@example.com","Fay
+Jones",Ely
+"""
+
+
+def test_import_is_all_or_nothing_with_line_numbers(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, BAD)
+    with pytest.raises(InputError) as info:
+        import_csv(store, path, "main", T0)
+    problems = info.value.problems
+    # Dee's quoted city spans lines 5-6, so Eve's row is line 7; Fay's name
+    # has a line break (it would become header injection in To:).
+    assert [(p.line, p.field) for p in problems] == [(3, "email"), (7, "email"), (8, "name")]
+    assert str(problems[0]).startswith(f"{path}:3: email: ")
+    assert count(store) == 0 and list_names(store) == []
+
+
+def test_skip_invalid_imports_the_rest(store: Store, tmp_path: Path) -> None:
+    report = import_csv(store, write(tmp_path, BAD), "main", T0, skip_invalid=True)
+    assert report.created == 3 and len(report.problems) == 3
+    assert all(not p.is_error for p in report.problems)
+    dee = get_subscriber(store, "dee@example.com")
+    assert dee is not None and dee.name == 'Dee "D" Smith'
+    assert dee.fields == {"city": "Bath\nSomerset"}
+    carl = get_subscriber(store, "carl@example.com")
+    assert carl is not None and carl.fields == {"city": "Hull"}
+
+
+def test_duplicates_merge_and_domains_fold(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, "email,name\nann@EXAMPLE.com,\n  ann@example.com ,Ann\n"
+                           "bob@example.com,Bob\n")
+    report = import_csv(store, path, "main", T0)
+    assert (report.rows, report.created, report.merged) == (2, 2, 1)
+    ann = get_subscriber(store, "ann@example.com")
+    assert ann is not None and ann.name == "Ann"
+
+
+def test_headerless_file_is_email_name_fields(store: Store, tmp_path: Path) -> None:
+    report = import_csv(store, write(tmp_path, "ann@example.com,Ann,VIP\n"), "main", T0)
+    assert report.created == 1
+    ann = get_subscriber(store, "ann@example.com")
+    assert ann is not None and ann.name == "Ann" and ann.fields == {"field1": "VIP"}
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained"])
+def test_import_never_reactivates(store: Store, tmp_path: Path, status: str) -> None:
+    person, _ = add_subscriber(store, "ann@example.com", "main", T0)
+    change_status(store, [person.id], status, T0)  # type: ignore[arg-type]
+    report = import_csv(store, write(tmp_path, "email,name\nann@example.com,Ann\n"), "other", T0)
+    assert report.kept_suppressed == 1
+    again = get_subscriber(store, "ann@example.com")
+    assert again is not None and again.status == status
+    # add() does not re-activate either
+    add_subscriber(store, "ann@example.com", "third", T0)
+    assert get_subscriber(store, "ann@example.com").status == status  # type: ignore[union-attr]
+
+
+def test_status_column_carries_suppressions(store: Store, tmp_path: Path) -> None:
+    add_subscriber(store, "bob@example.com", "main", T0)
+    path = write(tmp_path, "email,name,status\nann@example.com,Ann,unsubscribed\n"
+                           "bob@example.com,Bob,bounced\ncat@example.com,Cat,\n")
+    import_csv(store, path, "main", T0)
+    states = {s.email: s.status for s in find_subscribers(store)}
+    assert states == {"ann@example.com": "unsubscribed", "bob@example.com": "bounced",
+                      "cat@example.com": "active"}
+    with pytest.raises(InputError) as info:
+        import_csv(store, write(tmp_path, "email,status\nx@example.com,gone\n"), "main", T0)
+    assert info.value.problems[0].field == "status"
+
+
+def test_export_round_trips(store: Store, tmp_path: Path) -> None:
+    import_csv(store, write(tmp_path, "email,name,city\nann@example.com,Ann,Leeds\n"
+                                      "bob@example.com,\"Bob, Jr\",\n"), "main", T0)
+    text = export_csv(find_subscribers(store, list_name="main"))
+    assert text.splitlines()[0] == "email,name,status,city"
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    import_csv(other, write(tmp_path, text), "main", T0)
+    assert export_csv(find_subscribers(other)) == text
+
+
+def test_non_utf8_file_is_a_clear_error(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("email,name\nann@example.com,Zo\xeb\n".encode("latin-1"))
+    with pytest.raises(InputError) as info:
+        import_csv(store, path, "main", T0)
+    assert "not UTF-8" in str(info.value)
+
+
+def test_cli_import_add_remove_list_export(site_root: Path) -> None:
+    runner = CliRunner()
+    root = ["--root", str(site_root)]
+    csv = site_root / "people.csv"
+    csv.write_text(BAD, encoding="utf-8")
+    bad = runner.invoke(main, ["subscribers", "import", str(csv), "--list", "main", *root])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert f"{csv}:3: email:" in bad.output and f"{csv}:7: email:" in bad.output
+    ok = runner.invoke(main, ["subscribers", "import", str(csv), "--list", "main",
+                              "--skip-invalid", *root])
+    assert ok.exit_code == 0, ok.output
+    assert "3 new" in ok.output and "3 invalid row(s) skipped" in ok.output
+    added = runner.invoke(main, ["subscribers", "add", "Zed@Example.com", "--list", "vip",
+                                 "--name", "Zed", *root])
+    assert added.exit_code == 0 and "Zed@example.com: added" in added.output
+    removed = runner.invoke(main, ["subscribers", "remove", "ann@example.com", *root])
+    assert removed.exit_code == 0 and "unsubscribed" in removed.output
+    summary = runner.invoke(main, ["subscribers", "list", *root])
+    assert "main" in summary.output and "vip" in summary.output
+    out = site_root / "out.csv"
+    runner.invoke(main, ["subscribers", "export", "--list", "main", "-o", str(out), *root])
+    rows = list(csv_module.reader(out.read_text().splitlines(keepends=True)))
+    assert ["ann@example.com", "Ann", "unsubscribed", "Leeds"] in rows and len(rows) == 4
+    missing = runner.invoke(main, ["subscribers", "remove", "nobody@example.com", *root])
+    assert missing.exit_code == 1 and "no subscriber" in missing.output
