@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -75,7 +75,8 @@ def main() -> int:
     settings = Settings(root=Path("."), site=SiteSettings(
         title="Bench", url="https://bench.example", timezone="Europe/London"))
     articles = make_articles(args.articles, args.categories)
-    now = articles[-1].date + timedelta(days=1)
+    # In UTC, as the CLI's clock gives it.
+    now = (articles[-1].date + timedelta(days=1)).astimezone(UTC)
     full_times: list[float] = []
     one_times: list[float] = []
     full_cpu: list[float] = []
