@@ -94,7 +94,7 @@ class SinkProcess:
 
     def count(self) -> int:
         with smtplib.SMTP("127.0.0.1", self.port) as client:
-            code, text = client.docmd("XCNT")
+            _code, text = client.docmd("XCNT")
         return int(text)
 
     def stop(self) -> None:
@@ -186,9 +186,16 @@ def prebuilt(settings: object, edition: object, n: int) -> list[tuple[str, bytes
     return out
 
 
-def time_queue(tmp: Path, edition: object, n: int) -> float:
+def time_queue(tmp: Path, edition: object, n: int) -> tuple[float, float]:
+    """queue_edition (INSERT … SELECT in the database) against the obvious
+    baseline: read the audience into Python, insert the rows with executemany."""
+    import dataclasses
+
+    from sqlalchemy import insert, select
+
     from dispatch.outbox import queue_edition
     from dispatch.store import open_store
+    from dispatch.store.schema import editions, list_members, outbox, subscribers
 
     store = open_store(f"sqlite:///{tmp / 'queue.db'}")
     seed(store, n, "big")
@@ -196,8 +203,24 @@ def time_queue(tmp: Path, edition: object, n: int) -> float:
     queued = queue_edition(store, edition, ["big"], NOW)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - start
     assert queued.queued == n
+    naive_id = "bench-naive"
+    start = time.perf_counter()
+    with store.write() as conn:
+        conn.execute(insert(editions).values(
+            edition_id=naive_id, kind="article", subject="s",
+            body=dataclasses.replace(edition, edition_id=naive_id).to_json(),  # type: ignore[type-var]
+            audience='["big"]', state="paused", total=n, skipped=0, queued_at=NOW,
+            updated_at=NOW))
+        ids = conn.execute(select(subscribers.c.id).where(
+            subscribers.c.status == "active",
+            subscribers.c.id.in_(select(list_members.c.subscriber_id)
+                                 .where(list_members.c.list_name == "big")))).scalars().all()
+        conn.execute(insert(outbox), [
+            {"edition_id": naive_id, "subscriber_id": i, "status": "queued", "attempts": 0,
+             "available_at": NOW} for i in ids])
+    naive = time.perf_counter() - start
     store.dispose()
-    return elapsed
+    return elapsed, naive
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -233,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sink = SinkProcess(0)
         try:
             raw = blaster(sink.port, messages, args.connections, sender)
-            e2e, sent = end_to_end(tmp, settings, edition, args.recipients, sink.port,
+            e2e, _sent = end_to_end(tmp, settings, edition, args.recipients, sink.port,
                                    args.connections, "loopback")
             accepted = sink.count()
         finally:
@@ -250,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             for conns in (1, 4, 16):
                 ceiling = conns / (4 * delay)
-                n = max(100, int(ceiling * 6))  # about six seconds of sending each
+                n = max(100, int(ceiling * 5))  # about five seconds of sending each
                 rate, _ = end_to_end(tmp, settings, edition, n, sink.port, conns,
                                      f"delay{conns}")
                 share = rate / ceiling
@@ -262,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:
             sink.stop()
 
-        seconds = time_queue(tmp, edition, args.queue)
+        seconds, naive = time_queue(tmp, edition, args.queue)
         print(f"queue one edition for {args.queue:,} subscribers (SQLite): {seconds:.2f} s "
-              f"(goal < 3 s) {'OK' if seconds < 3 else 'MISSED'}")
+              f"(goal < 3 s) {'OK' if seconds < 3 else 'MISSED'}; baseline, audience read "
+              f"into Python + executemany: {naive:.2f} s")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import feedparser
+import pytest
 from feedgen.feed import FeedGenerator
 
 from dispatch.config import Settings, SiteSettings
@@ -198,3 +199,22 @@ def test_repeated_hour_orders_by_real_time(tmp_path: Path) -> None:
     build_feeds(SETTINGS, [first, second], NOW, tmp_path)
     titles = [e.title for e in feedparser.parse((tmp_path / "atom.xml").read_bytes()).entries]
     assert titles == ["second", "first"]  # 01:30Z is newer than 00:45Z
+
+
+def test_publication_near_dst_changes_is_decided_in_real_time(tmp_path: Path) -> None:
+    # Spring forward (2026-03-29, 01:00 GMT → 02:00 BST): 01:30 does not exist
+    # and means 01:30Z; at 01:10Z the clock reads 02:10, yet it is not due.
+    gap = article("gap", date=datetime(2026, 3, 29, 1, 30, tzinfo=LONDON))
+    report = build_feeds(SETTINGS, [gap], datetime(2026, 3, 29, 1, 10, tzinfo=UTC), tmp_path)
+    assert report.feeds == 0 and not gap.is_published(datetime(2026, 3, 29, 1, 10, tzinfo=UTC))
+    # Fall back (2026-10-25, 02:00 BST → 01:00 GMT): 01:30 (first) is 00:30Z,
+    # due at 01:10Z although the clock then reads 01:10 again.
+    repeat = article("repeat", date=datetime(2026, 10, 25, 1, 30, tzinfo=LONDON))
+    report = build_feeds(SETTINGS, [repeat], datetime(2026, 10, 25, 1, 10, tzinfo=UTC),
+                         tmp_path / "autumn")
+    assert report.feeds == 1
+
+
+def test_naive_now_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        build_feeds(SETTINGS, [article("a")], datetime(2026, 12, 1), tmp_path)

@@ -152,6 +152,7 @@ def test_json_feed_fields(built: Path) -> None:
     assert salt["image"] == f"{SITE_URL}/images/salt.jpg"
     assert salt["tags"] == ["Heart health", "salt", "sugar"]
     assert salt["authors"] == [{"name": "Dr Amara Osei"}]
+    assert salt["author"] == {"name": "Dr Amara Osei"}  # 1.0's field, for older readers
     cafe = doc["items"][1]
     assert datetime.fromisoformat(cafe["date_published"]).utcoffset().total_seconds() == 3600
     assert cafe["date_modified"] == "2026-04-10T10:00:00+01:00"

@@ -16,7 +16,7 @@ from dispatch.config import load_settings
 from dispatch.feeds.stage import feeds_stage
 from dispatch.pipeline import default_stages, run_pass
 from dispatch.store.engine import Store, open_store
-from feeds_site import ARTICLES, NOW, write_site
+from feeds_site import ARTICLES, CONFIG, NOW, write_site
 
 STAGES = [("feeds", feeds_stage)]
 
@@ -128,8 +128,11 @@ def test_check_reports_control_characters_and_category_clashes(tmp_path: Path) -
     articles = dict(ARTICLES)
     articles["bell.md"] = ('---\ntitle: Bell\ndate: 2026-02-01\nsummary: "ding\\x07dong"\n'
                            'category: heart-health\n---\n\nBody.\n')
-    root = write_site(tmp_path / "site", articles)
+    root = write_site(tmp_path / "site", articles, CONFIG + 'colour = "blue"\n')
     result = CliRunner().invoke(main, ["check", "--root", str(root)])
+    line = CONFIG.count("\n") + 1
+    assert (f"dispatch.toml:{line}: feeds.colour: warning: unknown key 'colour' is ignored"
+            in result.output)
     assert ("content/bell.md: summary: warning: control character U+0007 is not allowed in XML"
             in result.output)
     assert "share the feed category/heart-health/" in result.output

@@ -157,6 +157,9 @@ def test_firings_queue_real_editions_once(tmp_path: Path) -> None:
     report = service.run_pass()
     stage = next(s for s in report.stages if s.stage == "schedule")
     assert not stage.failed, stage.summary
+    # Firings run after lists are synced and right before delivery drains them.
+    names = [s.stage for s in report.stages]
+    assert names.index("subscribers") < names.index("schedule") == names.index("delivery") - 1
     with store.read() as conn:
         rows = dict(conn.execute(select(editions.c.edition_id, editions.c.subject)).all())
         queued = conn.execute(select(func.count()).select_from(outbox)).scalar_one()

@@ -168,3 +168,44 @@ def test_serve_runs_one_leader_and_a_standby_takes_over(tmp_path: Path,
     assert [(r.schedule_id, r.fire_time, r.status) for r in firings.runs(store)] == [
         ("f", utc(2026, 3, 2, 8), "sent")]
     store.dispose()
+
+
+def test_apscheduler_jobs_are_set_up_against_its_pitfalls(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from dispatch.schedule.runner import SchedulerService, install_jobs
+
+    root = _site(tmp_path)
+    (root / "schedules.yaml").write_text("""\
+timezone: America/New_York
+schedules:
+  - id: daily
+    kind: feeds
+    cron: "30 1 * * 1-5"
+    max_lateness: 2h
+  - id: paused
+    kind: feeds
+    every: 1h
+    enabled: false
+  - id: alerts
+    kind: social
+    on_publish: true
+""")
+    settings = load_settings(root)
+    store = open_store(settings.database_url)
+    service = SchedulerService(settings, store, lambda: utc(2026, 3, 2), RecordingActions())
+    scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()})
+    install_jobs(scheduler, service, service.schedules, 60)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"pass", "schedule:daily"}  # paused: none; on-publish: the pass
+    daily = jobs["schedule:daily"]
+    assert daily.misfire_grace_time == 7200 and daily.coalesce and daily.max_instances == 1
+    assert daily.trigger.timezone == ZoneInfo("America/New_York")
+    # Numeric weekdays reach APScheduler as names (its 3.x numbers start at Monday = 0).
+    assert str(daily.trigger.fields[4]) == "mon,tue,wed,thu,fri"
+    install_jobs(scheduler, service, service.schedules, 60)  # a reload replaces, never adds
+    assert len(scheduler.get_jobs()) == 2
+    store.dispose()

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dispatch.config import load_settings
 from dispatch.errors import Problem
@@ -290,3 +292,40 @@ def test_days_29_to_31_warn_and_last_is_accepted() -> None:
     assert [s.id for s in parsed.schedules] == ["x", "y"]
     assert len(found) == 1 and not found[0].is_error and found[0].line == 4
     assert "months without that day are skipped" in found[0].message
+
+
+EXAMPLE_LINES = (REPO / "schedules.yaml").read_text().splitlines()
+
+
+@settings(max_examples=150, deadline=None)
+@given(drop=st.sets(st.integers(0, len(EXAMPLE_LINES) - 1), max_size=6),
+       noise=st.text(alphabet="abc:-[]{}#'\"\n 0123456789!&*|>%@`", max_size=40),
+       where=st.integers(0, len(EXAMPLE_LINES)))
+def test_no_edit_of_the_example_makes_validation_crash(drop: set[int], noise: str,
+                                                       where: int) -> None:
+    """Staff will save every kind of half-edited file: each must come back as
+    problems with lines, never as an exception."""
+    lines_ = [line for i, line in enumerate(EXAMPLE_LINES) if i not in drop]
+    lines_.insert(where, noise)
+    parsed, found = parse_schedules("\n".join(lines_), "Europe/London")
+    assert all(isinstance(p, Problem) and p.path == "schedules.yaml" for p in found)
+    assert all(p.line is None or 1 <= p.line <= len(lines_) + noise.count("\n") + 1
+               for p in found)
+    assert len({s.id for s in parsed.schedules}) == len(parsed.schedules)
+
+
+def test_social_networks_must_be_configured(tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    with (root / "dispatch.toml").open("a") as toml:
+        toml.write('\n[social.mastodon]\nnetwork = "mastodon"\ntransport = "capture"\n')
+    text = ("schedules:\n  - id: s\n    kind: social\n    on_publish: true\n"
+            "    networks: [mastodon, myspace]\n")
+    kept, found = check_text(text, load_settings(root), NOW)
+    assert kept.schedules == ()
+    assert [str(p) for p in found] == [
+        "schedules.yaml:3: schedules[0].kind: warning: [social] on_publish is true in "
+        "dispatch.toml, so posts are queued as soon as an article is published and this "
+        "schedule's timing and filters have no effect (expected on_publish = false under "
+        "[social])",
+        "schedules.yaml:5: schedules[0].networks: there is no [social.myspace] in dispatch.toml "
+        "(expected one of mastodon)"]

@@ -46,11 +46,15 @@ def test_json_lists_every_configured_network_measured_by_its_rule(example_site: 
 def test_text_output_and_queue_state_after_a_run(example_site: Path) -> None:
     run = dispatch("run", "--once", "--root", str(example_site))
     assert "social: queued" in run.stdout, run.stdout + run.stderr
-    result = dispatch("social", SLUG, "--network", "mastodon", "--root", str(example_site))
+    # X has no social schedule in schedules.yaml, so the pass queued and
+    # captured it at once; Mastodon waits for its schedule (30 minutes).
+    result = dispatch("social", SLUG, "--network", "x", "--network", "mastodon",
+                      "--root", str(example_site))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("── mastodon (mastodon): ")
-    assert "/500, from takeaway" in result.stdout and ", sent" in result.stdout
-    assert (example_site / ".dispatch" / "social" / "mastodon" / f"{SLUG}.json").exists()
+    assert result.stdout.startswith("── x (x): ")
+    assert "/280, from takeaway, shortened, sent" in result.stdout
+    assert "── mastodon (mastodon): " in result.stdout and "not queued" in result.stdout
+    assert (example_site / ".dispatch" / "social" / "x" / f"{SLUG}.json").exists()
 
 
 def test_unknown_slug_and_unknown_network_are_clean_errors(example_site: Path) -> None:

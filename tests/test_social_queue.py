@@ -4,7 +4,9 @@ queued once, leased, fenced, and never re-posted on edit."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.pipeline import run_pass
-from dispatch.social import deliver_social_posts, queue_social_posts
+from dispatch.social import compose_post, deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
 from dispatch.social.stage import social_stage
 from dispatch.store.engine import Store, open_store
@@ -145,3 +147,57 @@ def test_on_publish_off_leaves_queueing_to_the_scheduler(site: tuple[Settings, S
     assert queue_social_posts(store, settings, load_site(settings).articles, later) == 2
     second = run_pass(settings, store, later, stages=stages)
     assert second.stages[0].summary.startswith("queued 0, sent 2")
+
+
+def test_concurrent_workers_never_claim_the_same_post(site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    (article,) = load_site(settings).articles
+    posts = [replace(compose_post(settings, article, "mastodon"), slug=f"a{i}")
+             for i in range(40)]
+    assert q.enqueue(store, posts, NOW) == 40
+    claimed: dict[str, list[int]] = {"w1": [], "w2": []}
+
+    def work(owner: str) -> None:
+        while batch := q.claim(store, owner, NOW, timedelta(minutes=5), 3, ["mastodon"]):
+            for post in batch:
+                claimed[owner].append(post.id)
+                assert q.mark_sent(store, post.id, owner, NOW, None, None)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = claimed["w1"] + claimed["w2"]
+    assert sorted(everything) == sorted(set(everything)) and len(everything) == 40
+    assert q.status_counts(store) == {"sent": 40}
+
+
+SOCIAL_SCHEDULE = """\
+schedules:
+  - id: social-new-articles
+    kind: social
+    on_publish: true
+    delay: 30m
+    networks: [mastodon]
+"""
+
+
+def test_auto_leaves_networks_with_a_social_schedule_to_the_scheduler(
+        site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    (settings.root / "schedules.yaml").write_text(SOCIAL_SCHEDULE, encoding="utf-8")
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    assert report.stages[0].summary.startswith("queued 1, sent 1")
+    assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
+
+
+def test_auto_with_a_broken_schedules_file_holds_off_and_says_so(
+        site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    (settings.root / "schedules.yaml").write_text(
+        SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    stage = report.stages[0]
+    assert stage.summary.startswith("queued 0") and q.posts_for(store) == []
+    assert "left to the scheduler" in str(stage.problems[0]) and not stage.problems[0].is_error

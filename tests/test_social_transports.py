@@ -25,7 +25,8 @@ from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.social import deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
-from dispatch.social.transports import tid
+from dispatch.social.config import load_social
+from dispatch.social.transports import MastodonTransport, tid
 from dispatch.store.engine import Store, open_store
 from sitekit import write_article
 
@@ -457,3 +458,42 @@ url = "http://127.0.0.1:9"
     assert report.retried == 1
     (row,) = q.posts_for(store)
     assert row["status"] == "queued" and "ConnectError" in row["last_error"]
+
+
+def test_mastodon_crash_after_posting_is_deduplicated_by_the_key(
+        site_root: Path, database: str, server: FakeNetwork) -> None:
+    mastodon_api(server)
+    settings, store = make_site(site_root, database, server.base, f"""
+[social.mastodon]
+transport = "mastodon"
+url = "{server.base}"
+""")
+    # A worker claims, posts, and dies before recording the result.
+    (claimed,) = q.claim(store, "dead-worker", NOW, timedelta(minutes=5), 10, ["mastodon"])
+    with httpx.Client(timeout=5) as client:
+        MastodonTransport(load_social(settings).networks[0], client, ENV).send(claimed, NOW)
+    assert deliver(settings, store, NOW + timedelta(minutes=4)).claimed == 0  # lease holds
+    report = deliver(settings, store, NOW + timedelta(minutes=6))
+    assert report.sent == 1
+    posts = server.calls("/api/v1/statuses")
+    assert len(posts) == 2 and len({p.headers["idempotency-key"] for p in posts}) == 1
+    (row,) = q.posts_for(store)
+    assert row["remote_id"] == "109000" and row["attempts"] == 2  # the one status, not a second
+
+
+def test_bluesky_card_without_a_usable_image_still_posts(
+        site_root: Path, database: str, server: FakeNetwork) -> None:
+    bluesky_api(server)
+    server.routes[("GET", "/images/sleep.jpg")] = lambda seen: (
+        200, {"Content-Type": "text/html"}, b"<html>not an image</html>")
+    settings, store = make_site(site_root, database, server.base, f"""
+[social.bluesky]
+transport = "bluesky"
+url = "{server.base}"
+handle = "clinic.bsky.social"
+""")
+    assert deliver(settings, store).sent == 1
+    (call,) = server.calls("/xrpc/com.atproto.repo.createRecord")
+    external = call.json()["record"]["embed"]["external"]
+    assert "thumb" not in external and external["title"] == "Sleep and blood pressure"
+    assert server.calls("/xrpc/com.atproto.repo.uploadBlob") == []

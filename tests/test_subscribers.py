@@ -188,3 +188,28 @@ def test_cli_import_add_remove_list_export(site_root: Path) -> None:
     assert ["ann@example.com", "Ann", "unsubscribed", "Leeds"] in rows and len(rows) == 4
     missing = runner.invoke(main, ["subscribers", "remove", "nobody@example.com", *root])
     assert missing.exit_code == 1 and "no subscriber" in missing.output
+
+
+def test_lists_synced_from_csv_each_pass(site_root: Path) -> None:
+    from dispatch.config import load_settings
+    from dispatch.pipeline import default_stages, run_pass
+
+    (site_root / "good.csv").write_text("email,name\nann@example.com,Ann\n")
+    (site_root / "bad.csv").write_text("email,name\nnope,Bob\n")
+    toml = site_root / "dispatch.toml"
+    toml.write_text(toml.read_text() + '\n[subscribers.lists]\nweekly = "good.csv"\n'
+                    'broken = "bad.csv"\nmissing = "nope.csv"\n')
+    settings = load_settings(site_root)
+    store = open_store(settings.database_url)
+    stages = [s for s in default_stages() if s[0] == "subscribers"]
+    report = run_pass(settings, store, T0, stages=stages).stages[0]
+    assert "weekly: 1 from good.csv (1 new)" in report.summary
+    where = {(p.path, p.line, p.field) for p in report.problems}
+    assert (str(site_root / "bad.csv"), 2, "email") in where  # all-or-nothing per file
+    assert any(p.field == "subscribers.lists.missing" and p.line for p in report.problems)
+    assert list_names(store) == ["weekly"]
+    person = get_subscriber(store, "ann@example.com")
+    assert person is not None
+    change_status(store, [person.id], "unsubscribed", T0)
+    run_pass(settings, store, T0, stages=stages)  # the next pass never re-activates
+    assert get_subscriber(store, "ann@example.com").status == "unsubscribed"  # type: ignore[union-attr]

@@ -44,7 +44,8 @@ def test_content_types_and_validators(served: tuple[TestClient, Path], path: str
     assert response.content == (out / path.lstrip("/")).read_bytes()
     assert response.headers["etag"].startswith('"')
     assert response.headers["last-modified"].endswith(" GMT")
-    assert 'rel="hub"' in response.headers["link"]
+    assert response.headers["link"] == (f'<https://hub.example.com/>; rel="hub", '
+                                        f'<{FEEDS_URL}{path}>; rel="self"')
 
 
 def test_feedparser_over_http_sees_a_clean_feed(served: tuple[TestClient, Path]) -> None:

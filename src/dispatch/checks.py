@@ -32,8 +32,9 @@ def social_check(settings: Settings, result: LoadResult) -> list[Problem]:
 def delivery_check(settings: Settings) -> list[Problem]:
     """``[delivery]`` settings and the SMTP URL (a password in the file is a warning)."""
     from dispatch.delivery.settings import config_problems
+    from dispatch.subscribers.sync import synced_lists
 
-    return config_problems(settings)
+    return config_problems(settings) + synced_lists(settings)[1]
 
 
 def schedule_check(settings: Settings) -> list[Problem]:

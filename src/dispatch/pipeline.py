@@ -52,6 +52,11 @@ def default_stages() -> list[tuple[str, Stage]]:
     pays for premailer, feedgen or httpx.
     """
     stages: list[tuple[str, Stage]] = []
+    # Subscriber lists synced from CSV files come first: editions queued
+    # later in this pass freeze their audience from them.
+    from dispatch.subscribers.sync import subscribers_stage
+
+    stages.append(("subscribers", subscribers_stage))
     from dispatch.feeds.stage import feeds_stage
 
     stages.append(("feeds", feeds_stage))

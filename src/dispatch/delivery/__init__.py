@@ -2,8 +2,9 @@
 the outbox with them (claim → personalise late → send → record)."""
 
 from dispatch.delivery.capture import CaptureTransport, captured
-from dispatch.delivery.engine import DeliveryReport, deliver, make_transport
+from dispatch.delivery.engine import deliver, make_transport
 from dispatch.delivery.limits import TokenBucket
+from dispatch.delivery.report import DeliveryReport
 from dispatch.delivery.settings import (
     DeliverySettings,
     SmtpSettings,

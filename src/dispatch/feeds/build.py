@@ -7,9 +7,10 @@ Two things keep a rebuild cheap and a poller's view stable:
   sees half a feed, and mtime-based ``Last-Modified``/``ETag`` values stay put
   when nothing changed.
 * **A manifest of inputs.** ``.dispatch-feeds.json`` in the output folder keeps,
-  per feed, a digest of everything that feed is rendered from (the planned
-  :class:`~dispatch.feeds.model.Feed` value plus the renderer version) and the
-  size and mtime of each file written. A feed whose digest matches and whose
+  per feed, a digest of what that feed is rendered from (its articles'
+  source digests, the settings, and a digest of the renderer code, see
+  :meth:`~dispatch.feeds.model.FeedPlan.digest`) and the size and mtime of
+  each file written. A feed whose digest matches and whose
   files are untouched is not rendered at all; that is what makes a
   one-article rebuild of a 10,000-article site fast. Deleting the manifest
   only costs one full render.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -30,16 +32,23 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.config import Settings
+from dispatch.feeds import jsonfeed, model, rss_atom
 from dispatch.feeds.jsonfeed import render_json
-from dispatch.feeds.model import FILE_NAMES, FORMATS, Entry, Feed, make_feed, plan_feeds
+from dispatch.feeds.model import (
+    FILE_NAMES,
+    FORMATS,
+    Entry,
+    Feed,
+    digest_context,
+    make_feed,
+    plan_feeds,
+)
 from dispatch.feeds.report import FeedBuildReport
 from dispatch.feeds.rss_atom import render_atom, render_rss
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.models import Article
 
 MANIFEST = ".dispatch-feeds.json"
-# Bump when a renderer changes its output, so old manifests stop matching.
-RENDER_VERSION = "1"
 _FEED_PATH = re.compile(r"^(category/[a-z0-9][a-z0-9-]*)?$")
 RENDERERS: dict[str, Callable[[Feed], bytes]] = {
     "rss": render_rss, "atom": render_atom, "json": render_json,
@@ -76,7 +85,13 @@ def write_atomically(path: Path, data: bytes, durable: bool = True) -> bool:
 
 @functools.cache
 def _render_key() -> str:
-    return f"{RENDER_VERSION}|feedgen {version('feedgen')}"
+    """Which code renders the feeds: feedgen's version and a digest of our own
+    renderer modules, so an upgrade that changes the output invalidates every
+    manifest by itself instead of relying on someone bumping a number."""
+    h = hashlib.sha1(usedforsecurity=False)
+    for module in (model, rss_atom, jsonfeed):
+        h.update(Path(module.__file__ or "").read_bytes())
+    return f"feedgen {version('feedgen')}|{h.hexdigest()[:16]}"
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:
@@ -124,8 +139,9 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
     unchanged = rendered = 0
     planned = plan_feeds(settings, config, articles, now)
     entries: dict[str, Entry] = {}
+    context = digest_context(settings, config) + "|" + _render_key()
     for plan in planned:
-        digest = plan.digest(settings, config) + "|" + _render_key()
+        digest = plan.digest(context)
         record = previous.get(plan.path)
         if (isinstance(record, dict) and record.get("digest") == digest
                 and _intact(str(out), record)):

@@ -31,6 +31,7 @@ def _item(entry: Entry) -> dict[str, Any]:
         "date_published": rfc3339(entry.published),
         "date_modified": rfc3339(entry.updated),
         "authors": [{"name": entry.author}],
+        "author": {"name": entry.author},  # for JSON Feed 1.0 readers
     }
     if entry.categories:
         item["tags"] = list(entry.categories)

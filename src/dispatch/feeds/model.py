@@ -159,7 +159,7 @@ def published_newest_first(articles: Sequence[Article], now: datetime,
         live = [a for a in articles if a.status == "published" and a.date <= cutoff]
     except TypeError:  # a naive date cannot be compared with an aware one
         return _published_newest_first_exact(articles, now, tz)
-    if any(map(_FOLD, map(_DATE, live))):
+    if any([a.date.fold for a in live]):
         return _published_newest_first_exact(articles, now, tz)
     live.sort(key=_SLUG)
     live.sort(key=_DATE, reverse=True)  # stable: slug order survives among equal dates
@@ -199,7 +199,6 @@ def _published_newest_first_exact(articles: Iterable[Article], now: datetime,
 
 _SLUG = operator.attrgetter("slug")
 _DATE = operator.attrgetter("date")
-_FOLD = operator.attrgetter("fold")
 _CATEGORY = operator.attrgetter("category")
 
 
@@ -212,8 +211,10 @@ class FeedPlan:
     description: str
     articles: tuple[Article, ...]
 
-    def digest(self, settings: Settings, feeds: FeedSettings) -> str:
+    def digest(self, context: str) -> str:
         """Everything the rendered bytes depend on, hashed cheaply.
+
+        ``context`` is :func:`digest_context`: what all feeds of a build share.
 
         An article's content is represented by its ``content_hash`` (the
         digest of its source file) and the derived fields are keyed by
@@ -226,13 +227,18 @@ class FeedPlan:
         article they come from the file like everything else.
         """
         h = sha1(usedforsecurity=False)
-        h.update(repr((self.path, self.title, self.description, settings.site,
-                       settings.fingerprint, feeds)).encode("utf-8", "surrogatepass"))
+        h.update(f"{context}\0{self.path}\0{self.title}\0{self.description}\n".encode(
+            "utf-8", "surrogatepass"))
         h.update("\n".join([
             f"{a.slug}\0{a.content_hash}\0{a.title}\0{a.category}\0{len(a.body_html)}"
             for a in self.articles
         ]).encode("utf-8", "surrogatepass"))
         return h.hexdigest()
+
+
+def digest_context(settings: Settings, feeds: FeedSettings) -> str:
+    """The settings every feed's bytes depend on, for :meth:`FeedPlan.digest`."""
+    return repr((settings.site, settings.fingerprint, feeds))
 
 
 def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Article],

@@ -24,7 +24,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from dispatch.config import Settings
 from dispatch.errors import Problem
-from dispatch.pipeline import PassContext, PassReport, StageReport, default_stages, run_pass
+from dispatch.pipeline import (
+    PassContext,
+    PassReport,
+    Stage,
+    StageReport,
+    default_stages,
+    run_pass,
+)
 from dispatch.schedule.actions import Actions, SiteActions
 from dispatch.schedule.engine import FiringReport, tick
 from dispatch.schedule.leader import Leadership, leadership_for
@@ -44,6 +51,16 @@ def summarise(reports: list[FiringReport]) -> str:
     return "; ".join(f"{r.schedule_id} {r.outcome}"
                      + (f" ({r.article})" if r.article else "")
                      + (f": {r.detail}" if r.detail else "") for r in reports)
+
+
+def with_schedule_stage(stages: list[tuple[str, Stage]],
+                        stage: Stage) -> list[tuple[str, Stage]]:
+    """Firings go after every other stage (lists are synced, so an edition's
+    audience is current) and right before delivery, which drains what they
+    queued in the same pass."""
+    names = [name for name, _ in stages]
+    at = names.index("delivery") if "delivery" in names else len(stages)
+    return [*stages[:at], ("schedule", stage), *stages[at:]]
 
 
 class SchedulerService:
@@ -70,7 +87,7 @@ class SchedulerService:
         """Load, record publications, fire what is due, then every other stage."""
         with self.lock:
             report = run_pass(self.settings, self.store, self.clock(),
-                              [("schedule", self.stage), *default_stages()])
+                              with_schedule_stage(default_stages(), self.stage))
         self.report(report)
         return report
 
@@ -93,8 +110,10 @@ def _job_options(grace: timedelta) -> dict[str, object]:
 def install_jobs(scheduler: BackgroundScheduler, service: SchedulerService,
                  schedules: ScheduleSet, interval: float) -> None:
     """(Re)create every job from the schedules in force; stable ids."""
+    # Remove first: before start() APScheduler keeps jobs in a pending list
+    # where replace_existing does not apply, so a reload would duplicate them.
     for job in scheduler.get_jobs():
-        if job.id.startswith("schedule:"):
+        if job.id == "pass" or job.id.startswith("schedule:"):
             job.remove()
     scheduler.add_job(service.run_pass, IntervalTrigger(seconds=interval,
                       timezone=ZoneInfo("UTC")), id="pass", **_job_options(timedelta(minutes=5)))

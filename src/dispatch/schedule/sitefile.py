@@ -29,17 +29,19 @@ def schedules_path(settings: Settings) -> Path:
     return settings.root / FILE
 
 
-def known_audiences(store: Store | None) -> set[str] | None:
-    """Subscriber list names, or None when there are none to check against yet."""
-    if store is None:
-        return None
+def known_audiences(settings: Settings, store: Store | None) -> set[str] | None:
+    """Subscriber list names (in the store, or synced from CSV files by
+    ``[subscribers.lists]``), or None when there are none to check against."""
     from dispatch.store.schema import mailing_lists
+    from dispatch.subscribers.sync import synced_lists
 
-    try:
-        with store.read() as conn:
-            names = set(conn.execute(select(mailing_lists.c.name)).scalars())
-    except SQLAlchemyError:
-        return None
+    names = set(synced_lists(settings)[0])
+    if store is not None:
+        try:
+            with store.read() as conn:
+                names.update(conn.execute(select(mailing_lists.c.name)).scalars())
+        except SQLAlchemyError:
+            pass  # no lists table yet: the file's lists are all we know
     return names or None
 
 
@@ -80,6 +82,8 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
                     problems.append(_problem(
                         s, "audience", f"there is no subscriber list \"{name}\"",
                         "one of " + ", ".join(sorted(audiences))))
+        if s.kind == "social":
+            problems.extend(_social_problems(s, settings))
         if s.template is not None and s.template not in templates:
             severity = Severity.ERROR if templates else Severity.WARNING
             problems.append(_problem(
@@ -89,11 +93,32 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
     return problems
 
 
+def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
+    """Networks must be configured, and the social stage must leave timing to us."""
+    from dispatch.social.config import social_problems
+
+    social, _ = social_problems(settings)
+    configured = sorted(n.name for n in social.networks)
+    found = []
+    for name in schedule.networks or ():
+        if name not in configured:
+            found.append(_problem(
+                schedule, "networks", f"there is no [social.{name}] in dispatch.toml",
+                "one of " + (", ".join(configured) or "the configured networks")))
+    if social.on_publish:
+        found.append(_problem(
+            schedule, "kind", "[social] on_publish is true in dispatch.toml, so posts are "
+            "queued as soon as an article is published and this schedule's timing and "
+            "filters have no effect", "on_publish = false under [social]", Severity.WARNING))
+    return found
+
+
 def check_text(text: str, settings: Settings, now: datetime,
                store: Store | None = None) -> tuple[ScheduleSet, list[Problem]]:
     """Parse and check; schedules with a context error are left out (and reported)."""
     schedule_set, problems = parse_schedules(text, settings.site.timezone)
-    found = context_problems(schedule_set.schedules, settings, known_audiences(store), now)
+    audiences = known_audiences(settings, store)
+    found = context_problems(schedule_set.schedules, settings, audiences, now)
     broken = {p.field.split(".")[0] for p in found if p.is_error and p.field}
     kept = tuple(s for s in schedule_set.schedules if f"schedules[{s.index}]" not in broken)
     problems = sorted(problems + found, key=lambda p: p.line or 0)

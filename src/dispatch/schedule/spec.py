@@ -209,8 +209,6 @@ _FRIENDLY = {
     "list_type": ("{input} is not a list", "a list such as [a, b]"),
     "dict_type": ("is not a mapping of keys to values", "key: value lines"),
     "model_type": ("is not a mapping of keys to values", "key: value lines"),
-    "datetime_parsing": ("{input} is not a date and time", "YYYY-MM-DD HH:MM"),
-    "datetime_type": ("{input} is not a date and time", "YYYY-MM-DD HH:MM"),
     "greater_than_equal": ("{input} is too small", None),
     "literal_error": ("{input} is not allowed", None),
     "string_pattern_mismatch": ("{input} is not a valid id",
@@ -242,6 +240,9 @@ def _pydantic_problems(exc: ValidationError, base: Path, doc: LocatedYaml,
             hint = f"; did you mean {_q(close[0])}?" if close else ""
             message = f"unknown key {_q(key)}{hint}"
             expected = "one of " + ", ".join(sorted(allowed))
+        elif kind.startswith(("datetime", "date_")):
+            message = f"{_q(err.get('input'))} is not a date and time"
+            expected = "YYYY-MM-DD HH:MM, e.g. 2026-12-01 09:00"
         elif kind in _FRIENDLY:
             template, friendly = _FRIENDLY[kind]
             message = template.format(input=_q(err.get("input")))

@@ -88,6 +88,8 @@ def load_located(text: str) -> LocatedYaml:
             return constructor.construct_object(n, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise YamlSyntaxError(str(exc.problem), n.start_mark.line + 1) from None
+        except ValueError:
+            return n.value  # e.g. a date with month 13: let validation say what it expected
 
     data = build(node, ())
     for path in [p for p in lines if "\0key" in p]:

@@ -5,12 +5,14 @@ Modules, in pipeline order::
 
     config      [social.<name>] tables -> NetworkConfig (which network, which transport)
     count       each network's length rule
+    post        ComposedPost, Facet, LinkCard: the frozen values that cross stages
     compose     article -> ComposedPost (sentences, cut, hashtags, UTM, facets)
     queue       the social_posts outbox: enqueue once, claim with a lease, fenced acks
     http        outcomes (RetryLater / PermanentFailure), Retry-After, redaction
     transports  capture (default), Mastodon, Bluesky, webhook
     deliver     queue posts for new articles; deliver due posts
     stage       the pipeline stage
+    checks      what `dispatch check` reports
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import httpx
 from dispatch.config import Settings
 from dispatch.errors import ConfigError
 from dispatch.models import Article
-from dispatch.social.compose import ComposedPost, Facet, LinkCard, compose
+from dispatch.social.compose import compose
 from dispatch.social.config import NetworkConfig, SocialSettings, load_social
 from dispatch.social.deliver import PostOutcome, SocialDeliveryReport, deliver, queue_posts
+from dispatch.social.post import ComposedPost, Facet, LinkCard
 from dispatch.store.engine import Store
 
 __all__ = [

@@ -70,9 +70,10 @@ class SocialSettings:
     lease_seconds: int = 300
     batch: int = 20
     backoff_seconds: int = 60
-    on_publish: bool = True
-    """Queue posts in the pass that first sees an article published. Turn off
-    when schedules.yaml decides when social posts go out."""
+    on_publish: bool | Literal["auto"] = "auto"
+    """Queue posts in the pass that first sees an article published: always
+    (true), never (false: schedules.yaml decides), or "auto": only for the
+    networks no ``kind: social`` schedule in schedules.yaml takes care of."""
 
     def get(self, name: str) -> NetworkConfig | None:
         return next((n for n in self.networks if n.name == name), None)
@@ -92,14 +93,14 @@ def _positive_int(raw: Mapping[str, Any], key: str, default: int, where: str,
     return value
 
 
-def _flag(raw: Mapping[str, Any], key: str, default: bool, settings: Settings,
-          problems: list[Problem]) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        problems.append(settings.problem(f"social.{key}", f"{value!r} is not allowed",
-                                         "true or false"))
-        return default
-    return value
+def _on_publish(raw: Mapping[str, Any], settings: Settings,
+                problems: list[Problem]) -> bool | Literal["auto"]:
+    value = raw.get("on_publish", "auto")
+    if isinstance(value, bool) or value == "auto":
+        return value  # type: ignore[no-any-return]
+    problems.append(settings.problem("social.on_publish", f"{value!r} is not allowed",
+                                     'true, false or "auto"'))
+    return "auto"
 
 
 def _network(name: str, raw: Mapping[str, Any], common_utm: str, common_tags: int,
@@ -200,7 +201,7 @@ def social_problems(settings: Settings) -> tuple[SocialSettings, list[Problem]]:
                                     minimum=10),
         batch=_positive_int(raw, "batch", 20, "social", settings, problems),
         backoff_seconds=_positive_int(raw, "backoff_seconds", 60, "social", settings, problems),
-        on_publish=_flag(raw, "on_publish", True, settings, problems),
+        on_publish=_on_publish(raw, settings, problems),
     )
     return social, problems
 

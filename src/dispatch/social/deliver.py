@@ -20,9 +20,10 @@ from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
 from dispatch.models import Article
 from dispatch.social import queue
-from dispatch.social.compose import ComposedPost, compose
+from dispatch.social.compose import compose
 from dispatch.social.config import SocialSettings, load_social
 from dispatch.social.http import MissingSecret, PermanentFailure, RetryLater, Transport
+from dispatch.social.post import ComposedPost
 from dispatch.social.transports import build_transport
 from dispatch.store.engine import Store
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 
-from dispatch.social.compose import ComposedPost
+from dispatch.social.post import ComposedPost
 from dispatch.store.engine import Store
 from dispatch.store.schema import social_posts
 

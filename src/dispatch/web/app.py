@@ -18,6 +18,8 @@ from dispatch.store.engine import Store
 
 ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.feeds",
+    "dispatch.web.unsubscribe",
+    "dispatch.web.webview",
 )
 
 

@@ -45,8 +45,9 @@ class _Cached:
 class FeedFiles:
     """Reads feed files, re-reading one only when its size or mtime changed."""
 
-    def __init__(self, out_dir: Path, hub: str | None) -> None:
+    def __init__(self, out_dir: Path, base_url: str, hub: str | None) -> None:
         self.out_dir = out_dir
+        self.base_url = base_url
         self.hub = hub
         self._cache: dict[Path, _Cached] = {}
 
@@ -78,8 +79,9 @@ class FeedFiles:
             "Last-Modified": format_datetime(modified, usegmt=True),
             "Cache-Control": CACHE_CONTROL,
         }
-        # WebSub discovery by HTTP header as well as in the document.
-        links = [f'<{request.url.replace(query="")}>; rel="self"']
+        # WebSub discovery by HTTP header as well as in the document. The self
+        # link is the public URL (the topic), not whatever host we were reached on.
+        links = [f'<{self.base_url}/{relative}>; rel="self"']
         if self.hub:
             links.insert(0, f'<{self.hub}>; rel="hub"')
         headers["Link"] = ", ".join(links)
@@ -112,7 +114,7 @@ def _not_modified(request: Request, etag: str, modified: datetime) -> bool:
 
 def routes(settings: Settings, store: Store) -> list[BaseRoute]:
     config = load_feed_settings(settings)
-    files = FeedFiles(config.out_dir, config.hub)
+    files = FeedFiles(config.out_dir, config.base_url, config.hub)
     methods = ["GET", "HEAD"]
     found: list[BaseRoute] = [Route(f"/{name}", files.serve, methods=methods)
                               for name in FILE_NAMES.values()]
