@@ -68,7 +68,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--categories", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3, help="full builds")
+    parser.add_argument("--rounds", type=int, default=5, help="full builds")
     parser.add_argument("--edits", type=int, default=5, help="one-article rebuilds per round")
     args = parser.parse_args()
 

@@ -30,6 +30,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from tests.delivery_kit import smtp_config
+from dispatch.config import load_settings
+from dispatch.delivery import deliver
 from dispatch.store import open_store
 
 root, url, port, start = sys.argv[1:5]

@@ -102,6 +102,8 @@ def attempts_histogram(store: Store) -> dict[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(900)  # bounds, not expectations: the machine is shared
 def test_three_worker_processes_drain_20000_exactly_once(pg: tuple[str, Store],
                                                           site_root: Path,
                                                           tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_three_worker_processes_drain_20000_exactly_once(pg: tuple[str, Store],
         workers = [start_worker(site_root, url, sink.port, f"w{i}", burst=True)
                    for i in range(3)]
         for w in workers:
-            assert w.proc.wait(150) == 0, w.summary()
+            assert w.proc.wait(600) == 0, w.summary()
         received = sink.received(tmp_path / "received.tsv")
     finally:
         for w in workers:
@@ -143,10 +145,11 @@ def test_three_worker_processes_drain_20000_exactly_once(pg: tuple[str, Store],
     shares = [int(m.group(1)) for w in workers if (m := _SENT.search(w.summary()))]
     assert len(shares) == 3 and sum(shares) == n, [w.summary() for w in workers]
     assert all(s > 0 for s in shares), shares
-    print("DEBUG", shares, [w.summary()[-300:] for w in workers])
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(900)  # bounds, not expectations: the machine is shared
 def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Store],
                                                             site_root: Path,
                                                             tmp_path: Path) -> None:
@@ -154,8 +157,7 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
     n = 1_500
     emails = seed(store, n)
     queue_edition(store, edition(), ["main"], T0)
-    lease = 3.0
-    configure(site_root, lease_seconds=lease, batch_size=25)
+    configure(site_root, lease_seconds=4, batch_size=25)
     sink = SinkProcess(delay_ms=2)  # slow enough that the victim is mid-batch when killed
     survivor: Worker | None = None
     victim = start_worker(site_root, url, sink.port, "victim", burst=True, connections=2)
@@ -167,7 +169,7 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
                     outbox.c.lease_owner.like(victim.owner_prefix))).scalar_one()
             return bool(held) and sink.count() >= 100
 
-        wait_until(victim_holds_leases, 60, "the victim to send and hold leases")
+        wait_until(victim_holds_leases, 120, "the victim to send and hold leases")
         # The survivor runs all along (not --burst): it polls for work and
         # reaps expired leases, as a long-running `dispatch worker` does.
         survivor = start_worker(site_root, url, sink.port, "survivor", burst=False,
@@ -182,7 +184,7 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
         def all_sent() -> bool:
             return edition_status(store, "e1").sent == n
 
-        wait_until(all_sent, 90, "every row to be sent")
+        wait_until(all_sent, 300, "every row to be sent")
         survivor.proc.send_signal(signal.SIGTERM)
         assert survivor.proc.wait(30) == 0, survivor.summary()
         received = sink.received(tmp_path / "received.tsv")
@@ -202,7 +204,6 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
     assert orphaned <= reclaimed  # (the survivor may have reaped some before we counted)
     match = _REAPED.search(survivor.summary())
     assert match is not None and int(match.group(1)) == reclaimed, survivor.summary()
-    print("DEBUG", orphaned, reclaimed, histogram, survivor.summary()[-300:])
     # Duplicates only from messages in flight at the kill (sent, not yet acked).
     duplicates = sum(c - 1 for c in per_rcpt.values())
     assert duplicates <= reclaimed

@@ -328,6 +328,10 @@ url = "{server.base}"
     assert "DISPATCH_MASTODON_TOKEN is not set" in str(report.problems[0])
     (row,) = q.posts_for(store)
     assert (row["status"], row["attempts"]) == ("queued", 0)
+    # Nothing waiting: nothing to say on every pass.
+    (claimed,) = q.claim(store, "w", NOW, timedelta(minutes=5), 1, ["mastodon"])
+    q.mark_failed(store, claimed.id, "w", NOW, "given up")
+    assert deliver(settings, store, env={}).problems == ()
 
 
 def test_bluesky_session_record_facets_and_card(site_root: Path, database: str,

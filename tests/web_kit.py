@@ -89,7 +89,7 @@ def dispatch_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
          "--port", str(port)],
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
                 assert proc.stderr is not None

@@ -17,6 +17,7 @@ URL. The article format has no id key, so nothing steadier is available.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import operator
 import re
@@ -47,6 +48,7 @@ def xml_text(value: str) -> str:
     return XML_ILLEGAL.sub("", value) if XML_ILLEGAL.search(value) else value
 
 
+@functools.lru_cache(maxsize=4096)  # a site has few categories; every build asks again
 def category_slug(name: str) -> str:
     """``"Heart health"`` → ``heart-health``; ``"Santé"`` → ``sante``.
 

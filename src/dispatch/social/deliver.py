@@ -93,8 +93,12 @@ def deliver(store: Store, settings: Settings, now: datetime, *,
             transports[config.name] = build_transport(
                 config, http, settings.state_dir / "social", env)
         except MissingSecret as exc:
-            problems.append(settings.problem(f"social.{config.name}", str(exc),
-                                             f"{config.secret_env} set in the environment"))
+            # Said only while posts are actually waiting, not on every pass.
+            waiting = queue.due_count(store, now, [config.name])
+            if waiting:
+                problems.append(settings.problem(
+                    f"social.{config.name}", f"{exc} ({waiting} waiting)",
+                    f"{config.secret_env} set in the environment"))
     counts = {"sent": 0, "retry": 0, "failed": 0, "lost-lease": 0}
     outcomes: list[PostOutcome] = []
     claimed_total = 0

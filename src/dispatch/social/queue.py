@@ -90,6 +90,16 @@ def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int,
             for r in sorted(rows, key=lambda r: r.id)]
 
 
+def due_count(store: Store, now: datetime, networks: Sequence[str]) -> int:
+    t = social_posts
+    if not networks:
+        return 0
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).where(
+            t.c.network.in_(list(networks)), t.c.status == QUEUED, t.c.available_at <= now,
+        )).scalar_one())
+
+
 def _finish(store: Store, post_id: int, owner: str, **values: Any) -> bool:
     t = social_posts
     with store.write() as conn:

@@ -1,0 +1,177 @@
+"""Scale-out: 1, 2 and 4 ``dispatch worker`` processes on one edition, one PostgreSQL.
+
+Run:  DISPATCH_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python bench/scaleout.py [--recipients 3000] [--connections 4]
+                                           [--delay-ms 10]
+
+The SMTP sink (tests/smtp_sink.py, its own process) delays every reply by
+``--delay-ms`` to stand in for a remote server's round trip. For each worker
+count a fresh edition (the example site's first article, rendered once) is
+queued to the same subscribers, then that many real ``dispatch worker
+--burst`` processes — each with ``--connections`` SMTP connections — drain it.
+Reported per run: wall-clock msg/s from starting the processes to the last
+one exiting (all outbox bookkeeping and process start-up included), the
+ceiling of
+processes × connections / (4 × delay) (no SMTP pipelining: four replies per
+message), the steady rate measured by the sink between 10% and 90% of the
+messages (no start-up, no tail), and both speed-ups over the 1-process run
+of the same invocation (the baseline). Everything happens in a throw-away
+schema, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # for tests.smtp_sink, the sink shared with the tests
+NOW = datetime.now(UTC)  # queued rows are due at once for the real-clock workers
+DISPATCH = REPO / ".venv" / "bin" / "dispatch"
+SECRET = "bench-secret"
+
+
+class SinkLike(Protocol):
+    port: int
+
+    def count(self) -> int: ...
+
+
+@contextmanager
+def fresh_schema(base: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    from dispatch.store.engine import normalise_url
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_site(tmp: Path, batch_size: int) -> Path:
+    root = tmp / "site"
+    root.mkdir()
+    (root / "content").symlink_to(REPO / "content")
+    (root / "dispatch.toml").write_text(
+        (REPO / "dispatch.toml").read_text(encoding="utf-8")
+        .replace("[delivery]\n", f"[delivery]\nbatch_size = {batch_size}\n", 1),
+        encoding="utf-8")
+    return root
+
+
+def run_workers(root: Path, url: str, sink: SinkLike, processes: int, connections: int,
+                expected: int) -> tuple[float, float]:
+    """Run the workers to the end; return (wall seconds, steady msg/s).
+
+    The steady rate is measured by the sink between 10% and 90% of the
+    messages accepted: no process start-up, no last-batch tail.
+    """
+    env = {**os.environ, "DISPATCH_DATABASE_URL": url, "DISPATCH_SECRET_KEY": SECRET,
+           "DISPATCH_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?tls=none&connections={connections}"}
+    before = sink.count()
+    low, high = expected // 10, expected - expected // 10
+    marks: dict[int, float] = {}
+    start = time.perf_counter()
+    procs = [subprocess.Popen([str(DISPATCH), "worker", "--burst", "--root", str(root)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(processes)]
+    while any(p.poll() is None for p in procs):
+        done = sink.count() - before
+        for mark in (low, high):
+            if done >= mark and mark not in marks:
+                marks[mark] = time.perf_counter()
+        time.sleep(0.02)  # sampling the sink's counter, not waiting for time
+    wall = time.perf_counter() - start
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"a worker failed ({proc.returncode}): {err.decode()[-2000:]}")
+    steady = ((high - low) / (marks[high] - marks[low])
+              if expected and low in marks and high in marks and marks[high] > marks[low]
+              else float("nan"))
+    return wall, steady
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=3_000)
+    parser.add_argument("--connections", type=int, default=4,
+                        help="SMTP connections per worker process")
+    parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--processes", default="1,2,4")
+    args = parser.parse_args()
+    base = os.environ.get("DISPATCH_TEST_POSTGRES_URL")
+    if not base:
+        raise SystemExit("set DISPATCH_TEST_POSTGRES_URL, e.g. "
+                         "postgresql://postgres@127.0.0.1:5432/test")
+    os.environ["DISPATCH_SECRET_KEY"] = SECRET
+
+    from tests.smtp_sink import SinkProcess
+
+    from dispatch.config import load_settings
+    from dispatch.content import load_site
+    from dispatch.outbox import edition_status, queue_edition
+    from dispatch.render import render_article_edition
+    from dispatch.store import open_store
+    from dispatch.subscribers.csvfile import ImportRow, import_rows
+
+    counts = [int(p) for p in args.processes.split(",")]
+    delay = args.delay_ms / 1000
+    with tempfile.TemporaryDirectory() as name, fresh_schema(base) as url:
+        root = make_site(Path(name), args.batch_size)
+        settings = load_settings(root)
+        article = next(a for a in load_site(settings).articles if a.is_published(NOW))
+        store = open_store(url)
+        import_rows(store, [ImportRow(i, f"reader{i:06d}@example.com", f"Reader {i}", "active",
+                                      ()) for i in range(args.recipients)], "bench", NOW)
+        sink = SinkProcess(args.delay_ms)
+        try:
+            idle, _ = run_workers(root, url, sink, 1, args.connections, 0)  # nothing queued
+            print(f"PostgreSQL; {args.recipients:,} recipients per run; {args.connections} SMTP "
+                  f"connection(s) per worker; {args.delay_ms:g} ms per SMTP reply; "
+                  f"{os.cpu_count()} CPU(s)")
+            print(f"start-up and exit of one idle `dispatch worker --burst`: {idle:.2f} s")
+            baseline = None
+            for processes in counts:
+                edition = render_article_edition(settings, article, f"bench-{processes}p")
+                queue_edition(store, edition, ["bench"], NOW)
+                before = sink.count()
+                seconds, steady = run_workers(root, url, sink, processes, args.connections,
+                                              args.recipients)
+                accepted = sink.count() - before
+                status = edition_status(store, edition.edition_id)
+                assert accepted == args.recipients == status.sent and status.reconciles, (
+                    accepted, status)
+                rate = args.recipients / seconds
+                ceiling = processes * args.connections / (4 * delay) if delay else float("inf")
+                baseline = baseline or (rate, steady)
+                print(f"{processes} worker process(es): wall clock {rate:6.1f} msg/s "
+                      f"({seconds:4.1f} s, x{rate / baseline[0]:.2f}); steady {steady:6.1f} "
+                      f"msg/s (x{steady / baseline[1]:.2f}, {steady / ceiling:.0%} of the "
+                      f"ceiling {ceiling:.0f})")
+        finally:
+            sink.stop()
+            store.dispose()
+
+
+if __name__ == "__main__":
+    main()
