@@ -208,3 +208,24 @@ def test_example_site_end_to_end(example_site: Path, monkeypatch: pytest.MonkeyP
     assert len(captured(example_site / ".dispatch" / "maildir")) == 16
     paused = runner.invoke(main, ["queue", "pause", "nope", *root])
     assert paused.exit_code == 1 and "no queued edition" in paused.output
+
+
+def test_queue_controls_from_the_cli(site_root: Path) -> None:
+    settings = load_settings(site_root)
+    store = open_store(settings.database_url)
+    seed(store, 6)
+    queue_edition(store, edition(), ["main"], T0)
+    runner = CliRunner()
+    root = ["--root", str(site_root)]
+    out = runner.invoke(main, ["queue", "pause", "e1", *root])
+    assert out.exit_code == 0 and "e1: pause; now paused, 0 sent, 6 pending" in out.output
+    assert deliver(store, settings, T0, clock=Clock()).sent == 0  # paused: nothing claimed
+    out = runner.invoke(main, ["queue", "resume", "e1", *root])
+    assert "now sending" in out.output
+    out = runner.invoke(main, ["queue", "cancel", "e1", *root])
+    assert "(6 row(s))" in out.output and "now cancelled" in out.output
+    out = runner.invoke(main, ["queue", *root])
+    line = "e1  [cancelled]  queued 6 = sent 0 + failed 0 + suppressed 0 + cancelled 6"
+    assert line in out.output
+    out = runner.invoke(main, ["queue", "retry", "e1", *root])
+    assert out.exit_code == 0 and "(0 row(s))" in out.output

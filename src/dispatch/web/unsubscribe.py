@@ -113,7 +113,7 @@ class UnsubscribePages:
         return page(self.settings, "Unsubscribe?",
                     "<p>Press the button to stop receiving these emails. Nothing happens "
                     "until you do.</p>"
-                    '<form method="post" action=""><input type="hidden" '
+                    '<form method="post"><input type="hidden" '
                     'name="List-Unsubscribe" value="One-Click">'
                     '<button type="submit">Unsubscribe</button></form>')
 
