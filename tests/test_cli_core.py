@@ -23,7 +23,7 @@ def dispatch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 def test_check_passes_on_the_example_site(example_site: Path) -> None:
     result = dispatch("check", "--root", str(example_site))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 error(s)" in result.stdout
+    assert "0 error(s), 0 warning(s)" in result.stdout
 
 
 def test_check_reports_a_broken_article_and_still_loads_the_rest(example_site: Path) -> None:

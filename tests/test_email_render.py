@@ -159,7 +159,7 @@ def test_dangerous_html_never_reaches_the_email(tmp_path: Path) -> None:
     assert re.search(r'<img src="https://journal.test/relative/chart.png" alt="Illustration"',
                      edition.html)
     # ... and the writer hears about all of it from `dispatch check`.
-    messages = [str(p) for p in all_problems(settings)]
+    messages = [str(p) for p in all_problems(settings, NOW)]
     assert any("raw HTML with scripts" in m and "content/bad.md:" in m for m in messages)
     assert any("has no alt text" in m for m in messages)
 
@@ -201,7 +201,7 @@ def test_template_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         render_digest_edition(settings, articles_of(settings), "x")
     problem = caught.value.problems[0]
     assert problem.path == "templates/email/digest.html" and problem.line == 3
-    messages = [str(p) for p in all_problems(settings)]
+    messages = [str(p) for p in all_problems(settings, NOW)]
     assert any(m.startswith("templates/email/digest.html:3: template: template syntax error")
                for m in messages), messages
 
@@ -218,7 +218,7 @@ def test_undefined_variable_names_file_and_line(tmp_path: Path) -> None:
     assert (problem.path, problem.line) == ("templates/email/article.html", 4)
     assert "subtitle" in problem.message
     assert any(p.path == "templates/email/article.html" and p.line == 4 and p.is_error
-               for p in all_problems(settings))
+               for p in all_problems(settings, NOW))
 
 
 def test_template_image_without_alt_is_warned(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_template_image_without_alt_is_warned(tmp_path: Path) -> None:
     write(tmp_path / "s", "templates/email/digest.html",
           source.replace('<p class="intro">', '<img src="https://journal.test/logo.png" '
                          'width="100" height="20"><p class="intro">'))
-    problems = [p for p in all_problems(settings) if p.field == "alt"]
+    problems = [p for p in all_problems(settings, NOW) if p.field == "alt"]
     assert problems and not problems[0].is_error and problems[0].path == "digest.html"
 
 
@@ -239,7 +239,7 @@ def test_oversized_article_is_refused_and_fails_check(tmp_path: Path) -> None:
     article = articles_of(settings)[0]
     with pytest.raises(TemplateError, match="Gmail clips past 102 KB"):
         render_article_edition(settings, article, "big")
-    errors = [p for p in all_problems(settings) if p.is_error]
+    errors = [p for p in all_problems(settings, NOW) if p.is_error]
     assert any(p.path == "content/big.md" and "102 KB" in p.message for p in errors)
 
 

@@ -317,7 +317,8 @@ def test_no_edit_of_the_example_makes_validation_crash(drop: set[int], noise: st
 def test_social_networks_must_be_configured(tmp_path: Path) -> None:
     root = _site(tmp_path)
     with (root / "dispatch.toml").open("a") as toml:
-        toml.write('\n[social.mastodon]\nnetwork = "mastodon"\ntransport = "capture"\n')
+        toml.write('\n[social]\non_publish = true\n\n'
+                   '[social.mastodon]\nnetwork = "mastodon"\ntransport = "capture"\n')
     text = ("schedules:\n  - id: s\n    kind: social\n    on_publish: true\n"
             "    networks: [mastodon, myspace]\n")
     kept, found = check_text(text, load_settings(root), NOW)

@@ -6,19 +6,23 @@ a check returns problems and never raises for a user mistake.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import Problem
 
 
-def all_problems(settings: Settings, loaded: LoadResult | None = None) -> list[Problem]:
+def all_problems(settings: Settings, now: datetime,
+                 loaded: LoadResult | None = None) -> list[Problem]:
+    """``now`` decides which articles are published and which `at` times are past."""
     result = loaded if loaded is not None else load_site(settings)
     problems = list(result.problems)
     problems.extend(social_check(settings, result))
     problems.extend(delivery_check(settings))
-    problems.extend(schedule_check(settings))
+    problems.extend(schedule_check(settings, now))
     problems.extend(feeds_check(settings, result))
-    problems.extend(email_check(settings, result))
+    problems.extend(email_check(settings, result, now))
     return problems
 
 
@@ -37,27 +41,25 @@ def delivery_check(settings: Settings) -> list[Problem]:
     return config_problems(settings) + synced_lists(settings)[1]
 
 
-def schedule_check(settings: Settings) -> list[Problem]:
+def schedule_check(settings: Settings, now: datetime) -> list[Problem]:
     """``schedules.yaml``: every mistake with its line, audiences against the lists."""
-    from datetime import UTC, datetime
-
     from dispatch.schedule.sitefile import read_schedules, validation_store
 
     store = validation_store(settings)
     try:
         # Only to warn about an `at` already past; nothing is decided here.
-        _schedules, problems = read_schedules(settings, datetime.now(UTC), store)
+        _schedules, problems = read_schedules(settings, now, store)
     finally:
         if store is not None:
             store.dispose()
     return problems
 
 
-def email_check(settings: Settings, result: LoadResult) -> list[Problem]:
+def email_check(settings: Settings, result: LoadResult, now: datetime) -> list[Problem]:
     """Email templates (syntax, undefined variables, image alt) and Gmail's clip size."""
     from dispatch.render.checks import template_problems
 
-    return template_problems(settings, result.articles)
+    return template_problems(settings, result.articles, now=now)
 
 
 def feeds_check(settings: Settings, result: LoadResult) -> list[Problem]:

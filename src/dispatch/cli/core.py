@@ -18,7 +18,7 @@ from dispatch.pipeline import PassReport, load, run_pass
 @site_command
 def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
-    problems = all_problems(site.settings)
+    problems = all_problems(site.settings, now())
     print_problems(problems)
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors

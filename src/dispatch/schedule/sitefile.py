@@ -105,7 +105,9 @@ def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
             found.append(_problem(
                 schedule, "networks", f"there is no [social.{name}] in dispatch.toml",
                 "one of " + (", ".join(configured) or "the configured networks")))
-    if social.on_publish:
+    # "auto" (the default) already leaves networks with a social schedule to
+    # that schedule; only an explicit `true` posts around it.
+    if social.on_publish is True:
         found.append(_problem(
             schedule, "kind", "[social] on_publish is true in dispatch.toml, so posts are "
             "queued as soon as an article is published and this schedule's timing and "
