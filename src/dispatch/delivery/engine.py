@@ -52,7 +52,7 @@ from dispatch.store.engine import Store
 from dispatch.unsubscribe import secret_key
 
 log = logging.getLogger(__name__)
-RECHECK_SECONDS = 0.05
+RECHECK_SECONDS = 0.2
 """How stale a worker's view of unsubscribes may get while it sends a leased
 batch: at most this long after an unsubscribe commits, nothing more goes to
 that address (rows not yet claimed are suppressed at once by unsubscribe())."""
