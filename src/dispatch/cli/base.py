@@ -8,6 +8,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -29,7 +30,39 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+LAZY_COMMANDS = {
+    "check": "dispatch.cli.core:check",
+    "articles": "dispatch.cli.core:articles",
+    "run": "dispatch.cli.core:run",
+    "build": "dispatch.cli.feeds:build",
+    "preview": "dispatch.cli.email:preview",
+    "social": "dispatch.cli.social:social",
+    "subscribers": "dispatch.cli.subscribers:subscribers",
+    "send": "dispatch.cli.queue:send",
+    "queue": "dispatch.cli.queue:queue",
+    "worker": "dispatch.cli.queue:worker",
+    "schedules": "dispatch.cli.schedule:schedules",
+    "plan": "dispatch.cli.schedule:plan",
+    "trigger": "dispatch.cli.schedule:trigger",
+    "serve": "dispatch.cli.web:serve",
+}
+"""Each command's module is imported only when that command runs: importing
+them all (premailer, feedgen, twitter-text, SQLAlchemy dialects) cost over a
+second before `dispatch --help` could print anything."""
+
+
 class DispatchGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

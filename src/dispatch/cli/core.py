@@ -10,11 +10,11 @@ import click
 from rich.table import Table
 
 from dispatch.checks import all_problems
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.pipeline import PassReport, load, run_pass
 
 
-@main.command()
+@click.command()
 @site_command
 def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
@@ -26,7 +26,7 @@ def check(site: Site) -> None:
     raise SystemExit(1 if errors else 0)
 
 
-@main.command()
+@click.command()
 @site_command
 def articles(site: Site) -> None:
     """List articles: slug, status, date, category, key takeaway."""
@@ -59,7 +59,7 @@ def _print_report(report: PassReport) -> None:
         print_problems(stage.problems)
 
 
-@main.command()
+@click.command()
 @click.option("--once", is_flag=True,
               help="Do one full pass (including schedule firings due now) and exit.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,

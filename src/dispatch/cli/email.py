@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.config import Settings
 from dispatch.content.loader import load_site
 from dispatch.errors import InputError
@@ -106,7 +106,7 @@ def _serve(out: Path, port: int) -> None:
             server.serve_forever()
 
 
-@main.command()
+@click.command()
 @click.argument("slug", required=False)
 @click.option("--digest", is_flag=True, help="Preview a digest of recent articles.")
 @click.option("--since", metavar="DATE", help="Digest: articles published since DATE "

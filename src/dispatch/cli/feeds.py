@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.feeds import build_feeds, load_feed_settings
 from dispatch.pipeline import load
 
 
-@main.command()
+@click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: [feeds] out in dispatch.toml, else public/).")
 @site_command

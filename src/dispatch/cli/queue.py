@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from dispatch.cli.base import Site, console, err_console, main, now, site_command
+from dispatch.cli.base import Site, console, err_console, now, site_command
 from dispatch.config import Settings
 from dispatch.errors import InputError
 from dispatch.models import Article
@@ -82,7 +82,7 @@ def _deliver_foreground(site: Site, *, burst: bool) -> None:
     console.print(report.summary(), markup=False)
 
 
-@main.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The site folder.")
 @click.pass_context
@@ -169,7 +169,7 @@ def _sample(settings: Settings, store: Store, edition: object, audience: list[st
     return f"{head}\n\n{text}"
 
 
-@main.command()
+@click.command()
 @click.argument("slug", required=False)
 @click.option("--audience", "audience", multiple=True, required=True,
               help="A subscriber list; repeat for several (each person gets one copy).")
@@ -235,7 +235,7 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         _deliver_foreground(site, burst=True)
 
 
-@main.command()
+@click.command()
 @click.option("--burst", is_flag=True, help="Deliver what is due now, then exit.")
 @site_command
 def worker(site: Site, burst: bool) -> None:

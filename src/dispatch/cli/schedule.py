@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import click
 
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError, Problem, ScheduleError
 from dispatch.pipeline import load
 from dispatch.schedule import firings
@@ -30,7 +30,7 @@ def _when(instant: datetime, schedule: Schedule) -> str:
     return f"{local:%a %Y-%m-%d %H:%M %Z} ({instant.astimezone(UTC):%H:%M} UTC)"
 
 
-@main.command()
+@click.command()
 @site_command
 def schedules(site: Site) -> None:
     """List each schedule with its next three firings (its own timezone and UTC)."""
@@ -71,7 +71,7 @@ def _parse_until(text: str, tz_name: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
-@main.command()
+@click.command()
 @click.option("--until", "until_text", metavar="DATE",
               help="Plan up to this date (YYYY-MM-DD, site time). Default: 7 days.")
 @site_command
@@ -112,7 +112,7 @@ def _print_planned(p: PlannedFiring) -> None:
         console.print(f"    - {article.title} ({article.slug})", markup=False)
 
 
-@main.command()
+@click.command()
 @click.argument("schedule_id")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; record and queue nothing.")
 @click.option("--article", "slug", help="For an on-publish schedule: which article.")

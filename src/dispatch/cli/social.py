@@ -7,14 +7,14 @@ import json
 import click
 from rich.table import Table
 
-from dispatch.cli.base import Site, console, main, site_command
+from dispatch.cli.base import Site, console, site_command
 from dispatch.errors import InputError
 from dispatch.pipeline import load
 from dispatch.social import compose_post, load_social
 from dispatch.social.queue import posts_for
 
 
-@main.command()
+@click.command()
 @click.argument("slug")
 @click.option("--json", "as_json", is_flag=True, help="Print the posts as JSON.")
 @click.option("--network", "networks", multiple=True, help="Only this network (repeatable).")

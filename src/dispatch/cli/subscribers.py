@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from dispatch.cli.base import Site, console, main, now, print_problems, site_command
+from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError
 from dispatch.subscribers import (
     STATUSES,
@@ -33,7 +33,7 @@ def _address(raw: str) -> str:
         raise InputError(str(exc)) from None
 
 
-@main.group()
+@click.group()
 def subscribers() -> None:
     """Manage subscribers and lists."""
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from dispatch.cli.base import Site, console, main, site_command
+from dispatch.cli.base import Site, console, site_command
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @site_command

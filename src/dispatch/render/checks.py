@@ -16,6 +16,7 @@ import jinja2
 from dispatch.config import Settings
 from dispatch.errors import DispatchError, InputError, Problem, Severity
 from dispatch.models import Article
+from dispatch.render import images
 from dispatch.render.edition import render_article_edition, render_digest_edition
 from dispatch.render.env import environment, site_dir, template_error
 from dispatch.render.settings import load_email_settings, size_problems
@@ -57,6 +58,22 @@ def _alt_problems(html: str, where: str) -> list[Problem]:
             problems.append(Problem(where, f"image without alt text: {tag[:80]}", None, "alt",
                                     "alt=\"a short description\"", Severity.WARNING))
     return problems
+
+
+def _aspect_problems(settings: Settings, article: Article,
+                     aspect: tuple[int, int]) -> list[Problem]:
+    """One warning per article naming every image whose height was assumed."""
+    urls = [article.image or ""]
+    for html in (article.body_html, article.sources_html,
+                 article.takeaway.html if article.takeaway else ""):
+        urls.extend(images.image_urls(html))
+    unknown = images.unknown_sizes(urls, settings.site.url, settings.root)
+    if not unknown:
+        return []
+    named = ", ".join(unknown)
+    return [Problem(article.source, f"pixel size unknown for {named}; height assumed from "
+                    f"[email] image_aspect ({aspect[0]}:{aspect[1]})", None, "image",
+                    "a PNG, GIF or JPEG under static/ (or the site folder)", Severity.WARNING)]
 
 
 CHECK_NEWEST = 10
@@ -107,6 +124,7 @@ def template_problems(settings: Settings, articles: Sequence[Article],
         except DispatchError as exc:
             problems.append(Problem(article.source, str(exc), None, "email"))
             continue
+        problems.extend(_aspect_problems(settings, article, es.image_aspect))
         for p in size_problems(article.source, edition.html_size, es.allow_clip):
             problems.append(Problem(p.path, p.message, None, "email", p.expected, p.severity))
         for p in _alt_problems(edition.html, "article email"):

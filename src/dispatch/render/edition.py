@@ -22,7 +22,7 @@ from dispatch.config import Settings
 from dispatch.content import markdown as md
 from dispatch.errors import TemplateError
 from dispatch.models import Article
-from dispatch.render import links, text
+from dispatch.render import images, links, text
 from dispatch.render.env import environment, render_subject, template_error
 from dispatch.render.inline import inline_css
 from dispatch.render.settings import EmailSettings, load_email_settings, size_problems
@@ -114,9 +114,13 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
                  utm: Sequence[tuple[str, str]], *, with_text: bool) -> ArticleView:
     site = settings.site.url
 
+    def height_for(src: str, width: int) -> int:
+        size = images.site_image_size(src, site, settings.root)
+        return images.scaled_height(width, size, es.image_aspect)
+
     def email_html(html: str) -> Markup:
         return Markup(links.email_images(links.track_html(html, site, utm),
-                                         es.image_alt_fallback))
+                                         es.image_alt_fallback, height_for))
 
     def text_link(href: str) -> str | None:
         absolute = md.make_url_absolutizer(site, article.url)(href)
@@ -141,7 +145,7 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
         reading_minutes=article.reading_minutes,
         image=article.image,
         image_alt=(article.image_alt or "").strip() or es.image_alt_fallback,
-        image_height=None,
+        image_height=height_for(article.image, links.CONTENT_WIDTH) if article.image else None,
         body_html=email_html(article.body_html),
         sources_html=email_html(article.sources_html),
         sources=article.sources,

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _HREF = re.compile(r'(<a\b[^>]*?\shref=")([^"]*)(")', re.IGNORECASE)
 _IMG = re.compile(r"<img\b([^>]*?)\s*/?>", re.IGNORECASE)
 _ALT = re.compile(r'\salt="([^"]*)"', re.IGNORECASE)
-_WIDTH = re.compile(r"\swidth=", re.IGNORECASE)
+_WIDTH_VALUE = re.compile(r'\swidth=(["\']?)([^"\'\s>]*)\1', re.IGNORECASE)
+_HEIGHT_VALUE = re.compile(r'\sheight=(["\']?)([^"\'\s>]*)\1', re.IGNORECASE)
+_SRC = re.compile(r'\ssrc="([^"]*)"', re.IGNORECASE)
 
 CONTENT_WIDTH = 536
 """600px container minus 2 × 32px padding."""
@@ -55,11 +57,21 @@ def track_html(html: str, site_url: str, params: Sequence[tuple[str, str]]) -> s
     return _HREF.sub(tag, html)
 
 
-def email_images(html: str, alt_fallback: str) -> str:
-    """Give every body image a width for Outlook and a non-empty alt.
+def _pixels(match: re.Match[str] | None) -> int | None:
+    """A width/height attribute's value when it is a plain positive pixel count."""
+    if match is None or not re.fullmatch(r"[0-9]{1,5}", match.group(2)):
+        return None
+    return int(match.group(2)) or None
 
-    The height is left to CSS (``height:auto``): the source pixels are
-    unknown here and a guessed height attribute would distort the image.
+
+def email_images(html: str, alt_fallback: str,
+                 height_for: Callable[[str, int], int] | None = None) -> str:
+    """Give every body image a width and height for Outlook and a non-empty alt.
+
+    ``height_for(src, width)`` gives the height attribute matching ``width``
+    (see :mod:`dispatch.render.images`); an explicit height is kept. CSS
+    still says ``height:auto``, so the attributes only have to be in
+    proportion, and the image stays fluid.
     """
 
     def fix(match: re.Match[str]) -> str:
@@ -70,8 +82,29 @@ def email_images(html: str, alt_fallback: str) -> str:
         elif not alt.group(1).strip():
             attrs = attrs[:alt.start()] + f' alt="{htmllib.escape(alt_fallback)}"' + \
                 attrs[alt.end():]
-        if not _WIDTH.search(attrs):
-            attrs += f' width="{CONTENT_WIDTH}"'
+        width_match = _WIDTH_VALUE.search(attrs)
+        height_match = _HEIGHT_VALUE.search(attrs)
+        given_w = _pixels(width_match)
+        given_h = _pixels(height_match)
+        if given_w is not None and given_w <= CONTENT_WIDTH:
+            if given_h is not None or height_for is None:
+                return f"<img{attrs}>"
+            attrs = _HEIGHT_VALUE.sub("", attrs)  # e.g. height="auto"
+            width, height = given_w, None
+        else:
+            # No width, one that is not plain pixels, or one wider than the
+            # column: the image renders at the column width; an author's
+            # width and height still give its proportions.
+            attrs = _HEIGHT_VALUE.sub("", _WIDTH_VALUE.sub("", attrs))
+            width = CONTENT_WIDTH
+            height = (max(1, round(width * given_h / given_w))
+                      if given_w is not None and given_h is not None else None)
+            attrs += f' width="{width}"'
+        if height is None and height_for is not None:
+            src = _SRC.search(attrs)
+            height = height_for(htmllib.unescape(src.group(1)) if src else "", width)
+        if height is not None:
+            attrs += f' height="{height}"'
         return f"<img{attrs}>"
 
     return _IMG.sub(fix, html)

@@ -41,6 +41,9 @@ class EmailSettings:
     allow_clip: bool = False
     """Let an edition past Gmail's clip size render anyway (dispatch check still warns)."""
     image_alt_fallback: str = "Illustration"
+    image_aspect: tuple[int, int] = (16, 9)
+    """Width:height assumed for an image whose pixel size cannot be read
+    (a remote image, a missing file), to give it a height attribute."""
 
     def why_line(self, settings: Settings) -> str:
         return self.why or (
@@ -56,6 +59,18 @@ class EmailSettings:
 
 _STR_KEYS = ("name_fallback", "list_id", "digest_subject", "article_subject", "digest_intro",
              "disclaimer", "why", "image_alt_fallback")
+
+
+_ASPECT = re.compile(r"\s*([0-9]{1,5})\s*:\s*([0-9]{1,5})\s*")
+
+
+def _aspect(value: object) -> tuple[int, int] | None:
+    """``"16:9"`` as (16, 9); None for anything else, zero included."""
+    match = _ASPECT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    across, down = int(match.group(1)), int(match.group(2))
+    return (across, down) if across and down else None
 
 
 def load_email_settings(settings: Settings) -> EmailSettings:
@@ -80,6 +95,14 @@ def load_email_settings(settings: Settings) -> EmailSettings:
         else:
             problems.append(settings.problem("email.allow_clip", f"{raw['allow_clip']!r} is not "
                                              "true or false", "true or false"))
+    if "image_aspect" in raw:
+        aspect = _aspect(raw["image_aspect"])
+        if aspect is None:
+            problems.append(settings.problem("email.image_aspect",
+                                             f"{raw['image_aspect']!r} is not a ratio",
+                                             'two positive whole numbers, e.g. "16:9"'))
+        else:
+            values["image_aspect"] = aspect
     utm = raw.get("utm")
     if utm is not None:
         if not isinstance(utm, Mapping) or not all(
