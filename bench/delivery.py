@@ -3,7 +3,7 @@
 Run:  .venv/bin/python bench/delivery.py [--recipients 20000] [--connections 4]
                                          [--delay-ms 10] [--queue 100000] [--quick]
 
-A minimal asyncio SMTP sink runs as a separate process (it accepts and counts;
+A minimal asyncio SMTP sink (tests/smtp_sink.py) runs as a separate process (it accepts and counts;
 ``--delay-ms`` delays every reply to emulate a remote server's round trip).
 Figures, each with its baseline measured in the same run:
 
@@ -21,10 +21,8 @@ Figures, each with its baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import smtplib
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,73 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the sink is shared with the tests
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
-
-# --- the sink (runs in its own process) -------------------------------------
-
-async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   delay: float, counter: list[int]) -> None:
-    async def reply(line: bytes) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        writer.write(line)
-
-    writer.write(b"220 bench-sink ESMTP\r\n")
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        verb = line[:4].upper()
-        if verb in (b"EHLO", b"HELO"):
-            await reply(b"250-bench-sink\r\n250 8BITMIME\r\n" if verb == b"EHLO"
-                        else b"250 bench-sink\r\n")
-        elif verb == b"DATA":
-            await reply(b"354 go ahead\r\n")
-            await reader.readuntil(b"\r\n.\r\n")
-            counter[0] += 1
-            await reply(b"250 2.0.0 accepted\r\n")
-        elif verb == b"QUIT":
-            writer.write(b"221 bye\r\n")
-            break
-        elif verb == b"XCNT":  # bench-only: how many messages were accepted
-            writer.write(b"250 %d\r\n" % counter[0])
-        else:  # MAIL, RCPT, RSET, NOOP
-            await reply(b"250 OK\r\n")
-    await writer.drain()
-    writer.close()
-
-
-async def _serve(delay: float) -> None:
-    counter = [0]
-    server = await asyncio.start_server(
-        lambda r, w: _session(r, w, delay, counter), "127.0.0.1", 0, limit=2**20)
-    port = server.sockets[0].getsockname()[1]
-    print(f"READY {port}", flush=True)
-    async with server:
-        await server.serve_forever()
-
-
-class SinkProcess:
-    def __init__(self, delay_ms: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sink", "--delay-ms", str(delay_ms)],
-            stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise SystemExit("the sink did not start")
-        self.port = int(ready[1])
-
-    def count(self) -> int:
-        with smtplib.SMTP("127.0.0.1", self.port) as client:
-            _code, text = client.docmd("XCNT")
-        return int(text)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
+from tests.smtp_sink import SinkProcess  # noqa: E402
 
 # --- the workload --------------------------------------------------------------
 
@@ -225,16 +160,12 @@ def time_queue(tmp: Path, edition: object, n: int) -> tuple[float, float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--delay-ms", type=float, default=10.0)
     parser.add_argument("--queue", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="Smaller numbers, for a smoke run.")
     args = parser.parse_args(argv)
-    if args.sink:
-        asyncio.run(_serve(args.delay_ms / 1000))
-        return
     if args.quick:
         args.recipients, args.queue = 2_000, 10_000
 

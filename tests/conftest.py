@@ -41,7 +41,7 @@ def example_site(tmp_path: Path) -> Path:
     """A private copy of the repository's example site."""
     root = tmp_path / "example"
     root.mkdir()
-    for name in ("content", "templates"):
+    for name in ("content", "templates", "static"):
         if (REPO / name).exists():
             shutil.copytree(REPO / name, root / name)
     for name in ("dispatch.toml", "schedules.yaml", "subscribers.csv"):

@@ -7,8 +7,10 @@ is what makes re-scanning a 10,000-article site cheap.
 from __future__ import annotations
 
 import json
+import marshal
+import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,23 +35,45 @@ class ArticleCache(Protocol):
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None: ...
 
 
-def article_to_json(article: Article) -> str:
-    data = asdict(article)
-    data["date"] = article.date.isoformat()
-    data["updated"] = article.updated.isoformat() if article.updated else None
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+CACHE_FORMAT = "|".join([
+    "marshal", str(marshal.version), f"py{sys.version_info[0]}.{sys.version_info[1]}",
+    ",".join(f.name for f in fields(Article)),
+])
+"""Part of every cache key: a new Python (marshal's format) or a changed
+Article layout makes old entries miss instead of loading wrongly."""
 
 
-def article_from_json(text: str) -> Article:
-    data: dict[str, Any] = json.loads(text)
-    data["date"] = datetime.fromisoformat(data["date"])
-    data["updated"] = datetime.fromisoformat(data["updated"]) if data["updated"] else None
-    data["tags"] = tuple(data["tags"])
-    data["sources"] = tuple(data["sources"])
-    data["social"] = tuple(tuple(pair) for pair in data["social"])
-    if data["takeaway"] is not None:
-        data["takeaway"] = Takeaway(**data["takeaway"])
-    return Article(**data)
+def article_to_bytes(article: Article) -> bytes:
+    """Encode an article as a marshal'd tuple of plain values.
+
+    marshal, not JSON: a warm pass decodes every cached article, and on
+    10,000 articles JSON decoding alone took most of the one-second budget;
+    marshal reads the same strings about four times faster. The cache lives
+    on this machine only, and CACHE_FORMAT guards its format.
+    """
+    values: list[Any] = []
+    for f in fields(Article):
+        value = getattr(article, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Takeaway):
+            value = (value.html, value.text)
+        values.append(value)
+    return marshal.dumps(tuple(values))
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Article))
+_DATE_FIELDS = {"date", "updated"}
+
+
+def article_from_bytes(data: bytes) -> Article:
+    values = dict(zip(_FIELD_NAMES, marshal.loads(data), strict=True))
+    for name in _DATE_FIELDS:
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    if values["takeaway"] is not None:
+        values["takeaway"] = Takeaway(*values["takeaway"])
+    return Article(**values)
 
 
 def problems_to_json(problems: Iterable[Problem]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dispatch.config import Settings
 from dispatch.content.article import build_article
-from dispatch.content.cache import ArticleCache, CacheEntry
+from dispatch.content.cache import CACHE_FORMAT, ArticleCache, CacheEntry
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article
 
@@ -114,7 +114,7 @@ def load_one(file: _File, data: bytes, digest: str,
 def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResult:
     files, problems = discover(settings)
     cached = cache.load_entries() if cache is not None else {}
-    fingerprint = settings.fingerprint
+    fingerprint = f"{settings.fingerprint}|{CACHE_FORMAT}"
     loaded: list[Article] = []
     fresh: list[CacheEntry] = []
     hits = 0

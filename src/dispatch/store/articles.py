@@ -10,8 +10,8 @@ from sqlalchemy import delete, insert, select, update
 
 from dispatch.content.cache import (
     CacheEntry,
-    article_from_json,
-    article_to_json,
+    article_from_bytes,
+    article_to_bytes,
     problems_from_json,
     problems_to_json,
 )
@@ -33,7 +33,7 @@ class StoreCache:
                                        t.c.fingerprint, t.c.article, t.c.warnings)).all()
         return {
             row.source: CacheEntry(row.source, row.size, row.mtime_ns, row.sha256,
-                                   row.fingerprint, article_from_json(row.article),
+                                   row.fingerprint, article_from_bytes(row.article),
                                    problems_from_json(row.warnings))
             for row in rows
         }
@@ -41,7 +41,7 @@ class StoreCache:
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None:
         rows = [
             {"source": e.source, "size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256,
-             "fingerprint": e.fingerprint, "article": article_to_json(e.article),
+             "fingerprint": e.fingerprint, "article": article_to_bytes(e.article),
              "warnings": problems_to_json(e.warnings)}
             for e in entries
         ]

@@ -24,6 +24,14 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
     return run
 
 
+def _recreate(table: Table) -> Callable[[Connection], None]:
+    """For caches only: drop and create again (the next load refills it)."""
+    def run(conn: Connection) -> None:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    return run
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -31,6 +39,7 @@ MIGRATIONS: list[Migration] = [
         schema.outbox)),
     ("social_0001_social_posts", _create(schema.social_posts)),
     ("schedule_0001_runs", _create(schema.schedule_runs, schema.schedule_state)),
+    ("core_0002_article_cache_binary", _recreate(schema.article_cache)),
 ]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -80,7 +81,7 @@ article_cache = Table(
     Column("mtime_ns", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("fingerprint", Text, nullable=False),
-    Column("article", Text, nullable=False),
+    Column("article", LargeBinary, nullable=False),
     Column("warnings", Text, nullable=False),
 )
 
