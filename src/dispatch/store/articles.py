@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,12 +32,21 @@ class StoreCache:
         with self.store.read() as conn:
             rows = conn.execute(select(t.c.source, t.c.size, t.c.mtime_ns, t.c.sha256,
                                        t.c.fingerprint, t.c.article, t.c.warnings)).all()
-        return {
-            row.source: CacheEntry(row.source, row.size, row.mtime_ns, row.sha256,
-                                   row.fingerprint, article_from_bytes(row.article),
-                                   problems_from_json(row.warnings))
-            for row in rows
-        }
+        # Tens of thousands of new objects, none of them garbage: pausing the
+        # cyclic collector spares it repeated walks over everything already
+        # loaded (a third of a warm pass on a 10,000-article site).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return {
+                row.source: CacheEntry(row.source, row.size, row.mtime_ns, row.sha256,
+                                       row.fingerprint, article_from_bytes(row.article),
+                                       problems_from_json(row.warnings))
+                for row in rows
+            }
+        finally:
+            if gc_was_enabled:
+                gc.enable()
 
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None:
         rows = [
