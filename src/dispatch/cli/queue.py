@@ -85,12 +85,13 @@ def _deliver_foreground(site: Site, *, burst: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The site folder.")
+@click.option("--verbose", "-v", is_flag=True, help="Say more.")
 @click.pass_context
-def queue(ctx: click.Context, root: Path) -> None:
+def queue(ctx: click.Context, root: Path, verbose: bool) -> None:
     """Queued editions with their counts (queued = sent + failed + suppressed + cancelled +
     pending); subcommands pause, resume, cancel and retry."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(show, root=root, verbose=False)
+        ctx.invoke(show, root=root, verbose=verbose)
 
 
 @queue.command("list")
