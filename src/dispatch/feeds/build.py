@@ -65,6 +65,12 @@ def write_atomically(path: Path, data: bytes, durable: bool = True) -> bool:
             return False
     except FileNotFoundError:
         pass
+    _replace(path, data, durable)
+    return True
+
+
+def _replace(path: Path, data: bytes, durable: bool) -> None:
+    """Put ``data`` at ``path`` through a temp file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -80,7 +86,6 @@ def write_atomically(path: Path, data: bytes, durable: bool = True) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return True
 
 
 @functools.cache
@@ -94,15 +99,21 @@ def _render_key() -> str:
     return f"feedgen {version('feedgen')}|{h.hexdigest()[:16]}"
 
 
-def _read_manifest(out: Path) -> dict[str, Any]:
+def _read_manifest(out: Path) -> tuple[dict[str, Any], bytes | None]:
+    """The feeds recorded in the manifest, and its bytes (``None`` if unreadable)
+    so that an unchanged manifest is neither re-read nor rewritten."""
     try:
-        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        raw = (out / MANIFEST).read_bytes()
+    except OSError:
+        return {}, None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}, raw
     if not isinstance(data, dict) or data.get("renderer") != _render_key():
-        return {}
+        return {}, raw
     feeds = data.get("feeds")
-    return feeds if isinstance(feeds, dict) else {}
+    return (feeds if isinstance(feeds, dict) else {}), raw
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -114,12 +125,20 @@ def _stamp(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _intact(out: str, record: Any) -> bool:
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+def _intact(out: str, record: dict[str, Any]) -> bool:
+    files = record.get("files")
+    if not isinstance(files, dict) or len(files) != len(FORMATS):
         return False
-    files: dict[str, Any] = record["files"]
-    return len(files) == len(FORMATS) and all(
-        _stamp(f"{out}/{name}") == stamp for name, stamp in files.items())
+    # One stat per file of every unchanged feed on every build: kept to the
+    # bare comparison (a missing file simply fails it).
+    try:
+        for name, stamp in files.items():
+            st = os.stat(f"{out}/{name}")
+            if [st.st_size, st.st_mtime_ns] != stamp:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
@@ -133,18 +152,19 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
         raise ValueError("build_feeds needs an aware 'now'")
     config = load_feed_settings(settings)
     out = out_dir if out_dir is not None else config.out_dir
-    previous = _read_manifest(out)
+    previous, previous_bytes = _read_manifest(out)
     current: dict[str, Any] = {}
     written: list[Path] = []
     unchanged = rendered = 0
     planned = plan_feeds(settings, config, articles, now)
     entries: dict[str, Entry] = {}
     context = digest_context(settings, config) + "|" + _render_key()
+    out_str = str(out)
     for plan in planned:
         digest = plan.digest(context)
         record = previous.get(plan.path)
         if (isinstance(record, dict) and record.get("digest") == digest
-                and _intact(str(out), record)):
+                and _intact(out_str, record)):
             current[plan.path] = record
             unchanged += len(FORMATS)
             continue
@@ -162,11 +182,10 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
 
     removed = _remove_stale(out, previous, current)
     manifest = {"renderer": _render_key(), "feeds": current}
-    if planned or previous:
+    data = (json.dumps(manifest, sort_keys=True) + "\n").encode()
+    if (planned or previous) and data != previous_bytes:
         # The manifest is only a cache: no fsync (a lost one costs one full render).
-        write_atomically(out / MANIFEST,
-                         (json.dumps(manifest, sort_keys=True) + "\n").encode(),
-                         durable=False)
+        _replace(out / MANIFEST, data, durable=False)
     return FeedBuildReport(out, tuple(written), unchanged, removed, len(planned), rendered)
 
 

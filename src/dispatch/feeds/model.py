@@ -22,6 +22,7 @@ import mimetypes
 import operator
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -140,34 +141,6 @@ def to_entry(article: Article, settings: Settings, feeds: FeedSettings) -> Entry
     )
 
 
-def published_newest_first(articles: Sequence[Article], now: datetime,
-                           tz: ZoneInfo) -> list[Article]:
-    """The articles published at ``now`` (:meth:`Article.is_published`), newest
-    publication first; equal dates by slug, so the order never depends on
-    file-system order or on which file was loaded first.
-
-    This runs over every article of the site on every build, also when only
-    one feed needs rendering, so the common case is kept to C-level work:
-    two stable sorts (slug, then date) on the datetimes themselves, which is
-    ~15x faster than sorting by ``timestamp()``. Python orders two datetimes
-    of the *same* zone by wall time; that equals real time for everything
-    the loader produces (it never sets ``fold``), except a time written
-    inside a spring-forward gap, which sorts where its wall time says.
-    Publication itself (``date <= now``) always answers as in real time
-    (see :func:`_cutoff`).
-    """
-    try:
-        cutoff = _cutoff(now, tz)
-        live = [a for a in articles if a.status == "published" and a.date <= cutoff]
-    except TypeError:  # a naive date cannot be compared with an aware one
-        return _published_newest_first_exact(articles, now, tz)
-    if any([a.date.fold for a in live]):
-        return _published_newest_first_exact(articles, now, tz)
-    live.sort(key=_SLUG)
-    live.sort(key=_DATE, reverse=True)  # stable: slug order survives among equal dates
-    return live
-
-
 def _cutoff(now: datetime, tz: ZoneInfo) -> datetime:
     """``now`` in the site's zone when that compares exactly, else ``now``.
 
@@ -183,25 +156,101 @@ def _cutoff(now: datetime, tz: ZoneInfo) -> datetime:
     return now.astimezone(tz)
 
 
-def _published_newest_first_exact(articles: Iterable[Article], now: datetime,
-                                  tz: ZoneInfo) -> list[Article]:
+def _published_by_category(
+        articles: Iterable[Article], now: datetime, tz: ZoneInfo,
+) -> tuple[dict[str | None, list[Article]], bool] | None:
+    """The articles published at ``now`` (:meth:`Article.is_published`),
+    grouped by category as written, in input order, and whether that order is
+    oldest first; ``None`` when a date needs :func:`_published_by_category_exact`.
+
+    This runs over every article of the site on every build, also when only
+    one feed needs rendering, so it is the one pass over all of them: the
+    filter, the check for the slow path, the grouping and the order check
+    happen together, while each article's fields are in the CPU cache. The
+    loader hands articles over sorted by date, so usually no group needs
+    sorting at all (see :func:`_newest`). Publication itself (``date <=
+    now``) always answers as in real time (see :func:`_cutoff`).
+    """
+    cutoff = _cutoff(now, tz)
+    groups: defaultdict[str | None, list[Article]] = defaultdict(list)
+    ordered = True
+    previous = _EARLIEST
+    try:
+        for article in articles:
+            if article.status == "published":
+                date = article.date
+                if date <= cutoff:
+                    if date < previous:
+                        ordered = False
+                    if date.fold:
+                        return None
+                    previous = date
+                    groups[article.category].append(article)
+    except TypeError:  # a naive date cannot be compared with an aware one
+        return None
+    return groups, ordered
+
+
+def _published_by_category_exact(articles: Iterable[Article], now: datetime,
+                                 tz: ZoneInfo) -> dict[str | None, list[Article]]:
     """The slow path, for hand-built articles only: a naive date (read as
     site-local) cannot be compared with aware ones, and Python compares two
     datetimes of the same zone by wall time, ignoring ``fold`` — wrong in the
     repeated hour when a DST change ends. The loader never produces either."""
-    keyed: list[tuple[float, str, Article]] = []
+    groups: dict[str | None, list[Article]] = {}
     for article in articles:
-        when = aware(article.date, tz)
-        if article.status == "published" and when <= now:
-            keyed.append((-when.timestamp(), article.slug, article))
-    keyed.sort(key=operator.itemgetter(1))
-    keyed.sort(key=operator.itemgetter(0))
-    return [item[2] for item in keyed]
+        if article.status == "published" and aware(article.date, tz) <= now:
+            groups.setdefault(article.category, []).append(article)
+    return groups
+
+
+def _newest(articles: Sequence[Article], limit: int, oldest_first: bool) -> list[Article]:
+    """The first ``limit`` of ``articles`` newest publication first; equal
+    dates by slug, so the order never depends on file-system order or on
+    which file was loaded first.
+
+    Only dates are compared over the whole group, and only when it is not
+    already ``oldest_first`` (then its tail is the newest): one C-level sort
+    on the datetimes themselves, ~15x faster than sorting by
+    ``timestamp()``. The slug order is settled among the few kept, widened
+    by every article that ties with the last one kept. Python orders two
+    datetimes of the *same* zone by wall time; that equals real time for
+    everything the loader produces (it never sets ``fold``), except a time
+    written inside a spring-forward gap, which sorts where its wall time says.
+    """
+    if len(articles) <= limit:
+        kept = list(articles)
+    elif oldest_first:
+        start = len(articles) - limit
+        last = articles[start].date
+        # "Not older" rather than "equal": sorting itself only asks "<".
+        while start > 0 and not articles[start - 1].date < last:
+            start -= 1
+        kept = list(articles[start:])
+    else:
+        kept = sorted(articles, key=_DATE, reverse=True)
+        last = kept[limit - 1].date
+        end = limit
+        while end < len(kept) and not kept[end].date < last:
+            end += 1
+        del kept[end:]
+    kept.sort(key=_SLUG)
+    kept.sort(key=_DATE, reverse=True)  # stable: slug order survives among equal dates
+    del kept[limit:]
+    return kept
+
+
+def _newest_exact(articles: Sequence[Article], limit: int, tz: ZoneInfo) -> list[Article]:
+    """:func:`_newest` by real time, for :func:`_published_by_category_exact`."""
+    keyed = sorted(articles, key=_SLUG)
+    keyed.sort(key=lambda a: aware(a.date, tz).timestamp(), reverse=True)
+    return keyed[:limit]
 
 
 _SLUG = operator.attrgetter("slug")
 _DATE = operator.attrgetter("date")
-_CATEGORY = operator.attrgetter("category")
+# Before any article, in any zone (an article at this very instant only costs a sort).
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,59 +300,48 @@ def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Artic
     ``updated`` time to give.
     """
     tz = settings.site.tz
-    published = published_newest_first(articles, now, tz)
+    limit = feeds.entries
+    grouped = _published_by_category(articles, now, tz)
+    if grouped is None:
+        groups = _published_by_category_exact(articles, now, tz)
+        def newest(group: Sequence[Article], oldest_first: bool = False) -> list[Article]:
+            return _newest_exact(group, limit, tz)
+    else:
+        groups, ordered = grouped
+        def newest(group: Sequence[Article], oldest_first: bool = False) -> list[Article]:
+            return _newest(group, limit, oldest_first and ordered)
+
+    # Fold spellings of a category that share a slug ("Heart health",
+    # "heart-health") into one feed; its name is chosen by sorting, not by
+    # load order.
+    by_slug: dict[str, list[str]] = {}
+    for name in groups:
+        if name:
+            by_slug.setdefault(category_slug(name), []).append(name)
     site = settings.site
     description = xml_text(site.description or site.title)
-    planned: list[FeedPlan] = []
-    if published:
-        planned.append(FeedPlan("", xml_text(site.title), description,
-                                tuple(published[:feeds.entries])))
-
-    # Group by the category as written, then fold spellings that share a
-    # slug ("Heart health", "heart-health") into one feed; its name is chosen
-    # by sorting, not by load order.
-    limit = feeds.entries
-    by_name = _newest_per_category(published, limit)
-    by_slug: dict[str, list[str]] = {}
-    for name in by_name:
-        by_slug.setdefault(category_slug(name), []).append(name)
-    rank = {id(a): i for i, a in enumerate(published)} if any(
-        len(spellings) > 1 for spellings in by_slug.values()) else {}
+    categories: list[FeedPlan] = []
+    # The site-wide feed's entries are among its categories' newest and the
+    # uncategorised newest: merging those few spares a sort of the whole site.
+    # (Concatenated groups are no longer in input order.)
+    uncategorised = [groups[name] for name in groups if not name]
+    candidates = newest(uncategorised[0] if len(uncategorised) == 1
+                        else [a for group in uncategorised for a in group],
+                        oldest_first=len(uncategorised) == 1)
     for slug in sorted(by_slug):
         spellings = sorted(by_slug[slug])
-        chosen = by_name[spellings[0]]
-        if len(spellings) > 1:
-            merged = [a for name in spellings for a in by_name[name]]
-            chosen = sorted(merged, key=lambda a: rank[id(a)])[:limit]
+        if len(spellings) == 1:
+            chosen = newest(groups[spellings[0]], oldest_first=True)
+        else:
+            chosen = newest([a for name in spellings for a in groups[name]])
+        candidates += chosen
         title = xml_text(spellings[0])
-        planned.append(FeedPlan(f"category/{slug}", f"{xml_text(site.title)}: {title}",
-                                f"{title} — {description}", tuple(chosen)))
-    return tuple(planned)
-
-
-def _newest_per_category(published: list[Article], limit: int) -> dict[str, list[Article]]:
-    """The first ``limit`` articles of each category, keeping the newest-first order.
-
-    The walk stops as soon as every category is full: on a large site that
-    is after the newest few thousand articles, not all of them.
-    """
-    wanted = len(set(map(_CATEGORY, published)) - {None})
-    groups: dict[str, list[Article]] = {}
-    full = 0
-    for article in published:
-        name = article.category
-        if not name:
-            continue
-        group = groups.get(name)
-        if group is None:
-            group = groups[name] = []
-        if len(group) < limit:
-            group.append(article)
-            if len(group) == limit:
-                full += 1
-                if full == wanted:
-                    break
-    return groups
+        categories.append(FeedPlan(f"category/{slug}", f"{xml_text(site.title)}: {title}",
+                                   f"{title} — {description}", tuple(chosen)))
+    if not candidates:
+        return ()
+    return (FeedPlan("", xml_text(site.title), description, tuple(newest(candidates))),
+            *categories)
 
 
 def make_feed(plan: FeedPlan, settings: Settings, feeds: FeedSettings,
