@@ -37,6 +37,8 @@ NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 from tests.smtp_sink import SinkProcess  # noqa: E402
 
+from dispatch.delivery.smtp import _Client  # noqa: E402
+
 # --- the workload --------------------------------------------------------------
 
 def make_site(tmp: Path) -> tuple[object, object]:
@@ -65,12 +67,13 @@ def seed(store: object, n: int, list_name: str) -> None:
 
 
 def blaster(port: int, messages: Sequence[tuple[str, bytes]], connections: int,
-            sender: str) -> float:
-    """The ceiling: smtplib over reused connections, messages built in advance."""
+            sender: str, client_class: type[smtplib.SMTP] = smtplib.SMTP) -> float:
+    """The baseline: an SMTP client over reused connections, messages built in
+    advance (stock smtplib, as the issue defines it, unless told otherwise)."""
     shares = [messages[i::connections] for i in range(connections)]
 
     def run(share: Sequence[tuple[str, bytes]]) -> None:
-        with smtplib.SMTP("127.0.0.1", port) as client:
+        with client_class("127.0.0.1", port) as client:
             for rcpt, raw in share:
                 client.sendmail(sender, [rcpt], raw)
 
@@ -192,10 +195,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             e2e, _sent = end_to_end(tmp, settings, edition, args.recipients, sink.port,
                                     args.connections, "loopback")
             after = blaster(sink.port, messages, args.connections, sender)
+            # dispatch's own client (smtplib with cheaper MAIL/RCPT/DATA) beats
+            # stock smtplib, so a blaster using that same client is printed
+            # too: against it the ratio is the cost of the bookkeeping alone.
+            same = blaster(sink.port, messages, args.connections, sender, _Client)
             accepted = sink.count()
         finally:
             sink.stop()
-        assert accepted == 3 * args.recipients, accepted
+        assert accepted == 4 * args.recipients, accepted
         raw = (before + after) / 2
         ratio = e2e / raw
         print(f"loopback  raw smtplib blaster (baseline): {raw:8,.0f} msg/s "
@@ -203,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"loopback  dispatch end to end           : {e2e:8,.0f} msg/s "
               f"= {ratio:.0%} of the blaster (goal >= 70%) "
               f"{'OK' if ratio >= 0.7 else 'MISSED'}")
+        print(f"loopback  blaster with dispatch's client: {same:8,.0f} msg/s "
+              f"(dispatch = {e2e / same:.0%} of it: the outbox bookkeeping's share)")
 
         delay = args.delay_ms / 1000
         sink = SinkProcess(args.delay_ms)

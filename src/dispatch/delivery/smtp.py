@@ -9,10 +9,12 @@ loop. A connection is opened lazily, reused for every message, and dropped
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.transport import (
@@ -23,9 +25,71 @@ from dispatch.delivery.transport import (
     classify,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 
 def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """RFC 5321 4.5.2 transparency: a "." opening any line is doubled.
+
+    The same result as smtplib's ``re.sub(rb"(?m)^\\.", b"..", …)`` (``^``
+    in multiline mode matches at the start and after every LF), but
+    ``bytes.replace`` is a memchr scan: on a 20 KB message the regex was
+    ~40% of a sender lane's CPU while holding the GIL the lanes share.
+    """
+    stuffed = message.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+# A dot-atom address (RFC 5322 3.4.1, no quoting, no comments, no display
+# name): for these smtplib's quoteaddr() returns exactly "<address>", after
+# parsing it with email.utils.parseaddr at ~15% of a lane's CPU. Anything
+# else still goes through quoteaddr().
+_PLAIN = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """``<address>`` for the MAIL FROM / RCPT TO commands, as smtplib would."""
+    return f"<{address}>" if _PLAIN.fullmatch(address) else smtplib.quoteaddr(address)
+
+
+class _Client(smtplib.SMTP):
+    """smtplib with cheaper MAIL, RCPT and DATA; everything else (EHLO, SIZE,
+    replies, errors) is smtplib's own."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if any(option.lower() == "smtputf8" for option in options):
+            return super().mail(sender, options)  # it checks the server's support
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("mail", f"FROM:{quote_address(sender)}{optionlist}")
+        return self.getreply()
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("rcpt", f"TO:{quote_address(recip)}{optionlist}")
+        return self.getreply()
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        if not isinstance(msg, bytes):  # smtplib also fixes line ends of text
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = dot_stuff(msg)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        self.send(body + b".\r\n")
+        return self.getreply()
+
+
+class _SslClient(_Client, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpConnection:
@@ -38,11 +102,11 @@ class SmtpConnection:
         c = self.config
         try:
             if c.tls == "ssl":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                client: smtplib.SMTP = _SslClient(
                     c.host, c.port, local_hostname=c.helo, timeout=c.timeout,
                     context=ssl.create_default_context())
             else:
-                client = smtplib.SMTP(c.host, c.port, local_hostname=c.helo, timeout=c.timeout)
+                client = _Client(c.host, c.port, local_hostname=c.helo, timeout=c.timeout)
                 if c.tls == "starttls":
                     client.starttls(context=ssl.create_default_context())
             if c.username:
