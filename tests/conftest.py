@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.sitekit import SITE_TOML
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
 
-SITE_TOML = """\
-[site]
-title = "Test Journal"
-url = "https://journal.test"
-timezone = "Europe/London"
-
-[sender]
-name = "Test Journal"
-email = "news@journal.test"
-postal_address = "1 Test Street, Testville"
-"""
 
 
 @pytest.fixture

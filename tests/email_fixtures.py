@@ -6,6 +6,8 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.sitekit import SITE_TOML
+
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.models import Article
@@ -16,17 +18,7 @@ ARTIFACTS = REPO / "test-artifacts" / "email"
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 SEND_DATE = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
 
-TOML = """\
-[site]
-title = "Test Journal"
-url = "https://journal.test"
-timezone = "Europe/London"
-
-[sender]
-name = "Test Journal"
-email = "news@journal.test"
-postal_address = "1 Test Street, Testville"
-
+TOML = SITE_TOML + """
 [email]
 disclaimer = "General information, not medical advice."
 """
