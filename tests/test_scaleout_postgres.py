@@ -158,7 +158,7 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
     emails = seed(store, n)
     queue_edition(store, edition(), ["main"], T0)
     configure(site_root, lease_seconds=4, batch_size=25)
-    sink = SinkProcess(delay_ms=2)  # slow enough that the victim is mid-batch when killed
+    sink = SinkProcess(delay_ms=5)  # slow enough that the victim is mid-batch when killed
     survivor: Worker | None = None
     victim = start_worker(site_root, url, sink.port, "victim", burst=True, connections=2)
     try:
@@ -170,16 +170,18 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
             return bool(held) and sink.count() >= 100
 
         wait_until(victim_holds_leases, 120, "the victim to send and hold leases")
-        # The survivor runs all along (not --burst): it polls for work and
-        # reaps expired leases, as a long-running `dispatch worker` does.
-        survivor = start_worker(site_root, url, sink.port, "survivor", burst=False,
-                                connections=2)
+        # Kill at once: any delay (starting another process, say) lets a fast
+        # victim finish its batches and die holding nothing.
         victim.proc.send_signal(signal.SIGKILL)
         assert victim.proc.wait(30) == -signal.SIGKILL
         with store.read() as conn:
             orphaned = conn.execute(select(func.count()).select_from(outbox).where(
                 outbox.c.status == "sending",
                 outbox.c.lease_owner.like(victim.owner_prefix))).scalar_one()
+        # The survivor keeps running (not --burst): it polls for work and
+        # reaps expired leases, as a long-running `dispatch worker` does.
+        survivor = start_worker(site_root, url, sink.port, "survivor", burst=False,
+                                connections=2)
 
         def all_sent() -> bool:
             return edition_status(store, "e1").sent == n
