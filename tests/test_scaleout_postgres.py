@@ -162,22 +162,30 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
     survivor: Worker | None = None
     victim = start_worker(site_root, url, sink.port, "victim", burst=True, connections=2)
     try:
-        def victim_holds_leases() -> bool:
+        def held_by_victim() -> int:
             with store.read() as conn:
-                held = conn.execute(select(func.count()).select_from(outbox).where(
+                return int(conn.execute(select(func.count()).select_from(outbox).where(
                     outbox.c.status == "sending",
-                    outbox.c.lease_owner.like(victim.owner_prefix))).scalar_one()
-            return bool(held) and sink.count() >= 100
+                    outbox.c.lease_owner.like(victim.owner_prefix))).scalar_one())
 
-        wait_until(victim_holds_leases, 120, "the victim to send and hold leases")
-        # Kill at once: any delay (starting another process, say) lets a fast
-        # victim finish its batches and die holding nothing.
+        wait_until(lambda: sink.count() >= 100, 120, "the victim to start sending")
+        # Freeze the victim before looking: a running victim may finish its
+        # batches between our look and the kill and die holding nothing. A
+        # frozen one changes nothing more (after a moment for a statement
+        # already on the wire to land), so what we count is what it dies with.
+        orphaned = 0
+        deadline = time.monotonic() + 120
+        while not orphaned:
+            assert victim.proc.poll() is None, "the victim finished before it could be killed"
+            assert time.monotonic() < deadline, "the victim never held a lease when frozen"
+            victim.proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            orphaned = held_by_victim()
+            if not orphaned:
+                victim.proc.send_signal(signal.SIGCONT)
+                time.sleep(0.05)
         victim.proc.send_signal(signal.SIGKILL)
         assert victim.proc.wait(30) == -signal.SIGKILL
-        with store.read() as conn:
-            orphaned = conn.execute(select(func.count()).select_from(outbox).where(
-                outbox.c.status == "sending",
-                outbox.c.lease_owner.like(victim.owner_prefix))).scalar_one()
         # The survivor keeps running (not --burst): it polls for work and
         # reaps expired leases, as a long-running `dispatch worker` does.
         survivor = start_worker(site_root, url, sink.port, "survivor", burst=False,
@@ -203,7 +211,7 @@ def test_sigkilled_worker_rows_are_reclaimed_after_the_lease(pg: tuple[str, Stor
     histogram = attempts_histogram(store)
     reclaimed = histogram.get(2, 0)
     assert set(histogram) <= {1, 2} and reclaimed > 0, histogram
-    assert orphaned <= reclaimed  # (the survivor may have reaped some before we counted)
+    assert reclaimed == orphaned  # exactly the rows it died holding
     match = _REAPED.search(survivor.summary())
     assert match is not None and int(match.group(1)) == reclaimed, survivor.summary()
     # Duplicates only from messages in flight at the kill (sent, not yet acked).
