@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -69,6 +69,40 @@ def test_pass_rebuilds_only_on_new_or_changed_articles(site: tuple[Path, Store])
     rewritten = {name for name in stamps if after[name] != stamps[name]}
     assert rewritten == {f"public/{n}" for n in ("feed.xml", "atom.xml", "feed.json")} | {
         f"public/category/nutrition/{n}" for n in ("feed.xml", "atom.xml", "feed.json")}
+
+
+def test_deleted_or_drafted_article_leaves_the_feeds(site: tuple[Path, Store]) -> None:
+    # Nobody reports a deleted file as new or changed; the feeds notice anyway.
+    root, store = site
+    feeds_report(root, store, NOW)
+    (root / "content" / "cafe.md").unlink()
+    assert "written" in feeds_report(root, store, NOW + timedelta(hours=1))
+    assert "Café" not in (root / "public" / "feed.xml").read_text(encoding="utf-8")
+    assert not (root / "public" / "category" / "nutrition").exists()
+    emoji = root / "content" / "emoji.md"
+    emoji.write_text(emoji.read_text(encoding="utf-8").replace(
+        "---\n", "---\nstatus: draft\n", 1), encoding="utf-8")
+    feeds_report(root, store, NOW + timedelta(hours=2))
+    atom = feedparser.parse((root / "public" / "atom.xml").read_bytes())
+    titles = [e.title for e in atom.entries]
+    assert titles == ["Salt & sugar: <why> it matters"]
+
+
+def test_an_article_recorded_by_a_pass_without_feeds_still_reaches_them(
+        site: tuple[Path, Store]) -> None:
+    # A pass that records an article and then dies (or runs without the feeds
+    # stage) must not make the feeds miss it: they ask the store for what
+    # changed since they were last built, not for what this pass saw first.
+    root, store = site
+    feeds_report(root, store, NOW)
+    (root / "content" / "late.md").write_text(
+        "---\ntitle: Late news\ndate: 2026-11-30T09:00:00\ncategory: Nutrition\n---\n\nHi.\n",
+        encoding="utf-8")
+    report = run_pass(load_settings(root, environ={}), store, NOW + timedelta(hours=1), [])
+    assert report.new == ("late",)
+    assert "written" in feeds_report(root, store, NOW + timedelta(hours=2))
+    d = feedparser.parse((root / "public" / "category" / "nutrition" / "feed.xml").read_bytes())
+    assert d.entries[0].title == "Late news"
 
 
 def test_future_article_appears_when_its_time_comes(site: tuple[Path, Store]) -> None:

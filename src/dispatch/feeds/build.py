@@ -1,6 +1,6 @@
 """Plan, render and write every feed; touch only files whose bytes change.
 
-Two things keep a rebuild cheap and a poller's view stable:
+Three things keep a rebuild cheap and a poller's view stable:
 
 * **Atomic, change-only writes.** A file is replaced (temp file in the same
   folder, fsync, rename) only when its new bytes differ, so a reader never
@@ -9,11 +9,14 @@ Two things keep a rebuild cheap and a poller's view stable:
 * **A manifest of inputs.** ``.dispatch-feeds.json`` in the output folder keeps,
   per feed, a digest of what that feed is rendered from (its articles'
   source digests, the settings, and a digest of the renderer code, see
-  :meth:`~dispatch.feeds.model.FeedPlan.digest`) and the size and mtime of
-  each file written. A feed whose digest matches and whose
-  files are untouched is not rendered at all; that is what makes a
-  one-article rebuild of a 10,000-article site fast. Deleting the manifest
-  only costs one full render.
+  :meth:`~dispatch.feeds.model.FeedPlan.digest`), its entries, and the size
+  and mtime of each file written. In :func:`build_feeds`, a feed whose digest
+  matches and whose files are untouched is not rendered at all. Deleting the
+  manifest only costs one full render.
+* **Updates that skip planning.** :func:`update_feeds`, told which articles
+  changed since the last build, re-plans from the manifest only the feeds
+  those can touch (:mod:`dispatch.feeds.incremental`), so a one-article
+  change on a 10,000-article site reads neither every article nor every file.
 """
 
 from __future__ import annotations
@@ -21,31 +24,34 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dispatch.config import Settings
 from dispatch.feeds import jsonfeed, model, rss_atom
+from dispatch.feeds.incremental import ChangedSince, plan_update, source_key
 from dispatch.feeds.jsonfeed import render_json
 from dispatch.feeds.model import (
     FILE_NAMES,
     FORMATS,
     Entry,
     Feed,
+    FeedPlan,
     digest_context,
     make_feed,
     plan_feeds,
 )
 from dispatch.feeds.report import FeedBuildReport
 from dispatch.feeds.rss_atom import render_atom, render_rss
-from dispatch.feeds.settings import load_feed_settings
+from dispatch.feeds.settings import FeedSettings, load_feed_settings
 from dispatch.models import Article
 
 MANIFEST = ".dispatch-feeds.json"
@@ -100,20 +106,21 @@ def _render_key() -> str:
 
 
 def _read_manifest(out: Path) -> tuple[dict[str, Any], bytes | None]:
-    """The feeds recorded in the manifest, and its bytes (``None`` if unreadable)
-    so that an unchanged manifest is neither re-read nor rewritten."""
+    """The last build's manifest (empty if missing, unreadable or written by
+    other renderer code), and its bytes (``None`` if unreadable) so that an
+    unchanged manifest is not rewritten."""
     try:
         raw = (out / MANIFEST).read_bytes()
     except OSError:
         return {}, None
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is one
         return {}, raw
-    if not isinstance(data, dict) or data.get("renderer") != _render_key():
+    if (not isinstance(data, dict) or data.get("renderer") != _render_key()
+            or not isinstance(data.get("feeds"), dict)):
         return {}, raw
-    feeds = data.get("feeds")
-    return (feeds if isinstance(feeds, dict) else {}), raw
+    return data, raw
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -141,6 +148,12 @@ def _intact(out: str, record: dict[str, Any]) -> bool:
     return True
 
 
+def _context_id(settings: Settings, config: FeedSettings) -> str:
+    """What every feed's bytes depend on besides its articles, as a digest."""
+    text = digest_context(settings, config) + "|" + _render_key()
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
+
+
 def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
                 out_dir: Path | None = None) -> FeedBuildReport:
     """Write the site-wide and per-category feeds for what is published at ``now``.
@@ -152,41 +165,117 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
         raise ValueError("build_feeds needs an aware 'now'")
     config = load_feed_settings(settings)
     out = out_dir if out_dir is not None else config.out_dir
-    previous, previous_bytes = _read_manifest(out)
+    manifest, previous_bytes = _read_manifest(out)
+    previous: dict[str, Any] = manifest.get("feeds", {})
     current: dict[str, Any] = {}
-    written: list[Path] = []
-    unchanged = rendered = 0
+    writer = _Writer(settings, config, out)
     planned = plan_feeds(settings, config, articles, now)
-    entries: dict[str, Entry] = {}
-    context = digest_context(settings, config) + "|" + _render_key()
+    context = _context_id(settings, config)
     out_str = str(out)
-    for plan in planned:
+    for plan in planned.feeds:
         digest = plan.digest(context)
         record = previous.get(plan.path)
         if (isinstance(record, dict) and record.get("digest") == digest
                 and _intact(out_str, record)):
-            current[plan.path] = record
-            unchanged += len(FORMATS)
+            current[plan.path] = {**record, "entries": [a.slug for a in plan.articles],
+                                  "names": list(plan.names)}
+            writer.unchanged += len(FORMATS)
             continue
-        rendered += 1
-        feed = make_feed(plan, settings, config, entries)
-        files: dict[str, list[int] | None] = {}
-        for fmt in FORMATS:
-            path = out / feed.file(fmt)
-            if write_atomically(path, RENDERERS[fmt](feed)):
-                written.append(path)
-            else:
-                unchanged += 1
-            files[feed.file(fmt)] = _stamp(str(path))
-        current[feed.path] = {"digest": digest, "files": files}
+        current[plan.path] = writer.write(plan, digest)
 
     removed = _remove_stale(out, previous, current)
-    manifest = {"renderer": _render_key(), "feeds": current}
-    data = (json.dumps(manifest, sort_keys=True) + "\n").encode()
-    if (planned or previous) and data != previous_bytes:
+    sources = {a.slug: source_key(a) for plan in planned.feeds for a in plan.articles}
+    if planned.feeds or previous:
+        _save_manifest(out, context, now, planned.next_due, current, sources, previous_bytes)
+    return writer.report(removed, len(planned.feeds))
+
+
+def update_feeds(settings: Settings, articles: Sequence[Article],
+                 by_slug: Mapping[str, Article], changed_since: ChangedSince,
+                 now: datetime, out_dir: Path | None = None) -> FeedBuildReport:
+    """What :func:`build_feeds` would write, found without reading every article.
+
+    ``by_slug`` maps every article of ``articles`` by slug (the loader's
+    :attr:`~dispatch.content.loader.LoadResult.by_slug`); ``changed_since``
+    names the articles published or edited at or after a given time (the
+    pipeline asks the store). The manifest of the last build says which feeds
+    those can touch (see :mod:`dispatch.feeds.incremental`); only those are
+    rendered. When the manifest cannot tell, this is a full build.
+    """
+    if now.tzinfo is None:
+        raise ValueError("update_feeds needs an aware 'now'")
+    config = load_feed_settings(settings)
+    out = out_dir if out_dir is not None else config.out_dir
+    manifest, previous_bytes = _read_manifest(out)
+    context = _context_id(settings, config)
+    update = plan_update(manifest, context, config.entries, settings, by_slug, changed_since, now)
+    if update is None:
+        return build_feeds(settings, articles, now, out)
+    feeds: dict[str, Any] = dict(manifest["feeds"])
+    sources: dict[str, str] = dict(manifest["sources"])
+    writer = _Writer(settings, config, out)
+    for plan in update.plans:
+        dropped = set(feeds[plan.path]["entries"]).difference(a.slug for a in plan.articles)
+        feeds[plan.path] = writer.write(plan, plan.digest(context))
+        sources.update((a.slug, source_key(a)) for a in plan.articles)
+        for slug in dropped:
+            if not any(slug in record["entries"] for record in feeds.values()):
+                del sources[slug]
+    writer.unchanged += len(FORMATS) * (len(feeds) - len(update.plans))
+    # Entries were last checked as published at built_for: it only moves on
+    # when a feed was re-planned.
+    built_for = now if update.plans else datetime.fromisoformat(manifest["built_for"])
+    _save_manifest(out, context, built_for, update.next_due, feeds, sources, previous_bytes)
+    return writer.report((), len(feeds))
+
+
+class _Writer:
+    """Renders feeds and writes their files, counting what it did."""
+
+    def __init__(self, settings: Settings, config: FeedSettings, out: Path) -> None:
+        self.settings, self.config, self.out = settings, config, out
+        self.entries: dict[str, Entry] = {}  # shared between the feeds of one build
+        self.written: list[Path] = []
+        self.unchanged = 0
+        self.rendered = 0
+
+    def write(self, plan: FeedPlan, digest: str) -> dict[str, Any]:
+        """Render and write one feed; its manifest record."""
+        self.rendered += 1
+        feed = make_feed(plan, self.settings, self.config, self.entries)
+        files: dict[str, list[int] | None] = {}
+        for fmt in FORMATS:
+            path = self.out / feed.file(fmt)
+            if write_atomically(path, RENDERERS[fmt](feed)):
+                self.written.append(path)
+            else:
+                self.unchanged += 1
+            files[feed.file(fmt)] = _stamp(str(path))
+        return {"digest": digest, "files": files, "entries": [a.slug for a in plan.articles],
+                "names": list(plan.names)}
+
+    def report(self, removed: tuple[Path, ...], feeds: int) -> FeedBuildReport:
+        return FeedBuildReport(self.out, tuple(self.written), self.unchanged, removed, feeds,
+                               self.rendered)
+
+
+def _save_manifest(out: Path, context: str, built_for: datetime, next_due: datetime | None,
+                   feeds: dict[str, Any], sources: dict[str, str],
+                   previous_bytes: bytes | None) -> None:
+    manifest = {
+        "renderer": _render_key(),
+        "context": context,
+        "built_for": built_for.isoformat(),
+        "next_due": None if next_due is None else next_due.isoformat(),
+        "feeds": feeds,
+        "sources": sources,
+    }
+    # orjson: the manifest is read and written on every pass of a large site,
+    # and the standard json module takes ten times as long over it.
+    data = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    if data != previous_bytes:
         # The manifest is only a cache: no fsync (a lost one costs one full render).
         _replace(out / MANIFEST, data, durable=False)
-    return FeedBuildReport(out, tuple(written), unchanged, removed, len(planned), rendered)
 
 
 def _remove_stale(out: Path, previous: dict[str, Any], current: dict[str, Any]) -> tuple[Path, ...]:

@@ -158,10 +158,11 @@ def _cutoff(now: datetime, tz: ZoneInfo) -> datetime:
 
 def _published_by_category(
         articles: Iterable[Article], now: datetime, tz: ZoneInfo,
-) -> tuple[dict[str | None, list[Article]], bool] | None:
+) -> tuple[dict[str | None, list[Article]], bool, datetime | None] | None:
     """The articles published at ``now`` (:meth:`Article.is_published`),
-    grouped by category as written, in input order, and whether that order is
-    oldest first; ``None`` when a date needs :func:`_published_by_category_exact`.
+    grouped by category as written, in input order, whether that order is
+    oldest first, and the date of the next scheduled article; ``None`` when a
+    date needs :func:`_published_by_category_exact`.
 
     This runs over every article of the site on every build, also when only
     one feed needs rendering, so it is the one pass over all of them: the
@@ -175,6 +176,7 @@ def _published_by_category(
     groups: defaultdict[str | None, list[Article]] = defaultdict(list)
     ordered = True
     previous = _EARLIEST
+    due = _LATEST
     try:
         for article in articles:
             if article.status == "published":
@@ -186,22 +188,30 @@ def _published_by_category(
                         return None
                     previous = date
                     groups[article.category].append(article)
+                elif date < due:
+                    due = date
     except TypeError:  # a naive date cannot be compared with an aware one
         return None
-    return groups, ordered
+    return groups, ordered, (None if due is _LATEST else due)
 
 
-def _published_by_category_exact(articles: Iterable[Article], now: datetime,
-                                 tz: ZoneInfo) -> dict[str | None, list[Article]]:
+def _published_by_category_exact(
+        articles: Iterable[Article], now: datetime, tz: ZoneInfo,
+) -> tuple[dict[str | None, list[Article]], datetime | None]:
     """The slow path, for hand-built articles only: a naive date (read as
     site-local) cannot be compared with aware ones, and Python compares two
     datetimes of the same zone by wall time, ignoring ``fold`` — wrong in the
     repeated hour when a DST change ends. The loader never produces either."""
     groups: dict[str | None, list[Article]] = {}
+    due: datetime | None = None
     for article in articles:
-        if article.status == "published" and aware(article.date, tz) <= now:
-            groups.setdefault(article.category, []).append(article)
-    return groups
+        if article.status == "published":
+            date = aware(article.date, tz)
+            if date <= now:
+                groups.setdefault(article.category, []).append(article)
+            elif due is None or date < due:
+                due = date
+    return groups, due
 
 
 def _newest(articles: Sequence[Article], limit: int, oldest_first: bool) -> list[Article]:
@@ -240,6 +250,12 @@ def _newest(articles: Sequence[Article], limit: int, oldest_first: bool) -> list
     return kept
 
 
+def newest(articles: Sequence[Article], limit: int) -> list[Article]:
+    """The first ``limit`` of ``articles`` in feed order (newest first, equal
+    dates by slug), whatever order they come in."""
+    return _newest(articles, limit, False)
+
+
 def _newest_exact(articles: Sequence[Article], limit: int, tz: ZoneInfo) -> list[Article]:
     """:func:`_newest` by real time, for :func:`_published_by_category_exact`."""
     keyed = sorted(articles, key=_SLUG)
@@ -251,6 +267,7 @@ _SLUG = operator.attrgetter("slug")
 _DATE = operator.attrgetter("date")
 # Before any article, in any zone (an article at this very instant only costs a sort).
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +278,8 @@ class FeedPlan:
     title: str
     description: str
     articles: tuple[Article, ...]
+    names: tuple[str, ...] = ()
+    """A category feed's spellings of its category (all sharing its slug)."""
 
     def digest(self, context: str) -> str:
         """Everything the rendered bytes depend on, hashed cheaply.
@@ -292,8 +311,32 @@ def digest_context(settings: Settings, feeds: FeedSettings) -> str:
     return repr((settings.site, settings.fingerprint, feeds))
 
 
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """Every feed of a build, and when the next scheduled article is due."""
+
+    feeds: tuple[FeedPlan, ...]
+    next_due: datetime | None
+
+
+def site_plan(settings: Settings, articles: Sequence[Article]) -> FeedPlan:
+    site = settings.site
+    return FeedPlan("", xml_text(site.title), xml_text(site.description or site.title),
+                    tuple(articles))
+
+
+def category_plan(settings: Settings, spellings: Sequence[str],
+                  articles: Sequence[Article]) -> FeedPlan:
+    """The feed of one category; ``spellings`` sorted, all of one slug."""
+    site = settings.site
+    title = xml_text(spellings[0])
+    return FeedPlan(f"category/{category_slug(spellings[0])}", f"{xml_text(site.title)}: {title}",
+                    f"{title} — {xml_text(site.description or site.title)}", tuple(articles),
+                    tuple(spellings))
+
+
 def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Article],
-               now: datetime) -> tuple[FeedPlan, ...]:
+               now: datetime) -> Planned:
     """Every feed to write: site-wide first, then categories by slug.
 
     A feed with no published entry is not planned: it would have no honest
@@ -303,11 +346,11 @@ def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Artic
     limit = feeds.entries
     grouped = _published_by_category(articles, now, tz)
     if grouped is None:
-        groups = _published_by_category_exact(articles, now, tz)
+        groups, next_due = _published_by_category_exact(articles, now, tz)
         def newest(group: Sequence[Article], oldest_first: bool = False) -> list[Article]:
             return _newest_exact(group, limit, tz)
     else:
-        groups, ordered = grouped
+        groups, ordered, next_due = grouped
         def newest(group: Sequence[Article], oldest_first: bool = False) -> list[Article]:
             return _newest(group, limit, oldest_first and ordered)
 
@@ -318,8 +361,6 @@ def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Artic
     for name in groups:
         if name:
             by_slug.setdefault(category_slug(name), []).append(name)
-    site = settings.site
-    description = xml_text(site.description or site.title)
     categories: list[FeedPlan] = []
     # The site-wide feed's entries are among its categories' newest and the
     # uncategorised newest: merging those few spares a sort of the whole site.
@@ -335,13 +376,10 @@ def plan_feeds(settings: Settings, feeds: FeedSettings, articles: Sequence[Artic
         else:
             chosen = newest([a for name in spellings for a in groups[name]])
         candidates += chosen
-        title = xml_text(spellings[0])
-        categories.append(FeedPlan(f"category/{slug}", f"{xml_text(site.title)}: {title}",
-                                   f"{title} — {description}", tuple(chosen)))
+        categories.append(category_plan(settings, spellings, chosen))
     if not candidates:
-        return ()
-    return (FeedPlan("", xml_text(site.title), description, tuple(newest(candidates))),
-            *categories)
+        return Planned((), next_due)
+    return Planned((site_plan(settings, newest(candidates)), *categories), next_due)
 
 
 def make_feed(plan: FeedPlan, settings: Settings, feeds: FeedSettings,

@@ -1,26 +1,36 @@
 """The feeds stage of a pipeline pass.
 
-Feeds are rebuilt when the pass found an article newly published or an
-already-published one changed — and, so a fresh checkout or a wiped output
-folder heals itself, when the site-wide feed file is missing. Otherwise the
-stage does nothing at all (it does not even plan feeds).
+Every pass asks :func:`~dispatch.feeds.build.update_feeds` to bring the feeds
+up to date: the store says which articles were published or changed since the
+last build, and only the feeds those touch are rendered. A pass with nothing
+new or changed writes nothing, and an article deleted or turned back into a
+draft still leaves its feeds (the manifest notices its entry is gone). A
+missing site-wide feed (fresh checkout, wiped output folder) gets a full build.
 """
 
 from __future__ import annotations
 
-from dispatch.feeds.build import build_feeds
+from datetime import datetime
+
+from dispatch.feeds.build import build_feeds, update_feeds
 from dispatch.feeds.model import FILE_NAMES
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.pipeline import PassContext, StageReport
+from dispatch.store.articles import changed_since
 
 STAGE = "feeds"
 
 
 def feeds_stage(ctx: PassContext) -> StageReport:
     config = load_feed_settings(ctx.settings)
-    publication = ctx.publication
-    missing = not (config.out_dir / FILE_NAMES["rss"]).exists() and bool(ctx.published)
-    if not (publication.new or publication.changed or missing):
+    if not (config.out_dir / FILE_NAMES["rss"]).exists():
+        report = build_feeds(ctx.settings, ctx.load.articles, ctx.now, config.out_dir)
+    else:
+        def since(moment: datetime) -> set[str]:
+            return changed_since(ctx.store, moment)
+
+        report = update_feeds(ctx.settings, ctx.load.articles, ctx.load.by_slug, since,
+                              ctx.now, config.out_dir)
+    if not (report.written or report.removed):
         return StageReport(STAGE, "no new or changed article; feeds left as they are")
-    report = build_feeds(ctx.settings, ctx.load.articles, ctx.now, config.out_dir)
     return StageReport(STAGE, report.summary)

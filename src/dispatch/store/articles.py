@@ -116,3 +116,10 @@ def first_seen(store: Store) -> dict[str, datetime]:
     with store.read() as conn:
         return {row.slug: row.first_seen_at
                 for row in conn.execute(select(t.c.slug, t.c.first_seen_at))}
+
+
+def changed_since(store: Store, since: datetime) -> set[str]:
+    """Slugs first published or last changed at or after ``since``."""
+    t = published_articles
+    with store.read() as conn:
+        return set(conn.execute(select(t.c.slug).where(t.c.changed_at >= since)).scalars())
