@@ -1,25 +1,16 @@
 """The sender lanes' cheap paths: the SMTP client's own MAIL/RCPT/DATA (the same
-bytes on the wire as smtplib's) and the worker-wide suppression re-check."""
+bytes on the wire as smtplib's)."""
 
 from __future__ import annotations
 
-import random
 import smtplib
-import threading
-import time
-from pathlib import Path
-from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.delivery_kit import T0, Clock, Sink, seed, start_sink
+from tests.delivery_kit import Sink, start_sink
 
-from dispatch.delivery.engine import _Run
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.smtp import _PLAIN, SmtpTransport, dot_stuff, quote_address
-from dispatch.store import open_store
-from dispatch.store.engine import Store
-from dispatch.subscribers.repository import set_status
 
 
 @given(st.binary(max_size=64) | st.lists(st.sampled_from([b".", b"\r", b"\n", b"a", b".."]),
@@ -55,43 +46,3 @@ def test_leading_dots_and_odd_addresses_survive_a_real_server() -> None:
                              ("o'neil+tag@mail.example.com", b".\r\n")]
 
 
-def _run_over(store: Store, recheck_seconds: float) -> _Run:
-    """Only the parts of a run the shared suppression re-check touches."""
-    unused = cast(Any, None)
-    return _Run(store=store, settings=unused, config=unused, transport=unused, source=unused,
-                clock=Clock(), burst=True, stop=threading.Event(), owner="t",
-                rng=random.Random(0), bucket=unused, progress=None, total=0,
-                recheck_seconds=recheck_seconds)
-
-
-def _unsubscribe(store: Store, subscriber_id: int) -> None:
-    with store.write() as conn:
-        set_status(conn, [subscriber_id], "unsubscribed", T0)
-
-
-def test_the_shared_suppression_recheck_is_never_staler_than_its_window(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    seed(store, 4)
-    # Within the window, a freshly claimed batch relies on its claim's read.
-    run = _run_over(store, 3600)
-    claimed_at = time.monotonic()
-    held_at = run.hold("a", [1, 2])
-    _unsubscribe(store, 1)
-    assert run.inactive(held_at, claimed_at) == frozenset()
-    # A window of zero re-checks before every send, for every lane's rows.
-    run.recheck_seconds = 0
-    run.hold("b", [3, 4])
-    _unsubscribe(store, 4)
-    assert run.inactive(held_at, claimed_at) == {1, 4}
-    # A batch claimed long ago and held after the last re-check is not
-    # covered by that re-check: it forces a new one that includes it.
-    run.recheck_seconds = 3600
-    run.let_go("a")
-    run.let_go("b")
-    held_late = run.hold("c", [2, 3])
-    _unsubscribe(store, 3)
-    assert run.inactive(held_late, claimed_at - 7200) == {3}
-    # Once a re-check that began after the hold exists, it is reused.
-    _unsubscribe(store, 2)
-    assert run.inactive(held_late, claimed_at - 7200) == {3}
-    store.dispose()

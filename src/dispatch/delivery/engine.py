@@ -41,21 +41,19 @@ from dispatch.outbox.lease import (
     RowResult,
     claim,
     due_count,
-    inactive_among,
     next_due,
     reap,
     record,
     renew,
+    still_active,
 )
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
 from dispatch.unsubscribe import secret_key
 
 log = logging.getLogger(__name__)
-RECHECK_SECONDS = 0.2
-"""How stale a worker's view of unsubscribes may get while it sends a leased
-batch: at most this long after an unsubscribe commits, nothing more goes to
-that address (rows not yet claimed are suppressed at once by unsubscribe())."""
+LEASE_CHECK_SECONDS = 0.2
+"""How often a lane looks at its lease's expiry while sending a batch."""
 
 Progress = Callable[[int, int], None]
 _TALLY = {"sent": "sent", "retry": "retried", "failed": "failed", "bounced": "bounced",
@@ -93,11 +91,6 @@ class _Run:
     outage: float = 5.0
     stopped: str | None = None
     claimed: int = 0
-    recheck_seconds: float = RECHECK_SECONDS
-    held: dict[str, list[int]] = field(default_factory=dict)
-    recheck: tuple[float, frozenset[int]] = (float("-inf"), frozenset())
-    """(monotonic time the last shared re-check began, the held recipients it found inactive)"""
-    recheck_lock: threading.Lock = field(default_factory=threading.Lock)
     last_date: datetime | None = None
 
     @property
@@ -165,57 +158,20 @@ class _Run:
         self.last_date = now
         return now
 
-    def hold(self, token: str, subscriber_ids: list[int]) -> float:
-        """Add a lane's leased recipients to the worker's shared re-check;
-        returns when, so the lane knows which re-checks include them."""
-        with self.recheck_lock:
-            self.held[token] = subscriber_ids
-            return time.monotonic()
 
-    def let_go(self, token: str) -> None:
-        with self.recheck_lock:
-            self.held.pop(token, None)
-
-    def inactive(self, held_at: float, claimed_at: float) -> frozenset[int]:
-        """Held recipients no longer active, as of less than recheck_seconds
-        ago: one query for all lanes of this worker instead of one per lane
-        (each query also holds the GIL the lanes share).
-
-        A batch's status is fresh as of its claim (which read it) until a
-        re-check that began after the batch was held; the result is reused
-        only while that is less than recheck_seconds old.
-        """
-        checked, gone = self.recheck
-        if time.monotonic() - (checked if checked > held_at else claimed_at) \
-                < self.recheck_seconds:
-            return gone
-        with self.recheck_lock:
-            checked, gone = self.recheck  # another lane may have just refreshed it
-            started = time.monotonic()
-            if started - (checked if checked > held_at else claimed_at) \
-                    >= self.recheck_seconds:
-                ids = [sid for held in self.held.values() for sid in held]
-                # Stamped with the time the query began: anything committed
-                # before then is in the result.
-                self.recheck = (started, frozenset(inactive_among(self.store, ids)))
-            return self.recheck[1]
-
-
-def _send_batch(run: _Run, batch: Claim, claimed_at: float,
-                conn: Connection | None) -> Connection | None:
+def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
     results: list[RowResult] = []
     sender = run.settings.sender.email
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     rows = list(batch.rows)
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
-    held_at = run.hold(batch.token, [r.subscriber_id for r in rows])
     for index, row in enumerate(rows):
         if run.stop.is_set():
             results.append(RowResult(row.id, row.subscriber_id, "release",
                                      run.stopped or "worker stopping", row.attempts))
             continue
-        if time.monotonic() - renewal_checked >= run.recheck_seconds:
+        if time.monotonic() - renewal_checked >= LEASE_CHECK_SECONDS:
             renewal_checked = float("-inf")  # look at the lease before the first send, as always
             now = run.clock()
             if now > lease_until - half_lease:
@@ -226,11 +182,10 @@ def _send_batch(run: _Run, batch: Claim, claimed_at: float,
                     log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                     break
                 lease_until = now + timedelta(seconds=run.policy.lease_seconds)
-        # Suppression is checked again just before sending: the worker's
-        # shared view of its held recipients is at most recheck_seconds old,
-        # so an unsubscribe is honoured within that window even for a row
-        # this worker already holds.
-        if row.subscriber_id in run.inactive(held_at, claimed_at):
+        # Suppression is checked again just before each send, for this one
+        # recipient: an unsubscribe committed before this point is honoured
+        # even though the row was claimed (and the status read) earlier.
+        if not still_active(run.store, row.subscriber_id):
             results.append(RowResult(row.id, row.subscriber_id, "suppressed"))
             continue
         run.bucket.take()
@@ -257,7 +212,6 @@ def _send_batch(run: _Run, batch: Claim, claimed_at: float,
         results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.detail,
                                  row.attempts))
         run.tick()
-    run.let_go(batch.token)
     with run.writing():
         accepted = record(run.store, batch.token, results, run.clock(), run.policy, run.rng)
     tally = Counter(_TALLY[r.outcome] for r in results)
@@ -284,7 +238,6 @@ def _lane(run: _Run) -> None:
                 room = allowance(run.store, now, run.config.hourly_cap, run.config.daily_cap)
                 if room is not None:
                     limit = min(limit, room)
-                claimed_at = time.monotonic()  # the claim reads each recipient's status
                 batch = (claim(run.store, run.owner, now, limit, run.policy) if limit
                          else None)
                 if batch is not None:
@@ -298,7 +251,7 @@ def _lane(run: _Run) -> None:
                 continue
             run.add("suppressed", batch.suppressed)
             if batch.rows:
-                conn = _send_batch(run, batch, claimed_at, conn)
+                conn = _send_batch(run, batch, conn)
             elif not batch.suppressed:
                 if run.burst:
                     return
@@ -319,8 +272,7 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
             config: DeliverySettings | None = None, transport: Transport | None = None,
             clock: Callable[[], datetime] | None = None, stop: threading.Event | None = None,
             progress: Progress | None = None, dry_run: bool = False,
-            rng: random.Random | None = None, owner: str | None = None,
-            recheck_seconds: float = RECHECK_SECONDS) -> DeliveryReport:
+            rng: random.Random | None = None, owner: str | None = None) -> DeliveryReport:
     """Send every due outbox row with the configured transport; see the module doc."""
     config = config or load_delivery_settings(settings)
     transport = transport or make_transport(settings, config)
@@ -335,7 +287,7 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         burst=burst, stop=stop or threading.Event(),
         owner=owner or f"{socket.gethostname()}:{os.getpid()}",
         rng=rng or random.Random(), bucket=TokenBucket(config.rate, config.burst),
-        progress=progress, total=0, recheck_seconds=recheck_seconds)
+        progress=progress, total=0)
     run.add("reaped", reap(store, run.clock(), config.policy))
     run.total = due_count(store, run.clock())
     lanes = [threading.Thread(target=_lane, args=(run,), name=f"dispatch-send-{i}", daemon=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -111,8 +111,7 @@ _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
 _PEOPLE = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
                  subscribers.c.status).where(subscribers.c.id.in_(bindparam("ids",
                                                                             expanding=True)))
-_INACTIVE = select(subscribers.c.id).where(subscribers.c.id.in_(bindparam("ids", expanding=True)),
-                                           subscribers.c.status != "active")
+_STATUS = select(subscribers.c.status).where(subscribers.c.id == bindparam("id"))
 _FINISH = (update(outbox)
            .where(outbox.c.id.in_(bindparam("ids", expanding=True)),
                   outbox.c.lease_owner == bindparam("token"), outbox.c.status == SENDING)
@@ -153,17 +152,11 @@ def _people(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str, s
     return found
 
 
-def inactive_among(store: Store, subscriber_ids: Iterable[int]) -> set[int]:
-    """Of these subscribers, the ones no longer active: the re-check made just
-    before sending, so an unsubscribe that lands mid-send is honoured."""
-    ids = list(subscriber_ids)
-    if not ids:
-        return set()
-    found: set[int] = set()
+def still_active(store: Store, subscriber_id: int) -> bool:
+    """Whether a subscriber may still be mailed: the check made just before
+    each send, so an unsubscribe that lands after the claim is honoured."""
     with store.read() as conn:
-        for part in chunks(ids):
-            found.update(conn.execute(_INACTIVE, {"ids": list(part)}).scalars())
-    return found
+        return conn.execute(_STATUS, {"id": subscriber_id}).scalar() == "active"
 
 
 def _finish(conn: Connection, token: str, ids: Sequence[int], status: str, now: datetime,
