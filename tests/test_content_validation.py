@@ -148,7 +148,8 @@ def test_slug_that_would_escape_the_output_folder(site_root: Path, slug: str) ->
 
 
 @pytest.mark.parametrize(
-    "title", ['"Two\\nlines"', '"Bell\\a"', '"Tab\\there"', "|\n  block\n  title"]
+    "title", ['"Two\\nlines"', '"Bell\\a"', '"Tab\\there"', "|\n  block\n  title",
+              '"Next\\Nline"', '"Line\\Lseparator"']
 )
 def test_control_characters_or_line_breaks_in_title(site_root: Path, title: str) -> None:
     write_article(site_root, "a.md", f"date: 2026-01-05\ntitle: {title}", BODY)
@@ -168,6 +169,33 @@ def test_symlink_outside_content_is_refused(site_root: Path, tmp_path: Path) -> 
     # A link that stays inside content/ is an ordinary file (and then a
     # duplicate slug? no: slugs come from the link's own name).
     assert {a.slug for a in result.articles} == {"real", "alias"}
+
+
+def test_symlink_loops_and_linked_folders_are_reported_and_the_rest_loads(
+        site_root: Path, tmp_path: Path) -> None:
+    content = site_root / "content"
+    os.symlink("self.md", content / "self.md")  # a link to itself
+    os.symlink("b.md", content / "a.md")
+    os.symlink("a.md", content / "b.md")  # two links to each other
+    elsewhere = tmp_path / "drafts"
+    elsewhere.mkdir()
+    (elsewhere / "x.md").write_text(f"---\n{GOOD}---\n{BODY}", encoding="utf-8")
+    os.symlink(elsewhere, content / "drafts")  # a folder: never followed
+    write_article(site_root, "ok.md", "title: Ok\ndate: 2026-01-02", BODY)
+    result = load(site_root)
+    assert [a.slug for a in result.articles] == ["ok"]
+    for source in ("content/self.md", "content/a.md", "content/b.md"):
+        assert "loop" in only_error(result, source).message
+    (folder,) = [p for p in result.warnings if p.path == "content/drafts"]
+    assert "not followed" in folder.message
+
+
+def test_a_repeated_key_is_a_warning_naming_the_line_that_wins(site_root: Path) -> None:
+    write_article(site_root, "a.md", "title: First\ndate: 2026-01-05\ntitle: Second", BODY)
+    result = load(site_root)
+    (warning,) = [p for p in result.warnings if p.field == "title"]
+    assert warning.line == 4 and "more than once" in warning.message
+    assert result.articles[0].title == "Second"
 
 
 def test_file_over_2_mb_is_refused(site_root: Path) -> None:

@@ -57,7 +57,9 @@ def _walk(directory: str) -> Iterator[os.DirEntry[str]]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 yield from _walk(entry.path)
-            elif entry.name.endswith(".md"):
+            elif entry.name.endswith(".md") or entry.is_symlink():
+                # Symlinks are yielded whatever their name so that a linked
+                # folder (never followed: it could loop) gets reported.
                 yield entry
 
 
@@ -75,16 +77,32 @@ def discover(settings: Settings) -> tuple[list[_File], list[Problem]]:
         source = (entry.path[len(prefix):] if entry.path.startswith(prefix) else entry.path)
         if os.sep != "/":
             source = source.replace(os.sep, "/")
-        if entry.is_symlink():
-            target = Path(entry.path).resolve()
-            if not target.is_relative_to(real_content):
-                problems.append(Problem(source, f"symlink points outside content/ ({target}); "
-                                        "refused", None, None, "a file inside content/"))
-                continue
-            if not target.is_file():
-                problems.append(Problem(source, "symlink points at nothing", None))
-                continue
-        stat = entry.stat()
+        try:
+            if entry.is_symlink():
+                target = Path(entry.path).resolve(strict=False)
+                if target.is_dir():
+                    problems.append(Problem(
+                        source, "symlinked folder is not followed", None, None,
+                        "the folder itself inside content/, or links to single files",
+                        Severity.WARNING))
+                    continue
+                if not entry.name.endswith(".md"):
+                    continue
+                if not target.is_relative_to(real_content):
+                    problems.append(Problem(source, f"symlink points outside content/ ({target}); "
+                                            "refused", None, None, "a file inside content/"))
+                    continue
+                if not target.is_file():
+                    problems.append(Problem(source, "symlink points at nothing", None))
+                    continue
+            stat = entry.stat()
+        except RuntimeError:  # Path.resolve on a symlink loop (Python 3.11-3.12)
+            problems.append(Problem(source, "symlink loop; refused", None, None,
+                                    "a symlink that ends at a file"))
+            continue
+        except OSError as exc:  # removed while we looked, a loop (ELOOP), no permission
+            problems.append(Problem(source, f"cannot read: {exc.strerror or exc}", None))
+            continue
         if stat.st_size > MAX_FILE_BYTES:
             problems.append(Problem(source, f"file is {stat.st_size:,} bytes; refused",
                                     None, None, f"at most {MAX_FILE_BYTES:,} bytes (2 MB)"))

@@ -24,7 +24,8 @@ KNOWN_KEYS = (
     "image", "image_alt", "canonical_url", "takeaway", "social", "email",
 )
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 and C1 controls (U+0085 NEL is a line break too) and Unicode line separators.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _Loader(yaml.SafeLoader):
@@ -47,6 +48,8 @@ class Split:
     body: str
     body_line: int
     """1-based file line where the body starts."""
+    repeated: tuple[tuple[str, int], ...] = ()
+    """Keys written more than once, with the line of each repeat (YAML keeps the last)."""
 
 
 class FrontmatterError(Exception):
@@ -86,10 +89,14 @@ def split(text: str, path: str) -> Split:
         raise FrontmatterError(Problem(path, "frontmatter is not a set of 'key: value' fields",
                                        2, None, "a YAML mapping"))
     key_lines: dict[str, int] = {}
+    repeated: list[tuple[str, int]] = []
     if isinstance(node, yaml.MappingNode):
         for key_node, _value in node.value:
-            key_lines[str(key_node.value)] = key_node.start_mark.line + 1
-    return Split(data, key_lines, body, body_line)
+            key = str(key_node.value)
+            if key in key_lines:
+                repeated.append((key, key_node.start_mark.line + 1))
+            key_lines[key] = key_node.start_mark.line + 1
+    return Split(data, key_lines, body, body_line, tuple(repeated))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,11 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
             return None
         return value.strip() or None
 
+    for key, at in split_.repeated:
+        # PyYAML silently keeps the last value; a writer who pasted a second
+        # `title:` should know which one is used.
+        problems.append(Problem(path, f"{key!r} is written more than once; this last one is used",
+                                at, key, "each key once", Severity.WARNING))
     for key in data:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
