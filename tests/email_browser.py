@@ -178,7 +178,10 @@ TEXT_COLOURS_JS = r"""
   const parse = s => (s.match(/[\d.]+/g) || []).map(Number);
   const out = [];
   const sel = ['.content p', '.content li', '.intro', '.greeting', '.dek', '.excerpt',
-               '.takeaway p', '.footer-text'].join(', ');
+               '.takeaway p', '.footer-text', '.content pre', '.content code',
+               '.content h1', '.content h2', '.content h3', '.content h4', '.content td',
+               '.content th', '.sources-title', '.sources li', '.sources p', '.title',
+               '.card-link', '.category', '.meta'].join(', ');
   for (const el of document.querySelectorAll(sel)) {
     if (!el.textContent.trim()) continue;
     const fg = parse(getComputedStyle(el).color);

@@ -72,6 +72,41 @@ Walk for ten minutes after eating.
 """
 
 
+# Everything that used to push a phone screen sideways (scrollWidth > 375).
+WIDE = """\
+---
+title: "Wide things: URLs, code and tables"
+date: 2026-10-04T08:00:00
+summary: "Long URLs, an unbroken word, a code block and a seven-column table."
+category: Methods
+---
+
+A trial is described on https://www.example.org/very/long/path/segments/that/go/on/and/on/without/any/break/at/all/index.html?with=query&and=more
+and in the abstract.[^1] An unbroken word:
+Supercalifragilisticexpialidocioussupercalifragilisticexpialidocious.
+Inline code such as `a_very_long_identifier_name_that_keeps_going_and_going_forever_more` too.
+
+### Code
+
+```
+result = compute_something_with_a_very_long_function_name(argument_one, argument_two, arg3)
+```
+
+### A wide table
+
+| Medicine | Dose | Route | Timing | Common side effects | Source | Year |
+|----------|------|-------|--------|---------------------|--------|------|
+| Amlodipine | 5 mg | oral | morning | Swelling of the ankles | Trial A | 2021 |
+| Indapamide | 2.5 mg | oral | morning | Low potassium | Trial B | 2019 |
+
+## Key takeaway
+
+Long things must wrap on a phone.
+
+[^1]: Smith J. https://www.ncbi.nlm.nih.gov/pmc/articles/PMC8976745/
+"""
+
+
 def write(root: Path, name: str, text: str) -> Path:
     path = root / name
     path.parent.mkdir(parents=True, exist_ok=True)

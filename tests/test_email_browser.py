@@ -15,7 +15,16 @@ import pytest
 from dispatch.config import load_settings
 from dispatch.render import MessageFactory, render_article_edition, render_digest_edition
 from email_browser import CHROMIUM, SKIP_REASON, TEXT_COLOURS_JS, Chromium, contrast_ratio
-from email_fixtures import ARTIFACTS, REPO, SEND_DATE, articles_of, make_site, recipient
+from email_fixtures import (
+    ARTICLE,
+    ARTIFACTS,
+    REPO,
+    SEND_DATE,
+    WIDE,
+    articles_of,
+    make_site,
+    recipient,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,12 +54,14 @@ def _sent_html(edition, settings) -> str:  # type: ignore[no-untyped-def]
 def emails(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     example = load_settings(REPO)
-    site = make_site(tmp_path_factory.mktemp("browser") / "site")
-    salt = next(a for a in articles_of(site) if a.slug == "salt")
+    site = make_site(tmp_path_factory.mktemp("browser") / "site",
+                     {"salt.md": ARTICLE, "wide.md": WIDE})
+    by_slug = {a.slug: a for a in articles_of(site)}
     editions = {
         "digest": (render_digest_edition(example, articles_of(example), "browser-digest"),
                    example),
-        "article": (render_article_edition(site, salt, "browser-article"), site),
+        "article": (render_article_edition(site, by_slug["salt"], "browser-article"), site),
+        "wide": (render_article_edition(site, by_slug["wide"], "browser-wide"), site),
     }
     paths = {}
     for name, (edition, settings) in editions.items():
@@ -60,7 +71,7 @@ def emails(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("kind", ["digest", "article"])
+@pytest.mark.parametrize("kind", ["digest", "article", "wide"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_horizontal_overflow_and_every_image_has_alt(browser, emails, kind, width) -> None:  # type: ignore[no-untyped-def]
     browser.open(emails[kind], width=width)
@@ -77,7 +88,7 @@ def test_no_horizontal_overflow_and_every_image_has_alt(browser, emails, kind, w
     browser.screenshot(ARTIFACTS / f"{kind}-{width}.png", width=width)
 
 
-@pytest.mark.parametrize("kind", ["digest", "article"])
+@pytest.mark.parametrize("kind", ["digest", "article", "wide"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_dark_mode_body_text_has_enough_contrast(browser, emails, kind, width) -> None:  # type: ignore[no-untyped-def]
     browser.open(emails[kind], width=width, dark=True)
@@ -93,7 +104,23 @@ def test_dark_mode_body_text_has_enough_contrast(browser, emails, kind, width) -
     browser.screenshot(ARTIFACTS / f"{kind}-{width}-dark.png", width=width)
 
 
-def test_light_mode_body_text_has_enough_contrast(browser, emails) -> None:  # type: ignore[no-untyped-def]
-    browser.open(emails["article"], width=640)
+@pytest.mark.parametrize("kind", ["article", "wide"])
+def test_light_mode_body_text_has_enough_contrast(browser, emails, kind) -> None:  # type: ignore[no-untyped-def]
+    browser.open(emails[kind], width=640)
     for sample in browser.evaluate(TEXT_COLOURS_JS):
         assert contrast_ratio(tuple(sample["fg"]), tuple(sample["bg"])) >= 4.5, sample
+
+
+def test_wide_fixture_really_holds_the_wide_things(browser, emails) -> None:  # type: ignore[no-untyped-def]
+    """The overflow test only means something if the long things are there,
+    and the contrast test samples the code block, headings and sources."""
+    browser.open(emails["wide"], width=375, dark=True)
+    counts = browser.evaluate(
+        "({pre: document.querySelectorAll('.content pre').length,"
+        " cols: Math.max(...[...document.querySelectorAll('.content tr')]"
+        "   .map(r => r.children.length)),"
+        " sources: document.querySelectorAll('.sources li').length})")
+    assert counts == {"pre": 1, "cols": 7, "sources": 1}, counts
+    texts = " ".join(s["text"] for s in browser.evaluate(TEXT_COLOURS_JS))
+    for needle in ("result = compute_something", "A wide table", "Smith J.", "Wide things"):
+        assert needle in texts, needle

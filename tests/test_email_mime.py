@@ -211,9 +211,20 @@ def test_name_in_an_html_attribute_is_a_template_error(tmp_path: Path) -> None:
     target.parent.mkdir(parents=True)
     target.write_text(source.replace('<p class="intro">',
                                      '<p class="intro" title="{{ recipient.name }}">'))
-    edition = render_digest_edition(settings, articles_of(settings), "x")
-    with pytest.raises(TemplateError, match="text only"):
-        MessageFactory(edition, settings)
+    # Refused while rendering, naming the template file and line ...
+    with pytest.raises(TemplateError, match="text only") as caught:
+        render_digest_edition(settings, articles_of(settings), "x")
+    problem = caught.value.problems[0]
+    assert (problem.path, problem.line) == ("templates/email/digest.html", 5)
+    # ... and by the factory, for an edition that reached it some other way.
+    edition = render_digest_edition(make_site(tmp_path / "plain"), articles_of(settings), "x")
+    from dataclasses import replace
+
+    bad = replace(edition, html=edition.html.replace(
+        '<p class="intro"', f'<p class="intro" title="{PLACEHOLDERS["name"]}"', 1))
+    with pytest.raises(TemplateError, match="text only") as caught:
+        MessageFactory(bad, settings)
+    assert caught.value.problems[0].path == "edition x"
 
 
 def test_naive_date_is_refused(site, digest) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email import policy
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -120,6 +122,43 @@ def _str(raw: Mapping[str, Any], key: str, default: str, problems: list[Problem]
     return value
 
 
+# Any line break ends a header (Python's email package and some clients also
+# break on these), so a Reply-To holding one could add a Bcc: of its own.
+_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _reply_to(raw: Mapping[str, Any], problems: list[Problem], text: str) -> str | None:
+    """``[sender] reply_to``: one address, optionally with a display name, on one line."""
+    if "reply_to" not in raw:
+        return None
+    value = raw["reply_to"]
+    line = locate_key(text, "sender.reply_to")
+    expected = 'one address, e.g. "help@example.org" or "Help desk <help@example.org>"'
+    if not isinstance(value, str):
+        problems.append(Problem(CONFIG_FILE, f"{value!r} is not text", line, "sender.reply_to",
+                                expected))
+        return None
+    if _LINE_BREAK.search(value):
+        problems.append(Problem(CONFIG_FILE, "contains a line break or control character; "
+                                "refused because it could add headers of its own", line,
+                                "sender.reply_to", expected))
+        return None
+    if not value.strip():
+        return None
+    pairs = getaddresses([value])
+    # The header parser that will write it must see the same single address.
+    parsed = policy.SMTP.header_factory("Reply-To", value)
+    addresses: tuple[Any, ...] = getattr(parsed, "addresses", ())
+    if (len(pairs) != 1 or not _ADDRESS.match(pairs[0][1]) or len(addresses) != 1
+            or addresses[0].addr_spec != pairs[0][1] or parsed.defects):
+        problems.append(Problem(CONFIG_FILE, f"{value!r} is not an email address", line,
+                                "sender.reply_to", expected))
+        return None
+    return value.strip()
+
+
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``ROOT/dispatch.toml`` (optional) and the environment."""
     env = os.environ if environ is None else environ
@@ -164,8 +203,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         name=_str(sender_raw, "name", site.title, problems, "sender", text),
         email=_str(sender_raw, "email", "newsletter@localhost", problems, "sender", text),
         postal_address=_str(sender_raw, "postal_address", "", problems, "sender", text),
-        reply_to=(sender_raw["reply_to"] if isinstance(sender_raw.get("reply_to"), str)
-                  else None),
+        reply_to=_reply_to(sender_raw, problems, text),
     )
     if problems:
         raise ConfigError(problems)

@@ -3,6 +3,8 @@ edition stored once (invariant 2).
 
 Each worker parses a stored edition and builds its MessageFactory once, then
 asks it for one message per recipient; nothing is re-rendered per person.
+With ``[email] unsubscribe_mailto`` set, List-Unsubscribe also carries a
+mailto: form holding the recipient's unsubscribe token.
 """
 
 from __future__ import annotations
@@ -28,14 +30,20 @@ if TYPE_CHECKING:  # rendering pulls in premailer: import it only when sending
     from dispatch.render import MessageFactory, Recipient
 
 
+def _token(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
 def recipient_for(settings: Settings, key: bytes, edition_id: str, subscriber_id: int,
                   email: str, name: str) -> Recipient:
     from dispatch.render import Recipient
+    from dispatch.render.settings import load_email_settings
 
+    url = unsubscribe_url(settings, key, subscriber_id, edition_id)
     return Recipient(
-        email=email, name=name or None,
-        unsubscribe_url=unsubscribe_url(settings, key, subscriber_id, edition_id),
-        webview_url=webview_url(settings, edition_id))
+        email=email, name=name or None, unsubscribe_url=url,
+        webview_url=webview_url(settings, edition_id),
+        unsubscribe_mailto=load_email_settings(settings).mailto_for(_token(url)))
 
 
 class MessageSource:
@@ -48,6 +56,9 @@ class MessageSource:
         self.factories: dict[str, MessageFactory] = {}
         self.lock = threading.Lock()
         self.base = public_base(settings)  # read once, not per message
+        from dispatch.render.settings import load_email_settings
+
+        self.email_settings = load_email_settings(settings)
 
     def factory(self, edition_id: str) -> MessageFactory:
         with self.lock:
@@ -68,5 +79,6 @@ class MessageSource:
         path = unsubscribe_path(self.key, row.subscriber_id, row.edition_id)
         recipient = Recipient(email=row.email, name=row.name or None,
                               unsubscribe_url=self.base + path,
-                              webview_url=self.base + webview_path(row.edition_id))
+                              webview_url=self.base + webview_path(row.edition_id),
+                              unsubscribe_mailto=self.email_settings.mailto_for(_token(path)))
         return self.factory(row.edition_id).build(recipient, date=date)

@@ -2,14 +2,22 @@
 
 Syntax errors and undefined variables name the template file and line;
 every article's email is measured against Gmail's clip; template images
-without alt text are warned about.
+without alt text are warned about. For one article email and every digest
+template, the fast path (render once, :class:`MessageFactory`) is built for a
+sample recipient and compared with rendering for that recipient from scratch:
+a template the fast path cannot personalise is reported with the template
+line that printed the recipient value. The unsubscribe base URL is checked
+too, since every message would be refused without an https one.
 """
 
 from __future__ import annotations
 
+import email
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
 
 import jinja2
 
@@ -17,9 +25,18 @@ from dispatch.config import Settings
 from dispatch.errors import DispatchError, InputError, Problem, Severity
 from dispatch.models import Article
 from dispatch.render import images
-from dispatch.render.edition import render_article_edition, render_digest_edition
-from dispatch.render.env import environment, site_dir, template_error
+from dispatch.render.edition import (
+    Edition,
+    Recipient,
+    Rendered,
+    render_article_edition,
+    render_traced,
+)
+from dispatch.render.env import display_path, environment, site_dir, template_error
+from dispatch.render.mime import MessageFactory, build_naive_message
 from dispatch.render.settings import load_email_settings, size_problems
+from dispatch.render.slots import PLACEHOLDERS, TOKEN
+from dispatch.unsubscribe import public_base
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT = re.compile(r'\salt=(["\'])(.*?)\1', re.IGNORECASE | re.DOTALL)
@@ -76,6 +93,112 @@ def _aspect_problems(settings: Settings, article: Article,
                     "a PNG, GIF or JPEG under static/ (or the site folder)", Severity.WARNING)]
 
 
+# Quotes, "&", "<" and a non-Latin letter: everything escaping can get wrong.
+SAMPLE = Recipient(email="sample.reader@example.org", name="Zoë \"Sam\" O'Neil & <Co>",
+                   unsubscribe_url="https://example.invalid/unsubscribe/check?a=1&b=2",
+                   webview_url="https://example.invalid/email/check/?a=1&b=2")
+SAMPLE_DATE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_LOCAL_HOST = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/|$)")
+
+
+def _parse(data: bytes) -> EmailMessage:
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def _shape(message: EmailMessage) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    # Folding is free to differ (the stdlib folds a long Message-ID, the
+    # factory writes it on one legal line): compare values, not whitespace.
+    headers = [(name, " ".join(str(value).split())) for name, value in message.items()]
+    parts = {p.get_content_type(): str(p.get_content()) for p in message.iter_parts()}
+    return headers, parts
+
+
+def _sample_values(html: bool) -> dict[str, str]:
+    """What the factory puts in place of each token for SAMPLE."""
+    values = {"name": SAMPLE.name or "", "email": SAMPLE.email,
+              "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url}
+    if html:
+        values = {k: v.replace("&", "&amp;") for k, v in values.items()}
+        values["name"] = values["name"].replace("<", "&lt;").replace(">", "&gt;")
+    return values
+
+
+def _slot_before(template_text: str, at: int, html: bool) -> int | None:
+    """Index of the last recipient value that starts at or before offset ``at``
+    of the personalised text (None: the difference comes before any)."""
+    values = {token: _sample_values(html)[key] for key, token in PLACEHOLDERS.items()}
+    shift = 0
+    found = None
+    for number, match in enumerate(TOKEN.finditer(template_text)):
+        start = match.start() + shift
+        if start > at:
+            break
+        found = number
+        shift += len(values[match.group()]) - len(match.group())
+    return found
+
+
+def _first_difference(a: str, b: str) -> int:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def personalisation_problems(settings: Settings, kind: str, articles: Sequence[Article],
+                             edition: Edition, rendered: Rendered,
+                             template: str | None) -> list[Problem]:
+    """Fast path vs naive path for SAMPLE; a difference names the template line."""
+    try:
+        fast = MessageFactory(edition, settings).build(SAMPLE, date=SAMPLE_DATE)
+        slow = build_naive_message(settings, kind, articles, edition.edition_id, SAMPLE,
+                                   date=SAMPLE_DATE, template=template)
+    except InputError as exc:
+        return list(exc.problems)
+    fast_headers, fast_parts = _shape(_parse(fast))
+    slow_headers, slow_parts = _shape(_parse(slow))
+    env = environment(settings)
+    html_name = template or f"{kind}.html"
+    problems: list[Problem] = []
+    if fast_headers != slow_headers:
+        problems.append(Problem(f"{kind} email", "personalised headers differ from a message "
+                                "built for the recipient from scratch", None, "headers"))
+    for ctype, source, uses in (("text/plain", edition.text, rendered.text_uses),
+                                ("text/html", edition.html, rendered.html_uses)):
+        got, want = fast_parts.get(ctype, ""), slow_parts.get(ctype, "")
+        if got.rstrip("\n") == want.rstrip("\n"):
+            continue
+        at = _first_difference(got, want)
+        slot = _slot_before(source, at, ctype == "text/html")
+        name = html_name if ctype == "text/html" else html_name.rsplit(".", 1)[0] + ".txt"
+        if name not in env.list_templates():
+            name = f"{kind}.txt"  # as rendering does for a custom template without one
+        path = display_path(env.get_template(name).filename, settings)
+        line = None
+        if slot is not None and len(uses) == len(TOKEN.findall(source)):
+            use = uses[slot]
+            path, line = display_path(use.filename, settings), use.line
+        problems.append(Problem(
+            path, f"the {ctype} part cannot be personalised after rendering: for a sample "
+            f"reader it differs from rendering for them ({got[at:at + 30]!r} instead of "
+            f"{want[at:at + 30]!r})", line, "template",
+            "recipient values printed as {{ recipient.name }}, outside HTML attributes"))
+    return problems
+
+
+def unsubscribe_base_problems(settings: Settings) -> list[Problem]:
+    """Every message is refused unless its unsubscribe URL is https (or local)."""
+    base = public_base(settings)
+    if base.startswith("https://") or _LOCAL_HOST.match(base):
+        return []
+    key = "web.public_url" if settings.section("web").get("public_url") else "site.url"
+    return [settings.problem(key, f"unsubscribe links would start with {base!r}; every email "
+                             "would be refused because one-click unsubscribe (RFC 8058) needs "
+                             "an https URL", "an https:// URL (http:// only for localhost)")]
+
+
 CHECK_NEWEST = 10
 """How many of the newest published articles `dispatch check` renders in full."""
 
@@ -112,9 +235,22 @@ def template_problems(settings: Settings, articles: Sequence[Article],
                     key=lambda a: (a.date, a.slug), reverse=True)[:CHECK_NEWEST]
     samples = scheduled + recent or [_sample_article(settings)]
     seen: set[str] = set()
+    problems.extend(unsubscribe_base_problems(settings))
+    compared = False
     for article in samples:
         try:
-            edition = render_article_edition(settings, article, f"check-{article.slug}")
+            if compared:
+                edition = render_article_edition(settings, article, f"check-{article.slug}")
+            else:
+                # One article email is also personalised both ways and compared.
+                compared = True
+                edition, rendered = render_traced(settings, "article", [article],
+                                                  f"check-{article.slug}")
+                for p in personalisation_problems(settings, "article", [article], edition,
+                                                  rendered, None):
+                    if str(p) not in seen:
+                        seen.add(str(p))
+                        problems.append(p)
         except InputError as exc:
             for p in _relocate(exc, article):
                 if str(p) not in seen:
@@ -137,10 +273,14 @@ def template_problems(settings: Settings, articles: Sequence[Article],
               and (site_dir(settings) / n).exists()]
     for name in ["digest.html", *[n for n in custom if n != "digest.html"]]:
         try:
-            edition = render_digest_edition(settings, latest, "check-digest", template=name)
+            edition, rendered = render_traced(settings, "digest", latest, "check-digest",
+                                              template=name)
         except InputError as exc:
             problems.extend(p for p in exc.problems if str(p) not in seen)
             continue
+        problems.extend(p for p in personalisation_problems(settings, "digest", latest,
+                                                            edition, rendered, name)
+                        if str(p) not in seen)
         problems.extend(size_problems(f"digest of {len(latest)} articles ({name})",
                                       edition.html_size, es.allow_clip))
         problems.extend(p for p in _alt_problems(edition.html, name) if str(p) not in seen)

@@ -2,7 +2,11 @@
 
 Per-recipient values are rendered as opaque placeholder tokens that survive
 Jinja, premailer and lxml untouched; :mod:`dispatch.render.mime` swaps them
-for each recipient's values. :func:`render_for_recipient` renders the same
+for each recipient's values. Templates see them as
+:class:`~dispatch.render.slots.Slot` objects that can only be printed, and
+a rendered edition is refused when a token was altered (a leftover
+fragment) or when ``recipient.name`` landed inside an HTML attribute; both
+errors name the template file and line. :func:`render_for_recipient` renders the same
 templates with real values instead: it is the slow, obvious path that the
 fast one must equal (tests) and beat (bench).
 """
@@ -20,23 +24,17 @@ from markupsafe import Markup
 
 from dispatch.config import Settings
 from dispatch.content import markdown as md
-from dispatch.errors import TemplateError
+from dispatch.errors import Problem, TemplateError
 from dispatch.models import Article
 from dispatch.render import images, links, text
-from dispatch.render.env import environment, render_subject, template_error
+from dispatch.render.env import display_path, environment, render_subject, template_error
 from dispatch.render.inline import inline_css
 from dispatch.render.settings import EmailSettings, load_email_settings, size_problems
+from dispatch.render.slots import FRAGMENT, PLACEHOLDERS, TOKEN, Use, slots
 
 log = logging.getLogger(__name__)
 
-# Plain ASCII letters and digits: nothing in Jinja, premailer or lxml escapes
-# or re-encodes them, in text or in attributes.
-PLACEHOLDERS: Mapping[str, str] = {
-    "name": "DISPATCHxRCPTxNAMEx7Q",
-    "email": "DISPATCHxRCPTxEMAILx7Q",
-    "unsubscribe_url": "DISPATCHxRCPTxUNSUBx7Q",
-    "webview_url": "DISPATCHxRCPTxWEBVIEWx7Q",
-}
+__all__ = ["PLACEHOLDERS", "ArticleView", "Edition", "Recipient", "Use"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +97,9 @@ class ArticleView:
     sources: tuple[str, ...]
     takeaway_html: Markup
     takeaway_text: str
+    takeaway_in_body: bool
+    """The body has its own "Key takeaway" section (already highlighted there);
+    when False, a frontmatter ``takeaway:`` is shown by the template instead."""
     excerpt: str
     body_text: str
 
@@ -151,6 +152,7 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
         sources=article.sources,
         takeaway_html=email_html(article.takeaway.html) if article.takeaway else Markup(""),
         takeaway_text=article.takeaway.text if article.takeaway else "",
+        takeaway_in_body='class="key-takeaway"' in article.body_html,
         excerpt=article.excerpt,
         body_text=body_text,
     )
@@ -170,11 +172,33 @@ class _Job:
     slugs: tuple[str, ...]
 
 
+def _refuse_reserved(settings: Settings, es: EmailSettings, articles: Sequence[Article],
+                     intro: str | None) -> None:
+    """Placeholder text in content would be personalised as if a template printed it."""
+    problems = []
+    for a in articles:
+        fields = (a.title, a.summary, a.body_markdown, a.category or "", a.author or "",
+                  a.image or "", a.image_alt or "", a.takeaway.text if a.takeaway else "")
+        if any(FRAGMENT.search(f) for f in fields):
+            problems.append(Problem(a.source, "contains text dispatch reserves for recipient "
+                                    "placeholders (DISPATCHxRCPT…)", None, "body",
+                                    "any other text"))
+    config = (intro or "", es.digest_intro, es.disclaimer, es.why, es.name_fallback,
+              settings.site.title, settings.sender.name, settings.sender.postal_address)
+    if any(FRAGMENT.search(f) for f in config):
+        problems.append(Problem("dispatch.toml", "a setting contains text dispatch reserves "
+                                "for recipient placeholders (DISPATCHxRCPT…)", None, "email",
+                                "any other text"))
+    if problems:
+        raise TemplateError(problems)
+
+
 def _prepare(settings: Settings, kind: str, articles: Sequence[Article], edition_id: str,
              subject: str | None, intro: str | None, template: str | None) -> _Job:
     es = load_email_settings(settings)
     if not articles:
         raise TemplateError(f"edition {edition_id}: no articles to render")
+    _refuse_reserved(settings, es, articles, intro)
     utm = _utm(settings, es, edition_id)
     views = [article_view(settings, es, a, utm, with_text=kind == "article") for a in articles]
     site = settings.site
@@ -216,14 +240,90 @@ def _css(settings: Settings, name: str) -> str:
     return source
 
 
-def _render(settings: Settings, job: _Job, recipient: Mapping[str, str]) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Rendered:
+    """One render of an edition's templates, with where recipient values went."""
+
+    html: str
+    text: str
+    html_uses: tuple[Use, ...]
+    """Recipient values printed by the HTML templates, in output order."""
+    text_uses: tuple[Use, ...]
+
+
+def _where(settings: Settings, use: Use | None, fallback: str) -> tuple[str, int | None]:
+    if use is None:
+        return fallback, None
+    return display_path(use.filename, settings), use.line
+
+
+def _damaged(output: str) -> list[int]:
+    """Offsets of token fragments that are not part of an intact token."""
+    intact = [m.span() for m in TOKEN.finditer(output)]
+    return [m.start() for m in FRAGMENT.finditer(output)
+            if not any(a <= m.start() < b for a, b in intact)]
+
+
+def _located(settings: Settings, output: str, uses: Sequence[Use], at: int,
+             fallback: str) -> tuple[str, int | None]:
+    """The template line that printed the recipient value at offset ``at``.
+
+    Values are printed in output order, so the n-th token (intact or damaged)
+    in the output is the n-th recorded use, as long as the counts agree; when
+    they do not (a value captured with {% set %} and printed twice), only the
+    template file is named: a wrong line is worse than none.
+    """
+    marks = sorted([m.start() for m in TOKEN.finditer(output)] + _damaged(output))
+    if len(marks) != len(uses) or at not in marks:
+        return fallback, None
+    return _where(settings, uses[marks.index(at)], fallback)
+
+
+def _in_attribute(html: str, at: int) -> bool:
+    return html.rfind("<", 0, at) > html.rfind(">", 0, at)
+
+
+def _recipient_problems(settings: Settings, job: _Job, html: str, html_uses: Sequence[Use],
+                        plain: str, text_uses: Sequence[Use]) -> list[Problem]:
+    """What would make the late substitution differ from rendering per recipient."""
     env = environment(settings)
-    context = {**job.context, "recipient": recipient}
+    problems: list[Problem] = []
+    for output, uses, name in ((html, html_uses, job.html_template),
+                               (plain, text_uses, job.text_template)):
+        fallback = display_path(env.get_template(name).filename, settings)
+        for at in _damaged(output)[:1]:
+            path, line = _located(settings, output, uses, at, fallback)
+            problems.append(Problem(
+                path, "a recipient value was changed after printing (its placeholder "
+                f"came out as {output[at:at + 24]!r}); it would reach every reader "
+                "unpersonalised", line, "template", "{{ recipient.name }} printed on its own"))
+    for match in TOKEN.finditer(html):
+        if match.group() == PLACEHOLDERS["name"] and _in_attribute(html, match.start()):
+            fallback = display_path(env.get_template(job.html_template).filename, settings)
+            path, line = _located(settings, html, html_uses, match.start(), fallback)
+            problems.append(Problem(
+                path, "recipient.name may be used in text only, not inside an HTML attribute "
+                "(names are free text; quotes in them cannot be substituted safely there)",
+                line, "template", "{{ recipient.name }} between tags"))
+            break
+    return problems
+
+
+def _render_traced(settings: Settings, job: _Job, values: Mapping[str, str]) -> Rendered:
+    env = environment(settings)
+    html_uses: list[Use] = []
+    text_uses: list[Use] = []
     try:
-        html = env.get_template(job.html_template).render(context)
-        plain = env.get_template(job.text_template).render(context)
+        html = env.get_template(job.html_template).render(
+            {**job.context, "recipient": slots(values, html_uses)})
+        plain = env.get_template(job.text_template).render(
+            {**job.context, "recipient": slots(values, text_uses)})
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
         raise template_error(exc, settings) from None
+    if values is PLACEHOLDERS:
+        problems = _recipient_problems(settings, job, html, html_uses, plain, text_uses)
+        if problems:
+            raise TemplateError(problems)
     es = load_email_settings(settings)
     where = f"{job.kind} email {job.edition_id}"
     # Inlining only adds bytes: refuse before paying for premailer.
@@ -236,15 +336,31 @@ def _render(settings: Settings, job: _Job, recipient: Mapping[str, str]) -> tupl
         raise TemplateError(problems)
     for problem in problems:
         log.warning("%s", problem)
-    return html, plain.strip("\n") + "\n"
+    return Rendered(html, plain.strip("\n") + "\n", tuple(html_uses), tuple(text_uses))
+
+
+def _render(settings: Settings, job: _Job, values: Mapping[str, str]) -> tuple[str, str]:
+    rendered = _render_traced(settings, job, values)
+    return rendered.html, rendered.text
+
+
+def _edition_from(settings: Settings, job: _Job, rendered: Rendered) -> Edition:
+    es = load_email_settings(settings)
+    return Edition(edition_id=job.edition_id, kind=job.kind, subject=job.subject,
+                   html=rendered.html, text=rendered.text, preheader=job.preheader,
+                   list_id=es.list_id_for(settings), article_slugs=job.slugs)
 
 
 def _edition(settings: Settings, job: _Job) -> Edition:
-    html, plain = _render(settings, job, PLACEHOLDERS)
-    es = load_email_settings(settings)
-    return Edition(edition_id=job.edition_id, kind=job.kind, subject=job.subject, html=html,
-                   text=plain, preheader=job.preheader, list_id=es.list_id_for(settings),
-                   article_slugs=job.slugs)
+    return _edition_from(settings, job, _render_traced(settings, job, PLACEHOLDERS))
+
+
+def render_traced(settings: Settings, kind: str, articles: Sequence[Article], edition_id: str,
+                  *, template: str | None = None) -> tuple[Edition, Rendered]:
+    """An edition plus where its templates printed recipient values (for checks)."""
+    job = _prepare(settings, kind, list(articles), edition_id, None, None, template)
+    rendered = _render_traced(settings, job, PLACEHOLDERS)
+    return _edition_from(settings, job, rendered), rendered
 
 
 def render_article_edition(settings: Settings, article: Article, edition_id: str, *,

@@ -18,7 +18,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from dispatch.config import Settings
 from dispatch.errors import Problem, TemplateError
-from dispatch.render.text import wrap
+from dispatch.render.slots import SlotMisuse, finalize
+from dispatch.render.text import label_url, wrap
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 
@@ -43,8 +44,12 @@ def _environment(site_templates: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Recipient values are Slots: printing them is the only thing a
+        # template can do with them (see dispatch.render.slots).
+        finalize=finalize,
     )
     env.filters["wrap"] = wrap
+    env.filters["label_url"] = label_url
     return env
 
 
@@ -109,6 +114,9 @@ def template_error(exc: Exception, settings: Settings) -> TemplateError:
     if isinstance(exc, jinja2.UndefinedError):
         message = f"undefined variable: {exc.message}"
         expected = "only variables the email templates receive (see README)"
+    elif isinstance(exc, SlotMisuse):
+        message = str(exc)
+        expected = f"{{{{ recipient.{exc.key} }}}} on its own"
     else:
         message = f"{type(exc).__name__}: {exc}"
         expected = None

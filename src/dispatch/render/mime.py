@@ -60,9 +60,9 @@ _SOFT = b"=\r\n"
 _WORD_BYTES = 45
 
 
-def check_header_value(field: str, value: str) -> None:
+def check_header_value(field: str, value: str, path: str = "recipient") -> None:
     if _LINE_BREAKS.search(value):
-        raise HeaderInjectionError([Problem("recipient", f"{field} contains a line break "
+        raise HeaderInjectionError([Problem(path, f"{field} contains a line break "
                                             f"({value!r}); refused to prevent header injection",
                                             None, field, "one line of text")])
 
@@ -172,8 +172,10 @@ class MessageFactory:
         self._domain = _sender_domain(settings)
         for field, value in (("subject", edition.subject), ("list_id", edition.list_id),
                              ("sender.name", settings.sender.name),
-                             ("sender.email", settings.sender.email)):
-            check_header_value(field, value)
+                             ("sender.email", settings.sender.email),
+                             ("sender.reply_to", settings.sender.reply_to or "")):
+            check_header_value(field, value, "dispatch.toml" if field.startswith("sender.")
+                               else f"edition {edition.edition_id}")
         fold = _header
         boundary = boundary_for(edition.edition_id)
         from_ = fold("From", str(Address(settings.sender.name,
@@ -201,10 +203,10 @@ class MessageFactory:
         ).encode()
         sequence: list[bytes | str] = [from_, "to", subject, "date", "mid", mid_headers,
                                        "unsub_header", tail]
-        for piece in self._cut(edition.text, html=False):
+        for piece in self._cut(edition.text, html=False, where=edition.edition_id):
             sequence.append(piece if isinstance(piece, bytes) else "t:" + piece[0])
         sequence += [b"\r\n", between]
-        for piece in self._cut(edition.html, html=True):
+        for piece in self._cut(edition.html, html=True, where=edition.edition_id):
             if isinstance(piece, bytes):
                 sequence.append(piece)
             else:
@@ -216,7 +218,7 @@ class MessageFactory:
         self._dates: tuple[datetime, bytes] | None = None
 
     @staticmethod
-    def _cut(source: str, *, html: bool) -> list[bytes | tuple[str, bool]]:
+    def _cut(source: str, *, html: bool, where: str) -> list[bytes | tuple[str, bool]]:
         """The part as encoded static bytes and (key, in_attribute) slots."""
         pieces: list[bytes | tuple[str, bool]] = []
         at = 0
@@ -227,8 +229,12 @@ class MessageFactory:
             if in_attr and key == "name":
                 # Names are free text; lxml re-quotes attributes around
                 # quotes in ways a substitution cannot follow.
-                raise TemplateError("recipient.name may be used in text only, not inside an "
-                                    "HTML attribute")
+                # Rendering refuses this with the template line; this is
+                # the last guard for an edition built some other way.
+                raise TemplateError([Problem(f"edition {where}", "recipient.name may be used "
+                                             "in text only, not inside an HTML attribute",
+                                             None, "template",
+                                             "{{ recipient.name }} between tags")])
             lead = _SOFT if at else b""
             pieces.append(lead + _qp(source[at:match.start()]) + _SOFT)
             pieces.append((key, in_attr))

@@ -2,6 +2,13 @@
 
 Every value has a default, so a site without an ``[email]`` table still
 renders; a wrong value is a ConfigError that names the key and its line.
+
+``unsubscribe_mailto = "unsubscribe@example.org"`` adds a mailto: form to
+every message's ``List-Unsubscribe`` header, after the https one-click URL:
+``<mailto:unsubscribe@example.org?subject=unsubscribe%20TOKEN>``, where TOKEN
+is the same signed token as in the recipient's unsubscribe URL, so whoever
+reads that mailbox (or a script) can unsubscribe the sender with
+``dispatch subscribers`` / the web app. Empty (the default): https only.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class EmailSettings:
     allow_clip: bool = False
     """Let an edition past Gmail's clip size render anyway (dispatch check still warns)."""
     image_alt_fallback: str = "Illustration"
+    unsubscribe_mailto: str = ""
+    """Address for the mailto: form of List-Unsubscribe; empty for none."""
     image_aspect: tuple[int, int] = (16, 9)
     """Width:height assumed for an image whose pixel size cannot be read
     (a remote image, a missing file), to give it a height attribute."""
@@ -50,6 +59,12 @@ class EmailSettings:
             f"You are receiving this because you subscribed to {settings.site.title}."
         )
 
+    def mailto_for(self, token: str) -> str | None:
+        """The List-Unsubscribe mailto: URL for one recipient's token, if configured."""
+        if not self.unsubscribe_mailto:
+            return None
+        return f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}"
+
     def list_id_for(self, settings: Settings) -> str:
         if self.list_id:
             return self.list_id
@@ -58,7 +73,9 @@ class EmailSettings:
 
 
 _STR_KEYS = ("name_fallback", "list_id", "digest_subject", "article_subject", "digest_intro",
-             "disclaimer", "why", "image_alt_fallback")
+             "disclaimer", "why", "image_alt_fallback", "unsubscribe_mailto")
+# A bare address whose characters need no escaping in a mailto: URL inside a header.
+_MAILBOX = re.compile(r"^[A-Za-z0-9.!$'*+=_~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 _ASPECT = re.compile(r"\s*([0-9]{1,5})\s*:\s*([0-9]{1,5})\s*")
@@ -87,6 +104,13 @@ def load_email_settings(settings: Settings) -> EmailSettings:
             elif key in ("list_id",) and ("\n" in value or "\r" in value):
                 problems.append(settings.problem(f"email.{key}", "contains a line break",
                                                  "one line"))
+            elif key == "unsubscribe_mailto" and value and not _MAILBOX.match(
+                    value.removeprefix("mailto:")):
+                problems.append(settings.problem(f"email.{key}", f"{value!r} is not a plain "
+                                                 "email address",
+                                                 'an address such as "unsubscribe@example.org"'))
+            elif key == "unsubscribe_mailto":
+                values[key] = value.removeprefix("mailto:")
             else:
                 values[key] = value
     if "allow_clip" in raw:

@@ -3,11 +3,14 @@
 Scraping the HTML loses structure; the token stream still knows what is a
 heading, a list item, a link or a footnote. Links are written ``text (url)``,
 footnote markers ``[n]`` matching the numbered sources, and every paragraph
-is wrapped at 78 columns without ever breaking a URL.
+is wrapped at 78 columns without ever breaking a URL: a URL longer than the
+line stays whole on a line of its own. Other over-long words, code lines and
+table rows are broken or reflowed to fit, since nothing is lost by that.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,19 +21,75 @@ from markdown_it.token import Token
 from dispatch.content import markdown as md
 
 WIDTH = 78
+# Anything that may be a link for a mail client: never cut.
+_URLISH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|mailto:|www\.)\S", re.IGNORECASE)
+
+
+def _cut_long_words(line: str, room: int) -> str:
+    """Break words longer than ``room`` that are not URLs into ``room``-sized pieces."""
+    room = max(room, 20)
+    words: list[str] = []
+    for word in line.split():
+        if len(word) > room and not _URLISH.search(word):
+            words.extend(word[i:i + room] for i in range(0, len(word), room))
+        else:
+            words.append(word)
+    return " ".join(words)
 
 
 def wrap(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
-    """Wrap one paragraph; words longer than the line (URLs) stay whole."""
+    """Wrap one paragraph; words longer than the line are cut, except URLs."""
     lines = text.split("\n")
     out: list[str] = []
     for number, line in enumerate(lines):
         lead = (indent if first is None else first) if number == 0 else indent
-        filled = textwrap.fill(" ".join(line.split()), width=width, initial_indent=lead,
+        room = width - max(len(lead), len(indent))
+        filled = textwrap.fill(_cut_long_words(line, room), width=width, initial_indent=lead,
                                subsequent_indent=indent, break_long_words=False,
                                break_on_hyphens=False)
         out.append(filled or lead.rstrip())
     return "\n".join(out)
+
+
+def label_url(url: str, label: str, width: int = WIDTH) -> str:
+    """``label url`` on one line when it fits, else the URL alone on the next line
+    (a URL cut by a line break stops being a link)."""
+    one = f"{label} {url}"
+    return one if len(one) <= width else f"{label}\n{url}"
+
+
+def _code_lines(code: str, indent: str, width: int = WIDTH) -> str:
+    """Code indented by four; a line too long is continued on the next lines,
+    indented two more, cut at spaces where it can be (never inside a URL)."""
+    room = width - len(indent) - 4
+    out = []
+    for line in code.split("\n"):
+        if len(line) <= room or _URLISH.search(line):
+            out.append("    " + line)
+            continue
+        pieces = textwrap.wrap(line, width=room, subsequent_indent="  ",
+                               break_long_words=True, break_on_hyphens=False,
+                               drop_whitespace=True, replace_whitespace=False)
+        out.extend("    " + p for p in pieces)
+    return "\n".join(out)
+
+
+def _table_text(rows: list[list[str]], room: int) -> list[str]:
+    """Rows as ``a | b | c``; a table too wide for that becomes one block per
+    row with ``Header: value`` lines, which wrap like any paragraph."""
+    lines = [" | ".join(row) for row in rows]
+    if all(len(line) <= room for line in lines) or len(rows) < 2:
+        return lines
+    header, *body = rows
+    blocks = []
+    for row in body:
+        fields = []
+        for number, cell in enumerate(row):
+            name = header[number] if number < len(header) and header[number] else ""
+            label = f"{name}: " if name else ""
+            fields.append(wrap(cell, width=room, first=label, indent="  "))
+        blocks.append("\n".join(fields))
+    return blocks
 
 
 def _strip_html(html: str) -> str:
@@ -48,7 +107,7 @@ class _Writer:
     quote: int = 0
     marker: str | None = None
     first_in_list: bool = False
-    first_row: bool = False
+    table: list[list[str]] = field(default_factory=list)
 
     def inline(self, children: Sequence[Token]) -> str:
         out: list[str] = []
@@ -74,6 +133,13 @@ class _Writer:
             elif kind == "footnote_ref":
                 out.append(f"[{int(tok.meta['id']) + 1}]")
         return "".join(out)
+
+    def hang(self) -> str:
+        """The following-lines indent, without using up a list marker."""
+        marker = self.marker
+        hang = self.prefix()[1]
+        self.marker = marker
+        return hang
 
     def prefix(self) -> tuple[str, str]:
         """(first-line indent, following-lines indent) for the current nesting."""
@@ -147,8 +213,7 @@ def body_text(tokens: Sequence[Token], link: Callable[[str], str | None]) -> str
         elif kind == "blockquote_close":
             w.quote -= 1
         elif kind in ("fence", "code_block"):
-            w.add("\n".join("    " + line for line in tok.content.rstrip("\n").split("\n")),
-                  wrapped=False)
+            w.add(_code_lines(tok.content.rstrip("\n"), w.hang()), wrapped=False)
         elif kind == "hr":
             w.add("-" * 20, wrapped=False)
         elif kind == "html_block":
@@ -156,13 +221,17 @@ def body_text(tokens: Sequence[Token], link: Callable[[str], str | None]) -> str
             if stripped:
                 w.add(stripped)
         elif kind == "table_open":
-            w.first_row = True
+            w.table = []
         elif kind == "tr_open":
             row = []
+            w.table.append(row)
         elif kind == "inline" and tokens[i - 1].type in ("th_open", "td_open"):
             row.append(" ".join(w.inline(tok.children or []).split()))
-        elif kind == "tr_close":
-            w.add(" | ".join(row), tight=not w.first_row, wrapped=False)
-            w.first_row = False
+        elif kind == "table_close":
+            room = WIDTH - len(w.hang())
+            lines = _table_text(w.table, room)
+            tight = lines == [" | ".join(r) for r in w.table]
+            for number, line in enumerate(lines):
+                w.add(line, tight=tight and number > 0, wrapped=False)
         i += 1
     return w.text().replace("\n\n\n", "\n\n").strip("\n")
