@@ -11,8 +11,10 @@ from pathlib import Path
 import twitter_text
 
 from dispatch.config import load_settings
+from dispatch.content.loader import load_site
 from dispatch.social.checks import social_problems_for
 from dispatch.social.count import bluesky_length, mastodon_length
+from sitekit import write_article
 
 ENV = {**os.environ, "COLUMNS": "200"}
 ENV.pop("DISPATCH_DATABASE_URL", None)
@@ -43,18 +45,58 @@ def test_json_lists_every_configured_network_measured_by_its_rule(example_site: 
     assert posts["mastodon"]["text"].startswith("Sleeping under six hours most nights")
 
 
-def test_text_output_and_queue_state_after_a_run(example_site: Path) -> None:
+def test_first_run_announces_nothing_and_queue_by_hand_posts_once(example_site: Path) -> None:
     run = dispatch("run", "--once", "--root", str(example_site))
-    assert "social: queued" in run.stdout, run.stdout + run.stderr
-    # X has no social schedule in schedules.yaml, so the pass queued and
-    # captured it at once; Mastodon waits for its schedule (30 minutes).
+    # A fresh install: the four published articles are the back catalogue.
+    # X (queued by this stage, not by a schedule) says so and posts nothing.
+    assert "social: queued 0 (x: first pass, the 4 article(s) already published are not " \
+        "announced" in run.stdout, run.stdout + run.stderr
+    assert not (example_site / ".dispatch" / "social").exists()
+
+    queued = dispatch("social", SLUG, "--queue", "--network", "x", "--root", str(example_site))
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout == "x: queued\n"
+    again = dispatch("social", SLUG, "--queue", "--network", "x", "--root", str(example_site))
+    assert again.stdout == "x: already queued\n"
+    run = dispatch("run", "--once", "--root", str(example_site))
+    assert "social: queued 0, sent 1," in run.stdout, run.stdout
+    captured = list((example_site / ".dispatch" / "social").rglob("*.json"))
+    assert [c.relative_to(example_site / ".dispatch" / "social").as_posix()
+            for c in captured] == [f"x/{SLUG}.json"]
+    third = dispatch("social", SLUG, "--queue", "--network", "x", "--root", str(example_site))
+    assert third.stdout == "x: already sent\n"
+
     result = dispatch("social", SLUG, "--network", "x", "--network", "mastodon",
                       "--root", str(example_site))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("── x (x): ")
     assert "/280, from takeaway, shortened, sent" in result.stdout
     assert "── mastodon (mastodon): " in result.stdout and "not queued" in result.stdout
-    assert (example_site / ".dispatch" / "social" / "x" / f"{SLUG}.json").exists()
+
+
+def test_after_an_edit_the_stored_text_is_shown_and_the_difference_said(
+        example_site: Path) -> None:
+    assert dispatch("social", SLUG, "--queue", "--network", "x",
+                    "--root", str(example_site)).returncode == 0
+    before = json.loads(dispatch("social", SLUG, "--json", "--network", "x",
+                                 "--root", str(example_site)).stdout)[0]
+    article = next(p for p in (example_site / "content").rglob("*.md")
+                   if "Sleeping under six hours" in p.read_text(encoding="utf-8"))
+    article.write_text(article.read_text(encoding="utf-8").replace(
+        "Sleeping under six hours", "Sleeping less than six hours"), encoding="utf-8")
+
+    shown = dispatch("social", SLUG, "--network", "x", "--root", str(example_site))
+    assert shown.returncode == 0, shown.stderr
+    assert ", queued\nSleeping under six hours" in shown.stdout  # the stored text
+    assert "Sleeping less than" not in shown.stdout
+    assert "the article now gives a different x post; the text above is the stored one" \
+        in shown.stdout
+    (data,) = json.loads(dispatch("social", SLUG, "--json", "--network", "x",
+                                  "--root", str(example_site)).stdout)
+    assert data["text"] == before["text"] and data["queue"]["status"] == "queued"
+    assert data["current_differs"] is True
+    assert data["current"]["text"].startswith("Sleeping less than six hours")
+    assert before["current_differs"] is False
 
 
 def test_unknown_slug_and_unknown_network_are_clean_errors(example_site: Path) -> None:
@@ -84,7 +126,73 @@ transport = "mastodon"
     pigeon = lines.index('transport = "carrier-pigeon"') + 1
     assert (f"dispatch.toml:{pigeon}: social.mastodon.transport: unknown transport "
             "'carrier-pigeon' (expected one of capture, mastodon, bluesky, webhook)") in problems
-    assert any("social.bluesky.handle: missing" in p for p in problems)
+    bluesky = lines.index("[social.bluesky]") + 1  # no handle line: its table's
+    assert f"dispatch.toml:{bluesky}: social.bluesky.handle: missing " \
+        "(expected handle = \"name.bsky.social\")" in problems
     assert any("the mastodon transport cannot post a threads post" in p for p in problems)
     result = dispatch("check", "--root", str(site_root))
     assert result.returncode == 1 and "carrier-pigeon" in result.stderr
+
+
+def test_typos_and_keys_of_another_transport_are_rejected_with_lines(site_root: Path) -> None:
+    toml = site_root / "dispatch.toml"
+    toml.write_text(toml.read_text() + """
+[social]
+hashtag = 2
+
+[social.mastodon]
+limt = 300
+
+[social.bsky2]
+network = "bluesky"
+transport = "bluesky"
+token_env = "MY_TOKEN"
+
+[social.x]
+url = "https://hooks.example/x"
+
+[social.mastdon]
+""", encoding="utf-8")
+    problems = [str(p) for p in social_problems_for(load_settings(site_root), [], environ={})]
+    lines = toml.read_text().splitlines()
+
+    def at(text: str) -> int:
+        return lines.index(text) + 1
+
+    assert (f"dispatch.toml:{at('hashtag = 2')}: social.hashtag: unknown option 'hashtag' "
+            "(expected did you mean 'hashtags'?)") in problems
+    assert (f"dispatch.toml:{at('limt = 300')}: social.mastodon.limt: unknown key 'limt' "
+            "(expected did you mean 'limit'?)") in problems
+    token, url = at('token_env = "MY_TOKEN"'), at('url = "https://hooks.example/x"')
+    assert (f"dispatch.toml:{token}: social.bsky2.token_env: "
+            "'token_env' is not used by the bluesky transport (only by mastodon) "
+            "(expected did you mean 'password_env'?)") in problems
+    assert f"dispatch.toml:{at('[social.bsky2]')}: social.bsky2.handle: missing" in \
+        " ".join(problems)
+    assert (f"dispatch.toml:{url}: social.x.url: 'url' is "
+            "not used by the capture transport (only by mastodon and bluesky and webhook)"
+            ) in " ".join(problems)
+    assert (f"dispatch.toml:{at('[social.mastdon]')}: social.mastdon: unknown network "
+            "'mastdon' (the table name, as it sets no network) (expected did you mean "
+            "'mastodon'?)") in problems
+    result = dispatch("check", "--root", str(site_root))
+    assert result.returncode == 1 and "limt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_frontmatter_override_for_an_unknown_network_names_its_line(site_root: Path) -> None:
+    toml = site_root / "dispatch.toml"
+    toml.write_text(toml.read_text() + '\n[social.mastodon]\n', encoding="utf-8")
+    path = write_article(site_root, "a.md", """\
+        title: A
+        date: 2026-01-05
+        social:
+          mastodon: "Fine."
+          mastdon: "Typo."
+        tags: [x]
+    """, "## Key takeaway\n\nShort.\n")
+    settings = load_settings(site_root)
+    problems = social_problems_for(settings, load_site(settings).articles, environ={})
+    line = path.read_text(encoding="utf-8").splitlines().index('  mastdon: "Typo."') + 1
+    assert [str(p) for p in problems] == [
+        f"content/a.md:{line}: social.mastdon: warning: social override for unknown network "
+        "'mastdon' is ignored (expected did you mean 'mastodon'?)"]

@@ -111,6 +111,25 @@ def test_hashtags_camelcase_only_while_they_fit_and_up_to_the_maximum() -> None:
     assert tight.hashtags == ("#sleep",) and tight.text == with_one
 
 
+def test_hashtags_keep_their_meaning_or_are_left_out() -> None:
+    assert hashtag("don't panic") == "#DontPanic"
+    assert hashtag("don’t panic") == "#DontPanic"  # typographic apostrophe
+    assert hashtag("rock 'n' roll") == "#RockNRoll"
+    # Dropping the symbol would post a different, misleading tag.
+    assert [hashtag(t) for t in ("C++", "C#", "Node.js", "AT&T", "50+")] == [None] * 5
+    # Bluesky's tag facet takes at most 64 graphemes; a longer tag is left out.
+    assert hashtag("a" * 64) == "#" + "a" * 64
+    assert hashtag("a" * 65) is None
+    assert hashtag("👩🏽‍⚕️" * 64) is None  # emoji are not taggable at all
+    assert hashtag("é" * 64) == "#" + "é" * 64 and hashtag("é" * 65) is None
+    post = compose(article(tags=("C++", "don't panic", "x" * 70, "sleep")),
+                   network("bluesky", hashtags=3))
+    assert post.hashtags == ("#DontPanic", "#sleep")
+    raw = post.text.encode("utf-8")
+    assert [raw[f.byte_start:f.byte_end].decode() for f in post.facets if f.kind == "tag"] == [
+        "#DontPanic", "#sleep"]
+
+
 def test_utm_parameters_and_existing_query() -> None:
     config = network("mastodon", utm=UTM)
     assert link_for(article(), config) == (

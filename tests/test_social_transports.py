@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +26,7 @@ from dispatch.content.loader import load_site
 from dispatch.social import deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
 from dispatch.social.config import load_social
+from dispatch.social.post import ComposedPost
 from dispatch.social.transports import MastodonTransport, tid
 from dispatch.store.engine import Store, open_store
 from sitekit import write_article
@@ -501,3 +502,85 @@ handle = "clinic.bsky.social"
     external = call.json()["record"]["embed"]["external"]
     assert "thumb" not in external and external["title"] == "Sleep and blood pressure"
     assert server.calls("/xrpc/com.atproto.repo.uploadBlob") == []
+
+
+def _tid_parts(key: str) -> tuple[int, int]:
+    value = 0
+    for char in key:
+        value = value * 32 + "234567abcdefghijklmnopqrstuvwxyz".index(char)
+    return value >> 10, value & 0x3FF
+
+
+def test_record_keys_are_unique_for_more_than_1024_rows_of_one_pass(database: str) -> None:
+    assert tid(NOW, 2) != tid(NOW, 1026)  # the old clock-id-only keys collided here
+    store = open_store(database)
+    post = ComposedPost("bluesky", "bluesky", "x", "Text https://journal.test/x/", 29, 300,
+                        "https://journal.test/x/", "takeaway", False, "en")
+    assert q.enqueue(store, [replace(post, slug=f"a{i}") for i in range(2100)], NOW) == 2100
+    rows = q.posts_for(store)
+    store.dispose()
+    assert {r["created_at"] for r in rows} == {NOW}  # one pass: one created_at
+    keys = [tid(r["created_at"], r["id"]) for r in rows]
+    assert len(set(keys)) == len(rows) == 2100
+    now_us = (NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    for key in keys:
+        micros, _clock = _tid_parts(key)
+        assert len(key) == 13 and key[0] in "234567abcdefghij"
+        assert 0 <= now_us - micros < 2 ** 20  # still "when it was queued", within ~1 s
+
+
+def test_bluesky_retry_never_counts_another_post_under_its_key_as_sent(
+        site_root: Path, database: str, server: FakeNetwork) -> None:
+    records = bluesky_api(server)
+    server.script["/xrpc/com.atproto.repo.createRecord"] = [
+        (502, {}, {"error": "UpstreamFailure", "message": "Bad gateway"})]
+    settings, store = make_site(site_root, database, server.base, f"""
+[social.bluesky]
+transport = "bluesky"
+url = "{server.base}"
+handle = "clinic.bsky.social"
+""")
+    assert deliver(settings, store).retried == 1
+    (row,) = q.posts_for(store)
+    rkey = tid(row["created_at"], row["id"])
+    foreign = {"$type": "app.bsky.feed.post", "text": "Someone else's post",
+               "createdAt": "2026-11-02T09:00:00.000Z"}
+    records[rkey] = foreign  # the key is taken, by a post that is not this one
+    report = deliver(settings, store, NOW + timedelta(minutes=5))
+    assert (report.sent, report.failed) == (0, 1)
+    (row,) = q.posts_for(store)
+    assert row["status"] == "failed"
+    assert f"record key {rkey} already holds a different post" in row["last_error"]
+    assert records == {rkey: foreign}
+    assert len(server.calls("/xrpc/com.atproto.repo.getRecord")) == 1
+    assert len(server.calls("/xrpc/com.atproto.repo.createRecord")) == 1  # the 502 only
+
+
+def test_bluesky_rate_limit_waits_for_the_reset_and_posts_once(
+        site_root: Path, database: str, server: FakeNetwork) -> None:
+    records = bluesky_api(server)
+    reset = int((NOW + timedelta(minutes=5)).timestamp())
+    # What the PDS sends when the write budget is spent (docs: rate limits).
+    server.script["/xrpc/com.atproto.repo.createRecord"] = [(
+        429, {"RateLimit-Limit": "5000", "RateLimit-Remaining": "0",
+              "RateLimit-Reset": str(reset), "RateLimit-Policy": "5000;w=3600"},
+        {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})]
+    settings, store = make_site(site_root, database, server.base, f"""
+[social.bluesky]
+transport = "bluesky"
+url = "{server.base}"
+handle = "clinic.bsky.social"
+""")
+    first = deliver(settings, store)
+    assert (first.retried, first.sent) == (1, 0)
+    (row,) = q.posts_for(store)
+    assert row["status"] == "queued" and row["available_at"] == NOW + timedelta(minutes=5)
+    assert "HTTP 429: RateLimitExceeded: Rate Limit Exceeded" in row["last_error"]
+    assert deliver(settings, store, NOW + timedelta(seconds=299)).claimed == 0
+    second = deliver(settings, store, NOW + timedelta(minutes=5))
+    assert second.sent == 1
+    creates = server.calls("/xrpc/com.atproto.repo.createRecord")
+    assert len(creates) == 2 and len({c.json()["rkey"] for c in creates}) == 1
+    assert len(records) == 1 and len(server.calls("/xrpc/com.atproto.repo.getRecord")) == 1
+    (row,) = q.posts_for(store)
+    assert row["status"] == "sent" and row["attempts"] == 2

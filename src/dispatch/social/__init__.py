@@ -28,40 +28,59 @@ from dispatch.errors import ConfigError
 from dispatch.models import Article
 from dispatch.social.compose import compose
 from dispatch.social.config import NetworkConfig, SocialSettings, load_social
-from dispatch.social.deliver import PostOutcome, SocialDeliveryReport, deliver, queue_posts
+from dispatch.social.deliver import (
+    HandQueued,
+    PostOutcome,
+    QueueReport,
+    SocialDeliveryReport,
+    deliver,
+    queue_by_hand,
+    queue_posts,
+)
 from dispatch.social.post import ComposedPost, Facet, LinkCard
 from dispatch.store.engine import Store
 
 __all__ = [
     "ComposedPost",
     "Facet",
+    "HandQueued",
     "LinkCard",
     "NetworkConfig",
     "PostOutcome",
+    "QueueReport",
     "SocialDeliveryReport",
     "SocialSettings",
     "compose_post",
     "deliver_social_posts",
     "load_social",
+    "queue_by_hand",
+    "queue_social",
     "queue_social_posts",
 ]
 
 log = logging.getLogger(__name__)
 
 
-def queue_social_posts(store: Store, settings: Settings, articles: Sequence[Article],
-                       now: datetime, networks: Sequence[str] | None = None) -> int:
-    """Queue one post per (article, configured network); rows newly queued.
+def queue_social(store: Store, settings: Settings, articles: Sequence[Article],
+                 now: datetime, networks: Sequence[str] | None = None) -> QueueReport:
+    """Queue one post per (article, configured network): queued, could not be written, why.
 
     Idempotent: a (slug, network) that was ever queued is never queued again,
-    so a re-run returns 0 and an edited article is not posted twice. An
-    article whose link cannot fit a network is skipped for that network
-    (see :func:`dispatch.social.deliver.queue_posts` for the problems).
+    so a re-run queues nothing and an edited article is not posted twice. A
+    post that cannot be written (its link alone is over the limit) is
+    recorded as a failed row with the reason, and written again once the
+    network's settings or the article change.
     """
-    count, problems = queue_posts(store, settings, articles, now, networks)
-    for problem in problems:
+    return queue_posts(store, settings, articles, now, networks)
+
+
+def queue_social_posts(store: Store, settings: Settings, articles: Sequence[Article],
+                       now: datetime, networks: Sequence[str] | None = None) -> int:
+    """:func:`queue_social`, logging the problems; rows newly queued."""
+    report = queue_social(store, settings, articles, now, networks)
+    for problem in report.problems:
         log.warning("%s", problem)
-    return count
+    return report.queued
 
 
 def deliver_social_posts(store: Store, settings: Settings, now: datetime, *,

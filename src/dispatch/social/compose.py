@@ -18,6 +18,8 @@ is an error for that article and network, not a broken post.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -28,7 +30,7 @@ from dispatch.content import markdown as md
 from dispatch.errors import ContentError, Problem
 from dispatch.models import Article
 from dispatch.social.config import NetworkConfig
-from dispatch.social.count import RULES
+from dispatch.social.count import RULES, graphemes
 from dispatch.social.post import ComposedPost, Facet, LinkCard, Source
 
 ELLIPSIS = "…"
@@ -51,6 +53,16 @@ _SENTENCE_END = regex.compile(r"(?<=[.!?…][)\]\"'”’»]*)\s+|(?<=[。！？
 _CONTROL = regex.compile(r"[\p{Cc}\p{Cs}\p{Co}\u2028\u2029]")
 _TRAILING = set(" ,;:.-–—(/[{\"'“‘«")
 _TAG_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+# Letters, digits, spaces, dashes, underscores and apostrophes: a tag made of
+# these reads the same as a hashtag. "C++", "C#", "Node.js", "AT&T" do not:
+# dropping the symbol would post a misleading "#C", so they get no hashtag.
+_TAG_TEXT = regex.compile(r"[\p{L}\p{N}\p{M}\p{Pc}\p{Pd}\s'’ʼ]+")
+# An apostrophe inside a word joins it: "don't panic" is #DontPanic, not #DonTPanic.
+_APOSTROPHE = regex.compile(r"(?<=[\p{L}\p{M}])['’ʼ](?=\p{L})")
+# Bluesky's tag facet allows at most 64 graphemes and 640 bytes (without the
+# "#"); a tag that long is no use on any network, so it is dropped everywhere.
+MAX_TAG_GRAPHEMES = 64
+MAX_TAG_BYTES = 640
 
 def clean(text: str) -> str:
     """NFC, no control characters, whitespace collapsed to single spaces."""
@@ -86,8 +98,12 @@ def link_for(article: Article, config: NetworkConfig) -> str:
 
 
 def hashtag(tag: str) -> str | None:
-    """``blood pressure`` → ``#BloodPressure``; None when nothing taggable is left."""
-    words = _TAG_WORD.findall(unicodedata.normalize("NFC", tag))
+    """``blood pressure`` → ``#BloodPressure``; None when no faithful hashtag exists
+    (nothing taggable, all digits, a symbol that carries meaning, too long)."""
+    tag = unicodedata.normalize("NFC", tag)
+    if not _TAG_TEXT.fullmatch(tag):
+        return None
+    words = _TAG_WORD.findall(_APOSTROPHE.sub("", tag))
     if not words:
         return None
     if len(words) > 1:
@@ -95,7 +111,20 @@ def hashtag(tag: str) -> str | None:
     name = "".join(words)
     if name.isdigit():  # networks do not link all-digit tags
         return None
+    if len(graphemes(name)) > MAX_TAG_GRAPHEMES or len(name.encode("utf-8")) > MAX_TAG_BYTES:
+        return None
     return "#" + name
+
+
+def fingerprint(article: Article, config: NetworkConfig) -> str:
+    """Everything :func:`compose` depends on, hashed.
+
+    A post that could not be written is composed again only once this
+    changes (the network's table in dispatch.toml, the site URL, the article).
+    """
+    parts = [config.name, config.network, config.limit, config.utm, config.hashtags,
+             config.language, article.url, article.slug, article.content_hash]
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def sentence_ends(text: str) -> list[int]:

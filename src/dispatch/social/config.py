@@ -17,12 +17,13 @@ A network that has no table gets no posts.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dispatch.config import Settings
+from dispatch.config import CONFIG_FILE, Settings
 from dispatch.errors import ConfigError, Problem
 
 NetworkKind = Literal["x", "mastodon", "bluesky", "threads", "linkedin"]
@@ -39,6 +40,17 @@ DEFAULT_UTM = "utm_source={network}&utm_medium=social&utm_campaign={slug}"
 # Keys of [social] itself that are options, not network tables.
 GLOBAL_KEYS = {"utm", "hashtags", "max_attempts", "lease_seconds", "batch", "backoff_seconds",
                "on_publish"}
+# Keys every [social.<name>] table may have, and those only its transport reads.
+# Anything else is a typo or belongs to another transport, and is rejected:
+# `limt = 300` silently ignored means a post written to the wrong limit.
+NETWORK_KEYS = ("network", "transport", "limit", "hashtags", "utm", "language")
+TRANSPORT_KEYS: dict[str, tuple[str, ...]] = {
+    "capture": (),
+    "mastodon": ("url", "token_env", "visibility"),
+    "bluesky": ("url", "handle", "password_env"),
+    "webhook": ("url", "secret_env"),
+}
+SECRET_KEYS = {"mastodon": "token_env", "bluesky": "password_env", "webhook": "secret_env"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,42 @@ class SocialSettings:
         return next((n for n in self.networks if n.name == name), None)
 
 
+def _problem(settings: Settings, key: str, message: str,
+             expected: str | None = None) -> Problem:
+    """A dispatch.toml problem at ``key``'s line, else at its table's header
+    (a missing key has no line of its own, but its table does)."""
+    line = settings.line_of(key)
+    parent = key
+    while line is None and "." in parent:
+        parent = parent.rsplit(".", 1)[0]
+        line = settings.line_of(parent)
+    return Problem(CONFIG_FILE, message, line, key, expected)
+
+
+def suggest(word: str, choices: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_keys(name: str, raw: Mapping[str, Any], transport: str, settings: Settings,
+                  problems: list[Problem]) -> None:
+    allowed = NETWORK_KEYS + TRANSPORT_KEYS[transport]
+    for key in raw:
+        if key in allowed:
+            continue
+        owners = [t for t, keys in TRANSPORT_KEYS.items() if key in keys]
+        if owners:
+            message = (f"{key!r} is not used by the {transport} transport "
+                       f"(only by {' and '.join(owners)})")
+        else:
+            message = f"unknown key {key!r}"
+        close = (SECRET_KEYS.get(transport) if key in SECRET_KEYS.values()
+                 else suggest(str(key), allowed))
+        expected = (f"did you mean {close!r}?" if close
+                    else f"one of {', '.join(allowed)} with transport = \"{transport}\"")
+        problems.append(_problem(settings, f"social.{name}.{key}", message, expected))
+
+
 def _env_name(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
@@ -87,8 +135,8 @@ def _positive_int(raw: Mapping[str, Any], key: str, default: int, where: str,
                   settings: Settings, problems: list[Problem], minimum: int = 1) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        problems.append(settings.problem(f"{where}.{key}", f"{value!r} is not allowed",
-                                         f"a whole number of at least {minimum}"))
+        problems.append(_problem(settings, f"{where}.{key}", f"{value!r} is not allowed",
+                                 f"a whole number of at least {minimum}"))
         return default
     return value
 
@@ -98,8 +146,8 @@ def _on_publish(raw: Mapping[str, Any], settings: Settings,
     value = raw.get("on_publish", "auto")
     if isinstance(value, bool) or value == "auto":
         return value  # type: ignore[no-any-return]
-    problems.append(settings.problem("social.on_publish", f"{value!r} is not allowed",
-                                     'true, false or "auto"'))
+    problems.append(_problem(settings, "social.on_publish", f"{value!r} is not allowed",
+                             'true, false or "auto"'))
     return "auto"
 
 
@@ -109,56 +157,65 @@ def _network(name: str, raw: Mapping[str, Any], common_utm: str, common_tags: in
     before = len(problems)
     network = raw.get("network", name)
     if network not in NETWORKS:
-        problems.append(settings.problem(f"{where}.network" if "network" in raw else where,
-                                         f"unknown network {network!r}",
-                                         "one of " + ", ".join(NETWORKS)))
+        close = suggest(str(network), list(NETWORKS))
+        problems.append(_problem(
+            settings, f"{where}.network" if "network" in raw else where,
+            f"unknown network {network!r}" + ("" if "network" in raw else
+                                              " (the table name, as it sets no network)"),
+            f"did you mean {close!r}?" if close else "one of " + ", ".join(NETWORKS)))
         return None
     transport = raw.get("transport", "capture")
     if transport not in TRANSPORTS:
-        problems.append(settings.problem(f"{where}.transport", f"unknown transport {transport!r}",
-                                         "one of " + ", ".join(TRANSPORTS)))
+        problems.append(_problem(settings, f"{where}.transport",
+                                 f"unknown transport {transport!r}",
+                                 "one of " + ", ".join(TRANSPORTS)))
         return None
+    _unknown_keys(name, raw, transport, settings, problems)
     if transport in API_TRANSPORTS and API_TRANSPORTS[transport] != network:
-        problems.append(settings.problem(
-            f"{where}.transport", f"the {transport} transport cannot post a {network} post",
+        problems.append(_problem(
+            settings, f"{where}.transport",
+            f"the {transport} transport cannot post a {network} post",
             f"transport = \"capture\", \"webhook\" or \"{API_TRANSPORTS.get(network, 'capture')}\""
             if network in API_TRANSPORTS else "transport = \"capture\" or \"webhook\""))
     limit = _positive_int(raw, "limit", NETWORKS[network], where, settings, problems, minimum=40)
     hashtags = _positive_int(raw, "hashtags", common_tags, where, settings, problems, minimum=0)
     utm = raw.get("utm", common_utm)
     if not isinstance(utm, str):
-        problems.append(settings.problem(f"{where}.utm", "is not text",
-                                         'a query such as "utm_source={network}", or ""'))
+        problems.append(_problem(settings, f"{where}.utm", "is not text",
+                                 'a query such as "utm_source={network}", or ""'))
         utm = common_utm
     defaults = {
-        "mastodon": ("url", "https://mastodon.social", "token_env", "DISPATCH_MASTODON_TOKEN"),
-        "bluesky": ("url", "https://bsky.social", "password_env", "DISPATCH_BLUESKY_PASSWORD"),
-        "webhook": ("url", "", "secret_env", "DISPATCH_WEBHOOK_SECRET"),
+        "mastodon": ("https://mastodon.social", "DISPATCH_MASTODON_TOKEN"),
+        "bluesky": ("https://bsky.social", "DISPATCH_BLUESKY_PASSWORD"),
+        "webhook": ("", "DISPATCH_WEBHOOK_SECRET"),
     }
     base_url = identifier = token_env = ""
     if transport in defaults:
-        url_key, url_default, env_key, env_default = defaults[transport]
-        base_url = raw.get(url_key, url_default)
+        url_default, env_default = defaults[transport]
+        env_key = SECRET_KEYS[transport]
+        base_url = raw.get("url", url_default)
         if not isinstance(base_url, str) or not re.match(r"^https?://[^/\s]+", base_url):
-            problems.append(settings.problem(f"{where}.{url_key}", f"{base_url!r} is not a URL",
-                                             "an http:// or https:// URL"))
+            problems.append(_problem(settings, f"{where}.url", f"{base_url!r} is not a URL",
+                                     "an http:// or https:// URL"))
             base_url = ""
         token_env = raw.get(env_key, env_default)
         if not _env_name(token_env):
-            problems.append(settings.problem(
-                f"{where}.{env_key}", f"{token_env!r} is not an environment variable name",
+            problems.append(_problem(
+                settings, f"{where}.{env_key}",
+                f"{token_env!r} is not an environment variable name",
                 "the NAME of a variable holding the secret, never the secret itself"))
     if transport == "bluesky":
         identifier = raw.get("handle", "")
         if not isinstance(identifier, str) or not identifier:
-            problems.append(settings.problem(f"{where}.handle", "missing",
-                                             'handle = "name.bsky.social"'))
+            problems.append(_problem(settings, f"{where}.handle", "missing",
+                                     'handle = "name.bsky.social"'))
             identifier = ""
     language = raw.get("language", settings.site.language)
     visibility = raw.get("visibility", "public")
     if visibility not in ("public", "unlisted", "private", "direct"):
-        problems.append(settings.problem(f"{where}.visibility", f"{visibility!r} is not allowed",
-                                         "public, unlisted, private or direct"))
+        problems.append(_problem(settings, f"{where}.visibility",
+                                 f"{visibility!r} is not allowed",
+                                 "public, unlisted, private or direct"))
     if len(problems) > before:
         return None
     return NetworkConfig(
@@ -174,8 +231,8 @@ def social_problems(settings: Settings) -> tuple[SocialSettings, list[Problem]]:
     problems: list[Problem] = []
     utm = raw.get("utm", DEFAULT_UTM)
     if not isinstance(utm, str):
-        problems.append(settings.problem("social.utm", "is not text",
-                                         'a query such as "utm_source={network}", or ""'))
+        problems.append(_problem(settings, "social.utm", "is not text",
+                                 'a query such as "utm_source={network}", or ""'))
         utm = DEFAULT_UTM
     tags = _positive_int(raw, "hashtags", 2, "social", settings, problems, minimum=0)
     networks: list[NetworkConfig] = []
@@ -183,13 +240,15 @@ def social_problems(settings: Settings) -> tuple[SocialSettings, list[Problem]]:
         if name in GLOBAL_KEYS:
             continue
         if not isinstance(table, Mapping):
-            problems.append(settings.problem(f"social.{name}", "unknown option",
-                                             ", ".join(sorted(GLOBAL_KEYS))
-                                             + " or a [social.<network>] table"))
+            close = suggest(str(name), sorted(GLOBAL_KEYS))
+            problems.append(_problem(settings, f"social.{name}", f"unknown option {name!r}",
+                                     f"did you mean {close!r}?" if close else
+                                     ", ".join(sorted(GLOBAL_KEYS))
+                                     + " or a [social.<network>] table"))
             continue
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", name):
-            problems.append(settings.problem(f"social.{name}", "bad network table name",
-                                             "lowercase letters, digits, - and _"))
+            problems.append(_problem(settings, f"social.{name}", "bad network table name",
+                                     "lowercase letters, digits, - and _"))
             continue
         config = _network(name, table, utm, tags, settings, problems)
         if config is not None:

@@ -1,5 +1,10 @@
 """Queue posts for newly published articles; deliver the ones that are due.
 
+A post that cannot be written (its link alone is over the limit) is not
+just reported: it is recorded as a failed row, composed again when what it
+depends on changes (:func:`retry_unfit`), and can be queued by hand
+(:func:`queue_by_hand`).
+
 Delivery claims a small batch in one short transaction, talks HTTP with no
 transaction open, and records each outcome in its own short transaction.
 """
@@ -20,7 +25,7 @@ from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
 from dispatch.models import Article
 from dispatch.social import queue
-from dispatch.social.compose import compose
+from dispatch.social.compose import compose, fingerprint
 from dispatch.social.config import SocialSettings, load_social
 from dispatch.social.http import MissingSecret, PermanentFailure, RetryLater, Transport
 from dispatch.social.post import ComposedPost
@@ -58,13 +63,37 @@ class SocialDeliveryReport:
         return text + (f", lost lease {self.lost_lease}" if self.lost_lease else "")
 
 
+@dataclass(frozen=True, slots=True)
+class QueueReport:
+    queued: int = 0
+    unfit: int = 0
+    """Newly recorded as failed because the post could not be written."""
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        text = f"{self.queued} social post(s) queued"
+        if self.unfit:
+            text += (f", {self.unfit} could not be written (recorded as failed; written again "
+                     "when the network's settings or the article change)")
+        return text
+
+
+def _reason(exc: InputError) -> str:
+    return "; ".join(p.message for p in exc.problems) or str(exc)
+
+
 def queue_posts(store: Store, settings: Settings, articles: Sequence[Article], now: datetime,
                 networks: Sequence[str] | None = None,
-                social: SocialSettings | None = None) -> tuple[int, list[Problem]]:
-    """Compose and queue one post per (article, network); (rows queued, problems)."""
+                social: SocialSettings | None = None) -> QueueReport:
+    """Compose and queue one post per (article, network).
+
+    A (slug, network) that already has a row, in any state, is left alone.
+    """
     social = social or load_social(settings)
     configs = [n for n in social.networks if networks is None or n.name in networks]
     posts: list[ComposedPost] = []
+    unfit: list[queue.Unfit] = []
     problems: list[Problem] = []
     for article in articles:
         for config in configs:
@@ -72,7 +101,85 @@ def queue_posts(store: Store, settings: Settings, articles: Sequence[Article], n
                 posts.append(compose(article, config))
             except InputError as exc:  # one bad article/network never sinks the rest
                 problems.extend(exc.problems)
-    return queue.enqueue(store, posts, now), problems
+                unfit.append(queue.Unfit(article.slug, config.name, _reason(exc),
+                                         fingerprint(article, config)))
+    queued = queue.enqueue(store, posts, now)
+    return QueueReport(queued, queue.record_unfit(store, unfit, now), tuple(problems))
+
+
+def retry_unfit(store: Store, social: SocialSettings, articles: Sequence[Article],
+                now: datetime) -> QueueReport:
+    """Write again the posts that could not be written, where something changed.
+
+    Only when :func:`~dispatch.social.compose.fingerprint` differs from the
+    one recorded with the failure, so an unchanged failure costs nothing and
+    is not reported on every pass.
+    """
+    configs = {n.name: n for n in social.networks}
+    by_slug = {a.slug: a for a in articles}
+    queued = 0
+    problems: list[Problem] = []
+    for item in queue.unfit_rows(store, sorted(configs)):
+        article, config = by_slug.get(item.slug), configs[item.network]
+        if article is None:  # unpublished since: nothing to announce
+            continue
+        current = fingerprint(article, config)
+        if current == item.fingerprint:
+            continue
+        try:
+            post = compose(article, config)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            queue.note_unfit(store, queue.Unfit(item.slug, item.network, _reason(exc), current),
+                             now)
+            continue
+        queued += queue.requeue(store, post, now, only_unfit=True)
+    return QueueReport(queued, 0, tuple(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class HandQueued:
+    network: str
+    outcome: str
+    """queued, re-queued, already <status>, or could not be written."""
+    detail: str = ""
+
+
+def queue_by_hand(store: Store, settings: Settings, article: Article, now: datetime,
+                  networks: Sequence[str] | None = None) -> list[HandQueued]:
+    """``dispatch social SLUG --queue``: announce one article deliberately.
+
+    Idempotent per (slug, network): a queued or sent post is left alone; a
+    failed one (could not be written, or the network refused it) is written
+    again from the current article and settings and queued.
+    """
+    social = load_social(settings)
+    configs = [n for n in social.networks if networks is None or n.name in networks]
+    existing = {row["network"]: row for row in queue.posts_for(store, article.slug)}
+    out: list[HandQueued] = []
+    for config in configs:
+        row = existing.get(config.name)
+        if row is not None and row["status"] != queue.FAILED:
+            out.append(HandQueued(config.name, f"already {row['status']}"))
+            continue
+        try:
+            post = compose(article, config)
+        except InputError as exc:
+            item = queue.Unfit(article.slug, config.name, _reason(exc),
+                               fingerprint(article, config))
+            if not queue.record_unfit(store, [item], now):
+                queue.note_unfit(store, item, now)
+            out.append(HandQueued(config.name, "could not be written", item.reason))
+            continue
+        if queue.enqueue(store, [post], now):
+            out.append(HandQueued(config.name, "queued"))
+        elif queue.requeue(store, post, now):
+            out.append(HandQueued(config.name, "re-queued"))
+        else:  # another process got there first
+            current = {r["network"]: r for r in queue.posts_for(store, article.slug)}
+            status = current[config.name]["status"] if config.name in current else "queued"
+            out.append(HandQueued(config.name, f"already {status}"))
+    return out
 
 
 def _backoff(attempts: int, base_seconds: int) -> timedelta:

@@ -6,6 +6,10 @@
        ^                              |-- 429 / 5xx / network error --> queued, later
        '--- lease expired (crash) ----'-- other 4xx, too many attempts --> failed
 
+    (could not be written) --> failed, "unfit": text_hash "", the reason and
+        the fingerprint of what composing depended on in the payload; composed
+        again (--> queued) once that fingerprint changes, or by hand.
+
 Every transaction here is short; HTTP happens between them, never inside.
 An ack is fenced by the lease owner, so a worker that lost its lease (it
 expired and another worker took the row) cannot mark the row sent.
@@ -14,7 +18,7 @@ expired and another worker took the row) cannot mark the row sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +27,11 @@ from sqlalchemy import and_, func, or_, select, update
 
 from dispatch.social.post import ComposedPost
 from dispatch.store.engine import Store
-from dispatch.store.schema import social_posts
+from dispatch.store.schema import social_networks, social_posts
 
 QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+UNFIT_HASH = ""
+"""``text_hash`` of a row whose post could not be written: nothing was composed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,110 @@ def enqueue(store: Store, posts: Sequence[ComposedPost], now: datetime) -> int:
     with store.write() as conn:
         inserted = conn.execute(store.insert_ignore(t).returning(t.c.id), rows).all()
     return len(inserted)
+
+
+@dataclass(frozen=True, slots=True)
+class Unfit:
+    """An (article, network) whose post could not be written, and why."""
+
+    slug: str
+    network: str
+    reason: str
+    fingerprint: str
+    """What composing depended on (see :func:`dispatch.social.compose.fingerprint`)."""
+
+    def payload(self) -> str:
+        return json.dumps({"unfit": {"reason": self.reason, "fingerprint": self.fingerprint}},
+                          ensure_ascii=False)
+
+
+def unfit_of(row: Mapping[str, Any]) -> Unfit | None:
+    """The :class:`Unfit` a row records, or None for a row holding a post."""
+    if row["status"] != FAILED or row["text_hash"] != UNFIT_HASH:
+        return None
+    try:
+        data = json.loads(row["payload"])["unfit"]
+        return Unfit(row["slug"], row["network"], str(data["reason"]), str(data["fingerprint"]))
+    except (ValueError, KeyError, TypeError):
+        return Unfit(row["slug"], row["network"], row["last_error"] or "", "")
+
+
+def record_unfit(store: Store, items: Sequence[Unfit], now: datetime) -> int:
+    """Remember posts that could not be written, as failed rows; rows created.
+
+    Durable on purpose: the article is "new" only once, so a failure that
+    was merely reported would be lost for good.
+    """
+    if not items:
+        return 0
+    t = social_posts
+    rows = [{"slug": u.slug, "network": u.network, "text_hash": UNFIT_HASH,
+             "payload": u.payload(), "status": FAILED, "attempts": 0, "created_at": now,
+             "available_at": now, "finished_at": now, "last_error": u.reason[:2000]}
+            for u in items]
+    with store.write() as conn:
+        inserted = conn.execute(store.insert_ignore(t).returning(t.c.id), rows).all()
+    return len(inserted)
+
+
+def unfit_rows(store: Store, networks: Sequence[str]) -> list[Unfit]:
+    if not networks:
+        return []
+    t = social_posts
+    with store.read() as conn:
+        rows = conn.execute(select(t).where(
+            t.c.network.in_(list(networks)), t.c.status == FAILED,
+            t.c.text_hash == UNFIT_HASH).order_by(t.c.id)).all()
+    return [u for u in (unfit_of(dict(r._mapping)) for r in rows) if u is not None]
+
+
+def note_unfit(store: Store, item: Unfit, now: datetime) -> bool:
+    """A failed row could still not be written: keep the newer reason and fingerprint."""
+    t = social_posts
+    with store.write() as conn:
+        result = conn.execute(update(t).where(
+            t.c.slug == item.slug, t.c.network == item.network, t.c.status == FAILED,
+        ).values(text_hash=UNFIT_HASH, payload=item.payload(), last_error=item.reason[:2000],
+                 finished_at=now))
+    return bool(result.rowcount)
+
+
+def requeue(store: Store, post: ComposedPost, now: datetime, *,
+            only_unfit: bool = False) -> bool:
+    """Put a failed (slug, network) back in the queue with ``post``; True if it was failed.
+
+    The guard on the status makes this safe against a second caller: only
+    one of them finds the row still failed.
+    """
+    t = social_posts
+    guard = [t.c.slug == post.slug, t.c.network == post.network, t.c.status == FAILED]
+    if only_unfit:
+        guard.append(t.c.text_hash == UNFIT_HASH)
+    with store.write() as conn:
+        result = conn.execute(update(t).where(*guard).values(
+            text_hash=post.text_hash, payload=json.dumps(post.to_json(), ensure_ascii=False),
+            status=QUEUED, attempts=0, available_at=now, finished_at=None, last_error=None,
+            remote_id=None, remote_url=None, lease_owner=None, lease_until=None))
+    return bool(result.rowcount)
+
+
+def remember_networks(store: Store, names: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """Each network's baseline: when it was first configured (``now`` if new)."""
+    if not names:
+        return {}
+    t = social_networks
+    with store.read() as conn:
+        known = dict(conn.execute(select(t.c.name, t.c.first_seen_at)
+                                  .where(t.c.name.in_(list(names)))).all())
+    missing = [n for n in names if n not in known]
+    if missing:
+        with store.write() as conn:
+            conn.execute(store.insert_ignore(t),
+                         [{"name": n, "first_seen_at": now} for n in missing])
+            # Another process may have inserted first: its time is the baseline.
+            known.update(conn.execute(select(t.c.name, t.c.first_seen_at)
+                                      .where(t.c.name.in_(missing))).all())
+    return known
 
 
 def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int,

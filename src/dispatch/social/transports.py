@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from dispatch.social.http import (
     PermanentFailure,
     RetryLater,
     Transport,
+    check,
+    error_text,
     request,
 )
 from dispatch.social.queue import ClaimedPost
@@ -89,10 +91,23 @@ class MastodonTransport:
         return Delivered(str(body.get("id")), body.get("url"))
 
 
-def tid(moment: datetime, clock_id: int) -> str:
-    """An atproto TID (record key): microseconds and a clock id, base32-sortable."""
-    micros = int(moment.timestamp() * 1_000_000)
-    value = (micros << 10) | (clock_id & 0x3FF)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ROW_BITS = 30  # 20 bits in the microseconds + the 10-bit clock id
+
+
+def tid(moment: datetime, row_id: int) -> str:
+    """An atproto TID (record key) for queue row ``row_id`` created at ``moment``.
+
+    A TID is 53 bits of microseconds and a 10-bit clock id. The low 30 bits
+    of the whole are the row id itself (20 in the microseconds, 10 as the
+    clock id) and the rest is ``moment``, so the key stays within ~1 s of
+    when the row was queued and two rows never share one unless they were
+    created in the same 2**20 µs slot (~1 s) *and* 2**30 rows apart. Rows of one pass share
+    ``created_at``; with the clock id alone (``id & 0x3FF``) rows 1 and 1025
+    collided, and a retry could find another article's post under "its" key.
+    """
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    value = ((micros << 10) >> _ROW_BITS << _ROW_BITS) | (row_id & ((1 << _ROW_BITS) - 1))
     chars = []
     for _ in range(13):
         chars.append(_TID_ALPHABET[value & 31])
@@ -106,7 +121,8 @@ class BlueskyTransport:
     Bluesky has no idempotency header, so the record key is derived from the
     queue row: before a retry we ask whether that record already exists
     (the previous attempt may have landed with its answer lost) instead of
-    posting twice.
+    posting twice, and count it sent only if it is this post (same text and
+    card link).
     """
 
     def __init__(self, config: NetworkConfig, client: httpx.Client,
@@ -153,22 +169,42 @@ class BlueskyTransport:
             log.warning("card image %s skipped: %s", url, exc)
             return None
 
+    def _earlier_attempt(self, did: str, rkey: str, claimed: ClaimedPost,
+                         now: datetime) -> str | None:
+        """The at:// URI if an earlier attempt of this post landed under ``rkey``."""
+        what = f"bluesky {self.config.name} com.atproto.repo.getRecord"
+        try:
+            found = self.client.get(
+                f"{self.config.base_url}/xrpc/com.atproto.repo.getRecord",
+                params={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
+                timeout=self.config.timeout)
+        except httpx.TransportError as exc:
+            raise RetryLater(f"{what}: {type(exc).__name__}") from None
+        if found.status_code in (400, 404) and "RecordNotFound" in error_text(found):
+            return None
+        check(found, now, what, self._secrets)  # 429/5xx: retry later; other 4xx: fail
+        body = found.json()
+        value = body.get("value") or {}
+        post = claimed.post
+        external = ((value.get("embed") or {}).get("external") or {}).get("uri")
+        ours = value.get("text") == post.text and (
+            post.card is None or external == post.card.uri)
+        if not ours:
+            # Never count someone else's post as this one, and never create
+            # a second record over it: say so and let a person decide.
+            raise PermanentFailure(f"{what}: record key {rkey} already holds a different "
+                                   "post; this one was not posted")
+        return str(body.get("uri") or f"at://{did}/app.bsky.feed.post/{rkey}")
+
     def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         session = self._login(now)
         did = session["did"]
         rkey = tid(claimed.created_at, claimed.id)
         web = f"https://bsky.app/profile/{did}/post/{rkey}"
         if claimed.attempts > 1:
-            try:
-                found = self.client.get(
-                    f"{self.config.base_url}/xrpc/com.atproto.repo.getRecord",
-                    params={"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
-                    timeout=self.config.timeout)
-            except httpx.TransportError as exc:
-                raise RetryLater(f"bluesky {self.config.name} getRecord: "
-                                 f"{type(exc).__name__}") from None
-            if found.is_success:
-                return Delivered(found.json().get("uri"), web)
+            landed = self._earlier_attempt(did, rkey, claimed, now)
+            if landed is not None:
+                return Delivered(landed, web)
         post = claimed.post
         record: dict[str, Any] = {
             "$type": "app.bsky.feed.post", "text": post.text,

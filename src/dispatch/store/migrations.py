@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from dispatch.store import schema
 
@@ -32,6 +32,17 @@ def _recreate(table: Table) -> Callable[[Connection], None]:
     return run
 
 
+def _social_baselines(conn: Connection) -> None:
+    """Create ``social_networks``; a network that already has posts keeps
+    its history: its baseline is its first queued post, so the first pass
+    after an upgrade still announces the articles it finds new."""
+    schema.social_networks.create(conn)
+    t = schema.social_posts
+    conn.execute(insert(schema.social_networks).from_select(
+        ["name", "first_seen_at"],
+        select(t.c.network, func.min(t.c.created_at)).group_by(t.c.network)))
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -40,6 +51,7 @@ MIGRATIONS: list[Migration] = [
     ("social_0001_social_posts", _create(schema.social_posts)),
     ("schedule_0001_runs", _create(schema.schedule_runs, schema.schedule_state)),
     ("core_0002_article_cache_binary", _recreate(schema.article_cache)),
+    ("social_0002_network_baselines", _social_baselines),
 ]
 
 

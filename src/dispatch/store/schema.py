@@ -191,6 +191,16 @@ social_posts = Table(
           sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
 )
 
+# When each [social.<name>] network was first configured: its baseline. The
+# on-publish social stage announces only articles first seen published after
+# it, so a fresh install (or a network added later) never posts the back
+# catalogue; `dispatch social SLUG --queue` announces an older one by hand.
+social_networks = Table(
+    "social_networks", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+)
+
 # --- scheduler (issue 8) -----------------------------------------------------
 # One row per firing, written BEFORE the firing acts: the primary key is the
 # "every firing happens once" guarantee (invariant 1). ``article`` is "" for
