@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/delivery.py [--recipients 20000] [--connections 4]
                                          [--delay-ms 10] [--queue 100000] [--quick]
+                                         [--postgres URL [--scaleout-recipients 2000]]
 
 A minimal asyncio SMTP sink (tests/smtp_sink.py) runs as a separate process (it accepts and counts;
 ``--delay-ms`` delays every reply to emulate a remote server's round trip).
@@ -16,11 +17,16 @@ Figures, each with its baseline measured in the same run:
    ceiling connections / (4 × delay) (no pipelining: MAIL, RCPT, DATA and the
    end of data each wait one reply). Goal: at least 80% of it.
 3. Time to queue one edition for 100,000 subscribers on SQLite. Goal: < 3 s.
+4. Only with a PostgreSQL URL (``--postgres URL`` or DISPATCH_BENCH_POSTGRES_URL):
+   scale-out, 1, 2 and 4 ``dispatch worker --burst`` processes on one edition
+   against the sink with ``--delay-ms`` per reply, each against the 1-process
+   run of the same invocation (bench/scaleout.py, which also runs alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import smtplib
 import sys
@@ -33,7 +39,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the sink is shared with the tests
+sys.path.insert(0, str(REPO / "bench"))  # the scale-out section lives in scaleout.py
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+SCALEOUT = (1, 2, 4)
+"""Worker-process counts of the scale-out section (the first is the baseline)."""
 
 from tests.smtp_sink import SinkProcess  # noqa: E402
 
@@ -168,11 +177,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=float, default=10.0)
     parser.add_argument("--queue", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="Smaller numbers, for a smoke run.")
+    parser.add_argument("--postgres", default=os.environ.get("DISPATCH_BENCH_POSTGRES_URL"),
+                        help="PostgreSQL URL: also run the scale-out section (1, 2, 4 worker "
+                             "processes); default $DISPATCH_BENCH_POSTGRES_URL")
+    parser.add_argument("--scaleout-recipients", type=int, default=2_000,
+                        help="recipients per scale-out run")
     args = parser.parse_args(argv)
     if args.quick:
         args.recipients, args.queue = 2_000, 10_000
-
-    import os
+        args.scaleout_recipients = min(args.scaleout_recipients, 500)
 
     os.environ.setdefault("DISPATCH_SECRET_KEY", "bench-key")
     from dispatch.render import render_article_edition
@@ -234,6 +247,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"queue one edition for {args.queue:,} subscribers (SQLite): {seconds:.2f} s "
               f"(goal < 3 s) {'OK' if seconds < 3 else 'MISSED'}; baseline, audience read "
               f"into Python + executemany: {naive:.2f} s")
+
+    if args.postgres:
+        from scaleout import run_scaleout
+
+        print(f"scale-out on PostgreSQL: worker processes {', '.join(map(str, SCALEOUT))}, "
+              f"{args.delay_ms:g} ms per reply")
+        run_scaleout(args.postgres, recipients=args.scaleout_recipients,
+                     connections=args.connections, delay_ms=args.delay_ms,
+                     processes=SCALEOUT)
+    else:
+        print("scale-out on PostgreSQL: skipped (give --postgres URL or set "
+              "DISPATCH_BENCH_POSTGRES_URL)")
 
 
 if __name__ == "__main__":

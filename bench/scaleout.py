@@ -1,8 +1,11 @@
 """Scale-out: 1, 2 and 4 ``dispatch worker`` processes on one edition, one PostgreSQL.
 
-Run:  DISPATCH_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        .venv/bin/python bench/scaleout.py [--recipients 2000] [--connections 4]
-                                           [--delay-ms 10]
+Run:  .venv/bin/python bench/scaleout.py --postgres postgresql://postgres@127.0.0.1:5432/test
+                                   [--recipients 2000] [--connections 4] [--delay-ms 10]
+
+(the URL may come from DISPATCH_BENCH_POSTGRES_URL or DISPATCH_TEST_POSTGRES_URL
+instead). ``bench/delivery.py --postgres URL`` runs this same section after its
+own figures, through :func:`run_scaleout`.
 
 The SMTP sink (tests/smtp_sink.py, its own process) delays every reply by
 ``--delay-ms`` to stand in for a remote server's round trip. For each worker
@@ -28,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,20 +113,20 @@ def run_workers(root: Path, url: str, sink: SinkLike, processes: int, connection
     return wall, steady
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipients", type=int, default=2_000)
-    parser.add_argument("--connections", type=int, default=4,
-                        help="SMTP connections per worker process")
-    parser.add_argument("--delay-ms", type=float, default=10.0)
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--processes", default="1,2,4")
-    args = parser.parse_args()
-    base = os.environ.get("DISPATCH_TEST_POSTGRES_URL")
-    if not base:
-        raise SystemExit("set DISPATCH_TEST_POSTGRES_URL, e.g. "
-                         "postgresql://postgres@127.0.0.1:5432/test")
-    os.environ["DISPATCH_SECRET_KEY"] = SECRET
+POSTGRES_ENVS = ("DISPATCH_BENCH_POSTGRES_URL", "DISPATCH_TEST_POSTGRES_URL")
+
+
+def postgres_from_env() -> str | None:
+    """The PostgreSQL to benchmark on, from the first variable that is set."""
+    return next((os.environ[name] for name in POSTGRES_ENVS if os.environ.get(name)), None)
+
+
+def run_scaleout(base: str, *, recipients: int = 2_000, connections: int = 4,
+                 delay_ms: float = 10.0, batch_size: int = 50,
+                 processes: Sequence[int] = (1, 2, 4)) -> None:
+    """Print the scale-out figures: each worker-process count against the
+    1-process run of this same call (the baseline), in a throw-away schema."""
+    os.environ.setdefault("DISPATCH_SECRET_KEY", SECRET)  # the workers get SECRET explicitly
 
     from tests.smtp_sink import SinkProcess
 
@@ -134,44 +137,64 @@ def main() -> None:
     from dispatch.store import open_store
     from dispatch.subscribers.csvfile import ImportRow, import_rows
 
-    counts = [int(p) for p in args.processes.split(",")]
-    delay = args.delay_ms / 1000
+    counts = list(processes)
+    delay = delay_ms / 1000
     with tempfile.TemporaryDirectory() as name, fresh_schema(base) as url:
-        root = make_site(Path(name), args.batch_size)
+        root = make_site(Path(name), batch_size)
         settings = load_settings(root)
         article = next(a for a in load_site(settings).articles if a.is_published(NOW))
         store = open_store(url)
         import_rows(store, [ImportRow(i, f"reader{i:06d}@example.com", f"Reader {i}", "active",
-                                      ()) for i in range(args.recipients)], "bench", NOW)
-        sink = SinkProcess(args.delay_ms)
+                                      ()) for i in range(recipients)], "bench", NOW)
+        sink = SinkProcess(delay_ms)
         try:
-            idle, _ = run_workers(root, url, sink, 1, args.connections, 0)  # nothing queued
-            print(f"PostgreSQL; {args.recipients:,} recipients per run; {args.connections} SMTP "
-                  f"connection(s) per worker; {args.delay_ms:g} ms per SMTP reply; "
+            idle, _ = run_workers(root, url, sink, 1, connections, 0)  # nothing queued
+            print(f"PostgreSQL; {recipients:,} recipients per run; {connections} SMTP "
+                  f"connection(s) per worker; {delay_ms:g} ms per SMTP reply; "
                   f"{os.cpu_count()} CPU(s)")
             print(f"start-up and exit of one idle `dispatch worker --burst`: {idle:.2f} s")
             baseline = None
-            for processes in counts:
-                edition = render_article_edition(settings, article, f"bench-{processes}p")
+            for workers in counts:
+                edition = render_article_edition(settings, article, f"bench-{workers}p")
                 queue_edition(store, edition, ["bench"], NOW)
                 before = sink.count()
-                seconds, steady = run_workers(root, url, sink, processes, args.connections,
-                                              args.recipients)
+                seconds, steady = run_workers(root, url, sink, workers, connections,
+                                              recipients)
                 accepted = sink.count() - before
                 status = edition_status(store, edition.edition_id)
-                assert accepted == args.recipients == status.sent and status.reconciles, (
+                assert accepted == recipients == status.sent and status.reconciles, (
                     accepted, status)
-                rate = args.recipients / seconds
-                ceiling = processes * args.connections / (4 * delay) if delay else 0.0
+                rate = recipients / seconds
+                ceiling = workers * connections / (4 * delay) if delay else 0.0
+                label = "" if baseline else ", the baseline"
                 baseline = baseline or (rate, steady)
                 versus = (f", {steady / ceiling:.0%} of the ceiling {ceiling:.0f}" if delay
                           else ", loopback: no round-trip ceiling")
-                print(f"{processes} worker process(es): wall clock {rate:6.1f} msg/s "
+                print(f"{workers} worker process(es){label}: wall clock {rate:6.1f} msg/s "
                       f"({seconds:4.1f} s, x{rate / baseline[0]:.2f}); steady {steady:6.1f} "
                       f"msg/s (x{steady / baseline[1]:.2f}{versus})")
         finally:
             sink.stop()
             store.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", default=postgres_from_env(),
+                        help=f"PostgreSQL URL (default: ${' or $'.join(POSTGRES_ENVS)})")
+    parser.add_argument("--recipients", type=int, default=2_000)
+    parser.add_argument("--connections", type=int, default=4,
+                        help="SMTP connections per worker process")
+    parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--processes", default="1,2,4")
+    args = parser.parse_args()
+    if not args.postgres:
+        raise SystemExit("give --postgres URL (or set DISPATCH_BENCH_POSTGRES_URL), e.g. "
+                         "postgresql://postgres@127.0.0.1:5432/test")
+    run_scaleout(args.postgres, recipients=args.recipients, connections=args.connections,
+                 delay_ms=args.delay_ms, batch_size=args.batch_size,
+                 processes=[int(p) for p in args.processes.split(",")])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from tests.sitekit import SITE_TOML
 
+from dispatch.store import open_store
+from dispatch.store.engine import Store
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
 
@@ -69,3 +72,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on each database (a module may define its own ``store``)."""
+    opened = open_store(database_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def any_store(database_url: str) -> Iterator[Store]:
+    """The same, for modules whose own ``store`` fixture is SQLite-only."""
+    opened = open_store(database_url)
+    yield opened
+    opened.dispose()

@@ -118,3 +118,45 @@ def smtp_config(port: int, *, connections: int = 2, batch_size: int = 20,
 
 def site_settings(root: Path) -> Settings:
     return load_settings(root)
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers
+    (not even the SMTP greeting): a hung or firewalled-by-drop mail server.
+    Counts the connection attempts it saw."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.05)  # so the accept loop sees stop() promptly
+        self.port = int(self.sock.getsockname()[1])
+        self.held: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.held.append(client)
+
+    @property
+    def connections(self) -> int:
+        with self.lock:
+            return len(self.held)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        self.sock.close()
+        with self.lock:
+            for client in self.held:
+                client.close()

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import email
 import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from email import policy
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.delivery_kit import T0, Clock, edition, seed
+from tests.delivery_kit import T0, Clock, Sink, edition, seed, smtp_config, start_sink
 
 from dispatch.cli import main
-from dispatch.config import load_settings
+from dispatch.config import Settings, load_settings
 from dispatch.delivery import (
     CaptureTransport,
     DeliverySettings,
@@ -21,12 +23,15 @@ from dispatch.delivery import (
     captured,
     classify,
     deliver,
+    engine,
     load_delivery_settings,
 )
-from dispatch.errors import ConfigError
-from dispatch.outbox import edition_status, queue_edition
+from dispatch.delivery.settings import config_problems
+from dispatch.errors import ConfigError, Severity
+from dispatch.outbox import RetryPolicy, edition_status, queue_edition
 from dispatch.pipeline import default_stages, run_pass
 from dispatch.store import open_store
+from dispatch.store.engine import Store
 from dispatch.unsubscribe import verify_token
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +42,23 @@ def settings_with(root: Path, extra: str = "", env: dict[str, str] | None = None
     path = root / "dispatch.toml"
     path.write_text(path.read_text() + extra)
     return load_delivery_settings(load_settings(root), env or {})
+
+
+@pytest.fixture
+def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The empty site, its state in the parametrized database (SQLite or
+    PostgreSQL) through DISPATCH_DATABASE_URL, as the CLI would find it."""
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
+    return site_root
+
+
+@pytest.fixture
+def site_store(db_site: Path) -> Iterator[tuple[Settings, Store]]:
+    settings = load_settings(db_site)
+    store = open_store(settings.database_url)
+    yield settings, store
+    store.dispose()
 
 
 def test_capture_is_the_default(site_root: Path) -> None:
@@ -67,6 +89,61 @@ def test_smtps_with_the_password_from_its_own_variable(site_root: Path) -> None:
     assert config.rate == 5 and config.connections == 4
 
 
+@pytest.mark.parametrize("password", ["S3cr#t/pw", "12345/67", "S3cr?tls=none", "Xq#Zv@Wk"])
+def test_a_password_never_leaks_into_the_url_error(site_root: Path, password: str) -> None:
+    """An unencoded '#', '/' or '?' splits the URL early: the error says the
+    URL could not be parsed, where it came from, and how to fix it, and
+    quotes no piece of the password (nor blames dispatch.toml)."""
+    url = f"smtp://ann:{password}@mail.example.com:587"
+    with pytest.raises(ConfigError) as info:
+        settings_with(site_root, env={"DISPATCH_SMTP_URL": url})
+    text = str(info.value)
+    pieces = {piece for piece in password.replace("#", "/").replace("?", "/").replace("@", "/")
+              .split("/") if len(piece) >= 2}
+    assert pieces and not any(piece in text for piece in pieces)
+    assert "could not be parsed" in text and "DISPATCH_SMTP_URL" in text
+    assert "%23" in text and "DISPATCH_SMTP_PASSWORD" in text
+    assert "dispatch.toml" not in text
+    (problem,) = info.value.problems
+    assert problem.path == "environment variable DISPATCH_SMTP_URL"
+
+
+def test_a_bad_url_in_dispatch_toml_names_its_line(site_root: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_with(site_root, '\n[delivery]\nsmtp_url = "smtp://ann:S3cr#t@host:587"\n')
+    (problem,) = info.value.problems
+    assert problem.path == "dispatch.toml" and problem.field == "delivery.smtp_url"
+    assert problem.line is not None and "S3cr" not in str(problem) and "t@host" not in str(problem)
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert result.exit_code == 1 and "could not be parsed" in result.output
+    assert "S3cr" not in result.output and "Traceback" not in result.output
+
+
+def test_smtp_url_in_the_file_means_smtp(site_root: Path) -> None:
+    config = settings_with(site_root, '\n[delivery]\nsmtp_url = "smtp://relay.example.com"\n')
+    assert config.transport == "smtp" and config.smtp is not None and not config.warnings
+    assert not config_problems(load_settings(site_root))
+
+
+def test_an_explicit_other_transport_wins_but_check_warns(site_root: Path) -> None:
+    """The shipped dispatch.toml says transport = "capture": adding an
+    smtp_url beside it must not be silently ignored."""
+    config = settings_with(site_root, '\n[delivery]\ntransport = "capture"\n'
+                                      'smtp_url = "smtp://relay.example.com"\n')
+    assert config.transport == "capture"
+    (warning,) = config_problems(load_settings(site_root))
+    lines = (site_root / "dispatch.toml").read_text().splitlines()
+    assert warning.severity is Severity.WARNING and warning.field == "delivery.transport"
+    assert warning.line is not None and lines[warning.line - 1].startswith("transport =")
+    assert "smtp_url" in warning.message
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert f"dispatch.toml:{warning.line}: delivery.transport: warning:" in result.output
+    # The environment's URL retargets a deployment whatever the file says.
+    env = settings_with(site_root, env={"DISPATCH_SMTP_URL": "smtp://other.example.com"})
+    assert env.transport == "smtp" and env.smtp is not None
+    assert env.smtp.host == "other.example.com"
+
+
 @pytest.mark.parametrize(("extra", "field"), [
     ('\n[delivery]\nsmtp_url = "http://x"\n', "delivery.smtp_url"),
     ('\n[delivery]\nsmtp_url = "smtp://x?tls=maybe"\n', "delivery.smtp_url"),
@@ -82,14 +159,29 @@ def test_bad_delivery_settings_name_the_line(site_root: Path, extra: str, field:
     assert problem.field == field and problem.line is not None and problem.path == "dispatch.toml"
 
 
-@pytest.mark.parametrize(("code", "at_rcpt", "outcome"), [
-    (250, False, "sent"), (421, True, "retry"), (450, True, "retry"), (451, False, "retry"),
-    (452, True, "retry"), (454, False, "retry"), (550, True, "bounced"),
-    (551, True, "bounced"), (553, True, "bounced"), (552, False, "failed"),
-    (554, True, "failed"), (550, False, "failed"),
+@pytest.mark.parametrize(("code", "text", "at_rcpt", "outcome"), [
+    (250, "ok", False, "sent"), (421, "closing", True, "retry"), (450, "busy", True, "retry"),
+    (451, "4.3.0 later", False, "retry"), (452, "4.5.3 too many", True, "retry"),
+    (454, "Throttling failure", False, "retry"),
+    (550, "5.1.1 <a@example.com>: User unknown", True, "bounced"),
+    (550, "5.1.10 Recipient not found by SMTP address lookup", True, "bounced"),
+    (550, "5.2.1 Mailbox disabled", True, "bounced"),
+    (553, "5.1.3 bad recipient address syntax", True, "bounced"),
+    (550, "No such user here", True, "bounced"),
+    (551, "User unknown; mailbox does not exist", True, "bounced"),
+    (550, "5.1.1 User unknown", False, "failed"),  # after DATA: about the message
+    (550, "5.7.1 Unable to relay", True, "failed"),
+    (550, "Unable to relay", True, "failed"),
+    (554, "5.7.1 Client host blocked using zen.spamhaus.org", True, "failed"),
+    (550, "5.7.26 Unauthenticated email is not accepted", True, "failed"),
+    (550, "5.4.5 Daily sending quota exceeded", True, "failed"),
+    (553, "5.1.8 Sender address rejected: Domain not found", True, "failed"),
+    (552, "5.2.2 Mailbox full", True, "failed"),
+    (550, "Requested action not taken: mailbox unavailable", True, "failed"),
+    (554, "No such user", True, "failed"), (552, "too big", False, "failed"),
 ])
-def test_reply_classes(code: int, at_rcpt: bool, outcome: str) -> None:
-    assert classify(code, "text", at_recipient=at_rcpt).outcome == outcome
+def test_reply_classes(code: int, text: str, at_rcpt: bool, outcome: str) -> None:
+    assert classify(code, text, at_recipient=at_rcpt).outcome == outcome
 
 
 def test_token_bucket_paces_without_real_sleeping() -> None:
@@ -111,11 +203,10 @@ def test_token_bucket_paces_without_real_sleeping() -> None:
     assert TokenBucket(0).take() == 0.0
 
 
-def test_capture_personalises_each_message_late(site_root: Path,
+def test_capture_personalises_each_message_late(site_store: tuple[Settings, Store],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "k")
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+    settings, store = site_store
     emails = seed(store, 5)
     queue_edition(store, edition(), ["main"], T0)
     report = deliver(store, settings, T0, clock=Clock())
@@ -139,28 +230,31 @@ def test_capture_personalises_each_message_late(site_root: Path,
     assert edition_status(store, "e1").reconciles
 
 
-def test_caps_stop_the_run_and_keep_the_rest_queued(site_root: Path) -> None:
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+def test_caps_stop_the_run_and_keep_the_rest_queued(site_store: tuple[Settings, Store],
+                                                     db_site: Path) -> None:
+    settings, store = site_store
     seed(store, 8)
     queue_edition(store, edition(), ["main"], T0)
-    config = DeliverySettings(hourly_cap=5, maildir=site_root / "mail")
-    report = deliver(store, settings, T0, config=config, clock=Clock())
+    config = DeliverySettings(hourly_cap=5, maildir=db_site / "mail")
+    report = deliver(store, settings, T0, config=config, clock=Clock(), owner="w1")
     assert report.sent == 5 and report.stopped is not None and "cap" in report.stopped
     assert edition_status(store, "e1").pending == 3
+    # The cap is counted in the database: another worker in the same hour gets nothing.
+    other = deliver(store, settings, T0 + timedelta(minutes=30), config=config,
+                    clock=Clock(T0 + timedelta(minutes=30)), owner="w2")
+    assert other.sent == 0 and other.stopped is not None and "cap" in other.stopped
     later = Clock(T0.replace(hour=T0.hour + 1, minute=1))
-    assert deliver(store, settings, later(), config=config, clock=later).sent == 3
+    assert deliver(store, settings, later(), config=config, clock=later, owner="w2").sent == 3
 
 
-def test_dry_run_sends_nothing(site_root: Path) -> None:
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+def test_dry_run_sends_nothing(site_store: tuple[Settings, Store], db_site: Path) -> None:
+    settings, store = site_store
     seed(store, 4)
     queue_edition(store, edition(), ["main"], T0)
     report = deliver(store, settings, T0, dry_run=True)
     assert report.dry_run and report.due == 4 and "nothing sent" in report.summary()
     assert edition_status(store, "e1").pending == 4
-    assert not (site_root / ".dispatch" / "maildir").exists()
+    assert not (db_site / ".dispatch" / "maildir").exists()
 
 
 def test_transport_protocol_is_small() -> None:
@@ -168,10 +262,12 @@ def test_transport_protocol_is_small() -> None:
     assert {"name", "open"} <= set(dir(transport))
 
 
-def test_example_site_end_to_end(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_site_end_to_end(example_site: Path, database_url: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's path: import the sample list, send, look in the maildir."""
     monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
-    monkeypatch.delenv("DISPATCH_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("DISPATCH_SECRET_KEY", "k")  # required with PostgreSQL
     if not (example_site / "subscribers.csv").exists():
         shutil.copy(REPO / "subscribers.csv", example_site / "subscribers.csv")
     runner = CliRunner()
@@ -204,19 +300,19 @@ def test_example_site_end_to_end(example_site: Path, monkeypatch: pytest.MonkeyP
     stages = [s for s in default_stages() if s[0] == "delivery"]
     # (the CLI queued at the real clock; this pass runs well after it)
     report = run_pass(settings, store, T0.replace(year=2030), stages=stages)
+    store.dispose()
     assert "sent 8" in report.stages[-1].summary
     assert len(captured(example_site / ".dispatch" / "maildir")) == 16
     paused = runner.invoke(main, ["queue", "pause", "nope", *root])
     assert paused.exit_code == 1 and "no queued edition" in paused.output
 
 
-def test_queue_controls_from_the_cli(site_root: Path) -> None:
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+def test_queue_controls_from_the_cli(site_store: tuple[Settings, Store], db_site: Path) -> None:
+    settings, store = site_store
     seed(store, 6)
     queue_edition(store, edition(), ["main"], T0)
     runner = CliRunner()
-    root = ["--root", str(site_root)]
+    root = ["--root", str(db_site)]
     out = runner.invoke(main, ["queue", "pause", "e1", *root])
     assert out.exit_code == 0 and "e1: pause; now paused, 0 sent, 6 pending" in out.output
     assert deliver(store, settings, T0, clock=Clock()).sent == 0  # paused: nothing claimed
@@ -228,4 +324,87 @@ def test_queue_controls_from_the_cli(site_root: Path) -> None:
     line = "e1  [cancelled]  queued 6 = sent 0 + failed 0 + suppressed 0 + cancelled 6"
     assert line in out.output
     out = runner.invoke(main, ["queue", "retry", "e1", *root])
-    assert out.exit_code == 0 and "(0 row(s))" in out.output
+    assert out.exit_code == 1 and "e1 is cancelled" in out.output
+
+
+def test_retry_on_a_paused_edition_says_it_stays_paused(site_store: tuple[Settings, Store],
+                                                        db_site: Path) -> None:
+    settings, store = site_store
+    seed(store, 6)
+    queue_edition(store, edition(), ["main"], T0)
+    sink = Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay")
+    ctl = start_sink(sink)
+    try:
+        report = deliver(store, settings, T0, config=smtp_config(ctl.port), clock=Clock())
+    finally:
+        ctl.stop()
+    assert report.failed == 6
+    runner = CliRunner()
+    root = ["--root", str(db_site)]
+    runner.invoke(main, ["queue", "pause", "e1", *root])
+    out = runner.invoke(main, ["queue", "retry", "e1", *root])
+    assert out.exit_code == 0 and "(6 row(s)); now paused" in out.output, out.output
+    assert "still paused" in out.output and "dispatch queue resume e1" in out.output
+    assert edition_status(store, "e1").state == "paused"
+
+
+def test_failure_reasons_are_shown_after_sending(example_site: Path, database_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dispatch send --deliver` and `dispatch queue -v` say why rows failed."""
+    relay = {"alan.turing@example.com", "tim.berners-lee@example.com",
+             "barbara.liskov@example.com"}
+    sink = Sink(rcpt_reply=lambda a: "550 5.7.1 Unable to relay" if a in relay
+                else "550 5.1.1 no such user" if a.startswith("edsger") else None)
+    ctl = start_sink(sink)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("DISPATCH_SECRET_KEY", "k")
+    monkeypatch.setenv("DISPATCH_SMTP_URL", f"smtp://127.0.0.1:{ctl.port}?tls=none")
+    runner = CliRunner()
+    root = ["--root", str(example_site)]
+    try:
+        imported = runner.invoke(main, ["subscribers", "import",
+                                        str(example_site / "subscribers.csv"), "--list",
+                                        "weekly", *root])
+        assert imported.exit_code == 0, imported.output
+        sent = runner.invoke(main, ["send", "sleep-and-blood-pressure", "--audience", "weekly",
+                                    "--edition-id", "e1", "--deliver", *root])
+    finally:
+        ctl.stop()
+    assert sent.exit_code == 0, sent.output
+    assert "sent 4" in sent.output and "failed 4" in sent.output
+    assert "3 × 550 5.7.1 Unable to relay" in sent.output
+    assert "1 × hard bounce: 550 5.1.1 no such user" in sent.output
+    quiet = runner.invoke(main, ["queue", *root])
+    assert "Unable to relay" not in quiet.output
+    verbose = runner.invoke(main, ["queue", "-v", *root])
+    assert "3 × 550 5.7.1 Unable to relay" in verbose.output
+
+
+def test_the_lease_is_looked_at_at_most_every_few_tenths_of_a_second(
+        site_store: tuple[Settings, Store], db_site: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The throttle on lease checks within a batch: with the monotonic clock
+    frozen, a batch looks at its lease once, even though simulated time races
+    past half the lease (which would otherwise renew it every few rows)."""
+    settings, store = site_store
+    seed(store, 20)
+    queue_edition(store, edition(), ["main"], T0)
+    renewals: list[datetime] = []
+    real_renew = engine.renew
+
+    def counting_renew(store: Store, token: str, now: datetime, policy: RetryPolicy) -> int:
+        renewals.append(now)
+        return real_renew(store, token, now, policy)
+
+    monkeypatch.setattr(engine, "renew", counting_renew)
+    monkeypatch.setattr(engine, "_monotonic", lambda: 1000.0)
+    clock = Clock()
+
+    def racing() -> datetime:
+        return clock.advance(seconds=60)  # every look at the clock: a minute later
+
+    config = DeliverySettings(maildir=db_site / "mail", batch_size=20, connections=1,
+                              policy=RetryPolicy(lease_seconds=300))
+    report = deliver(store, settings, T0, config=config, clock=racing)
+    assert report.sent == 20 and report.lost == 0
+    assert renewals == []

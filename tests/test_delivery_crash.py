@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from sqlalchemy import func, select
 from tests.delivery_kit import T0, Sink, edition, seed, start_sink
 
 from dispatch.outbox import edition_status, queue_edition
-from dispatch.store import open_store
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox
 
@@ -41,13 +39,6 @@ report = deliver(open_store(url), settings, datetime.fromisoformat(start),
                  config=smtp_config(int(port), connections=4, batch_size=50))
 print(report.reaped, report.sent)
 """
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = open_store(database_url)
-    yield s
-    s.dispose()
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,19 +25,18 @@ from tests.delivery_kit import (
 from dispatch.config import Settings
 from dispatch.delivery import DeliveryReport, deliver
 from dispatch.delivery.settings import DeliverySettings
-from dispatch.outbox import RetryPolicy, edition_status, pause, queue_edition, resume
-from dispatch.store import open_store
+from dispatch.outbox import (
+    RetryPolicy,
+    cancel,
+    edition_status,
+    pause,
+    queue_edition,
+    resume,
+)
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox
 from dispatch.subscribers import get_subscriber
 from dispatch.unsubscribe import unsubscribe
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = open_store(database_url)
-    yield s
-    s.dispose()
 
 
 @pytest.fixture
@@ -91,14 +89,16 @@ def test_random_451s_are_all_delivered_in_the_end(store: Store, settings: Settin
 
 def test_hard_bounces_fail_and_are_skipped_next_edition(store: Store, settings: Settings) -> None:
     emails = seed(store, 60)
-    gone = set(emails[::7])
+    gone = set(emails[::6])  # 1 in 6 dead: well over the 10% error budget
     queue_edition(store, edition(), ["main"], T0)
     sink = Sink(rcpt_reply=lambda a: "550 5.1.1 no such user" if a in gone else None)
     ctl = start_sink(sink)
-    config = smtp_config(ctl.port, policy=RetryPolicy(error_budget=0.5, error_budget_min=10))
+    config = smtp_config(ctl.port, policy=RetryPolicy(error_budget=0.1, error_budget_min=10))
     try:
         drain(store, settings, config, Clock())
         s = edition_status(store, "e1")
+        # Dead addresses are list hygiene, not a broken send: the edition finishes.
+        assert s.state == "complete" and s.note is None
         assert (s.sent, s.failed) == (60 - len(gone), len(gone)) and s.reconciles
         for address in gone:
             person = get_subscriber(store, address)
@@ -106,7 +106,7 @@ def test_hard_bounces_fail_and_are_skipped_next_edition(store: Store, settings: 
         with store.read() as conn:
             details = set(conn.execute(select(outbox.c.detail)
                                        .where(outbox.c.status == "failed")).scalars())
-        assert details == {"550 5.1.1 no such user"}
+        assert details == {"hard bounce: 550 5.1.1 no such user"}
         nxt = queue_edition(store, edition("e2"), ["main"], T0)
         assert (nxt.queued, nxt.skipped) == (60 - len(gone), len(gone))
         drain(store, settings, config, Clock())
@@ -212,3 +212,70 @@ def test_error_budget_pauses_instead_of_burning_the_list(store: Store,
     assert s.sent + s.failed <= 30 and s.pending >= 170
     # 554 after DATA is about the message, not the mailbox: nobody is bounced.
     assert all(get_subscriber(store, e).status == "active" for e in bad)  # type: ignore[union-attr]
+
+
+def test_a_relay_refusing_everyone_pauses_and_bounces_nobody(store: Store,
+                                                             settings: Settings) -> None:
+    """A misconfigured relay or a blocked sender refuses every recipient with
+    a policy code: the error budget stops the edition early, and no reader is
+    marked bounced (that would be impossible to tell from real bounces)."""
+    emails = seed(store, 200)
+    queue_edition(store, edition(), ["main"], T0)
+    sink = Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay")
+    ctl = start_sink(sink)
+    config = smtp_config(ctl.port, connections=1, batch_size=10,
+                         policy=RetryPolicy(error_budget=0.1, error_budget_min=20))
+    try:
+        deliver(store, settings, T0, config=config, clock=Clock())
+    finally:
+        ctl.stop()
+    s = edition_status(store, "e1")
+    assert s.state == "paused" and s.note is not None and "error budget" in s.note
+    assert s.failed <= 30 and s.sent == 0 and s.pending >= 170 and s.reconciles
+    assert all(get_subscriber(store, e).status == "active" for e in emails)  # type: ignore[union-attr]
+
+
+def test_resume_gets_a_fresh_error_budget_window(store: Store, settings: Settings) -> None:
+    """A burst of failures pauses the edition; after the operator resumes, a
+    low failure rate must not pause it again because of the old failures."""
+    emails = seed(store, 200)
+    early = set(emails[:20])         # rejected at first: exactly the first two batches
+    later = set(emails[60::40])      # then 1 in 40: under the 10% budget
+    queue_edition(store, edition(), ["main"], T0)
+    sink = Sink(data_reply=lambda rcpts: "554 5.6.0 content rejected"
+                if rcpts[0] in early | later else None)
+    ctl = start_sink(sink)
+    config = smtp_config(ctl.port, connections=1, batch_size=10,
+                         policy=RetryPolicy(error_budget=0.1, error_budget_min=20))
+    clock = Clock()
+    try:
+        deliver(store, settings, clock(), config=config, clock=clock)
+        assert edition_status(store, "e1").state == "paused"
+        assert resume(store, "e1", clock.advance(minutes=5))
+        deliver(store, settings, clock(), config=config, clock=clock)
+    finally:
+        ctl.stop()
+    s = edition_status(store, "e1")
+    assert s.state == "complete", s.note
+    assert (s.failed, s.sent) == (len(early | later), 200 - len(early | later))
+
+
+def test_cancel_mid_send_stops_rows_already_claimed(store: Store, settings: Settings) -> None:
+    emails = seed(store, 150)
+    queue_edition(store, edition(), ["main"], T0)
+
+    def on_accept(rcpt: str, count: int) -> None:
+        if count == 30:  # halfway through the second batch of 20
+            cancel(store, "e1", T0)
+
+    sink = Sink(on_accept=on_accept)
+    ctl = start_sink(sink)
+    try:
+        report = deliver(store, settings, T0, config=smtp_config(ctl.port, connections=1,
+                                                                 batch_size=20), clock=Clock())
+    finally:
+        ctl.stop()
+    assert sum(sink.counts().values()) == 30 and set(sink.counts()) == set(emails[:30])
+    s = edition_status(store, "e1")
+    assert (s.state, s.sent, s.cancelled, s.pending) == ("cancelled", 30, 120, 0)
+    assert s.reconciles and report.cancelled == 10  # the rest of the leased batch

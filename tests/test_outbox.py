@@ -20,6 +20,7 @@ from dispatch.outbox import (
     claim,
     edition_json,
     edition_status,
+    failure_reasons,
     pause,
     queue_edition,
     reap,
@@ -27,7 +28,6 @@ from dispatch.outbox import (
     resume,
     retry_failed,
 )
-from dispatch.store import open_store
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox
 from dispatch.subscribers import add_subscriber, change_status, get_subscriber
@@ -35,11 +35,6 @@ from dispatch.unsubscribe import unsubscribe
 
 POLICY = RetryPolicy(max_attempts=3, base_seconds=60, max_seconds=600, lease_seconds=300,
                      error_budget=0.2, error_budget_min=10)
-
-
-@pytest.fixture
-def store(database_url: str) -> Store:
-    return open_store(database_url)
 
 
 def statuses(store: Store) -> dict[int, str]:
@@ -239,11 +234,61 @@ def test_pause_resume_cancel_retry_keep_counts_reconciled(store: Store) -> None:
     s = edition_status(store, "e1")
     assert (s.state, s.sent, s.failed, s.cancelled, s.pending) == ("cancelled", 5, 5, 10, 0)
     assert_reconciles(store)
-    assert retry_failed(store, "e1", T0) == 5
+    # Re-queued rows of a cancelled edition would wait for ever: refused.
+    with pytest.raises(InputError, match="cancelled"):
+        retry_failed(store, "e1", T0)
     s = edition_status(store, "e1")
-    assert (s.failed, s.queued, s.state) == (0, 5, "cancelled")  # cancel still holds
+    assert (s.failed, s.queued, s.state) == (5, 0, "cancelled")
     with pytest.raises(InputError):
         pause(store, "nope", T0)
+
+
+def test_retry_keeps_a_paused_edition_paused(store: Store) -> None:
+    seed(store, 10)
+    queue_edition(store, edition(), ["main"], T0)
+    c = claim(store, "w", T0, 4, POLICY)
+    record(store, c.token, [RowResult(r.id, r.subscriber_id, "failed", "554") for r in c.rows],
+           T0, POLICY, random.Random(0))
+    assert pause(store, "e1", T0)
+    assert retry_failed(store, "e1", T0) == 4
+    s = edition_status(store, "e1")
+    assert (s.state, s.failed, s.queued) == ("paused", 0, 10)
+    assert not claim(store, "w", T0, 10, POLICY).rows  # still waiting for `resume`
+    assert resume(store, "e1", T0)
+    assert len(claim(store, "w", T0, 10, POLICY).rows) == 10
+
+
+def test_hard_bounces_do_not_spend_the_error_budget(store: Store) -> None:
+    seed(store, 40)
+    queue_edition(store, edition(), ["main"], T0)
+    c = claim(store, "w", T0, 12, POLICY)
+    # Half the batch bounces (an old list), far over the 20% budget.
+    results = [RowResult(r.id, r.subscriber_id, "bounced" if i % 2 else "sent",
+                         "550 5.1.1 no such user") for i, r in enumerate(c.rows)]
+    record(store, c.token, results, T0, POLICY, random.Random(0))
+    s = edition_status(store, "e1")
+    assert s.state == "sending" and s.note is None
+    reasons = failure_reasons(store, "e1")
+    assert reasons == [("hard bounce: 550 5.1.1 no such user", 6)]
+
+
+def test_the_error_budget_counts_from_the_last_resume(store: Store) -> None:
+    seed(store, 40)
+    queue_edition(store, edition(), ["main"], T0)
+    c = claim(store, "w", T0, 12, POLICY)
+    record(store, c.token, [RowResult(r.id, r.subscriber_id, "failed" if i < 4 else "sent",
+                                      "554 5.6.0 content") for i, r in enumerate(c.rows)],
+           T0, POLICY, random.Random(0))
+    assert edition_status(store, "e1").state == "paused"  # 4 of 12 > 20%
+    later = T0 + timedelta(minutes=10)
+    assert resume(store, "e1", later)
+    c = claim(store, "w", later, 10, POLICY)
+    # 1 of 10 since the resume is within budget; 5 of 22 in all would not be.
+    record(store, c.token, [RowResult(r.id, r.subscriber_id, "failed" if i == 0 else "sent",
+                                      "554 5.6.0 content") for i, r in enumerate(c.rows)],
+           later, POLICY, random.Random(0))
+    assert edition_status(store, "e1").state == "sending"
+    assert failure_reasons(store, "e1", limit=1) == [("554 5.6.0 content", 5)]
 
 
 def test_unsubscribe_suppresses_queued_rows(store: Store) -> None:

@@ -2,10 +2,13 @@
 
 * Three ``dispatch worker --burst`` processes drain 20,000 messages into one
   SMTP server: every recipient receives exactly one message (with its own
-  Message-ID), every row was claimed exactly once, and the counts reconcile.
+  Message-ID), every row was claimed exactly once (attempts = 1, and no
+  worker handed a row back, which would return its attempt and could hide a
+  claim → release → claim), and the counts reconcile.
 * A worker killed with SIGKILL while it holds leases loses nothing: a second
-  worker, running all along, reclaims the dead one's rows once their (short)
-  lease expires and sends them.
+  worker, started after the kill and left running (not ``--burst``, so it
+  polls and reaps expired leases), reclaims the dead one's rows once their
+  (short) lease expires and sends them.
 
 Both need DISPATCH_TEST_POSTGRES_URL (``.ci/run`` sets it) and skip without it.
 """
@@ -39,6 +42,8 @@ DISPATCH = REPO / ".venv" / "bin" / "dispatch"
 SECRET = "scaleout-secret"
 _SENT = re.compile(r"\bsent (\d+)")
 _REAPED = re.compile(r"(\d+) expired leases reclaimed")
+_RELEASED = re.compile(r"(\d+) handed back")
+_LOST = re.compile(r"(\d+) late acks refused")
 
 
 @pytest.fixture
@@ -145,6 +150,14 @@ def test_three_worker_processes_drain_20000_exactly_once(pg: tuple[str, Store],
     shares = [int(m.group(1)) for w in workers if (m := _SENT.search(w.summary()))]
     assert len(shares) == 3 and sum(shares) == n, [w.summary() for w in workers]
     assert all(s > 0 for s in shares), shares
+    # Each worker's own summary: it released no row (a release gives the
+    # attempt back, so attempts = 1 alone cannot rule out claim → release →
+    # claim) and had no outcome refused for a lost lease.
+    for w in workers:
+        summary = w.summary()
+        assert _RELEASED.search(summary) is None, summary  # "N handed back" only when N > 0
+        assert _LOST.search(summary) is None, summary
+        assert _REAPED.search(summary) is None, summary
 
 
 @pytest.mark.slow

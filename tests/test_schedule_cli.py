@@ -88,6 +88,9 @@ def test_plan_previews_without_recording_or_queueing(tmp_path: Path) -> None:
     assert "alerts [article]" in result.stdout
     assert "weekly [digest]" in result.stdout
     assert "    - Walking after meals (walk)" in result.stdout
+    # The subject each email will have, rendered as it will be sent.
+    assert '    subject: "Walking after meals"' in result.stdout
+    assert '    subject: "1 new this week"' in result.stdout
     assert result.stdout.count("nightly-feeds [feeds]") >= 8
     store = open_store(load_settings(root).database_url)
     with store.read() as conn:
@@ -114,6 +117,16 @@ def test_trigger_fires_once_and_dry_run_records_nothing(tmp_path: Path) -> None:
     unknown = dispatch("trigger", "nope", "--root", str(root))
     assert unknown.returncode == 1
     assert "no valid schedule 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_trigger_dry_run_shows_the_subject(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    write_article(root, "walk.md", ARTICLE.format(date="2026-01-05T09:00:00+00:00"), BODY)
+    assert dispatch("run", "--once", "--root", str(root)).returncode == 0  # sees it published
+    dry = dispatch("trigger", "alerts", "--dry-run", "--root", str(root))
+    assert dry.returncode == 0, dry.stderr
+    assert '    subject: "Walking after meals"' in dry.stdout
+    assert "    - Walking after meals (walk)" in dry.stdout
 
 
 def test_invalid_hot_reload_keeps_the_schedules_in_force(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dispatch.config import load_settings
 from dispatch.errors import Problem
+from dispatch.schedule import firings
 from dispatch.schedule.model import At, Cron, Every, OnPublish, QuietHours
 from dispatch.schedule.sitefile import check_text, context_problems
 from dispatch.schedule.spec import parse_schedules
@@ -112,9 +113,20 @@ def test_yaml_syntax_error_has_a_line() -> None:
             every: [1h
           - id: b
         """)
-    assert len(found) == 1
-    assert found[0].line is not None and found[0].line >= 4
-    assert "not valid YAML" in found[0].message
+    # Reported where the [ opens, not on the next entry where YAML gave up.
+    assert [str(p) for p in found] == [
+        "schedules.yaml:4: not valid YAML: the [ opened on this line is never closed (YAML gave "
+        "up on line 5: expected ',' or ']', but got ':') (expected a closing ])"]
+
+
+def test_other_yaml_errors_keep_the_line_where_yaml_gave_up() -> None:
+    found = problems_of("""\
+        schedules:
+          - id: a
+            kind: feeds
+           every: 1h
+        """)
+    assert len(found) == 1 and found[0].line == 4 and "not valid YAML" in found[0].message
 
 
 def test_a_key_written_twice_is_reported_not_silently_dropped() -> None:
@@ -330,3 +342,168 @@ def test_social_networks_must_be_configured(tmp_path: Path) -> None:
         "[social])",
         "schedules.yaml:5: schedules[0].networks: there is no [social.myspace] in dispatch.toml "
         "(expected one of mastodon)"]
+
+
+def test_several_mistakes_in_one_entry_are_all_reported(tmp_path: Path) -> None:
+    """A bad field no longer hides the entry's other mistakes: the trigger
+    count, the kind rules and the checks against the site still run."""
+    root = _site(tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    add_subscriber(store, "a@example.com", "weekly", NOW)
+    kept, found = check_text(textwrap.dedent("""\
+        schedules:
+          - id: x
+            kind: digest
+            on_publish: true
+            every: 1h
+            delay: soon
+            audience: [weekley]
+            template: fancy
+            max_articles: many
+          - id: y
+            kind: feeds
+            cron: "0 8 * * MONDAY"
+            audience: [weekly]
+            subject: Hello
+        """), load_settings(root), NOW, store)
+    assert kept.schedules == ()
+    text = lines(found)
+    expected = [
+        ('schedules.yaml:5: schedules[0].every: schedule "x" has two triggers '
+         "(on_publish, every)"),
+        'schedules.yaml:6: schedules[0].delay: "soon" is not a duration',
+        'schedules.yaml:7: schedules[0].audience: there is no subscriber list "weekley"',
+        'schedules.yaml:8: schedules[0].template: there is no email template "fancy.html"',
+        'schedules.yaml:9: schedules[0].max_articles: "many" is not a whole number',
+        'schedules.yaml:12: schedules[1].cron: "0 8 * * MONDAY" is not a cron expression',
+        ("schedules.yaml:13: schedules[1].audience: a feeds schedule sends no email, so "
+         "audience has no effect"),
+        ("schedules.yaml:14: schedules[1].subject: a feeds schedule sends no email, so "
+         "subject has no effect"),
+    ]
+    assert len(text) == len(expected), text
+    for prefix, got in zip(expected, text, strict=True):
+        assert got.startswith(prefix), got
+    store.dispose()
+
+
+def test_a_broken_id_or_kind_still_gets_the_other_checks() -> None:
+    found = lines(problems_of("""\
+        schedules:
+          - id: Weekly Digest
+            kind: newsletter
+            cron: "0 8 * * mon"
+            every: 1d
+        """))
+    assert any('"Weekly Digest" is not a valid id' in t for t in found)
+    assert any('"newsletter" is not allowed' in t for t in found)
+    assert any('schedule "Weekly Digest" has two triggers (cron, every)' in t for t in found)
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ("99999999999d", '"99999999999d" is out of range (at most 366d)'),
+    ("999999999999999999999999s", "is out of range"),
+    ("400d", '"400d" is out of range'),
+])
+def test_a_huge_duration_is_out_of_range_not_a_crash(value: str, fragment: str) -> None:
+    found = problems_of(f"""\
+        schedules:
+          - id: x
+            kind: article
+            on_publish: true
+            delay: {value}
+            audience: [all]
+        """)
+    assert len(found) == 1 and found[0].line == 5 and fragment in str(found[0]), lines(found)
+
+
+def test_delay_zero_means_no_delay_and_max_lateness_zero_is_explained() -> None:
+    parsed, found = parse_schedules(textwrap.dedent("""\
+        schedules:
+          - id: now
+            kind: article
+            on_publish: true
+            delay: 0
+            audience: [all]
+          - id: strict
+            kind: feeds
+            every: 1h
+            max_lateness: 0
+        """))
+    assert [s.id for s in parsed.schedules] == ["now"]
+    assert parsed.schedules[0].trigger == OnPublish(timedelta(0))
+    assert lines(found) == ['schedules.yaml:10: schedules[1].max_lateness: "0" is too short '
+                            "(expected at least 1m)"]
+
+
+SUBJECTS = """\
+schedules:
+  - id: weekly
+    kind: digest
+    cron: "0 8 * * mon"
+    audience: [weekly]
+    subject: "{{ site.titel }}: {{ articles | length }} new"
+  - id: alerts
+    kind: article
+    on_publish: true
+    audience: [weekly]
+    subject: "{{ artcles | length }} new"
+  - id: fine
+    kind: digest
+    cron: "0 9 * * mon"
+    audience: [weekly]
+    subject: "{{ site.title }}: {{ articles | length }} new, {{ article.title }} first"
+    intro: "Hello {{ name }}"
+"""
+
+
+def test_a_subject_that_cannot_be_filled_in_is_a_mistake_found_before_sending(
+        tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    kept, found = check_text(SUBJECTS, load_settings(root), NOW)
+    # Left out (so a reload keeps the previous version), not failed at every firing.
+    assert [s.id for s in kept.schedules] == ["fine"]
+    text = [t for t in lines(found) if "cannot be checked" not in t]
+    assert text == [
+        'schedules.yaml:6: schedules[0].subject: "{{ site.titel }}: {{ articles | length }} new" '
+        'cannot be filled in: there is no "site.titel"; did you mean "site.title"? (expected '
+        "placeholders such as {{ site.title }}, {{ articles | length }} or {{ article.title }})",
+        'schedules.yaml:11: schedules[1].subject: "{{ artcles | length }} new" cannot be filled '
+        'in: there is no placeholder "artcles"; did you mean "articles"? (expected placeholders '
+        "such as {{ site.title }}, {{ articles | length }} or {{ article.title }})",
+        "schedules.yaml:17: schedules[2].intro: warning: intro is plain text: {{ }} placeholders "
+        "are shown as written (expected plain text (placeholders work in subject))",
+    ]
+
+
+def test_dispatch_check_fails_on_a_subject_typo(example_site: Path) -> None:
+    text = (example_site / "schedules.yaml").read_text()
+    assert "{{ site.title }}: {{ articles | length }} new this week" in text
+    (example_site / "schedules.yaml").write_text(text.replace(
+        "{{ site.title }}: {{ articles | length }} new this week",
+        "{{ site.titel }}: {{ artcles | length }} new this week"))
+    result = subprocess.run([sys.executable, "-m", "dispatch", "check", "--root",
+                             str(example_site)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert ("schedules[0].subject: \"{{ site.titel }}: {{ artcles | length }} new this week\" "
+            "cannot be filled in") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_at_that_already_fired_is_not_warned_about(tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    add_subscriber(store, "a@example.com", "weekly", NOW)
+    text = textwrap.dedent("""\
+        schedules:
+          - id: once
+            kind: digest
+            at: 2026-11-02 09:00
+            audience: [weekly]
+        """)
+    _kept, found = check_text(text, load_settings(root), NOW, store)
+    assert [p.line for p in found if "in the past" in p.message] == [4]
+    firings.claim(store, "once", datetime(2026, 11, 2, 9, tzinfo=UTC), "", NOW, status="sent")
+    _kept, found = check_text(text, load_settings(root), NOW, store)
+    assert [str(p) for p in found] == []
+    store.dispose()

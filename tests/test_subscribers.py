@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from tests.delivery_kit import T0
 
 from dispatch.cli import main
+from dispatch.config import load_settings
 from dispatch.errors import InputError
 from dispatch.store import open_store
 from dispatch.store.engine import Store
@@ -29,8 +30,10 @@ from dispatch.subscribers import (
 
 
 @pytest.fixture
-def store(database_url: str) -> Store:
-    return open_store(database_url)
+def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The empty site with its state in the parametrized database, as the CLI finds it."""
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    return site_root
 
 
 def count(store: Store) -> int:
@@ -89,6 +92,10 @@ def test_import_is_all_or_nothing_with_line_numbers(store: Store, tmp_path: Path
     # has a line break (it would become header injection in To:).
     assert [(p.line, p.field) for p in problems] == [(3, "email"), (7, "email"), (8, "name")]
     assert str(problems[0]).startswith(f"{path}:3: email: ")
+    # The hint is given once, not once by the address check and again by the file.
+    assert all(str(p).count("(expected") == 1 for p in problems)
+    assert str(problems[1]).endswith("has an invalid domain (expected a domain like "
+                                     "example.com after the @)")
     assert count(store) == 0 and list_names(store) == []
 
 
@@ -163,7 +170,8 @@ def test_non_utf8_file_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     assert "not UTF-8" in str(info.value)
 
 
-def test_cli_import_add_remove_list_export(site_root: Path) -> None:
+def test_cli_import_add_remove_list_export(db_site: Path) -> None:
+    site_root = db_site
     runner = CliRunner()
     root = ["--root", str(site_root)]
     csv = site_root / "people.csv"
@@ -171,6 +179,7 @@ def test_cli_import_add_remove_list_export(site_root: Path) -> None:
     bad = runner.invoke(main, ["subscribers", "import", str(csv), "--list", "main", *root])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
     assert f"{csv}:3: email:" in bad.output and f"{csv}:7: email:" in bad.output
+    assert all(line.count("(expected") <= 1 for line in bad.output.splitlines())
     ok = runner.invoke(main, ["subscribers", "import", str(csv), "--list", "main",
                               "--skip-invalid", *root])
     assert ok.exit_code == 0, ok.output
@@ -188,12 +197,66 @@ def test_cli_import_add_remove_list_export(site_root: Path) -> None:
     assert ["ann@example.com", "Ann", "unsubscribed", "Leeds"] in rows and len(rows) == 4
     missing = runner.invoke(main, ["subscribers", "remove", "nobody@example.com", *root])
     assert missing.exit_code == 1 and "no subscriber" in missing.output
+    # A line break in a name would become header injection in To:, as in the CSV.
+    for name in ("Mal\nBcc: victim@example.com", "Mal\r", "Mal\u2028lory"):
+        broken = runner.invoke(main, ["subscribers", "add", "mal@example.com", "--list", "vip",
+                                      "--name", name, *root])
+        assert broken.exit_code == 1 and "spans several lines" in broken.output
+        assert "Traceback" not in broken.output
+    store = open_store(load_settings(site_root).database_url)
+    assert get_subscriber(store, "mal@example.com") is None
+    store.dispose()
+    typo = runner.invoke(main, ["subscribers", "add", "eve@example", "--list", "vip", *root])
+    assert typo.exit_code == 1 and typo.output.count("(expected") == 1
 
 
-def test_lists_synced_from_csv_each_pass(site_root: Path) -> None:
-    from dispatch.config import load_settings
+def test_cli_reactivate_only_bounced_without_consent(db_site: Path) -> None:
+    root = ["--root", str(db_site)]
+    store = open_store(load_settings(db_site).database_url)
+    people = {}
+    for who, status in [("bea", "bounced"), ("ben", "bounced"), ("uma", "unsubscribed"),
+                        ("cam", "complained"), ("ada", "active"), ("out", "bounced")]:
+        person, _ = add_subscriber(store, f"{who}@example.com",
+                                   "other" if who == "out" else "main", T0)
+        people[who] = person
+        if status != "active":
+            change_status(store, [person.id], status, T0, "test")  # type: ignore[arg-type]
+    runner = CliRunner()
+
+    def status(who: str) -> str:
+        found = get_subscriber(store, f"{who}@example.com")
+        assert found is not None
+        return found.status
+
+    out = runner.invoke(main, ["subscribers", "reactivate", "bea@example.com",
+                               "uma@EXAMPLE.com", "ada@example.com", *root])
+    assert out.exit_code == 1, out.output
+    assert "1 subscriber(s) active again (were 1 bounced)" in out.output
+    assert "uma@example.com: unsubscribed, not re-activated" in out.output
+    assert "ada@example.com: already active" in out.output
+    assert (status("bea"), status("uma")) == ("active", "unsubscribed")
+    # Every bounced member of one list; the unsubscribed and complained stay.
+    out = runner.invoke(main, ["subscribers", "reactivate", "--list", "main", *root])
+    assert out.exit_code == 0 and "1 subscriber(s) active again" in out.output, out.output
+    assert (status("ben"), status("out"), status("cam")) == ("active", "bounced", "complained")
+    out = runner.invoke(main, ["subscribers", "reactivate", "out@example.com", "--list", "main",
+                               *root])
+    assert out.exit_code == 1 and "not on list main" in out.output
+    out = runner.invoke(main, ["subscribers", "reactivate", "uma@example.com", "cam@example.com",
+                               "--include-unsubscribed", *root])
+    assert out.exit_code == 0 and "2 subscriber(s) active again" in out.output
+    assert (status("uma"), status("cam")) == ("active", "active")
+    person = get_subscriber(store, "uma@example.com")
+    assert person is not None and person.status_reason == "re-activated by operator"
+    out = runner.invoke(main, ["subscribers", "reactivate", *root])
+    assert out.exit_code == 1 and "--list" in out.output
+    store.dispose()
+
+
+def test_lists_synced_from_csv_each_pass(db_site: Path) -> None:
     from dispatch.pipeline import default_stages, run_pass
 
+    site_root = db_site
     (site_root / "good.csv").write_text("email,name\nann@example.com,Ann\n")
     (site_root / "bad.csv").write_text("email,name\nnope,Bob\n")
     toml = site_root / "dispatch.toml"
@@ -213,3 +276,4 @@ def test_lists_synced_from_csv_each_pass(site_root: Path) -> None:
     change_status(store, [person.id], "unsubscribed", T0)
     run_pass(settings, store, T0, stages=stages)  # the next pass never re-activates
     assert get_subscriber(store, "ann@example.com").status == "unsubscribed"  # type: ignore[union-attr]
+    store.dispose()

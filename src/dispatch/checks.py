@@ -20,6 +20,7 @@ def all_problems(settings: Settings, now: datetime,
     problems = list(result.problems)
     problems.extend(social_check(settings, result))
     problems.extend(delivery_check(settings))
+    problems.extend(secret_key_check(settings))
     problems.extend(schedule_check(settings, now))
     problems.extend(feeds_check(settings, result))
     problems.extend(email_check(settings, result, now))
@@ -31,6 +32,12 @@ def social_check(settings: Settings, result: LoadResult) -> list[Problem]:
     from dispatch.social.checks import social_problems_for
 
     return social_problems_for(settings, result.articles)
+
+
+def secret_key_check(settings: Settings) -> list[Problem]:
+    from dispatch.unsubscribe import secret_key_problems
+
+    return secret_key_problems(settings)
 
 
 def delivery_check(settings: Settings) -> list[Problem]:

@@ -9,8 +9,14 @@ database lookup to verify. The web app (``POST /unsubscribe/<token>``, RFC
 
 The key comes from ``DISPATCH_SECRET_KEY``. Without it we create a random
 development key in ``.dispatch/secret`` and say so loudly in the log, so the
-main job works out of the box; a production site must set the variable,
-because tokens signed with a key that later changes stop working.
+main job works out of the box on the embedded SQLite database (one machine,
+one site folder, one key), and ``dispatch check`` warns about it. On
+PostgreSQL — the scale-out set-up, where workers and the web app may run on
+different machines, each with its own ``.dispatch/`` — a per-machine key
+would make every link a worker signs fail on the web app (400), silently; so
+there the commands that sign or verify refuse to start without the variable
+(:func:`require_secret_key`). Tokens signed with a key that later changes
+stop working, so a production site sets the variable once and keeps it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from dispatch.config import Settings
-from dispatch.errors import InputError
+from dispatch.errors import ConfigError, InputError, Problem
 from dispatch.store.engine import Store
 from dispatch.store.schema import subscribers
 from dispatch.subscribers.address import InvalidAddress, normalise_email
@@ -67,6 +73,39 @@ def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     log.warning("%s is not set: signing unsubscribe links with the development key in %s; "
                 "set %s in production so links keep working", SECRET_ENV, path, SECRET_ENV)
     return path.read_text(encoding="ascii").strip().encode("ascii")
+
+
+def _is_scale_out(database_url: str) -> bool:
+    return database_url.split(":", 1)[0].startswith("postgres")
+
+
+def require_secret_key(store: Store, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a development key where processes on other machines must share
+    the key: on PostgreSQL, ``DISPATCH_SECRET_KEY`` has to be set."""
+    env = os.environ if environ is None else environ
+    if store.is_postgres and not env.get(SECRET_ENV):
+        raise ConfigError(
+            f"{SECRET_ENV} is not set. With a PostgreSQL database every `dispatch serve`, "
+            f"`dispatch worker` and `dispatch run` must sign and verify unsubscribe links with "
+            f"one shared key from the environment (a per-machine development key would make "
+            f"the links fail); generate one once, e.g. `openssl rand -hex 32`, and set "
+            f"{SECRET_ENV} to it for every process")
+
+
+def secret_key_problems(settings: Settings, environ: Mapping[str, str] | None = None
+                        ) -> list[Problem]:
+    """What ``dispatch check`` says about the key: nothing when the variable
+    is set, nor on the embedded SQLite database (serve, worker and run share
+    the development key in the state folder there, and the README says to set
+    one in production); an error on PostgreSQL, where ``dispatch serve``,
+    ``worker`` and ``run`` refuse to start without it."""
+    env = os.environ if environ is None else environ
+    if env.get(SECRET_ENV) or not _is_scale_out(settings.database_url):
+        return []
+    return [Problem("environment", "not set: `dispatch serve`, `dispatch worker` and "
+                    "`dispatch run` refuse to start on PostgreSQL without it",
+                    field=SECRET_ENV, expected="one secret shared by every process, "
+                    "e.g. from `openssl rand -hex 32`")]
 
 
 def make_token(key: bytes, subscriber_id: int, scope: str) -> str:

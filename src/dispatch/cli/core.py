@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dispatch.checks import all_problems
 from dispatch.cli.base import Site, console, now, print_problems, site_command
-from dispatch.pipeline import PassReport, load, run_pass
+from dispatch.pipeline import PassReport, default_stages, load, run_pass
 
 
 @click.command()
@@ -59,9 +59,23 @@ def _print_report(report: PassReport) -> None:
         print_problems(stage.problems)
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM and Ctrl-C set an event instead of killing the process, so
+    delivery hands back the rows it holds and the scheduler stops cleanly."""
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
 @click.command()
 @click.option("--once", is_flag=True,
-              help="Do one full pass (including schedule firings due now) and exit.")
+              help="Do one full pass (including schedule firings due now), deliver what is "
+                   "due, and exit.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
               help="Seconds between passes when running continuously.")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
@@ -69,35 +83,40 @@ def _print_report(report: PassReport) -> None:
 @site_command
 def run(site: Site, once: bool, interval: float, poll: float) -> None:
     """Run the pipeline and the scheduler: one pass with --once, otherwise until
-    Ctrl-C or SIGTERM. Only one process per database runs the schedules; a
-    second one waits as a standby and takes over if the first one dies."""
+    Ctrl-C or SIGTERM, delivering all along beside the passes. Only one process
+    per database runs the schedules; a second one waits as a standby (and
+    delivers) and takes over if the first one dies."""
+    from dispatch.delivery.stage import BackgroundDelivery, burst_delivery
     from dispatch.schedule.leader import leadership_for
-    from dispatch.schedule.runner import SchedulerService, serve
+    from dispatch.schedule.runner import SchedulerService, serve, with_delivery_stage
+    from dispatch.unsubscribe import require_secret_key
 
+    require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
+    stop = _stop_on_signals()
     if once:
         current = now()
+        delivery = burst_delivery(stop)
         leader = leadership_for(site.store, site.settings.state_dir)
         if leader.try_acquire():
             try:
-                service = SchedulerService(site.settings, site.store, lambda: current)
+                service = SchedulerService(site.settings, site.store, lambda: current,
+                                           delivery=delivery)
                 print_problems(service.problems)
                 report = service.run_pass()
             finally:
                 leader.release()
         else:
             console.print("another scheduler is active: schedule firings are left to it")
-            report = run_pass(site.settings, site.store, current)
+            report = run_pass(site.settings, site.store, current,
+                              with_delivery_stage(default_stages(), delivery))
         _print_report(report)
         raise SystemExit(0 if report.ok else 1)
 
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     console.print(f"running every {interval:g}s; Ctrl-C to stop")
+    background = BackgroundDelivery(site.settings, site.store, now, stop)
     serve(site.settings, site.store, stop, now, interval=interval, standby_poll=poll,
-          say=lambda text: console.print(text, markup=False), report=_print_report)
+          say=lambda text: console.print(text, markup=False), report=_print_report,
+          delivery=background)
+    if background.last is not None:
+        console.print(f"  delivery: {background.last.summary()}", markup=False)
     console.print("stopped")

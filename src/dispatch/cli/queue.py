@@ -34,6 +34,7 @@ from dispatch.outbox import (
     cancel,
     edition_status,
     edition_statuses,
+    failure_reasons,
     pause,
     queue_edition,
     resume,
@@ -85,7 +86,8 @@ def _deliver_foreground(site: Site, *, burst: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The site folder.")
-@click.option("--verbose", "-v", is_flag=True, help="Say more.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Say more: the commonest failure reasons of each edition.")
 @click.pass_context
 def queue(ctx: click.Context, root: Path, verbose: bool) -> None:
     """Queued editions with their counts (queued = sent + failed + suppressed + cancelled +
@@ -111,8 +113,18 @@ def show(site: Site) -> None:
     for e in rows:
         if e.note and e.state == "paused":
             console.print(f"{e.edition_id}: {e.note}", markup=False)
+        if site.verbose and e.failed:
+            _print_reasons(site.store, e.edition_id)
         if not e.reconciles:  # never expected; say so loudly if it happens
             err_console.print(f"{e.edition_id}: counts do not reconcile", style="red")
+
+
+def _print_reasons(store: Store, edition_id: str, limit: int = 3) -> None:
+    """The commonest reasons rows failed, so nobody has to query the outbox."""
+    reasons = failure_reasons(store, edition_id, limit)
+    console.print(f"{edition_id}: failed rows, commonest reason(s) first:", markup=False)
+    for detail, n in reasons:
+        console.print(f"  {n:>6} × {detail}", markup=False)
 
 
 def _control(action: str, fn: Callable[[Store, str, datetime], object]) -> click.Command:
@@ -125,12 +137,17 @@ def _control(action: str, fn: Callable[[Store, str, datetime], object]) -> click
             result, bool) else ""
         console.print(f"{edition}: {action}{detail}; now {state.state}, "
                       f"{state.sent} sent, {state.pending} pending", markup=False)
+        if action == "retry" and state.state == "paused" and state.queued:
+            # retry never un-pauses: that stays the operator's explicit call.
+            console.print(f"{edition} is still paused: the re-queued rows wait for "
+                          f"`dispatch queue resume {edition}`", markup=False)
 
     command.__doc__ = {
         "pause": "Stop claiming this edition's rows (in-flight sends finish).",
         "resume": "Resume a paused edition; nobody who already got it gets it again.",
         "cancel": "Cancel an edition: every waiting row becomes cancelled.",
-        "retry": "Re-queue the failed rows of still-active subscribers.",
+        "retry": "Re-queue the failed rows of still-active subscribers (a paused edition "
+                 "stays paused; a cancelled one is refused).",
     }[action]
     return click.command(action)(command)
 
@@ -234,6 +251,8 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
                       "nothing more queued", markup=False)
     if deliver_now:
         _deliver_foreground(site, burst=True)
+        if edition_status(site.store, eid).failed:
+            _print_reasons(site.store, eid)
 
 
 @click.command()
@@ -241,4 +260,7 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
 @site_command
 def worker(site: Site, burst: bool) -> None:
     """Deliver queued email; run as many as you like against one database."""
+    from dispatch.unsubscribe import require_secret_key
+
+    require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
     _deliver_foreground(site, burst=burst)

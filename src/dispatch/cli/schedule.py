@@ -10,9 +10,10 @@ from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError, Problem, ScheduleError
 from dispatch.pipeline import load
 from dispatch.schedule import firings
-from dispatch.schedule.actions import SiteActions
-from dispatch.schedule.engine import trigger_now
-from dispatch.schedule.model import Schedule, ScheduleSet
+from dispatch.schedule.actions import SiteActions, edition_subject
+from dispatch.schedule.decide import edition_id
+from dispatch.schedule.engine import failure_reason, trigger_now
+from dispatch.schedule.model import EMAIL_KINDS, Schedule, ScheduleSet
 from dispatch.schedule.plan import PlannedFiring, preview_trigger
 from dispatch.schedule.plan import plan as plan_firings
 from dispatch.schedule.sitefile import read_schedules
@@ -89,10 +90,26 @@ def plan(site: Site, until_text: str | None) -> None:
         console.print(f"nothing would fire before {until:%Y-%m-%d %H:%M %Z}")
         return
     for p in planned:
-        _print_planned(p)
+        _print_planned(p, _subject(site, p))
 
 
-def _print_planned(p: PlannedFiring) -> None:
+def _subject(site: Site, p: PlannedFiring) -> str | None:
+    """The subject line the firing's email would have, rendered as it will be."""
+    if p.verdict != "send" or p.schedule.kind not in EMAIL_KINDS or not p.articles:
+        return None
+    slug = p.articles[0].slug if p.schedule.kind == "article" else ""
+    try:
+        return _quoted(edition_subject(site.settings, p.schedule, p.articles,
+                                            edition_id(p.schedule, p.fire_time, slug)))
+    except InputError as exc:
+        return f"cannot be rendered: {failure_reason(exc)}"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _print_planned(p: PlannedFiring, subject: str | None = None) -> None:
     when = _when(p.starts_at, p.schedule)
     if p.starts_at != p.fire_time:
         when += f" (due {p.fire_time.astimezone(p.schedule.tz):%H:%M}, after quiet hours)"
@@ -103,6 +120,8 @@ def _print_planned(p: PlannedFiring) -> None:
     if p.schedule.kind in ("digest", "article"):
         console.print(f"    to {', '.join(p.schedule.audience)}: {p.audience_size} "
                       "subscriber(s)", markup=False)
+    if subject is not None:
+        console.print(f"    subject: {subject}", markup=False)
     if p.schedule.kind == "social":
         networks = ", ".join(p.schedule.networks or ()) or "every configured network"
         console.print(f"    networks: {networks}", markup=False)
@@ -131,7 +150,7 @@ def trigger(site: Site, schedule_id: str, dry_run: bool, slug: str | None) -> No
     if dry_run:
         preview = preview_trigger(site.store, schedule, result.articles, current,
                                   actions.audience_size, slug)
-        _print_planned(preview)
+        _print_planned(preview, _subject(site, preview))
         console.print("dry run: nothing recorded or queued")
         return
     fired = trigger_now(site.store, schedule, result.articles, current, actions, slug)

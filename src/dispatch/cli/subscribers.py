@@ -1,8 +1,9 @@
-"""``dispatch subscribers``: import, export, add, remove, list, lists."""
+"""``dispatch subscribers``: import, export, add, remove, reactivate, list."""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -22,15 +23,17 @@ from dispatch.subscribers import (
     list_counts,
     list_names,
     normalise_email,
+    reactivate_subscribers,
     remove_from_list,
 )
+from dispatch.subscribers.repository import SubscriberStatus
 
 
 def _address(raw: str) -> str:
     try:
         return normalise_email(raw)
     except InvalidAddress as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(f"{exc} (expected {exc.expected})") from None
 
 
 @click.group()
@@ -105,6 +108,55 @@ def remove(site: Site, email: str, list_name: str | None) -> None:
         return
     change_status(site.store, [person.id], "unsubscribed", now(), "removed by operator")
     console.print(f"{address}: unsubscribed", markup=False)
+
+
+@subscribers.command()
+@click.argument("emails", nargs=-1, metavar="[EMAIL]...")
+@click.option("--list", "list_name",
+              help="Only members of this list; without EMAIL, every bounced member of it.")
+@click.option("--include-unsubscribed", is_flag=True,
+              help="Also re-activate unsubscribed and complained addresses. Only when the "
+                   "person has asked to be subscribed again.")
+@site_command
+def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
+               include_unsubscribed: bool) -> None:
+    """Make bounced addresses active again (e.g. after a relay refusal was taken for a
+    bounce). Unsubscribed and complained addresses are refused without
+    --include-unsubscribed."""
+    if not emails and list_name is None:
+        raise InputError("give the addresses to re-activate, or --list NAME for every "
+                         "bounced member of a list")
+    if list_name is not None and list_name not in list_names(site.store):
+        raise InputError(f"no list named {list_name}")
+    allowed: tuple[SubscriberStatus, ...] = (
+        ("bounced", "unsubscribed", "complained") if include_unsubscribed else ("bounced",))
+    members = ({p.email: p for p in find_subscribers(site.store, list_name=list_name)}
+               if list_name is not None else None)
+    chosen: dict[int, str] = {}
+    refused: list[str] = []
+    if not emails and members is not None:
+        chosen = {p.id: p.status for p in members.values() if p.status in allowed}
+    for raw in emails:
+        address = _address(raw)
+        person = (members.get(address) if members is not None
+                  else get_subscriber(site.store, address))
+        if person is None:
+            refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
+                                              else "no such subscriber"))
+        elif person.status == "active":
+            console.print(f"{address}: already active", markup=False)
+        elif person.status not in allowed:
+            refused.append(f"{address}: {person.status}, not re-activated (pass "
+                           "--include-unsubscribed only if they asked to be subscribed again)")
+        else:
+            chosen[person.id] = person.status
+    changed = reactivate_subscribers(site.store, list(chosen), now(), "re-activated by operator",
+                                     allowed)
+    before = ", ".join(f"{n} {status}" for status, n in sorted(Counter(chosen.values()).items()))
+    console.print(f"{changed} subscriber(s) active again" + (f" (were {before})" if before
+                                                             else ""), markup=False)
+    if refused:
+        raise InputError("\n".join(refused))
 
 
 @subscribers.command("list")

@@ -1,4 +1,4 @@
-"""``dispatch serve``: the small web app (feeds now; unsubscribe and web views join it)."""
+"""``dispatch serve``: the small web app (feeds, one-click unsubscribe, web views)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from dispatch.cli.base import Site, console, site_command
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @site_command
 def serve(site: Site, host: str, port: int) -> None:
-    """Serve the feeds (and the other web endpoints) with uvicorn."""
+    """Serve the feeds, one-click unsubscribe and web views with uvicorn.
+
+    On PostgreSQL it refuses to start without DISPATCH_SECRET_KEY."""
     import uvicorn
 
+    from dispatch.unsubscribe import require_secret_key
     from dispatch.web.app import create_app
 
+    require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
     app = create_app(site.settings, site.store)
     console.print(f"serving {site.settings.root} on http://{host}:{port}/  (Ctrl-C to stop)",
                   markup=False)

@@ -2,10 +2,11 @@
 
 ``deliver`` runs N sender lanes (threads), each with one reused transport
 connection. A lane claims a batch under a lease in one short transaction,
-re-checks suppression just before each small group of sends, builds every
-message late from the stored edition, sends, then records the batch's
-outcomes in one fenced transaction. No transaction is open while a server
-is being talked to.
+re-checks just before each send that the recipient is still active and the
+edition not cancelled, builds every message late from the stored edition,
+sends, then records the batch's outcomes in one fenced transaction. No
+transaction is open while a server is being talked to. A server that cannot
+be reached hands the rest of the batch back and backs the whole worker off.
 
 With ``burst=True`` it returns once nothing is due (rows waiting for a retry
 delay stay pending; the report says when the next one is due); otherwise it
@@ -38,6 +39,7 @@ from dispatch.delivery.transport import Connection, Transport, TransportUnavaila
 from dispatch.errors import DispatchError
 from dispatch.outbox.lease import (
     Claim,
+    ClaimedRow,
     RowResult,
     claim,
     due_count,
@@ -45,7 +47,7 @@ from dispatch.outbox.lease import (
     reap,
     record,
     renew,
-    still_active,
+    send_verdict,
 )
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
@@ -54,10 +56,11 @@ from dispatch.unsubscribe import secret_key
 log = logging.getLogger(__name__)
 LEASE_CHECK_SECONDS = 0.2
 """How often a lane looks at its lease's expiry while sending a batch."""
+_monotonic = time.monotonic  # the lease-check throttle's clock (tests freeze it)
 
 Progress = Callable[[int, int], None]
 _TALLY = {"sent": "sent", "retry": "retried", "failed": "failed", "bounced": "bounced",
-          "suppressed": "suppressed", "release": "released"}
+          "suppressed": "suppressed", "cancelled": "cancelled", "release": "released"}
 
 
 def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
@@ -159,6 +162,11 @@ class _Run:
         return now
 
 
+def _release(rows: list[ClaimedRow], reason: str) -> list[RowResult]:
+    """Hand rows back untried; ``record`` gives their attempt back."""
+    return [RowResult(r.id, r.subscriber_id, "release", reason, r.attempts) for r in rows]
+
+
 def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
     results: list[RowResult] = []
     sender = run.settings.sender.email
@@ -168,11 +176,11 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
     for index, row in enumerate(rows):
         if run.stop.is_set():
-            results.append(RowResult(row.id, row.subscriber_id, "release",
-                                     run.stopped or "worker stopping", row.attempts))
-            continue
-        if time.monotonic() - renewal_checked >= LEASE_CHECK_SECONDS:
-            renewal_checked = float("-inf")  # look at the lease before the first send, as always
+            results.extend(_release(rows[index:], run.stopped or "worker stopping"))
+            break
+        checked = _monotonic()
+        if checked - renewal_checked >= LEASE_CHECK_SECONDS:
+            renewal_checked = checked
             now = run.clock()
             if now > lease_until - half_lease:
                 with run.writing():
@@ -184,9 +192,12 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
                 lease_until = now + timedelta(seconds=run.policy.lease_seconds)
         # Suppression is checked again just before each send, for this one
         # recipient: an unsubscribe committed before this point is honoured
-        # even though the row was claimed (and the status read) earlier.
-        if not still_active(run.store, row.subscriber_id):
-            results.append(RowResult(row.id, row.subscriber_id, "suppressed"))
+        # even though the row was claimed (and the status read) earlier. The
+        # same lookup sees a cancel, so a cancelled edition's claimed rows
+        # are not sent either (a pause lets them finish, as documented).
+        verdict = send_verdict(run.store, row.subscriber_id, row.edition_id)
+        if verdict != "send":
+            results.append(RowResult(row.id, row.subscriber_id, verdict))
             continue
         run.bucket.take()
         try:
@@ -204,9 +215,12 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
         except TransportUnavailable as exc:
             conn = None
             run.server_down(exc)
-            results.append(RowResult(row.id, row.subscriber_id, "release", str(exc),
-                                     row.attempts))
-            continue
+            # The server is unreachable for every row, not just this one: give
+            # the rest of the batch back now (attempts returned) and let the
+            # worker-wide backoff decide when to try again, instead of one
+            # connection attempt (and one timeout) per remaining row.
+            results.extend(_release(rows[index:], str(exc)))
+            break
         if result.outcome == "retry" and result.code in (421, 451, 452, 454):
             run.bucket.slow_down()
         results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.detail,
@@ -275,6 +289,8 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
             rng: random.Random | None = None, owner: str | None = None) -> DeliveryReport:
     """Send every due outbox row with the configured transport; see the module doc."""
     config = config or load_delivery_settings(settings)
+    for note in config.warnings:  # e.g. an smtp_url ignored because transport = "capture"
+        log.warning("%s", note)
     transport = transport or make_transport(settings, config)
     if dry_run or config.transport == "dry-run":
         return DeliveryReport("dry run", due=due_count(store, now), dry_run=True,
@@ -308,6 +324,7 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
     report = DeliveryReport(
         transport.name, sent=c.get("sent", 0), retried=c.get("retried", 0),
         failed=c.get("failed", 0) + c.get("bounced", 0), bounced=c.get("bounced", 0),
-        suppressed=c.get("suppressed", 0), released=c.get("released", 0),
+        suppressed=c.get("suppressed", 0), cancelled=c.get("cancelled", 0),
+        released=c.get("released", 0),
         reaped=c.get("reaped", 0), lost=c.get("lost", 0), stopped=run.stopped)
     return replace(report, next_due=next_due(store))

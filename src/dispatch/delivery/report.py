@@ -14,6 +14,8 @@ class DeliveryReport:
     failed: int = 0
     bounced: int = 0
     suppressed: int = 0
+    cancelled: int = 0
+    """Claimed rows not sent because their edition was cancelled meanwhile."""
     released: int = 0
     """Rows handed back untried (server unreachable, stop requested)."""
     reaped: int = 0
@@ -30,6 +32,7 @@ class DeliveryReport:
         parts = [f"sent {self.sent}", f"retrying {self.retried}", f"failed {self.failed}"]
         parts += [f"{n} {what}" for n, what in ((self.bounced, "bounced"),
                                                 (self.suppressed, "suppressed"),
+                                                (self.cancelled, "cancelled"),
                                                 (self.released, "handed back"),
                                                 (self.reaped, "expired leases reclaimed"),
                                                 (self.lost, "late acks refused")) if n]

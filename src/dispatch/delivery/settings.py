@@ -11,6 +11,11 @@ Query parameters (all optional): ``tls`` (starttls | ssl | none), ``connections`
 (seconds), ``helo``. The same knobs may also be written as keys of
 ``[delivery]``; the URL wins, so one environment variable can retarget a
 deployment completely.
+
+Which transport: ``DISPATCH_SMTP_URL`` in the environment always means SMTP;
+else an ``smtp_url`` in ``[delivery]`` means SMTP unless ``transport`` in the
+same table names another one (honoured, with a warning from ``dispatch
+check``); else ``transport``, by default ``capture``.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dispatch.config import Settings
+from dispatch.config import CONFIG_FILE, Settings
 from dispatch.delivery.transport import BOUNCE_CODES
-from dispatch.errors import ConfigError, Problem
+from dispatch.errors import ConfigError, Problem, Severity
 from dispatch.outbox.policy import RetryPolicy
 
 SMTP_URL_ENV = "DISPATCH_SMTP_URL"
@@ -63,6 +68,8 @@ class DeliverySettings:
     batch_size: int = 50
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     bounce_codes: tuple[int, ...] = BOUNCE_CODES
+    warnings: tuple[Problem, ...] = ()
+    """Settings that load but probably do not do what was meant (for `dispatch check`)."""
 
 
 _INTS = {"connections": 1, "burst": 0, "hourly_cap": 0, "daily_cap": 0, "batch_size": 1,
@@ -89,21 +96,58 @@ def _number(settings: Settings, key: str, value: Any, minimum: float, kind: type
         return None
 
 
+class SmtpUrlError(ValueError):
+    """Why an SMTP URL is unusable. The message never quotes the URL: it
+    may hold a password, and a mis-split URL puts password pieces where a
+    host or port is expected."""
+
+
+URL_HINT = (f"smtp://user@host:587?tls=starttls, with the password in {SMTP_PASSWORD_ENV} "
+            "or %-encoded in the URL (# as %23, / as %2F, @ as %40, : as %3A)")
+
+
+def _unparsable(why: str) -> SmtpUrlError:
+    return SmtpUrlError(f"the SMTP URL could not be parsed ({why}); a '#', '/', '?' or '@' "
+                        "in the user name or password must be %-encoded")
+
+
 def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, dict[str, str]]:
-    """Split an SMTP URL into connection settings and the remaining query knobs."""
-    parts = urlsplit(url)
+    """Split an SMTP URL into connection settings and the remaining query knobs.
+
+    Raises :class:`SmtpUrlError` with a message safe to print.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" taken for an IPv6 host
+        raise _unparsable("the server part is malformed") from None
     scheme = parts.scheme.lower()
     if scheme not in ("smtp", "smtps"):
-        raise ValueError(f"scheme {parts.scheme!r} is not smtp:// or smtps://")
+        # Only the scheme is named: it cannot hold a secret.
+        shown = parts.scheme if parts.scheme.isalnum() else "?"
+        raise SmtpUrlError(f"scheme {shown!r} is not smtp:// or smtps://")
+    # An unencoded '#', '/' or '?' in the password ends the server part early,
+    # leaving the '@' (and the rest of the password) in the path, query or
+    # fragment: urlsplit then sees a host and port made of password pieces.
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise _unparsable("an '@' after the server part")
+    try:
+        port = parts.port
+    except ValueError:
+        raise _unparsable("the port is not a number from 0 to 65535") from None
     if not parts.hostname:
-        raise ValueError("no host")
+        raise _unparsable("no server host")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise _unparsable("unexpected text after the server part")
     query = dict(parse_qsl(parts.query))
     tls = query.pop("tls", "ssl" if scheme == "smtps" else "starttls").lower()
     if tls not in ("starttls", "ssl", "none"):
-        raise ValueError(f"tls={tls!r} (expected starttls, ssl or none)")
-    port = parts.port or (465 if tls == "ssl" else 587)
+        raise SmtpUrlError(f"tls={tls!r} in the SMTP URL (expected starttls, ssl or none)")
+    port = port or (465 if tls == "ssl" else 587)
     password = unquote(parts.password) if parts.password else (password_env or None)
-    timeout = float(query.pop("timeout", "30"))
+    try:
+        timeout = float(query.pop("timeout", "30"))
+    except ValueError:
+        raise SmtpUrlError("timeout in the SMTP URL is not a number of seconds") from None
     config = SmtpSettings(parts.hostname, port, unquote(parts.username) if parts.username else None,
                           password, tls, timeout, query.pop("helo", None))  # type: ignore[arg-type]
     return config, query
@@ -114,15 +158,18 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
     env = os.environ if environ is None else environ
     raw = dict(settings.section("delivery"))
     problems: list[Problem] = []
-    url = env.get(SMTP_URL_ENV) or raw.get("smtp_url") or ""
+    env_url = env.get(SMTP_URL_ENV) or ""
+    file_url = raw.get("smtp_url") or ""
+    url = env_url or file_url
     smtp: SmtpSettings | None = None
     if url:
         try:
             smtp, query = parse_smtp_url(str(url), env.get(SMTP_PASSWORD_ENV))
-        except ValueError as exc:
-            source = SMTP_URL_ENV if env.get(SMTP_URL_ENV) else "delivery.smtp_url"
-            raise ConfigError([settings.problem("delivery.smtp_url", f"{source}: {exc}",
-                                                "smtp://user@host:587?tls=starttls")]) from None
+        except SmtpUrlError as exc:
+            bad = (Problem(f"environment variable {SMTP_URL_ENV}", str(exc), None, None,
+                           URL_HINT) if env_url
+                   else settings.problem("delivery.smtp_url", str(exc), URL_HINT))
+            raise ConfigError([bad]) from None
         unknown = set(query) - set(_URL_KEYS)
         if unknown:
             names = ", ".join(sorted(unknown))
@@ -130,8 +177,23 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
                                              f"unknown URL parameter(s) {names}",
                                              ", ".join(["tls", "helo", *_URL_KEYS])))
         raw.update({_URL_KEYS[k]: v for k, v in query.items() if k in _URL_KEYS})
-    default = "smtp" if env.get(SMTP_URL_ENV) or url else "capture"
-    transport = default if env.get(SMTP_URL_ENV) else raw.get("transport", default)
+    # Precedence: the environment's URL retargets a deployment completely;
+    # otherwise an smtp_url means SMTP unless [delivery] transport explicitly
+    # says something else — then that is honoured, and `dispatch check` (and
+    # the worker's log) warn that the URL is being ignored.
+    notes: list[Problem] = []
+    explicit = raw.get("transport")
+    if env_url:
+        transport = "smtp"
+    elif file_url:
+        transport = explicit or "smtp"
+        if explicit in ("capture", "dry-run"):
+            notes.append(Problem(
+                CONFIG_FILE, f"smtp_url is set but transport = {explicit!r}, so nothing is sent "
+                "over SMTP", settings.line_of("delivery.transport"), "delivery.transport",
+                'transport = "smtp" (or remove the line) to send with smtp_url', Severity.WARNING))
+    else:
+        transport = explicit or "capture"
     if transport not in ("capture", "smtp", "dry-run"):
         problems.append(settings.problem("delivery.transport", f"unknown transport {transport!r}",
                                          "capture, smtp or dry-run"))
@@ -172,20 +234,21 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         daily_cap=values.get("daily_cap", 0),
         batch_size=values.get("batch_size") or 50,
         policy=policy,
+        warnings=tuple(notes),
     )
 
 
 def config_problems(settings: Settings) -> list[Problem]:
-    """For ``dispatch check``: bad delivery settings, and a password written
-    into dispatch.toml (secrets belong in the environment)."""
+    """For ``dispatch check``: bad delivery settings, settings that conflict,
+    and a password written into dispatch.toml (secrets belong in the environment)."""
     try:
-        load_delivery_settings(settings)
+        config = load_delivery_settings(settings)
     except ConfigError as exc:
         return list(exc.problems)
+    found = list(config.warnings)
     url = settings.section("delivery").get("smtp_url")
     if isinstance(url, str) and urlsplit(url).password:
-        from dispatch.errors import Severity
-        return [Problem("dispatch.toml", "a password is written in dispatch.toml",
-                        settings.line_of("delivery.smtp_url"), "delivery.smtp_url",
-                        f"the password in {SMTP_PASSWORD_ENV} instead", Severity.WARNING)]
-    return []
+        found.append(Problem(CONFIG_FILE, "a password is written in dispatch.toml",
+                             settings.line_of("delivery.smtp_url"), "delivery.smtp_url",
+                             f"the password in {SMTP_PASSWORD_ENV} instead", Severity.WARNING))
+    return found

@@ -6,6 +6,7 @@ Row life cycle (FIELD-NOTES 5.1)::
        ^                 |--- 4xx / timeout ---> queued (available_at = now + backoff)
        '---- reaper: lease expired -------------'
     queued --cancel--> cancelled;  queued --unsubscribe--> suppressed
+    sending --cancel or unsubscribe seen just before the send--> cancelled | suppressed
 """
 
 from dispatch.outbox.control import (
@@ -13,6 +14,7 @@ from dispatch.outbox.control import (
     cancel,
     edition_status,
     edition_statuses,
+    failure_reasons,
     pause,
     resume,
     retry_failed,
@@ -41,6 +43,7 @@ __all__ = [
     "edition_json",
     "edition_status",
     "edition_statuses",
+    "failure_reasons",
     "pause",
     "queue_edition",
     "reap",

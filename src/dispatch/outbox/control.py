@@ -20,6 +20,9 @@ from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, outbox, subscribers
 
+BOUNCE_PREFIX = "hard bounce: "
+"""Starts the detail of a row failed by a hard bounce (the subscriber is now bounced)."""
+
 
 @dataclass(frozen=True, slots=True)
 class EditionStatus:
@@ -115,8 +118,16 @@ def cancel(store: Store, edition_id: str, now: datetime) -> int:
 
 
 def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
-    """Re-queue failed rows of subscribers still active (never a bounced one)."""
-    edition_status(store, edition_id)
+    """Re-queue failed rows of subscribers still active (never a bounced one).
+
+    A cancelled edition is refused: its rows would wait for ever. A paused
+    edition stays paused (the rows wait for ``resume``): retrying must not
+    quietly undo the operator's or the error budget's decision.
+    """
+    state = edition_status(store, edition_id).state
+    if state == "cancelled":
+        raise InputError(f"{edition_id} is cancelled, so re-queued rows would never be sent; "
+                         "send the article again under a new --edition-id instead")
     active = select(subscribers.c.id).where(subscribers.c.status == "active")
     with store.write() as conn:
         n = conn.execute(
@@ -125,28 +136,46 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
             .values(status="queued", attempts=0, available_at=now, finished_at=None,
                     detail="retried by operator")).rowcount
         if n:
-            conn.execute(update(editions).where(editions.c.edition_id == edition_id,
-                                                editions.c.state != "cancelled")
-                         .values(state="sending", note=None, updated_at=now))
+            # Start a fresh error-budget window for the retried rows.
+            conn.execute(update(editions).where(editions.c.edition_id == edition_id)
+                         .values(updated_at=now))
     return int(n)
+
+
+def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple[str, int]]:
+    """The commonest reasons this edition's rows failed, with counts, commonest first."""
+    n = func.count().label("n")
+    q = (select(outbox.c.detail, n)
+         .where(outbox.c.edition_id == edition_id, outbox.c.status == "failed")
+         .group_by(outbox.c.detail).order_by(n.desc(), outbox.c.detail).limit(limit))
+    with store.read() as conn:
+        return [(detail or "no reason recorded", int(count)) for detail, count in conn.execute(q)]
 
 
 def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
                          policy: RetryPolicy) -> bool:
     """Pause the edition if its failure share passed the budget; True if paused.
 
-    Temporary failures never count: only rows that ended failed do.
+    Temporary failures never count: only rows that ended failed do, and not
+    hard bounces — dead addresses are the list's hygiene, not a broken send,
+    and an old list with 15% of them must still go out. Only rows finished
+    since the edition was queued, resumed or retried count (``updated_at``),
+    so a resume gets a fresh window instead of pausing again at once on the
+    failures that caused the first pause.
     """
-    counts: dict[str, int] = {status: n for status, n in conn.execute(
-        select(outbox.c.status, func.count())
-        .where(outbox.c.edition_id == edition_id, outbox.c.status.in_(("sent", "failed")))
-        .group_by(outbox.c.status))}
-    sent, failed = counts.get("sent", 0), counts.get("failed", 0)
-    finished = sent + failed
+    since = (select(editions.c.updated_at).where(editions.c.edition_id == edition_id)
+             .scalar_subquery())
+    is_failure = (outbox.c.status == "failed") & ~func.coalesce(
+        outbox.c.detail, "").startswith(BOUNCE_PREFIX, autoescape=True)
+    finished, failed = (int(n) for n in conn.execute(
+        select(func.count(), func.count().filter(is_failure))
+        .where(outbox.c.edition_id == edition_id, outbox.c.status.in_(("sent", "failed")),
+               outbox.c.finished_at >= since)).one())
     if finished < policy.error_budget_min or failed <= policy.error_budget * finished:
         return False
-    note = (f"paused by the error budget: {failed} of {finished} finished rows failed "
-            f"(budget {policy.error_budget:.0%}); check the failures, then "
+    note = (f"paused by the error budget: {failed} of {finished} rows finished since it "
+            f"started or resumed failed (budget {policy.error_budget:.0%}, hard bounces not "
+            f"counted); see the reasons with `dispatch queue -v`, fix the cause, then "
             f"`dispatch queue resume {edition_id}`")
     return bool(conn.execute(
         update(editions).where(editions.c.edition_id == edition_id, editions.c.state == "sending")

@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 
-from dispatch.outbox.control import enforce_error_budget
+from dispatch.outbox.control import BOUNCE_PREFIX, enforce_error_budget
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
 from dispatch.store.schema import UTCDateTime, editions, outbox, subscribers
@@ -39,7 +39,8 @@ from dispatch.subscribers.repository import chunks, set_status
 QUEUED: ColumnElement[str] = literal_column("'queued'")
 SENDING: ColumnElement[str] = literal_column("'sending'")
 
-Outcome = Literal["sent", "retry", "failed", "bounced", "suppressed", "release"]
+Outcome = Literal["sent", "retry", "failed", "bounced", "suppressed", "cancelled", "release"]
+Verdict = Literal["send", "suppressed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,9 @@ _PEOPLE = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
                  subscribers.c.status).where(subscribers.c.id.in_(bindparam("ids",
                                                                             expanding=True)))
 _STATUS = select(subscribers.c.status).where(subscribers.c.id == bindparam("id"))
+_VERDICT = select(subscribers.c.status,
+                  select(editions.c.state).where(editions.c.edition_id == bindparam("eid"))
+                  .scalar_subquery()).where(subscribers.c.id == bindparam("id"))
 _FINISH = (update(outbox)
            .where(outbox.c.id.in_(bindparam("ids", expanding=True)),
                   outbox.c.lease_owner == bindparam("token"), outbox.c.status == SENDING)
@@ -159,6 +163,17 @@ def still_active(store: Store, subscriber_id: int) -> bool:
         return conn.execute(_STATUS, {"id": subscriber_id}).scalar() == "active"
 
 
+def send_verdict(store: Store, subscriber_id: int, edition_id: str) -> Verdict:
+    """The check made just before each send, in one indexed lookup: the
+    subscriber must still be active (an unsubscribe after the claim is
+    honoured) and the edition must not have been cancelled meanwhile."""
+    with store.read() as conn:
+        found = conn.execute(_VERDICT, {"id": subscriber_id, "eid": edition_id}).first()
+    if found is None or found[0] != "active":
+        return "suppressed"
+    return "cancelled" if found[1] == "cancelled" else "send"
+
+
 def _finish(conn: Connection, token: str, ids: Sequence[int], status: str, now: datetime,
             detail: str | None) -> int:
     done = 0
@@ -184,6 +199,8 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
         suppressed = [r.row_id for r in results if r.outcome == "suppressed"]
         accepted += _finish(conn, token, suppressed, "suppressed", now,
                             "subscriber no longer active")
+        cancelled = [r.row_id for r in results if r.outcome == "cancelled"]
+        accepted += _finish(conn, token, cancelled, "cancelled", now, "edition cancelled")
         retry: list[dict[str, object]] = []
         for r in results:
             if r.outcome not in ("retry", "release"):
@@ -208,7 +225,10 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
                 retry).rowcount
         failed = [r for r in results if r.outcome in ("failed", "bounced")]
         for r in failed:
-            accepted += _finish(conn, token, [r.row_id], "failed", now, r.detail)
+            # A bounce is told apart by its detail, which the error budget
+            # leaves out (dead addresses are list hygiene, not a broken send).
+            detail = BOUNCE_PREFIX + (r.detail or "") if r.outcome == "bounced" else r.detail
+            accepted += _finish(conn, token, [r.row_id], "failed", now, detail)
         bounced = [r.subscriber_id for r in results if r.outcome == "bounced"]
         if bounced:
             set_status(conn, bounced, "bounced", now, "hard bounce")

@@ -40,6 +40,21 @@ class Actions(Protocol):
     def audience_size(self, audience: Sequence[str]) -> int: ...
 
 
+def edition_subject(settings: Settings, schedule: Schedule, articles: Sequence[Article],
+                    edition_id: str) -> str:
+    """The subject line this schedule's edition of ``articles`` gets, rendered
+    exactly as at send time (the whole edition, so its template is exercised
+    too). Raises TemplateError as sending would."""
+    from dispatch.render import render_article_edition, render_digest_edition
+
+    if schedule.kind == "article":
+        return render_article_edition(settings, articles[0], edition_id,
+                                      subject=schedule.subject,
+                                      template=schedule.template).subject
+    return render_digest_edition(settings, list(articles), edition_id, subject=schedule.subject,
+                                 intro=schedule.intro, template=schedule.template).subject
+
+
 class SiteActions:
     """The real thing: render with the email stage, queue in the outbox."""
 
@@ -72,11 +87,16 @@ class SiteActions:
             "" if queued.created else " (already queued)")
 
     def post_social(self, schedule: Schedule, articles: Sequence[Article], now: datetime) -> str:
-        from dispatch.social import queue_social_posts
+        from dispatch.social import queue_social
 
-        count = queue_social_posts(self.store, self.settings, list(articles), now,
-                                   networks=list(schedule.networks) if schedule.networks else None)
-        return f"{count} social post(s) queued"
+        report = queue_social(self.store, self.settings, list(articles), now,
+                              networks=list(schedule.networks) if schedule.networks else None)
+        why = "; ".join(str(p) for p in report.problems)
+        if report.problems and report.queued == 0:
+            # Nothing went out because no post could be written: a failed
+            # firing with the reason, not a success with a warning in a log.
+            raise ScheduleError(f"no social post could be written: {why}")
+        return report.summary + (f": {why}" if why else "")
 
     def build_feeds(self, schedule: Schedule, articles: Sequence[Article],
                     now: datetime) -> str:

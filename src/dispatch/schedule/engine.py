@@ -9,11 +9,12 @@ APScheduler, ``dispatch run --once`` and ``dispatch trigger`` all end here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal
 
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, InputError
 from dispatch.models import Article
 from dispatch.schedule import firings
 from dispatch.schedule.actions import Actions
@@ -58,11 +59,19 @@ def calendar_key(schedule: Schedule) -> str:
     return f"{schedule.trigger!r} {schedule.tz.key}"
 
 
+def recover(store: Store, now: datetime) -> list[FiringReport]:
+    """Settle firings a stopped process left "running", and say so."""
+    return [FiringReport(r.run.schedule_id, r.run.fire_time, r.run.article, r.status, r.detail)
+            for r in firings.resolve_interrupted(store, now)]
+
+
 def tick(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now: datetime,
          actions: Actions) -> list[FiringReport]:
     """Handle every firing due at ``now`` for every schedule; idempotent."""
+    # First, so that a digest window an interrupted firing had queued counts
+    # before the next window is chosen.
+    reports = recover(store, now)
     published = published_with_seen(store, articles, now)
-    reports: list[FiringReport] = []
     memory = firings.remember(store, {s.id: calendar_key(s) for s in schedules.schedules}, now)
     for schedule in schedules.schedules:
         known = memory[schedule.id]
@@ -81,6 +90,20 @@ def tick(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now:
     return reports
 
 
+def failure_reason(exc: Exception) -> str:
+    """One line per problem, without saying "subject: subject:" twice."""
+    if isinstance(exc, InputError) and exc.problems:
+        parts = []
+        for p in exc.problems:
+            where = p.path if p.line is None else f"{p.path}:{p.line}"
+            if p.field and p.field != p.path:
+                where += f": {p.field}"
+            parts.append(f"{where}: {p.message}" + (f" (expected {p.expected})"
+                                                    if p.expected else ""))
+        return "; ".join(parts)
+    return str(exc)
+
+
 def carry_out(store: Store, schedule: Schedule, decision: Decision, published: Published,
               now: datetime, actions: Actions, base: datetime, *,
               origin: firings.Origin = "schedule") -> FiringReport | None:
@@ -96,25 +119,43 @@ def carry_out(store: Store, schedule: Schedule, decision: Decision, published: P
     if not firings.claim(store, *key, now, origin=origin):
         return None
     try:
-        result = _act(store, schedule, decision, published, now, actions, base)
+        plan = plan_firing(store, schedule, decision, published, base)
+        if plan.action == "skip":
+            firings.finish(store, *key, now, status="skipped", reason=plan.reason,
+                           articles=plan.slugs)
+            return FiringReport(*key, "skipped", plan.reason)
+        # Written before acting: a crash after queueing leaves a row that
+        # names the edition it queued (see firings.resolve_interrupted).
+        firings.record_plan(store, *key, window=plan.window, edition_id=plan.edition_id,
+                            articles=plan.slugs)
+        detail = _act(schedule, plan, decision.fire_time, now, actions)
     except Exception as exc:
         # Recorded as failed and never retried by the scheduler: a half-done
         # firing repeated automatically is how people get two copies. The
         # actions are idempotent, so `dispatch trigger` can finish it by hand.
         if not isinstance(exc, DispatchError):
             log.exception("firing %s at %s failed", schedule.id, decision.fire_time)
-        firings.finish(store, *key, now, status="failed", reason=str(exc))
-        return FiringReport(*key, "failed", str(exc))
-    status, detail, window, eid, slugs = result
-    firings.finish(store, *key, now, status=status,
-                   reason=detail if status == "skipped" else None,
-                   summary=detail if status == "sent" else None, window=window, edition_id=eid,
-                   articles=slugs)
-    return FiringReport(*key, status, detail)
+        reason = failure_reason(exc)
+        firings.finish(store, *key, now, status="failed", reason=reason)
+        return FiringReport(*key, "failed", reason)
+    firings.finish(store, *key, now, status="sent", summary=detail, window=plan.window,
+                   edition_id=plan.edition_id, articles=plan.slugs)
+    return FiringReport(*key, "sent", detail)
 
 
-_Result = tuple[firings.Status, str, "tuple[datetime, datetime] | None", "str | None",
-                tuple[str, ...]]
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one claimed firing will do, decided before it does anything."""
+
+    action: Literal["digest", "article", "social", "feeds", "skip"]
+    reason: str = ""
+    """Why it is skipped."""
+    articles: tuple[Article, ...] = ()
+    """What the action is given."""
+    slugs: tuple[str, ...] = ()
+    """What the firing is recorded as being about."""
+    window: tuple[datetime, datetime] | None = None
+    edition_id: str | None = None
 
 
 def window_for(store: Store, schedule: Schedule, fire_time: datetime,
@@ -123,36 +164,47 @@ def window_for(store: Store, schedule: Schedule, fire_time: datetime,
     return start, fire_time
 
 
-def _act(store: Store, schedule: Schedule, decision: Decision, published: Published,
-         now: datetime, actions: Actions, base: datetime) -> _Result:
+def plan_firing(store: Store, schedule: Schedule, decision: Decision, published: Published,
+                base: datetime) -> Plan:
     fire = decision.fire_time
-    by_slug: Mapping[str, Article] = {a.slug: a for a, _ in published}
+    everything = tuple(a for a, _ in published)
     if decision.article:
-        article = by_slug.get(decision.article)
+        article = next((a for a in everything if a.slug == decision.article), None)
         if article is None:
-            return "skipped", f"article {decision.article} is no longer published", None, None, ()
+            return Plan("skip", f"article {decision.article} is no longer published",
+                        slugs=(decision.article,))
+        slugs: tuple[str, ...] = (article.slug,)
         if schedule.kind == "article":
-            eid = edition_id(schedule, fire, article.slug)
-            return ("sent", actions.send_article(schedule, article, eid, now), None, eid,
-                    (article.slug,))
+            return Plan("article", articles=(article,), slugs=slugs,
+                        edition_id=edition_id(schedule, fire, article.slug))
         if schedule.kind == "social":
-            posted = actions.post_social(schedule, [article], now)
-            return "sent", posted, None, None, (article.slug,)
-        return ("sent", actions.build_feeds(schedule, [a for a, _ in published], now), None, None,
-                (article.slug,))
+            return Plan("social", articles=(article,), slugs=slugs)
+        return Plan("feeds", articles=everything, slugs=slugs)
     if schedule.kind == "feeds":
-        return "sent", actions.build_feeds(schedule, [a for a, _ in published], now), None, None, ()
+        return Plan("feeds", articles=everything)
     window = window_for(store, schedule, fire, base)
-    chosen = select_articles(schedule, published, window)
+    chosen = tuple(select_articles(schedule, published, window))
     slugs = tuple(a.slug for a in chosen)
-    needed = schedule.min_articles
-    if len(chosen) < needed:
-        return ("skipped", f"{len(chosen)} new article(s) since the last send; "
-                f"min_articles is {needed}", None, None, slugs)
+    if len(chosen) < schedule.min_articles:
+        return Plan("skip", f"{len(chosen)} new article(s) since the last send; "
+                    f"min_articles is {schedule.min_articles}", slugs=slugs)
     if schedule.kind == "social":
-        return "sent", actions.post_social(schedule, chosen, now), window, None, slugs
-    eid = edition_id(schedule, fire)
-    return ("sent", actions.send_digest(schedule, chosen, eid, fire, now), window, eid, slugs)
+        return Plan("social", articles=chosen, slugs=slugs, window=window)
+    return Plan("digest", articles=chosen, slugs=slugs, window=window,
+                edition_id=edition_id(schedule, fire))
+
+
+def _act(schedule: Schedule, plan: Plan, fire: datetime, now: datetime,
+         actions: Actions) -> str:
+    if plan.action == "digest":
+        assert plan.edition_id is not None
+        return actions.send_digest(schedule, plan.articles, plan.edition_id, fire, now)
+    if plan.action == "article":
+        assert plan.edition_id is not None
+        return actions.send_article(schedule, plan.articles[0], plan.edition_id, now)
+    if plan.action == "social":
+        return actions.post_social(schedule, plan.articles, now)
+    return actions.build_feeds(schedule, plan.articles, now)
 
 
 def trigger_now(store: Store, schedule: Schedule, articles: Sequence[Article], now: datetime,
@@ -162,6 +214,7 @@ def trigger_now(store: Store, schedule: Schedule, articles: Sequence[Article], n
     For an on-publish schedule it fires for ``article`` (default: the most
     recent matching published article).
     """
+    recover(store, now)
     published = published_with_seen(store, articles, now)
     base = firings.remember(store, {schedule.id: calendar_key(schedule)}, now)[schedule.id].baseline
     slug = ""

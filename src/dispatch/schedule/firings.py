@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Row, and_, func, select, update
 
 from dispatch.store.engine import Store
-from dispatch.store.schema import schedule_runs, schedule_state
+from dispatch.store.schema import editions, schedule_runs, schedule_state, social_posts
 
 Status = Literal["running", "sent", "skipped", "failed"]
 Origin = Literal["schedule", "manual"]
@@ -48,6 +48,14 @@ def last_window_end(store: Store, schedule_id: str) -> datetime | None:
     return value
 
 
+def fired_ids(store: Store, schedule_ids: Sequence[str]) -> set[str]:
+    """Which of these schedules have any firing recorded."""
+    t = schedule_runs
+    with store.read() as conn:
+        return set(conn.execute(select(t.c.schedule_id).distinct()
+                                .where(t.c.schedule_id.in_(list(schedule_ids)))).scalars())
+
+
 def fired_articles(store: Store, schedule_id: str) -> set[str]:
     """Slugs an on-publish schedule has already recorded (in any status)."""
     t = schedule_runs
@@ -69,6 +77,82 @@ def claim(store: Store, schedule_id: str, fire_time: datetime, article: str, now
              "recorded_at": now, "finished_at": None if status == "running" else now},
         ).first()
     return inserted is not None
+
+
+def record_plan(store: Store, schedule_id: str, fire_time: datetime, article: str, *,
+                window: tuple[datetime, datetime] | None, edition_id: str | None,
+                articles: Sequence[str]) -> None:
+    """Write down what a claimed firing is about to send, *before* it acts.
+
+    If the process dies between queueing and :func:`finish`, the row still
+    says which edition (deterministic id) or which articles it was sending,
+    so :func:`resolve_interrupted` can tell "queued" from "nothing sent".
+    """
+    t = schedule_runs
+    with store.write() as conn:
+        conn.execute(update(t).where(and_(
+            t.c.schedule_id == schedule_id, t.c.fire_time == fire_time, t.c.article == article,
+            t.c.status == "running",
+        )).values(edition_id=edition_id, window_start=window[0] if window else None,
+                  window_end=window[1] if window else None, articles=json.dumps(list(articles))))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    run: Run
+    status: Status
+    """What the interrupted firing is now recorded as: sent or failed."""
+    detail: str
+
+
+INTERRUPTED_AFTER = timedelta(minutes=10)
+"""A firing takes seconds; one still "running" this long after it was
+claimed belongs to a process that died. (A queued edition is proof enough
+at once: see :func:`resolve_interrupted`.)"""
+
+
+def resolve_interrupted(store: Store, now: datetime,
+                        after: timedelta = INTERRUPTED_AFTER) -> list[Resolved]:
+    """Settle firings left "running" by a process that stopped mid-firing.
+
+    What it had queued decides: its edition in ``editions`` (or, for social
+    firings, its posts in ``social_posts``) means it went out, so it is
+    recorded as sent and its digest window counts; nothing queued means
+    nothing went out, so it is recorded as failed and the window does not
+    count (a digest's articles go in the next one).
+    """
+    t = schedule_runs
+    with store.read() as conn:
+        rows = conn.execute(select(t).where(t.c.status == "running")).all()
+        if not rows:
+            return []
+        queued_editions = set(conn.execute(select(editions.c.edition_id).where(
+            editions.c.edition_id.in_([r.edition_id for r in rows if r.edition_id]))).scalars())
+        slugs = {s for r in rows if not r.edition_id for s in json.loads(r.articles)}
+        posted_slugs = set(conn.execute(select(social_posts.c.slug).distinct().where(
+            social_posts.c.slug.in_(sorted(slugs)))).scalars()) if slugs else set()
+    out: list[Resolved] = []
+    for row in rows:
+        run = _run(row)
+        if row.edition_id and row.edition_id in queued_editions:
+            out.append(Resolved(run, "sent", f"recovered after an interruption: edition "
+                                f"{row.edition_id} had been queued"))
+        elif not row.edition_id and posted_slugs & set(run.articles):
+            out.append(Resolved(run, "sent", "recovered after an interruption: its posts "
+                                "had been queued"))
+        elif row.recorded_at <= now - after:
+            out.append(Resolved(run, "failed", "interrupted before anything was queued "
+                                "(dispatch stopped mid-firing); nothing was sent"))
+    with store.write() as conn:
+        for r in out:
+            done: dict[str, object] = {"status": r.status, "finished_at": now}
+            done.update({"summary": r.detail} if r.status == "sent" else
+                        {"reason": r.detail, "window_start": None, "window_end": None})
+            # Only if still running: the firing's own finish() may have won.
+            conn.execute(update(t).where(and_(
+                t.c.schedule_id == r.run.schedule_id, t.c.fire_time == r.run.fire_time,
+                t.c.article == r.run.article, t.c.status == "running")).values(**done))
+    return out
 
 
 def finish(store: Store, schedule_id: str, fire_time: datetime, article: str, now: datetime, *,
@@ -93,9 +177,13 @@ def runs(store: Store, schedule_id: str | None = None, limit: int = 1000) -> lis
         query = query.where(t.c.schedule_id == schedule_id)
     with store.read() as conn:
         rows = conn.execute(query).all()
-    return [Run(r.schedule_id, r.fire_time, r.article, r.status, r.reason, r.origin,
-                r.window_start, r.window_end, r.edition_id, tuple(json.loads(r.articles)),
-                r.summary, r.recorded_at) for r in rows]
+    return [_run(r) for r in rows]
+
+
+def _run(r: Row[Any]) -> Run:
+    return Run(r.schedule_id, r.fire_time, r.article, r.status, r.reason, r.origin,
+               r.window_start, r.window_end, r.edition_id, tuple(json.loads(r.articles)),
+               r.summary, r.recorded_at)
 
 
 @dataclass(frozen=True, slots=True)

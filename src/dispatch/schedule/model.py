@@ -25,16 +25,29 @@ _DURATION = re.compile(r"^\s*(?:(\d+)\s*w)?\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*
 DURATION_EXPECTED = "a duration such as 30m, 2h, 1d or 1h30m"
 
 
+MAX_DURATION = timedelta(days=366)
+"""Longer than any sensible delay or interval; also keeps ``fire + delay``
+far from datetime's year-9999 limit."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``2h`` → 2 hours. Raises ValueError with a message meant for staff."""
+    """``2h`` → 2 hours; ``0`` → no time. Raises ValueError with a message meant for staff."""
     value = text.strip()
     if value.startswith("-"):
         raise ValueError(f"\"{text}\" is negative; a duration cannot be")
+    if value == "0":
+        return timedelta(0)
     match = _DURATION.match(value)
     if not value or not match or not any(match.groups()):
         raise ValueError(f"\"{text}\" is not a duration")
     weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        delta = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        delta = timedelta.max
+    if delta > MAX_DURATION:
+        raise ValueError(f"\"{text}\" is out of range (at most {format_duration(MAX_DURATION)})")
+    return delta
 
 
 def format_duration(delta: timedelta) -> str:

@@ -7,6 +7,13 @@ nothing. APScheduler only decides *when to look*. Its traps (FIELD-NOTES §4)
 are set on purpose: MemoryJobStore only (nothing pickled), one worker thread,
 and on every job ``misfire_grace_time``, ``coalesce=True``,
 ``max_instances=1`` and a ``ZoneInfo`` timezone.
+
+Delivery does not run inside those passes here: one pass at a time on one
+thread, under the run lock, cannot also spend hours sending a large list at
+a provider's rate. :func:`serve` runs it beside them instead, on a
+:class:`~dispatch.delivery.stage.BackgroundDelivery` thread that stops with
+the run's stop event (standby processes deliver too: leases make that safe),
+and the pass's delivery stage only reports on that thread.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -40,6 +48,9 @@ from dispatch.schedule.sitefile import read_schedules, reload_schedules
 from dispatch.schedule.triggers import make_trigger
 from dispatch.store.engine import Store
 
+if TYPE_CHECKING:
+    from dispatch.delivery.stage import BackgroundDelivery
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -63,17 +74,31 @@ def with_schedule_stage(stages: list[tuple[str, Stage]],
     return [*stages[:at], ("schedule", stage), *stages[at:]]
 
 
+def with_delivery_stage(stages: list[tuple[str, Stage]],
+                        stage: Stage) -> list[tuple[str, Stage]]:
+    """The stages with ``stage`` in the place of the default delivery stage."""
+    return [(name, stage if name == "delivery" else found) for name, found in stages]
+
+
 class SchedulerService:
-    """Holds the schedules in force and runs passes with the schedule stage."""
+    """Holds the schedules in force and runs passes with the schedule stage.
+
+    ``delivery`` replaces the pass's delivery stage: a burst sharing the
+    run's stop event (``--once``), or the report of a background thread.
+    """
 
     def __init__(self, settings: Settings, store: Store, clock: Clock,
                  actions: Actions | None = None,
-                 report: Callable[[PassReport], None] | None = None) -> None:
+                 report: Callable[[PassReport], None] | None = None,
+                 delivery: Stage | None = None) -> None:
+        from dispatch.delivery.stage import delivery_stage
+
         self.settings = settings
         self.store = store
         self.clock = clock
         self.actions = actions if actions is not None else SiteActions(settings, store)
         self.report = report or (lambda _r: None)
+        self.delivery = delivery or delivery_stage
         self.schedules, self.problems = read_schedules(settings, clock(), store)
         self.rejected = ""
         self.lock = threading.Lock()
@@ -86,8 +111,9 @@ class SchedulerService:
     def run_pass(self) -> PassReport:
         """Load, record publications, fire what is due, then every other stage."""
         with self.lock:
+            stages = with_delivery_stage(default_stages(), self.delivery)
             report = run_pass(self.settings, self.store, self.clock(),
-                              with_schedule_stage(default_stages(), self.stage))
+                              with_schedule_stage(stages, self.stage))
         self.report(report)
         return report
 
@@ -129,9 +155,20 @@ def serve(settings: Settings, store: Store, stop: threading.Event, clock: Clock,
           interval: float = 60.0, standby_poll: float = 10.0,
           say: Callable[[str], None] = print, actions: Actions | None = None,
           report: Callable[[PassReport], None] | None = None,
-          leadership: Leadership | None = None) -> None:
-    """Wait as a standby until we lead, then schedule until ``stop`` or loss of the lock."""
+          leadership: Leadership | None = None,
+          delivery: BackgroundDelivery | None = None) -> None:
+    """Wait as a standby until we lead, then schedule until ``stop`` or loss of the lock.
+
+    With ``delivery`` (whose stop event must be ``stop``), that thread sends
+    from start to stop, leader or standby, and passes only report on it;
+    without, each pass ends with a burst that ``stop`` cuts short.
+    """
+    from dispatch.delivery.stage import burst_delivery
+
     leader = leadership if leadership is not None else leadership_for(store, settings.state_dir)
+    stage = delivery.stage if delivery is not None else burst_delivery(stop)
+    if delivery is not None:
+        delivery.start()
     try:
         while not stop.is_set():
             if not leader.try_acquire():
@@ -142,15 +179,19 @@ def serve(settings: Settings, store: Store, stop: threading.Event, clock: Clock,
                     return
             say("leader: this process runs the schedules")
             _lead(settings, store, stop, clock, interval, standby_poll, say, actions, report,
-                  leader)
+                  leader, stage)
     finally:
         leader.release()
+        if delivery is not None:
+            stop.set()  # also when leaving on an error: the thread must not outlive us
+            delivery.join()
 
 
 def _lead(settings: Settings, store: Store, stop: threading.Event, clock: Clock,
           interval: float, poll: float, say: Callable[[str], None], actions: Actions | None,
-          report: Callable[[PassReport], None] | None, leader: Leadership) -> None:
-    service = SchedulerService(settings, store, clock, actions, report)
+          report: Callable[[PassReport], None] | None, leader: Leadership,
+          delivery: Stage) -> None:
+    service = SchedulerService(settings, store, clock, actions, report, delivery)
     for problem in service.problems:
         say(str(problem))
     scheduler = BackgroundScheduler(

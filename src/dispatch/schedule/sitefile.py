@@ -2,27 +2,41 @@
 
 ``spec.parse_schedules`` knows only the text. Here we add what needs the
 world outside it: subscriber lists that exist, email templates that exist,
-and one-off dates already past. Used by ``dispatch check``, on start-up and
-on every hot reload.
+subjects that fill in for a sample article, and one-off dates already past
+(and not fired). Used by ``dispatch check``, on start-up and on every hot
+reload. The last version without errors is kept in the state folder, so a
+restart while the file has a mistake keeps the previous schedules in force.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import difflib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dispatch.config import Settings
 from dispatch.errors import Problem, Severity
+from dispatch.models import Article
+from dispatch.schedule import firings
 from dispatch.schedule.model import EMAIL_KINDS, At, Schedule, ScheduleSet
-from dispatch.schedule.spec import FILE, field_name, parse_schedules
+from dispatch.schedule.spec import FILE, field_name, parse_file
 from dispatch.store.engine import Store
 
+log = logging.getLogger(__name__)
+
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+LAST_GOOD = "schedules.last-good.yaml"
 
 
 def schedules_path(settings: Settings) -> Path:
@@ -60,12 +74,15 @@ def _problem(schedule: Schedule, key: str, message: str, expected: str | None,
 
 
 def context_problems(schedules: Iterable[Schedule], settings: Settings,
-                     audiences: set[str] | None, now: datetime) -> list[Problem]:
+                     audiences: set[str] | None, now: datetime,
+                     fired: Collection[str] = ()) -> list[Problem]:
+    """``fired``: ids of schedules that already have a recorded firing."""
     problems: list[Problem] = []
     templates = known_templates(settings)
     unchecked_said = False
     for s in schedules:
-        if isinstance(s.trigger, At) and s.trigger.when <= now and s.enabled:
+        if (isinstance(s.trigger, At) and s.trigger.when <= now and s.enabled
+                and s.id not in fired):  # one that went out is not a mistake
             problems.append(_problem(
                 s, "at", f"{s.trigger.when.astimezone(s.tz):%Y-%m-%d %H:%M %Z} is in the past; "
                 "this one-off schedule will never fire", "a future date and time",
@@ -84,13 +101,94 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
                         "one of " + ", ".join(sorted(audiences))))
         if s.kind == "social":
             problems.extend(_social_problems(s, settings))
-        if s.template is not None and s.template not in templates:
+        missing = s.template is not None and s.template not in templates
+        if missing:
             severity = Severity.ERROR if templates else Severity.WARNING
             problems.append(_problem(
                 s, "template", f"there is no email template \"{s.template}\"",
                 "a file in templates/email/ such as " + (", ".join(sorted(templates)) or
                                                           "digest.html"), severity))
+        if s.kind in EMAIL_KINDS and (s.subject is not None or s.template is not None) \
+                and not missing:
+            problems.extend(subject_problems(s, settings))
     return problems
+
+
+SUBJECT_EXPECTED = ("placeholders such as {{ site.title }}, {{ articles | length }} or "
+                    "{{ article.title }}")
+_TOP_NAMES = ("site", "sender", "email", "kind", "edition_id", "articles", "article", "intro")
+_UNDEFINED = re.compile(r"'(\w+)' is undefined")
+_NO_ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
+
+
+def sample_article(settings: Settings) -> Article:
+    """What a subject is tried on: one article with every field filled in."""
+    return Article(
+        slug="sample", source="(sample)", title="Sample article",
+        date=datetime(2026, 1, 5, 9, tzinfo=UTC), summary="A sample dek.",
+        body_markdown="Sample body.\n", body_html="<p>Sample body.</p>", sources_html="",
+        sources=(), url=f"{settings.site.url}/sample/", content_hash="0", reading_minutes=1,
+        excerpt="Sample body.", category="Sample", tags=("sample",), author="A. Author")
+
+
+def _attribute_names() -> list[str]:
+    from dispatch.render.edition import ArticleView
+
+    # site, sender and email are plain mappings in the render context.
+    return [f.name for f in fields(ArticleView)] + [
+        "title", "url", "language", "description", "home", "name", "email", "postal_address",
+        "why", "disclaimer"]
+
+
+def _explain(detail: str, source: str) -> str:
+    """Jinja's "'artcles' is undefined" in staff's terms, with the nearest name."""
+    undefined, attribute = _UNDEFINED.search(detail), _NO_ATTRIBUTE.search(detail)
+    owner = ""
+    if undefined:
+        name, names = undefined.group(1), list(_TOP_NAMES)
+        said = f"there is no placeholder \"{name}\""
+    elif attribute:
+        name, names = attribute.group(1), _attribute_names()
+        written = re.search(r"([A-Za-z_][\w.]*)\." + re.escape(name) + r"\b", source)
+        owner = f"{written.group(1)}." if written else ""
+        said = f"there is no \"{owner}{name}\""
+    else:
+        return detail
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return said + (f"; did you mean \"{owner}{close[0]}\"?" if close else "")
+
+
+def subject_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
+    """Render the schedule's edition for a sample article, exactly as at send
+    time (strict: an unknown placeholder is an error), so a typo in ``subject``
+    is found by ``dispatch check`` and on load, not by every firing."""
+    from dispatch.errors import InputError
+    from dispatch.schedule.actions import edition_subject
+    from dispatch.schedule.decide import edition_id
+
+    sample = sample_article(settings)
+    eid = edition_id(schedule, datetime(2026, 1, 5, 9, tzinfo=UTC),
+                     sample.slug if schedule.kind == "article" else "")
+    try:
+        edition_subject(settings, schedule, [sample], eid)
+    except InputError as exc:
+        about_subject = [p for p in exc.problems if p.field == "subject"]
+        if about_subject or (not exc.problems and "subject" in str(exc)):
+            detail = (about_subject[0].message if about_subject else "it comes out empty")
+            detail = detail.removeprefix(f"{schedule.subject!r}: ")
+            shown = '"' + (schedule.subject or "").replace('"', '\\"') + '"'
+            return [_problem(schedule, "subject", f"{shown} cannot be filled in: "
+                             + _explain(detail, schedule.subject or ""), SUBJECT_EXPECTED)]
+        if schedule.template is None:
+            return []  # the default templates are `dispatch check`'s email checks' business
+        return [_problem(schedule, "template", f"\"{schedule.template}\" cannot be rendered: "
+                         + "; ".join(str(p) for p in exc.problems or [exc]), None)]
+    except Exception as exc:  # e.g. {{ 1/0 }}: sending would fail the same way
+        key = "subject" if schedule.subject is not None else "template"
+        return [_problem(schedule, key, f"\"{getattr(schedule, key)}\" cannot be rendered: "
+                         f"{type(exc).__name__}: {exc}", SUBJECT_EXPECTED if key == "subject"
+                         else None)]
+    return []
 
 
 def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
@@ -115,30 +213,129 @@ def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
     return found
 
 
+def _fired(store: Store | None, schedules: Iterable[Schedule]) -> set[str]:
+    ids = [s.id for s in schedules if isinstance(s.trigger, At)]
+    if store is None or not ids:
+        return set()
+    try:
+        return firings.fired_ids(store, ids)
+    except SQLAlchemyError:
+        return set()  # a database not yet migrated has fired nothing
+
+
 def check_text(text: str, settings: Settings, now: datetime,
                store: Store | None = None) -> tuple[ScheduleSet, list[Problem]]:
-    """Parse and check; schedules with a context error are left out (and reported)."""
-    schedule_set, problems = parse_schedules(text, settings.site.timezone)
+    """Parse and check; schedules with a context error are left out (and reported).
+
+    Entries with mistakes of their own are checked against the site too, so
+    every mistake is reported at once.
+    """
+    parsed = parse_file(text, settings.site.timezone)
+    schedule_set = parsed.schedules
     audiences = known_audiences(settings, store)
-    found = context_problems(schedule_set.schedules, settings, audiences, now)
+    found = context_problems(parsed.checkable, settings, audiences, now,
+                             _fired(store, parsed.checkable))
     broken = {p.field.split(".")[0] for p in found if p.is_error and p.field}
     kept = tuple(s for s in schedule_set.schedules if f"schedules[{s.index}]" not in broken)
-    problems = sorted(problems + found, key=lambda p: p.line or 0)
+    problems = sorted(parsed.problems + found, key=lambda p: p.line or 0)
     return ScheduleSet(kept, schedule_set.timezone, schedule_set.fingerprint), problems
+
+
+def _read_text(settings: Settings) -> tuple[str | None, list[Problem]]:
+    """The file's text; None with no problem when there is no file."""
+    path = schedules_path(settings)
+    if not path.exists():
+        return None, []
+    try:
+        return path.read_text(encoding="utf-8-sig"), []
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(FILE, f"cannot be read: {exc}", None, None, "a UTF-8 text file")]
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def read_schedules(settings: Settings, now: datetime,
                    store: Store | None = None) -> tuple[ScheduleSet, list[Problem]]:
-    """The site's schedules; no file means no schedules (not an error)."""
-    path = schedules_path(settings)
-    if not path.exists():
+    """The schedules in force: the site's file, or, while it has errors, the
+    last version of it that had none (``.dispatch/schedules.last-good.yaml``).
+
+    No file means no schedules (not an error). On start-up and leader
+    take-over this is what keeps a half-edited file from dropping a send.
+    """
+    text, problems = _read_text(settings)
+    if text is None and not problems:
         return ScheduleSet(timezone=settings.site.timezone), []
+    schedule_set = ScheduleSet(timezone=settings.site.timezone)
+    if text is not None:
+        schedule_set, problems = check_text(text, settings, now, store)
+        if not any(p.is_error for p in problems):
+            save_last_good(settings, text, create=store is not None)
+            return schedule_set, problems
+    previous = _last_good(settings, now, store, schedule_set.fingerprint)
+    if previous is None:
+        return schedule_set, problems
+    return previous[0], problems + previous[1]
+
+
+def last_good_path(settings: Settings) -> Path:
+    return settings.state_dir / LAST_GOOD
+
+
+def save_last_good(settings: Settings, text: str, *, create: bool) -> None:
+    """Keep ``text`` as the version to fall back on; atomic, so a crash leaves
+    the old copy or the new one, never half of one. ``create``: make the
+    state folder if needed (``dispatch check`` on a new site does not)."""
+    path = last_good_path(settings)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        return ScheduleSet(timezone=settings.site.timezone), [
-            Problem(FILE, f"cannot be read: {exc}", None, None, "a UTF-8 text file")]
-    return check_text(text, settings, now, store)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return
+        if not path.parent.is_dir():
+            if not create:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".last-good-", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # Not fatal: the schedules in force are in memory; only a restart
+        # with a broken file would miss the copy.
+        log.warning("could not save %s: %s", path, exc)
+
+
+def _last_good(settings: Settings, now: datetime, store: Store | None,
+               fingerprint: str) -> tuple[ScheduleSet, list[Problem]] | None:
+    """The saved version, checked again against the site as it is now.
+
+    Its set carries the broken file's ``fingerprint``: the schedules in force
+    stand for the file as read, so a hot reload does not report it again.
+    """
+    path = last_good_path(settings)
+    try:
+        text = path.read_text(encoding="utf-8")
+        saved = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except (OSError, UnicodeDecodeError):
+        return None
+    schedule_set, found = check_text(text, settings, now, store)
+    shown = path.relative_to(settings.root) if path.is_relative_to(settings.root) else path
+    local = saved.astimezone(ZoneInfo(settings.site.timezone))
+    problems = [Problem(FILE, f"has errors, so the last version without any (saved "
+                        f"{local:%Y-%m-%d %H:%M %Z} in {shown.as_posix()}) stays in force "
+                        "until they are fixed", None, None, None, Severity.WARNING)]
+    left_out = sorted({p.field.split(".")[0] for p in found if p.is_error and p.field})
+    if left_out:
+        problems.append(Problem(FILE, "the saved version no longer fits the site, so "
+                                f"{', '.join(left_out)} of it are left out", None, None, None,
+                                Severity.WARNING))
+    return replace(schedule_set, fingerprint=fingerprint), problems
 
 
 @dataclass(frozen=True)
@@ -158,12 +355,21 @@ def reload_schedules(settings: Settings, current: ScheduleSet, now: datetime,
     worse than none). A file already seen (in force, or ``rejected``) is not
     reported again.
     """
-    fresh, problems = read_schedules(settings, now, store)
-    if fresh.fingerprint in (current.fingerprint, rejected):
-        return Reload(current, [], False, fresh.fingerprint)
+    text, problems = _read_text(settings)
+    fingerprint = _fingerprint(text) if text is not None else ""
+    # Compare before checking: the file is looked at every few seconds, and
+    # the checks read the database and render a sample of each email.
+    if fingerprint in (current.fingerprint, rejected) and not problems:
+        return Reload(current, [], False, fingerprint)
+    if text is None:
+        if problems:
+            return Reload(current, problems, False, fingerprint)
+        return Reload(ScheduleSet(timezone=settings.site.timezone), [], True, fingerprint)
+    fresh, problems = check_text(text, settings, now, store)
     if any(p.is_error for p in problems):
-        return Reload(current, problems, False, fresh.fingerprint)
-    return Reload(fresh, problems, True, fresh.fingerprint)
+        return Reload(current, problems, False, fingerprint)
+    save_last_good(settings, text, create=store is not None)
+    return Reload(fresh, problems, True, fingerprint)
 
 
 def validation_store(settings: Settings) -> Store | None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable
-from datetime import datetime, time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,6 +45,9 @@ from dispatch.schedule.yamlfile import LocatedYaml, Path, YamlSyntaxError, load_
 FILE = "schedules.yaml"
 TRIGGER_KEYS = ("cron", "at", "on_publish", "every")
 QUIET_EXPECTED = "a daily window such as \"21:00-07:00\""
+# A firing is a little late even when on time (the pass that runs it takes a
+# moment): below a minute every firing would be skipped as late.
+MIN_LATENESS = timedelta(minutes=1)
 
 
 def _q(value: Any) -> str:
@@ -53,13 +57,17 @@ def _q(value: Any) -> str:
 
 def _fail(message: str, expected: str) -> PydanticCustomError:
     # The message becomes the Problem's text and ctx["expected"] its hint.
-    return PydanticCustomError("dispatch", message.replace("{", "{{").replace("}", "}}"),
+    # pydantic only substitutes "{expected}" (the context's one key) and
+    # leaves other braces alone, so a template in the message needs no escaping.
+    return PydanticCustomError("dispatch", message.replace("{expected}", "(expected)"),
                                {"expected": expected})
 
 
 def _duration(value: Any, *, at_least: Any = None) -> Any:
     if value is None:
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        value = "0"  # `delay: 0` means no delay; YAML reads it as a number
     if not isinstance(value, str):
         raise _fail(f"{_q(value)} is not a duration", DURATION_EXPECTED)
     try:
@@ -149,10 +157,15 @@ class ScheduleModel(_Strict):
     def check_every(cls, value: Any) -> Any:
         return _duration(value, at_least=MIN_EVERY)
 
-    @field_validator("delay", "max_lateness", mode="before")
+    @field_validator("delay", mode="before")
     @classmethod
-    def check_durations(cls, value: Any) -> Any:
+    def check_delay(cls, value: Any) -> Any:
         return _duration(value)
+
+    @field_validator("max_lateness", mode="before")
+    @classmethod
+    def check_lateness(cls, value: Any) -> Any:
+        return _duration(value, at_least=MIN_LATENESS)
 
     @field_validator("timezone", mode="before")
     @classmethod
@@ -164,7 +177,7 @@ class ScheduleModel(_Strict):
     def check_quiet(cls, value: Any) -> Any:
         return _quiet(value)
 
-    @field_validator("subject", "intro")
+    @field_validator("subject")
     @classmethod
     def check_template(cls, value: str | None) -> str | None:
         if value is not None:
@@ -191,7 +204,7 @@ class FileModel(_Strict):
     @field_validator("max_lateness", mode="before")
     @classmethod
     def check_lateness(cls, value: Any) -> Any:
-        return _duration(value)
+        return _duration(value, at_least=MIN_LATENESS)
 
     @field_validator("quiet_hours", mode="before")
     @classmethod
@@ -257,20 +270,37 @@ def _pydantic_problems(exc: ValidationError, base: Path, doc: LocatedYaml,
     return problems
 
 
+@dataclass(frozen=True)
+class ParsedFile:
+    schedules: ScheduleSet
+    """The schedules that may be put in force (no errors at all)."""
+    problems: list[Problem]
+    checkable: tuple[Schedule, ...]
+    """Every entry whose kind is known, valid or not, with a stand-in trigger
+    where its own is broken: the checks against the site run on these too,
+    so one mistake in an entry never hides another."""
+
+
 def parse_schedules(text: str, default_timezone: str = "UTC") -> tuple[ScheduleSet, list[Problem]]:
     """Every valid schedule plus every problem found; never raises for a mistake."""
+    parsed = parse_file(text, default_timezone)
+    return parsed.schedules, parsed.problems
+
+
+def parse_file(text: str, default_timezone: str = "UTC") -> ParsedFile:
     fingerprint = hashlib.sha256(text.encode()).hexdigest()
     try:
         doc = load_located(text)
     except YamlSyntaxError as exc:
-        return ScheduleSet(fingerprint=fingerprint), [
-            Problem(FILE, f"not valid YAML: {exc}", exc.line, None, "indented key: value lines")]
+        return ParsedFile(ScheduleSet(fingerprint=fingerprint), [
+            Problem(FILE, f"not valid YAML: {exc}", exc.line, None,
+                    exc.expected or "indented key: value lines")], ())
     problems = [Problem(FILE, f"{_q(path[-1])} is written twice; only one counts", line,
                         field_name(path), "each key once") for path, line in doc.duplicates]
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        return ScheduleSet(fingerprint=fingerprint), [
-            Problem(FILE, "the file is not a mapping", 1, None, "a 'schedules:' list")]
+        return ParsedFile(ScheduleSet(fingerprint=fingerprint), [
+            Problem(FILE, "the file is not a mapping", 1, None, "a 'schedules:' list")], ())
     try:
         top = FileModel.model_validate(data)
     except ValidationError as exc:
@@ -279,34 +309,81 @@ def parse_schedules(text: str, default_timezone: str = "UTC") -> tuple[ScheduleS
                                        if isinstance(data.get("schedules"), list) else {})
     tz_name = top.timezone or default_timezone
     schedules: list[Schedule] = []
+    checkable: list[Schedule] = []
     seen: dict[str, int | None] = {}
     for index, raw in enumerate(top.schedules):
         base: Path = ("schedules", index)
         raw_id = raw.get("id") if isinstance(raw, dict) else None
+        duplicate = False
         if isinstance(raw_id, str) and raw_id in seen:
+            duplicate = True
             problems.append(Problem(FILE, f"id {_q(raw_id)} is already used on line {seen[raw_id]}",
                                     doc.line((*base, "id")), field_name((*base, "id")),
                                     "a unique id per schedule"))
         elif isinstance(raw_id, str):
             seen[raw_id] = doc.line(base)
+        broken: set[str] = set()
         try:
-            model = ScheduleModel.model_validate(raw)
+            model: ScheduleModel | None = ScheduleModel.model_validate(raw)
         except ValidationError as exc:
             problems += _pydantic_problems(exc, base, doc, ScheduleModel.model_fields)
+            broken = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            model = _partial(raw, broken)
+        if model is None:
             continue
-        schedule, found = _build(model, top, tz_name, base, doc)
+        schedule, found = _build(model, _Entry(raw, broken), top, tz_name, base, doc)
         problems += found
-        duplicate = seen.get(model.id) != doc.line(base)
-        if schedule is not None and not duplicate and not any(p.is_error for p in found):
+        if schedule is None:
+            continue
+        checkable.append(schedule)
+        if not broken and not duplicate and not any(p.is_error for p in found):
             schedules.append(schedule)
     problems.sort(key=lambda p: p.line or 0)
-    return ScheduleSet(tuple(schedules), tz_name, fingerprint), problems
+    return ParsedFile(ScheduleSet(tuple(schedules), tz_name, fingerprint), problems,
+                      tuple(checkable))
 
 
-def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
+@dataclass(frozen=True)
+class _Entry:
+    """One entry as written, and which of its keys failed validation."""
+
+    raw: dict[str, Any]
+    broken: set[str]
+
+    def given(self, key: str, model: ScheduleModel) -> bool:
+        """Written with a value that means "yes" (a broken value still counts)."""
+        if key in self.broken:
+            return self.raw.get(key) is not None
+        return getattr(model, key) not in (None, False)
+
+
+def _partial(raw: Any, broken: set[str]) -> ScheduleModel | None:
+    """The entry with its broken keys left out, so the rules across fields can
+    still look at the rest; ``id`` and ``kind`` get stand-ins when broken."""
+    if not isinstance(raw, dict):
+        return None
+    kept = {k: v for k, v in raw.items()
+            if k in ScheduleModel.model_fields and k not in broken}
+    stand_in = {"id": "x" if "id" in broken else kept.get("id", "x"),
+                "kind": "feeds" if "kind" in broken else kept.get("kind", "feeds")}
+    try:
+        model = ScheduleModel.model_validate({**kept, **stand_in})
+    except ValidationError:
+        return None
+    shown = raw.get("id") if raw.get("id") is not None else "(no id)"
+    return model.model_copy(update={"id": str(shown)})
+
+
+def _build(m: ScheduleModel, entry: _Entry, top: FileModel, tz_name: str, base: Path,
            doc: LocatedYaml) -> tuple[Schedule | None, list[Problem]]:
-    """Rules across fields: one trigger, and each key only where it means something."""
+    """Rules across fields: one trigger, and each key only where it means something.
+
+    Runs on partly broken entries too (``entry.broken``), checking what can be
+    checked; returns a schedule (with a stand-in trigger if its own is broken)
+    whenever the kind is known, for the checks against the site.
+    """
     problems: list[Problem] = []
+    kind = None if "kind" in entry.broken or "kind" not in entry.raw else m.kind
 
     def report(key: str, message: str, expected: str | None,
                severity: Severity = Severity.ERROR) -> None:
@@ -314,56 +391,32 @@ def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
         problems.append(Problem(FILE, message, doc.line(path), field_name(path), expected,
                                 severity))
 
-    given = [k for k in TRIGGER_KEYS if getattr(m, k) not in (None, False)]
+    given = [k for k in TRIGGER_KEYS if entry.given(k, m)]
     one_of = "exactly one of cron, at, on_publish, every"
     if len(given) != 1:
         what = "no trigger" if not given else "two triggers (" + ", ".join(given) + ")"
         report(given[1] if len(given) > 1 else "", f"schedule {_q(m.id)} has {what}", one_of)
-        return None, problems
-    trigger: Trigger
-    if m.cron is not None:
-        trigger = Cron(m.cron, normalise_cron(m.cron))
-        dom, dow = m.cron.split()[2], m.cron.split()[4]
-        if any(int(n) >= 29 for n in re.findall(r"\d+", dom)):
-            report("cron", f"{_q(m.cron)}: months without that day are skipped, not moved",
-                   "\"last\" as the day of month for the last day of every month",
-                   Severity.WARNING)
-        if dom != "*" and dow != "*":
-            report("cron", f"{_q(m.cron)} sets both a day of month and a weekday; it fires only "
-                   "on days matching both (crontab would fire on either)", None, Severity.WARNING)
-    elif m.at is not None:
-        tz = ZoneInfo(m.timezone or tz_name)
-        trigger = At(m.at if m.at.tzinfo else m.at.replace(tzinfo=tz))
-    elif m.every is not None:
-        trigger = Every(m.every)
-    else:
-        trigger = OnPublish(m.delay or OnPublish().delay)
-    if m.delay is not None and not m.on_publish:
+    trigger: Trigger = OnPublish()  # a stand-in while the real one is broken or ambiguous
+    if len(given) == 1 and given[0] not in entry.broken:
+        trigger = _trigger(m, tz_name, report)
+    one = given[0] if len(given) == 1 else None
+    if one is not None and m.delay is not None and one != "on_publish":
         report("delay", "delay only applies to on_publish schedules", "on_publish: true")
-    if m.kind == "article" and not m.on_publish:
-        report(given[0], "an article schedule sends each new article, so it fires on publish",
+    if one is not None and kind == "article" and one != "on_publish":
+        report(one, "an article schedule sends each new article, so it fires on publish",
                "on_publish: true (with an optional delay)")
-    if m.kind == "digest" and m.on_publish:
+    if one == "on_publish" and kind == "digest":
         report("on_publish", "a digest collects articles, so it needs a time to go out",
                "cron, at or every")
-    email = m.kind in ("digest", "article")
-    if email and not m.audience:
-        report("audience", f"a {m.kind} schedule needs an audience", "a list of subscriber lists")
-    if not email and m.audience:
-        report("audience", f"a {m.kind} schedule sends no email, so audience has no effect", None)
-    for key in ("subject", "template"):
-        if not email and getattr(m, key) is not None:
-            report(key, f"a {m.kind} schedule sends no email, so {key} has no effect", None)
-    if m.networks is not None and m.kind != "social":
-        report("networks", "networks only applies to social schedules", None)
-    if m.kind not in ("digest", "social") and "max_articles" in m.model_fields_set:
-        report("max_articles", f"max_articles has no effect on a {m.kind} schedule", None)
-    if m.kind != "digest" and "min_articles" in m.model_fields_set:
-        report("min_articles", "min_articles only applies to digests", None)
-    if problems and any(p.is_error for p in problems):
+    if kind is not None:
+        _kind_rules(m, kind, entry, report)
+    if m.intro is not None and ("{{" in m.intro or "{%" in m.intro):
+        report("intro", "intro is plain text: {{ }} placeholders are shown as written",
+               "plain text (placeholders work in subject)", Severity.WARNING)
+    if kind is None:
         return None, problems
     schedule = Schedule(
-        id=m.id, kind=m.kind, trigger=trigger, tz=ZoneInfo(m.timezone or tz_name),
+        id=m.id, kind=kind, trigger=trigger, tz=ZoneInfo(m.timezone or tz_name),
         audience=tuple(m.audience), categories=tuple(m.categories), tags=tuple(m.tags),
         max_articles=m.max_articles, min_articles=m.min_articles, subject=m.subject,
         intro=m.intro,
@@ -372,6 +425,46 @@ def _build(m: ScheduleModel, top: FileModel, tz_name: str, base: Path,
         networks=tuple(m.networks) if m.networks is not None else None, enabled=m.enabled,
         max_lateness=m.max_lateness or top.max_lateness or DEFAULT_MAX_LATENESS,
         quiet_hours=m.quiet_hours or top.quiet_hours, line=doc.line(base), index=int(base[-1]),
-        lines={k: line for k in m.model_fields_set
-               if (line := doc.line((*base, k))) is not None})
+        lines={k: line for k in entry.raw
+               if isinstance(k, str) and (line := doc.line((*base, k))) is not None})
     return schedule, problems
+
+
+Report = Callable[..., None]
+
+
+def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:
+    if m.cron is not None:
+        dom, dow = m.cron.split()[2], m.cron.split()[4]
+        if any(int(n) >= 29 for n in re.findall(r"\d+", dom)):
+            report("cron", f"{_q(m.cron)}: months without that day are skipped, not moved",
+                   "\"last\" as the day of month for the last day of every month",
+                   Severity.WARNING)
+        if dom != "*" and dow != "*":
+            report("cron", f"{_q(m.cron)} sets both a day of month and a weekday; it fires only "
+                   "on days matching both (crontab would fire on either)", None, Severity.WARNING)
+        return Cron(m.cron, normalise_cron(m.cron))
+    if m.at is not None:
+        tz = ZoneInfo(m.timezone or tz_name)
+        return At(m.at if m.at.tzinfo else m.at.replace(tzinfo=tz))
+    if m.every is not None:
+        return Every(m.every)
+    return OnPublish(m.delay or OnPublish().delay)
+
+
+def _kind_rules(m: ScheduleModel, kind: str, entry: _Entry, report: Report) -> None:
+    """Keys that mean nothing (or are missing) for this kind of schedule."""
+    email = kind in ("digest", "article")
+    if email and not m.audience and "audience" not in entry.broken:
+        report("audience", f"a {kind} schedule needs an audience", "a list of subscriber lists")
+    if not email and m.audience:
+        report("audience", f"a {kind} schedule sends no email, so audience has no effect", None)
+    for key in ("subject", "template"):
+        if not email and getattr(m, key) is not None:
+            report(key, f"a {kind} schedule sends no email, so {key} has no effect", None)
+    if m.networks is not None and kind != "social":
+        report("networks", "networks only applies to social schedules", None)
+    if kind not in ("digest", "social") and "max_articles" in m.model_fields_set:
+        report("max_articles", f"max_articles has no effect on a {kind} schedule", None)
+    if kind != "digest" and "min_articles" in m.model_fields_set:
+        report("min_articles", "min_articles only applies to digests", None)

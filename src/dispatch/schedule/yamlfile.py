@@ -41,9 +41,31 @@ class LocatedYaml:
 
 
 class YamlSyntaxError(Exception):
-    def __init__(self, message: str, line: int | None) -> None:
+    def __init__(self, message: str, line: int | None, expected: str | None = None) -> None:
         super().__init__(message)
         self.line = line
+        self.expected = expected
+
+
+# Constructs that open on one line and must be closed later: when one is
+# left open, PyYAML's problem mark is wherever it gave up (often the next
+# entry), but the mistake is where it opened.
+_OPENERS = {"while parsing a flow sequence": ("[", "a closing ]"),
+            "while parsing a flow mapping": ("{", "a closing }"),
+            "while scanning a quoted scalar": ("quote", "the same quote mark at the end")}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
+    problem, opened = exc.problem_mark, exc.context_mark
+    opener = _OPENERS.get(exc.context or "")
+    if opener is not None and opened is not None:
+        symbol, expected = opener
+        gave_up = f" (YAML gave up on line {problem.line + 1}: {exc.problem})" if problem else ""
+        return YamlSyntaxError(f"the {symbol} opened on this line is never closed{gave_up}",
+                               opened.line + 1, expected)
+    mark = problem or opened
+    message = " ".join(p for p in (exc.problem, exc.context and f"({exc.context})") if p)
+    return YamlSyntaxError(message or str(exc), mark.line + 1 if mark else None)
 
 
 def load_located(text: str) -> LocatedYaml:
@@ -52,9 +74,7 @@ def load_located(text: str) -> LocatedYaml:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.problem, exc.context and f"({exc.context})") if p)
-        raise YamlSyntaxError(message or str(exc), mark.line + 1 if mark else None) from None
+        raise _syntax_error(exc) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), None) from None
     finally:

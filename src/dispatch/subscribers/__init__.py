@@ -1,6 +1,6 @@
 """Subscribers and lists: addresses, CSV import/export, statuses."""
 
-from dispatch.subscribers.address import InvalidAddress, normalise_email
+from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
 from dispatch.subscribers.csvfile import ImportReport, export_csv, import_csv, parse_csv
 from dispatch.subscribers.repository import (
     STATUSES,
@@ -13,6 +13,7 @@ from dispatch.subscribers.repository import (
     list_counts,
     list_names,
     reactivate,
+    reactivate_subscribers,
     remove_from_list,
     unknown_lists,
 )
@@ -31,9 +32,11 @@ __all__ = [
     "import_csv",
     "list_counts",
     "list_names",
+    "name_problem",
     "normalise_email",
     "parse_csv",
     "reactivate",
+    "reactivate_subscribers",
     "remove_from_list",
     "unknown_lists",
 ]

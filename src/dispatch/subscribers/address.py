@@ -20,7 +20,27 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 class InvalidAddress(ValueError):
-    """Why a string is not a usable address; the message is shown to the user."""
+    """Why a string is not a usable address; the message is shown to the user.
+
+    ``expected`` says what would be right, shown once by whoever reports it
+    (a CSV problem puts it in its "(expected …)" part).
+    """
+
+    def __init__(self, message: str, expected: str = "an address like ann@example.com") -> None:
+        super().__init__(message)
+        self.expected = expected
+
+
+_LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a subscriber's name, or None. A name goes into
+    the To: header: a line break there would be header injection, so it is
+    refused when the name is stored, not at send time."""
+    if any(ch in name for ch in _LINE_BREAKS):
+        return "the name spans several lines"
+    return None
 
 
 def normalise_email(raw: str) -> str:
@@ -48,7 +68,8 @@ def normalise_email(raw: str) -> str:
         raise InvalidAddress(f"{value!r} has an invalid domain") from None
     labels = domain.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise InvalidAddress(f"{value!r} has an invalid domain (expected e.g. example.com)")
+        raise InvalidAddress(f"{value!r} has an invalid domain",
+                             "a domain like example.com after the @")
     if labels[-1].isdigit():
         raise InvalidAddress(f"{value!r} has a numeric top-level domain")
     address = f"{local}@{domain}"

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from dispatch.errors import InputError, Problem, Severity
 from dispatch.store.engine import Store
 from dispatch.store.schema import list_members, subscribers
-from dispatch.subscribers.address import InvalidAddress, normalise_email
+from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
@@ -86,14 +86,11 @@ def parse_csv(text: str, path: str) -> tuple[list[ImportRow], list[Problem], int
         try:
             email = normalise_email(values.get("email", ""))
         except InvalidAddress as exc:
-            problems.append(Problem(path, str(exc), line, "email",
-                                    "an address like ann@example.com"))
+            problems.append(Problem(path, str(exc), line, "email", exc.expected))
             continue
-        if any(ch in values.get("name", "") for ch in "\r\n\x0b\x0c\u2028\u2029"):
-            # A name goes into the To: header: a line break there would be
-            # header injection, so it is refused here, not at send time.
-            problems.append(Problem(path, "the name spans several lines", line, "name",
-                                    "a name on one line"))
+        bad_name = name_problem(values.get("name", ""))
+        if bad_name:
+            problems.append(Problem(path, bad_name, line, "name", "a name on one line"))
             continue
         status = values.get("status", "") or "active"
         if status not in STATUSES:

@@ -8,7 +8,7 @@ an audience is one or more list names.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, cast
@@ -18,9 +18,11 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from dispatch.errors import InputError
 from dispatch.store.engine import Store
 from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
+from dispatch.subscribers.address import name_problem
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
 STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced", "complained")
+BOUNCED_ONLY: tuple[SubscriberStatus, ...] = ("bounced",)
 CHUNK = 500  # bound IN (...) lists: SQLite allows 32k variables, PostgreSQL 65k
 
 
@@ -100,8 +102,12 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
     """Add ``email`` (already normalised) to ``list_name``; return (subscriber, created).
 
     An existing subscriber keeps their status: adding an unsubscribed address
-    to a list does not re-activate it.
+    to a list does not re-activate it. A name with a line break is refused
+    (it would go into the To: header), as the CSV import refuses it.
     """
+    bad_name = name_problem(name)
+    if bad_name:
+        raise InputError(f"{email}: {bad_name} (expected a name on one line)")
     t = subscribers
     with store.write() as conn:
         ensure_list(conn, store, list_name, now)
@@ -171,3 +177,23 @@ def reactivate(store: Store, email: str, now: datetime, reason: str) -> bool:
             update(subscribers).where(subscribers.c.email == email,
                                       subscribers.c.status != "active")
             .values(status="active", status_changed_at=now, status_reason=reason)).rowcount)
+
+
+def reactivate_subscribers(store: Store, subscriber_ids: Sequence[int], now: datetime,
+                           reason: str, allowed: Collection[SubscriberStatus] = BOUNCED_ONLY
+                           ) -> int:
+    """Make subscribers active again, but only those whose status is in
+    ``allowed`` — by default only ``bounced`` (e.g. after a relay refusal was
+    taken for a bounce). An unsubscribed or complained person comes back
+    only when the caller says they asked to. Returns how many changed."""
+    if not reason:
+        raise InputError("re-activating a subscriber needs a reason to record")
+    statuses = [status for status in allowed if status != "active"]
+    changed = 0
+    with store.write() as conn:
+        for ids in chunks(list(subscriber_ids)):
+            changed += conn.execute(
+                update(subscribers).where(subscribers.c.id.in_(ids),
+                                          subscribers.c.status.in_(statuses))
+                .values(status="active", status_changed_at=now, status_reason=reason)).rowcount
+    return changed

@@ -1,4 +1,4 @@
-"""The small web app: feeds now; unsubscribe and web views mount beside them."""
+"""The small web app: feeds, one-click unsubscribe and the web views of sent editions."""
 
 from dispatch.web.app import create_app
 

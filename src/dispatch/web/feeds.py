@@ -24,6 +24,7 @@ from dispatch.config import Settings
 from dispatch.feeds.model import FILE_NAMES
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.store.engine import Store
+from dispatch.web.conditional import none_match
 
 CONTENT_TYPES = {
     "feed.xml": "application/rss+xml; charset=utf-8",
@@ -97,9 +98,7 @@ class FeedFiles:
 def _not_modified(request: Request, etag: str, modified: datetime) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        tags = [t.strip() for t in if_none_match.split(",")]
-        # Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
-        return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+        return none_match(if_none_match, etag)
     since = request.headers.get("if-modified-since")
     if since is None:
         return False

@@ -1,10 +1,16 @@
-"""``/editions/<id>/``: the web view of an edition ("view this email in your browser").
+"""``/editions/<id>/``: the web view of a sent edition ("view this email in your browser").
 
 The outbox stores each edition once, rendered, with placeholder tokens where
 each recipient's values go (invariant 2). The web view fills those tokens with
 neutral values — the name fallback, "you", a generic unsubscribe page — so one
 page serves every reader and holds nobody's name, address or unsubscribe
 token: the link is often forwarded, and anyone may open it.
+
+Only an edition that has gone out to at least one reader is shown. Edition
+ids are guessable (``<slug>.<list>``), so serving every stored edition would
+publish one that is still queued for later, paused, or cancelled before a
+single message left; until a row is sent, the page is a 404 like an unknown
+id. A sent row never becomes unsent, so a page, once shown, stays.
 """
 
 from __future__ import annotations
@@ -15,15 +21,17 @@ import re
 import threading
 from collections.abc import Mapping
 
+from sqlalchemy import exists, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dispatch.config import Settings
-from dispatch.outbox.queue import edition_json
 from dispatch.store.engine import Store
+from dispatch.store.schema import editions, outbox
 from dispatch.unsubscribe import public_base, webview_path
+from dispatch.web.conditional import none_match
 
 CACHE_CONTROL = "public, max-age=300"
 _MAX_CACHED = 64
@@ -56,8 +64,23 @@ def fill(document: str, values: Mapping[str, str]) -> str:
     return pattern.sub(lambda m: by_token[m.group()], document)
 
 
+def sent_edition_json(store: Store, edition_id: str) -> str | None:
+    """The stored rendered edition, if at least one of its messages was sent.
+
+    One indexed lookup (``ix_outbox_edition_status``), however large the
+    edition.
+    """
+    was_sent = exists().where(outbox.c.edition_id == edition_id, outbox.c.status == "sent")
+    with store.read() as conn:
+        body = conn.execute(select(editions.c.body)
+                            .where(editions.c.edition_id == edition_id, was_sent)).scalar()
+    return None if body is None else str(body)
+
+
 class WebViews:
-    """Renders each stored edition's page once; stored editions never change."""
+    """Renders each sent edition's page once; stored editions never change,
+    and only found (sent) pages are cached, so an edition's first send makes
+    its page appear."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -70,7 +93,7 @@ class WebViews:
             found = self._pages.get(edition_id)
         if found is not None:
             return found
-        body = edition_json(self.store, edition_id)
+        body = sent_edition_json(self.store, edition_id)
         if body is None:
             return None
         from dispatch.render import Edition
@@ -91,7 +114,7 @@ class WebViews:
             return PlainTextResponse("no such edition", status_code=404)
         data, etag = found
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-        if etag in request.headers.get("if-none-match", ""):
+        if none_match(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         return HTMLResponse(data, headers=headers)
 
