@@ -6,9 +6,10 @@ from __future__ import annotations
 import email
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -408,3 +409,45 @@ def test_the_lease_is_looked_at_at_most_every_few_tenths_of_a_second(
     report = deliver(store, settings, T0, config=config, clock=racing)
     assert report.sent == 20 and report.lost == 0
     assert renewals == []
+
+
+@pytest.mark.parametrize(("burst", "claimed", "expected"), [
+    (True, 0, 50),      # plenty left: full batches
+    (True, 960, 10),    # 40 left over 4 lanes: an equal share each
+    (True, 1000, 5),    # past the count taken at the start: small batches
+    (False, 1000, 50),  # a long-running worker: editions queued later get full batches
+])
+def test_batch_size_shrinks_only_at_the_tail_of_a_burst(burst: bool, claimed: int,
+                                                        expected: int) -> None:
+    from dispatch.delivery.engine import _Run
+
+    unused = cast(Any, None)
+    run = _Run(store=unused, settings=unused, transport=unused, source=unused,
+               config=DeliverySettings(connections=4, batch_size=50), clock=unused,
+               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused,
+               progress=None, total=1000)
+    run.claimed = claimed
+    assert run.batch_limit() == expected
+
+
+def test_the_same_digest_command_tomorrow_sends_nothing_twice(
+        example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's main job, run again another day: the digest is named by
+    the articles it holds, so the same articles make the same edition."""
+    import dispatch.cli.queue as queue_cli
+
+    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
+    shutil.copy(REPO / "subscribers.csv", example_site / "subscribers.csv")
+    runner = CliRunner()
+    root = ["--root", str(example_site)]
+    assert runner.invoke(main, ["subscribers", "import", str(example_site / "subscribers.csv"),
+                                "--list", "weekly", *root]).exit_code == 0
+    command = ["send", "--digest", "--audience", "weekly", "--since", "2026-10-01",
+               "--deliver", *root]
+    today = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    for day in range(3):
+        monkeypatch.setattr(queue_cli, "now", lambda day=day: today + timedelta(days=day))
+        result = runner.invoke(main, command)
+        assert result.exit_code == 0, result.output
+        assert ("queued for 8 recipient(s)" in result.output) == (day == 0), result.output
+    assert len(captured(example_site / ".dispatch" / "maildir")) == 8

@@ -171,6 +171,39 @@ def test_an_unsubscribe_mid_send_stops_mail_to_that_address(store: Store,
     assert (s.sent, s.suppressed) == (198, 2) and s.reconciles
 
 
+@pytest.mark.timeout(60)  # a bound, not an expectation: without the fix a lane waits 100 s
+def test_a_stop_while_pacing_hands_the_rest_back_due_at_once(store: Store,
+                                                             settings: Settings) -> None:
+    """A worker told to stop while its rate makes it wait for the next send
+    stops at once and hands its claimed rows back untried: due now (for any
+    other worker), attempts given back."""
+    emails = seed(store, 6)
+    queue_edition(store, edition(), ["main"], T0)
+    stop = threading.Event()
+
+    def on_accept(rcpt: str, count: int) -> None:
+        if count == 2:
+            stop.set()
+
+    sink = Sink(on_accept=on_accept)
+    ctl = start_sink(sink)
+    # One message per 100 s after a burst of two: the third would wait.
+    config = smtp_config(ctl.port, connections=1, batch_size=10, rate=0.01, burst=2)
+    clock = Clock()
+    try:
+        report = deliver(store, settings, T0, config=config, clock=clock, stop=stop)
+    finally:
+        ctl.stop()
+    assert sorted(sink.counts()) == sorted(emails[:2])
+    assert report.sent == 2 and report.released == 4
+    with store.read() as conn:
+        rows = conn.execute(select(outbox.c.status, outbox.c.attempts, outbox.c.available_at)
+                            .where(outbox.c.status != "sent")).all()
+    assert len(rows) == 4
+    assert all(r.status == "queued" and r.attempts == 0 and r.available_at <= clock()
+               for r in rows)
+
+
 def test_pause_mid_send_then_resume_sends_nobody_twice(store: Store,
                                                        settings: Settings) -> None:
     emails = seed(store, 150)

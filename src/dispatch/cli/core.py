@@ -32,7 +32,14 @@ def articles(site: Site) -> None:
     """List articles: slug, status, date, category, key takeaway."""
     result = load(site.settings, site.store)
     current = now()
-    table = Table("slug", "status", "date", "category", "takeaway")
+    table = Table()
+    # The slug is what preview/send/social need typed in: never cut it short
+    # (the other columns give way on a narrow terminal).
+    table.add_column("slug", no_wrap=True,
+                     min_width=max([4] + [len(a.slug) for a in result.articles]))
+    table.add_column("status", no_wrap=True, min_width=9)
+    for name in ("date", "category", "takeaway"):
+        table.add_column(name)
     for article in result.articles:
         if article.status == "draft":
             status = "draft"

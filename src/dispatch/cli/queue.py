@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import email
+import hashlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from email import policy
 from pathlib import Path
 from types import FrameType
@@ -75,7 +76,9 @@ def _stop_on_sigterm() -> threading.Event:
 
 def _deliver_foreground(site: Site, *, burst: bool) -> None:
     from dispatch.delivery import deliver
+    from dispatch.unsubscribe import require_secret_key
 
+    require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
     stop = _stop_on_sigterm()
     with progress_bar("sending") as update:
         report = deliver(site.store, site.settings, now(), burst=burst, stop=stop,
@@ -225,8 +228,12 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         chosen = _digest_articles(articles, start, current)
         if not chosen:
             raise InputError(f"no published articles since {start:%Y-%m-%d} for a digest")
-        today: date = current.astimezone(tz).date()
-        eid = edition_id or f"digest.{start:%Y-%m-%d}.{today:%Y-%m-%d}.{tag}"
+        # Named by what it holds, not by the day it is sent: the same command
+        # run again tomorrow finds the same edition and sends nothing twice;
+        # a new article since makes it a new edition.
+        held = hashlib.sha1("\n".join(sorted(a.slug for a in chosen)).encode(),
+                            usedforsecurity=False).hexdigest()[:8]
+        eid = edition_id or f"digest.{start:%Y-%m-%d}.{len(chosen)}a-{held}.{tag}"
         edition = render_digest_edition(site.settings, chosen, eid, subject=subject)
     else:
         found = [a for a in articles if a.slug == slug]
@@ -260,7 +267,4 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
 @site_command
 def worker(site: Site, burst: bool) -> None:
     """Deliver queued email; run as many as you like against one database."""
-    from dispatch.unsubscribe import require_secret_key
-
-    require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
     _deliver_foreground(site, burst=burst)

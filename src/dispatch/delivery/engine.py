@@ -40,6 +40,7 @@ from dispatch.errors import DispatchError
 from dispatch.outbox.lease import (
     Claim,
     ClaimedRow,
+    Outcome,
     RowResult,
     claim,
     due_count,
@@ -60,7 +61,8 @@ _monotonic = time.monotonic  # the lease-check throttle's clock (tests freeze it
 
 Progress = Callable[[int, int], None]
 _TALLY = {"sent": "sent", "retry": "retried", "failed": "failed", "bounced": "bounced",
-          "suppressed": "suppressed", "cancelled": "cancelled", "release": "released"}
+          "suppressed": "suppressed", "cancelled": "cancelled", "release": "released",
+          "handback": "released"}
 
 
 def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
@@ -115,6 +117,10 @@ class _Run:
         """The configured batch size, but near the end of a run an equal share
         of what is left, so no lane sits idle while another works through a
         long last batch (which matters when each send waits on a slow server)."""
+        if not self.burst:
+            # A long-running worker's "total" is only what was due when it
+            # started; later editions would all go out in tail-sized batches.
+            return self.config.batch_size
         left = self.total - self.claimed
         share = -(-left // max(1, self.config.connections))
         return max(1, min(self.config.batch_size, max(share, 5)))
@@ -162,9 +168,11 @@ class _Run:
         return now
 
 
-def _release(rows: list[ClaimedRow], reason: str) -> list[RowResult]:
-    """Hand rows back untried; ``record`` gives their attempt back."""
-    return [RowResult(r.id, r.subscriber_id, "release", reason, r.attempts) for r in rows]
+def _release(rows: list[ClaimedRow], reason: str,
+             outcome: Outcome = "release") -> list[RowResult]:
+    """Hand rows back untried; ``record`` gives their attempt back (a
+    ``handback`` is due again at once, a ``release`` after a backoff)."""
+    return [RowResult(r.id, r.subscriber_id, outcome, reason, r.attempts) for r in rows]
 
 
 def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
@@ -176,7 +184,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
     for index, row in enumerate(rows):
         if run.stop.is_set():
-            results.extend(_release(rows[index:], run.stopped or "worker stopping"))
+            results.extend(_release(rows[index:], run.stopped or "worker stopping", "handback"))
             break
         checked = _monotonic()
         if checked - renewal_checked >= LEASE_CHECK_SECONDS:
@@ -200,6 +208,9 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
             results.append(RowResult(row.id, row.subscriber_id, verdict))
             continue
         run.bucket.take()
+        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
+            results.extend(_release(rows[index:], run.stopped or "worker stopping", "handback"))
+            break
         try:
             message = run.source.build(row, run.send_date())
         except DispatchError as exc:
@@ -296,13 +307,16 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         return DeliveryReport("dry run", due=due_count(store, now), dry_run=True,
                               next_due=next_due(store))
     started = time.monotonic()
+    stopper = stop or threading.Event()
     run = _Run(
         store=store, settings=settings, config=config, transport=transport,
         source=MessageSource(store, settings, secret_key(settings)),
         clock=clock or (lambda: now + timedelta(seconds=time.monotonic() - started)),
-        burst=burst, stop=stop or threading.Event(),
+        burst=burst, stop=stopper,
         owner=owner or f"{socket.gethostname()}:{os.getpid()}",
-        rng=rng or random.Random(), bucket=TokenBucket(config.rate, config.burst),
+        rng=rng or random.Random(),
+        # The pace waits on the stop event, so a slow rate never delays a stop.
+        bucket=TokenBucket(config.rate, config.burst, sleep=stopper.wait),
         progress=progress, total=0)
     run.add("reaped", reap(store, run.clock(), config.policy))
     run.total = due_count(store, run.clock())

@@ -27,7 +27,7 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: float = 0, *,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep) -> None:
         self.rate = rate
         self.capacity = max(1.0, burst or rate)
         self.tokens = self.capacity

@@ -39,7 +39,8 @@ from dispatch.subscribers.repository import chunks, set_status
 QUEUED: ColumnElement[str] = literal_column("'queued'")
 SENDING: ColumnElement[str] = literal_column("'sending'")
 
-Outcome = Literal["sent", "retry", "failed", "bounced", "suppressed", "cancelled", "release"]
+Outcome = Literal["sent", "retry", "failed", "bounced", "suppressed", "cancelled", "release",
+                  "handback"]
 Verdict = Literal["send", "suppressed", "cancelled"]
 
 
@@ -203,7 +204,7 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
         accepted += _finish(conn, token, cancelled, "cancelled", now, "edition cancelled")
         retry: list[dict[str, object]] = []
         for r in results:
-            if r.outcome not in ("retry", "release"):
+            if r.outcome not in ("retry", "release", "handback"):
                 continue
             tries = r.attempts
             if r.outcome == "retry" and tries >= policy.max_attempts:
@@ -212,8 +213,11 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
                 continue
             # A release (the server was unreachable, the message never left)
             # gives the attempt back: an outage is not the recipient's fault.
-            retry.append({"rid": r.row_id, "tok": token, "at": now + policy.backoff(tries, rng),
-                          "d": r.detail, "back": 1 if r.outcome == "release" else 0})
+            # A handback (the worker is stopping) is due again at once, for
+            # whichever worker is still running.
+            due = now if r.outcome == "handback" else now + policy.backoff(tries, rng)
+            retry.append({"rid": r.row_id, "tok": token, "at": due, "d": r.detail,
+                          "back": 0 if r.outcome == "retry" else 1})
         if retry:
             accepted += conn.execute(
                 update(outbox).where(outbox.c.id == bindparam("rid"),
