@@ -424,7 +424,7 @@ def test_batch_size_shrinks_only_at_the_tail_of_a_burst(burst: bool, claimed: in
     unused = cast(Any, None)
     run = _Run(store=unused, settings=unused, transport=unused, source=unused,
                config=DeliverySettings(connections=4, batch_size=50), clock=unused,
-               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused,
+               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused, verdicts=unused,
                progress=None, total=1000)
     run.claimed = claimed
     assert run.batch_limit() == expected

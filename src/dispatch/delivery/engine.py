@@ -42,13 +42,13 @@ from dispatch.outbox.lease import (
     ClaimedRow,
     Outcome,
     RowResult,
+    VerdictReaders,
     claim,
     due_count,
     next_due,
     reap,
     record,
     renew,
-    send_verdict,
 )
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
@@ -85,6 +85,7 @@ class _Run:
     owner: str
     rng: random.Random
     bucket: TokenBucket
+    verdicts: VerdictReaders
     progress: Progress | None
     total: int
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -203,7 +204,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
         # even though the row was claimed (and the status read) earlier. The
         # same lookup sees a cancel, so a cancelled edition's claimed rows
         # are not sent either (a pause lets them finish, as documented).
-        verdict = send_verdict(run.store, row.subscriber_id, row.edition_id)
+        verdict = run.verdicts(row.subscriber_id, row.edition_id)
         if verdict != "send":
             results.append(RowResult(row.id, row.subscriber_id, verdict))
             continue
@@ -317,6 +318,8 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         rng=rng or random.Random(),
         # The pace waits on the stop event, so a slow rate never delays a stop.
         bucket=TokenBucket(config.rate, config.burst, sleep=stopper.wait),
+        # A few connections for the per-send checks, whatever the lane count.
+        verdicts=VerdictReaders(store, min(4, config.connections)),
         progress=progress, total=0)
     run.add("reaped", reap(store, run.clock(), config.policy))
     run.total = due_count(store, run.clock())
@@ -334,6 +337,8 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         for lane in lanes:
             lane.join()
         raise
+    finally:
+        run.verdicts.close()
     c = run.counts
     report = DeliveryReport(
         transport.name, sent=c.get("sent", 0), retried=c.get("retried", 0),
