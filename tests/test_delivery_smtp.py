@@ -155,3 +155,23 @@ def test_an_unanswering_server_is_not_redialled_for_every_row(store: Store,
     assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}
     assert all("cannot connect" in r.detail for r in rows)
     assert reports[0].released == 20 and reports[0].sent == reports[0].failed == 0
+
+
+@pytest.mark.timeout(120)  # a bound: a lane starved of a pool connection waits 30 s, then fails
+def test_sixteen_lanes_share_a_few_connections_for_their_checks(store: Store,
+                                                                settings: Settings) -> None:
+    # Each lane checks the recipient before every send; the checks run on a
+    # few shared connections, so more lanes than the engine's pool (5 + 10
+    # overflow) still deliver everything.
+    emails = seed(store, 400)
+    queue_edition(store, edition(), ["main"], T0)
+    sink = Sink()
+    ctl = start_sink(sink)
+    try:
+        report = deliver(store, settings, T0, config=smtp_config(ctl.port, connections=16,
+                                                                  batch_size=20), clock=Clock())
+    finally:
+        ctl.stop()
+    assert report.stopped is None and report.sent == 400
+    assert sink.counts() == {e: 1 for e in emails}
+    assert store.engine.pool.checkedout() == 0  # every check connection went back
