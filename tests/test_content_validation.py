@@ -236,3 +236,17 @@ def test_one_bad_file_never_stops_the_others(site_root: Path) -> None:
     result = load(site_root)
     assert len(result.articles) == 5
     assert len(result.errors) == 1 and result.errors[0].path == "content/broken.md"
+
+
+def test_a_script_in_the_frontmatter_takeaway_is_removed_everywhere_and_reported(
+        site_root: Path) -> None:
+    write_article(site_root, "a.md", "title: A\ndate: 2026-01-05\ntakeaway: 'Walk "
+                  "<script>alert(1)</script> <style>p{}</style>ten minutes after meals.'", BODY)
+    result = load(site_root)
+    (article,) = result.articles
+    assert article.takeaway is not None
+    for text in (article.takeaway.text, article.takeaway.html):
+        assert "alert" not in text and "p{}" not in text
+    assert " ".join(article.takeaway.text.split()) == "Walk ten minutes after meals."
+    warnings = [p for p in result.warnings if p.field == "takeaway"]
+    assert warnings and all(w.line == 4 and "scripts" in w.message for w in warnings)

@@ -40,6 +40,9 @@ def _greeting_line() -> int:
     "recipient.name|title", "recipient.name|upper", "recipient.name|truncate(8)",
     "recipient.name.split()[0]", "recipient.name ~ '!'", "recipient.name|lower|e",
     "recipient.name[:3]", "recipient.name|replace('a', 'b')",
+    # Ways round the obvious ones: repr, the whole mapping, the slot's insides.
+    "recipient.name|pprint", "recipient", "recipient.items()|list", "recipient.name.key",
+    "recipient.name.text[:8]", "recipient.name._slot_text",
 ])
 def test_operations_on_recipient_values_are_refused_with_file_and_line(
         tmp_path: Path, expression: str) -> None:
@@ -50,7 +53,7 @@ def test_operations_on_recipient_values_are_refused_with_file_and_line(
         render_digest_edition(settings, articles_of(settings), "x")
     problem = caught.value.problems[0]
     assert (problem.path, problem.line) == ("templates/email/digest.html", _greeting_line())
-    assert "recipient.name can only be printed as it is" in problem.message
+    assert "can only be printed as it is" in problem.message
     # `dispatch check` reports it the same way, and preview refuses cleanly.
     assert any(p.is_error and p.path == "templates/email/digest.html"
                and p.line == _greeting_line() for p in all_problems(settings, NOW))
@@ -264,3 +267,16 @@ def test_text_part_keeps_78_columns_and_whole_urls(tmp_path: Path) -> None:
     assert "compute_something_with_a_very_long_function_name(" in text
     # Recipient URLs and long article URLs sit on lines of their own.
     assert "\nUnsubscribe:\n" in text and "\nView in your browser:\n" in text
+
+
+def test_a_long_address_keeps_the_sent_text_part_within_78_columns(tmp_path: Path) -> None:
+    # The address is only known per reader, after wrapping: it gets a line of its own.
+    settings = make_site(tmp_path / "s")
+    edition = render_digest_edition(settings, articles_of(settings), "x")
+    address = "katherine.johnson.flight.research@langley-research-center.example.org"
+    raw = MessageFactory(edition, settings).build(recipient("Kat", address), date=SEND_DATE)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert address in text.splitlines()
+    for line in text.splitlines():
+        assert len(line) <= 78 or line in (address,) or (" " not in line and "://" in line), line

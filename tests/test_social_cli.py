@@ -160,20 +160,20 @@ url = "https://hooks.example/x"
         return lines.index(text) + 1
 
     assert (f"dispatch.toml:{at('hashtag = 2')}: social.hashtag: unknown option 'hashtag' "
-            "(expected did you mean 'hashtags'?)") in problems
+            "(did you mean 'hashtags'?)") in problems
     assert (f"dispatch.toml:{at('limt = 300')}: social.mastodon.limt: unknown key 'limt' "
-            "(expected did you mean 'limit'?)") in problems
+            "(did you mean 'limit'?)") in problems
     token, url = at('token_env = "MY_TOKEN"'), at('url = "https://hooks.example/x"')
     assert (f"dispatch.toml:{token}: social.bsky2.token_env: "
             "'token_env' is not used by the bluesky transport (only by mastodon) "
-            "(expected did you mean 'password_env'?)") in problems
+            "(did you mean 'password_env'?)") in problems
     assert f"dispatch.toml:{at('[social.bsky2]')}: social.bsky2.handle: missing" in \
         " ".join(problems)
     assert (f"dispatch.toml:{url}: social.x.url: 'url' is "
             "not used by the capture transport (only by mastodon and bluesky and webhook)"
             ) in " ".join(problems)
     assert (f"dispatch.toml:{at('[social.mastdon]')}: social.mastdon: unknown network "
-            "'mastdon' (the table name, as it sets no network) (expected did you mean "
+            "'mastdon' (the table name, as it sets no network) (did you mean "
             "'mastodon'?)") in problems
     result = dispatch("check", "--root", str(site_root))
     assert result.returncode == 1 and "limt" in result.stderr and "Traceback" not in result.stderr
@@ -195,4 +195,4 @@ def test_frontmatter_override_for_an_unknown_network_names_its_line(site_root: P
     line = path.read_text(encoding="utf-8").splitlines().index('  mastdon: "Typo."') + 1
     assert [str(p) for p in problems] == [
         f"content/a.md:{line}: social.mastdon: warning: social override for unknown network "
-        "'mastdon' is ignored (expected did you mean 'mastodon'?)"]
+        "'mastdon' is ignored (did you mean 'mastodon'?)"]

@@ -50,7 +50,9 @@ class Problem:
         if self.field:
             parts.append(self.field)
         text = self.message
-        if self.expected:
+        if self.expected and self.expected.startswith("did you mean"):
+            text = f"{text} ({self.expected})"  # a suggestion reads better bare
+        elif self.expected:
             text = f"{text} (expected {self.expected})"
         if self.severity is Severity.WARNING:
             text = f"warning: {text}"

@@ -82,6 +82,10 @@ def build_article(
         body_html = md.render(main, parsed.env)
     if meta.takeaway:
         override = md.parse(meta.takeaway)
+        # Checked like the body: a script in the frontmatter is as unwelcome.
+        for issue in md.body_issues(override.tokens):
+            problems.append(Problem(source, issue.message, parts.key_lines.get("takeaway"),
+                                    "takeaway", issue.expected, Severity.WARNING))
         takeaway = Takeaway(
             html=md.sanitize(md.render(override.tokens, override.env), absolute),
             text=md.plain_text(override.tokens),

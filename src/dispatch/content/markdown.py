@@ -70,18 +70,30 @@ def render(tokens: Sequence[Token], env: dict[str, Any]) -> str:
     return str(_PARSER.renderer.render(list(tokens), _PARSER.options, env))
 
 
+_HIDDEN_OPEN = re.compile(r"<\s*(script|style)\b", re.IGNORECASE)
+_HIDDEN_CLOSE = re.compile(r"<\s*/\s*(script|style)\s*>", re.IGNORECASE)
+
+
 def inline_text(tokens: Iterable[Token]) -> str:
-    """Plain text of inline children: markup dropped, footnote markers dropped."""
+    """Plain text of inline children: markup dropped, footnote markers dropped,
+    and what sits between inline ``<script>``/``<style>`` tags dropped too
+    (the HTML sanitiser removes those elements whole; the text must match)."""
     out: list[str] = []
+    hidden = False
     for tok in tokens:
-        if tok.type in ("text", "code_inline"):
+        if tok.type == "html_inline":
+            if _HIDDEN_CLOSE.search(tok.content):
+                hidden = False
+            elif _HIDDEN_OPEN.search(tok.content):
+                hidden = True
+        elif hidden:
+            continue
+        elif tok.type in ("text", "code_inline"):
             out.append(tok.content)
         elif tok.type in ("softbreak", "hardbreak"):
             out.append(" ")
         elif tok.type == "image":
             out.append(tok.content or "")
-        elif tok.type == "html_inline":
-            continue
     return "".join(out)
 
 

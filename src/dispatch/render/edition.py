@@ -303,7 +303,8 @@ def _recipient_problems(settings: Settings, job: _Job, html: str, html_uses: Seq
             path, line = _located(settings, html, html_uses, match.start(), fallback)
             problems.append(Problem(
                 path, "recipient.name may be used in text only, not inside an HTML attribute "
-                "(names are free text; quotes in them cannot be substituted safely there)",
+                "or comment (names are free text; quotes in them cannot be substituted "
+                "safely there)",
                 line, "template", "{{ recipient.name }} between tags"))
             break
     return problems

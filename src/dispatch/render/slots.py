@@ -58,20 +58,25 @@ class SlotMisuse(TypeError):
 class Slot:
     """A recipient value that can be printed and nothing else."""
 
-    __slots__ = ("key", "text", "uses")
+    # Names a template would not guess: `recipient.name.text` must be refused
+    # like any other attribute, not print the placeholder.
+    __slots__ = ("_slot_key", "_slot_text", "_slot_uses")
 
     def __init__(self, key: str, text: str, uses: list[Use]) -> None:
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "text", text)
-        object.__setattr__(self, "uses", uses)
+        object.__setattr__(self, "_slot_key", key)
+        object.__setattr__(self, "_slot_text", text)
+        object.__setattr__(self, "_slot_uses", uses)
 
     def _refuse(self, what: str) -> NoReturn:
-        raise SlotMisuse(object.__getattribute__(self, "key"), what)
+        raise SlotMisuse(object.__getattribute__(self, "_slot_key"), what)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # protocol probes (copy, pickle, hasattr) stay normal
-            raise AttributeError(name)
-        self._refuse(f"with .{name}")
+    def __getattribute__(self, name: str) -> Any:
+        # Protocol probes (copy, hasattr, isinstance) and our own refusal stay
+        # normal; everything else, our slots included, is refused (the module
+        # reads those with object.__getattribute__).
+        if name == "_refuse" or (name.startswith("__") and name.endswith("__")):
+            return object.__getattribute__(self, name)
+        object.__getattribute__(self, "_refuse")(f"with .{name}")
 
     def __setattr__(self, name: str, value: object) -> None:
         self._refuse("assigned to")
@@ -120,7 +125,8 @@ class Slot:
         return True
 
     def __repr__(self) -> str:
-        return f"<recipient.{object.__getattribute__(self, 'key')}>"
+        # |pprint, {{ recipient }} and printing a list of them all go through here.
+        self._refuse("printed through repr (|pprint, or the whole recipient)")
 
 
 def slots(values: dict[str, str] | Any, uses: list[Use]) -> dict[str, Slot]:
@@ -140,9 +146,9 @@ def _caller_location() -> tuple[str | None, int | None]:
 def finalize(value: Any) -> Any:
     """The Environment's finalize hook: a printed Slot becomes its text."""
     if type(value) is Slot:
-        text: str = object.__getattribute__(value, "text")
-        uses: list[Use] = object.__getattribute__(value, "uses")
+        text: str = object.__getattribute__(value, "_slot_text")
+        uses: list[Use] = object.__getattribute__(value, "_slot_uses")
         filename, line = _caller_location()
-        uses.append(Use(object.__getattribute__(value, "key"), filename, line))
+        uses.append(Use(object.__getattribute__(value, "_slot_key"), filename, line))
         return text
     return value
