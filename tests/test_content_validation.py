@@ -112,12 +112,13 @@ def test_empty_body(site_root: Path) -> None:
     assert problem.field == "body" and "no body" in problem.message
 
 
-def test_not_utf8_names_the_byte_offset(site_root: Path) -> None:
-    data = b"---\ntitle: caf\xe9\ndate: 2026-01-01\n---\nBody\n"
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_not_utf8_names_the_byte_offset(site_root: Path, bom: bytes) -> None:
+    data = bom + b"---\ntitle: caf\xe9\ndate: 2026-01-01\n---\nBody\n"
     (site_root / "content" / "latin1.md").write_bytes(data)
     problem = only_error(load(site_root), "content/latin1.md")
     offset = data.index(b"\xe9")
-    assert f"byte offset {offset}" in problem.message
+    assert f"byte 0xe9 at byte offset {offset}" in problem.message
     assert problem.line == 2
 
 
@@ -196,6 +197,14 @@ def test_a_repeated_key_is_a_warning_naming_the_line_that_wins(site_root: Path) 
     (warning,) = [p for p in result.warnings if p.field == "title"]
     assert warning.line == 4 and "more than once" in warning.message
     assert result.articles[0].title == "Second"
+
+
+def test_a_named_pipe_is_skipped_not_read(site_root: Path) -> None:
+    os.mkfifo(site_root / "content" / "pipe.md")  # reading it would block for ever
+    write_article(site_root, "ok.md", "title: Ok\ndate: 2026-01-02", BODY)
+    result = load(site_root)
+    assert [a.slug for a in result.articles] == ["ok"]
+    assert "not a regular file" in only_error(result, "content/pipe.md").message
 
 
 def test_file_over_2_mb_is_refused(site_root: Path) -> None:

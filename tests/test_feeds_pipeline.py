@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from dispatch.cli import main
 from dispatch.config import load_settings
+from dispatch.content.loader import load_site
+from dispatch.feeds.build import build_feeds
 from dispatch.feeds.stage import feeds_stage
 from dispatch.pipeline import default_stages, run_pass
 from dispatch.store.engine import Store, open_store
@@ -86,6 +88,34 @@ def test_deleted_or_drafted_article_leaves_the_feeds(site: tuple[Path, Store]) -
     atom = feedparser.parse((root / "public" / "atom.xml").read_bytes())
     titles = [e.title for e in atom.entries]
     assert titles == ["Salt & sugar: <why> it matters"]
+
+
+def test_an_article_that_comes_back_is_back_in_the_feeds(site: tuple[Path, Store],
+                                                         tmp_path: Path) -> None:
+    # Drafted (or deleted) and then restored as the very same file: the store
+    # marked it withdrawn in between, so its return counts as a change.
+    root, store = site
+    feeds_report(root, store, NOW)
+    cafe = root / "content" / "cafe.md"
+    original = cafe.read_text(encoding="utf-8")
+    cafe.write_text(original.replace("---\n", "---\nstatus: draft\n", 1), encoding="utf-8")
+    feeds_report(root, store, NOW + timedelta(hours=1))
+    assert not (root / "public" / "category" / "nutrition").exists()
+    cafe.write_text(original, encoding="utf-8")
+    assert "written" in feeds_report(root, store, NOW + timedelta(hours=2))
+    cafe.unlink()
+    feeds_report(root, store, NOW + timedelta(hours=3))
+    cafe.write_text(original, encoding="utf-8")
+    feeds_report(root, store, NOW + timedelta(hours=4))
+    settings = load_settings(root, environ={})
+    fresh = tmp_path / "fresh"
+    build_feeds(settings, load_site(settings).articles, NOW + timedelta(hours=4), fresh)
+    built = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*.*")
+             if not p.name.startswith(".")}
+    assert built and all((root / "public" / name).read_bytes() == data
+                         for name, data in built.items())
+    assert "Café" in (root / "public" / "category" / "nutrition" / "feed.xml").read_text(
+        encoding="utf-8")
 
 
 def test_an_article_recorded_by_a_pass_without_feeds_still_reaches_them(

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from dispatch.config import Settings
 from dispatch.content.article import build_article
@@ -96,6 +97,11 @@ def discover(settings: Settings) -> tuple[list[_File], list[Problem]]:
                     problems.append(Problem(source, "symlink points at nothing", None))
                     continue
             stat = entry.stat()
+            if not S_ISREG(stat.st_mode):
+                # A named pipe or device would block the read for ever.
+                problems.append(Problem(source, "not a regular file; skipped", None, None,
+                                        "a Markdown file"))
+                continue
         except RuntimeError:  # Path.resolve on a symlink loop (Python 3.11-3.12)
             problems.append(Problem(source, "symlink loop; refused", None, None,
                                     "a symlink that ends at a file"))
@@ -123,9 +129,11 @@ def load_one(file: _File, data: bytes, digest: str,
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return None, [Problem(file.source, f"not UTF-8: byte 0x{data[exc.start]:02x} at byte "
-                              f"offset {exc.start}", line, None, "a UTF-8 text file")]
+        # utf-8-sig counts from after a byte-order mark; the file counts from 0.
+        at = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, at) + 1
+        return None, [Problem(file.source, f"not UTF-8: byte 0x{data[at]:02x} at byte "
+                              f"offset {at}", line, None, "a UTF-8 text file")]
     return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
 
 

