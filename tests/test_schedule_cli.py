@@ -207,3 +207,25 @@ def test_run_once_fires_schedules_unless_another_scheduler_leads(tmp_path: Path)
     assert second.returncode == 0, second.stderr
     assert "another scheduler is active" in second.stdout
     assert "  schedule:" not in second.stdout
+
+
+def test_check_keeps_three_digit_line_numbers_and_says_an_article(tmp_path: Path) -> None:
+    # rich once turned "schedules.yaml:100:" into an emoji; and grammar.
+    root = make_site(tmp_path / "site")
+    padding = "".join(f"# note {n}\n" for n in range(97))
+    (root / "schedules.yaml").write_text(
+        padding + "schedules:\n  - id: alerts\n    kind: article\n    on_publish: true\n")
+    result = dispatch("check", "--root", str(root))
+    assert result.returncode == 1
+    assert ("schedules.yaml:99: schedules[0].audience: an article schedule needs an audience"
+            in result.stderr + result.stdout), result.stderr
+
+
+def test_a_missing_schedules_file_is_reported_once_schedules_have_run(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    ran = dispatch("run", "--once", "--root", str(root))  # keeps the last good copy
+    assert ran.returncode == 0, ran.stderr
+    (root / "schedules.yaml").rename(root / "schedules.yml")
+    result = dispatch("check", "--root", str(root))
+    assert "schedules.yaml: warning: not found, so nothing is scheduled" in result.stderr
+    assert "schedules.last-good.yaml" in result.stderr

@@ -204,3 +204,30 @@ def test_auto_with_a_broken_schedules_file_holds_off_and_says_so(
     stage = report.stages[0]
     assert stage.summary.startswith("queued 0") and q.posts_for(store) == []
     assert "left to the scheduler" in str(stage.problems[0]) and not stage.problems[0].is_error
+
+
+def test_a_paused_social_schedule_still_holds_its_networks(
+        site: tuple[Settings, Store]) -> None:
+    # Paused means nothing goes out, not "post at once without the delay".
+    settings, store = site
+    (settings.root / "schedules.yaml").write_text(
+        SOCIAL_SCHEDULE + "    enabled: false\n", encoding="utf-8")
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    assert report.stages[0].summary.startswith("queued 1, sent 1")
+    assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
+
+
+def test_a_broken_schedules_file_defers_to_the_last_good_copy(
+        site: tuple[Settings, Store]) -> None:
+    # The scheduler runs the last good schedules while the file has a
+    # mistake; so does the choice of what is posted at once.
+    from dispatch.schedule.sitefile import last_good_path
+
+    settings, store = site
+    last_good_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    last_good_path(settings).write_text(SOCIAL_SCHEDULE, encoding="utf-8")
+    (settings.root / "schedules.yaml").write_text(
+        SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    assert report.stages[0].summary.startswith("queued 1, sent 1")
+    assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]

@@ -26,8 +26,9 @@ from dispatch.store.engine import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 LAZY_COMMANDS = {

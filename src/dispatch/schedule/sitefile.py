@@ -266,6 +266,14 @@ def read_schedules(settings: Settings, now: datetime,
     """
     text, problems = _read_text(settings)
     if text is None and not problems:
+        if last_good_path(settings).exists():
+            # Schedules ran here before: a renamed or deleted file (say
+            # schedules.yml) silently stopping every send is worth a word.
+            return ScheduleSet(timezone=settings.site.timezone), [Problem(
+                FILE, "not found, so nothing is scheduled; the last version that worked is "
+                f"in {last_good_path(settings)}", None, None,
+                "the file back (or `schedules: []` to stop every send on purpose)",
+                Severity.WARNING)]
         return ScheduleSet(timezone=settings.site.timezone), []
     schedule_set = ScheduleSet(timezone=settings.site.timezone)
     if text is not None:

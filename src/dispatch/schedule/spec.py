@@ -456,15 +456,21 @@ def _kind_rules(m: ScheduleModel, kind: str, entry: _Entry, report: Report) -> N
     """Keys that mean nothing (or are missing) for this kind of schedule."""
     email = kind in ("digest", "article")
     if email and not m.audience and "audience" not in entry.broken:
-        report("audience", f"a {kind} schedule needs an audience", "a list of subscriber lists")
+        report("audience", f"{_a(kind)} schedule needs an audience", "a list of subscriber lists")
     if not email and m.audience:
-        report("audience", f"a {kind} schedule sends no email, so audience has no effect", None)
+        report("audience", f"{_a(kind)} schedule sends no email, so audience has no effect",
+               None)
     for key in ("subject", "template"):
         if not email and getattr(m, key) is not None:
-            report(key, f"a {kind} schedule sends no email, so {key} has no effect", None)
+            report(key, f"{_a(kind)} schedule sends no email, so {key} has no effect", None)
     if m.networks is not None and kind != "social":
         report("networks", "networks only applies to social schedules", None)
     if kind not in ("digest", "social") and "max_articles" in m.model_fields_set:
-        report("max_articles", f"max_articles has no effect on a {kind} schedule", None)
+        report("max_articles", f"max_articles has no effect on {_a(kind)} schedule", None)
     if kind != "digest" and "min_articles" in m.model_fields_set:
         report("min_articles", "min_articles only applies to digests", None)
+
+
+def _a(word: str) -> str:
+    """"a digest", "an article"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

@@ -31,10 +31,17 @@ SCHEDULES_FILE = "schedules.yaml"
 
 
 def scheduled_networks(settings: Settings) -> tuple[set[str] | None, list[Problem]]:
-    """Networks some enabled social schedule queues posts for (None: all)."""
+    """Networks some social schedule queues posts for (None: all).
+
+    A paused schedule (``enabled: false``) still covers its networks: paused
+    means nothing goes out, not "post at once instead". While the file has
+    errors the scheduler runs its last good version, so that is the one
+    that decides; with no good version at all, nothing is posted at once.
+    """
     path = settings.root / SCHEDULES_FILE
     if not path.exists():
         return set(), []
+    from dispatch.schedule.sitefile import last_good_path
     from dispatch.schedule.spec import parse_schedules
 
     try:
@@ -43,14 +50,22 @@ def scheduled_networks(settings: Settings) -> tuple[set[str] | None, list[Proble
         text = "schedules: ["  # unreadable: treated like a broken file below
     schedules, problems = parse_schedules(text, settings.site.timezone)
     if any(p.is_error for p in problems):
-        # A social schedule with a typo must not turn into "post at once,
-        # ignoring the delay and quiet hours": hold off and say so.
-        return None, [Problem(SCHEDULES_FILE, "has errors, so social posts for new articles "
-                              "are left to the scheduler", None, "social.on_publish",
-                              "a valid schedules.yaml", Severity.WARNING)]
+        try:
+            previous = last_good_path(settings).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            previous = None
+        if previous is not None:
+            schedules, problems = parse_schedules(previous, settings.site.timezone)
+        if previous is None or any(p.is_error for p in problems):
+            # A social schedule with a typo must not turn into "post at
+            # once, ignoring the delay and quiet hours": hold off and say so.
+            return None, [Problem(SCHEDULES_FILE, "has errors, so social posts for new "
+                                  "articles are left to the scheduler", None,
+                                  "social.on_publish", "a valid schedules.yaml",
+                                  Severity.WARNING)]
     covered: set[str] = set()
     for schedule in schedules.schedules:
-        if schedule.kind == "social" and schedule.enabled:
+        if schedule.kind == "social":
             if schedule.networks is None:
                 return None, []
             covered.update(schedule.networks)
