@@ -331,22 +331,48 @@ def test_queue_controls_from_the_cli(site_store: tuple[Settings, Store], db_site
 def test_retry_on_a_paused_edition_says_it_stays_paused(site_store: tuple[Settings, Store],
                                                         db_site: Path) -> None:
     settings, store = site_store
+    seed(store, 30)
+    queue_edition(store, edition(), ["main"], T0)
+    sink = Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay")
+    ctl = start_sink(sink)
+    config = smtp_config(ctl.port, connections=1, batch_size=5,
+                         policy=RetryPolicy(error_budget=0.1, error_budget_min=5))
+    try:
+        report = deliver(store, settings, T0, config=config, clock=Clock())
+    finally:
+        ctl.stop()
+    status = edition_status(store, "e1")
+    assert status.state == "paused" and status.pending > 0  # the error budget stopped it
+    runner = CliRunner()
+    root = ["--root", str(db_site)]
+    out = runner.invoke(main, ["queue", "retry", "e1", *root])
+    assert out.exit_code == 0 and f"({report.failed} row(s)); now paused" in out.output, out.output
+    assert "still paused" in out.output and "dispatch queue resume e1" in out.output
+    assert edition_status(store, "e1").state == "paused"
+
+
+def test_pause_or_cancel_of_a_finished_edition_is_refused_and_retry_still_works(
+        site_store: tuple[Settings, Store], db_site: Path) -> None:
+    settings, store = site_store
     seed(store, 6)
     queue_edition(store, edition(), ["main"], T0)
     sink = Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay")
     ctl = start_sink(sink)
     try:
-        report = deliver(store, settings, T0, config=smtp_config(ctl.port), clock=Clock())
+        assert deliver(store, settings, T0, config=smtp_config(ctl.port),
+                       clock=Clock()).failed == 6
     finally:
         ctl.stop()
-    assert report.failed == 6
     runner = CliRunner()
     root = ["--root", str(db_site)]
-    runner.invoke(main, ["queue", "pause", "e1", *root])
-    out = runner.invoke(main, ["queue", "retry", "e1", *root])
-    assert out.exit_code == 0 and "(6 row(s)); now paused" in out.output, out.output
-    assert "still paused" in out.output and "dispatch queue resume e1" in out.output
-    assert edition_status(store, "e1").state == "paused"
+    for action in ("pause", "cancel"):
+        out = runner.invoke(main, ["queue", action, "e1", *root])
+        assert out.exit_code == 1 and f"nothing to {action}" in out.output, out.output
+    resumed = runner.invoke(main, ["queue", "resume", "e1", *root])
+    assert resumed.exit_code == 1 and "resume changed nothing" in resumed.output
+    assert edition_status(store, "e1").state == "complete"  # still, not "cancelled"
+    retried = runner.invoke(main, ["queue", "retry", "e1", *root])
+    assert retried.exit_code == 0 and "(6 row(s))" in retried.output
 
 
 def test_failure_reasons_are_shown_after_sending(example_site: Path, database_url: str,
@@ -354,8 +380,10 @@ def test_failure_reasons_are_shown_after_sending(example_site: Path, database_ur
     """`dispatch send --deliver` and `dispatch queue -v` say why rows failed."""
     relay = {"alan.turing@example.com", "tim.berners-lee@example.com",
              "barbara.liskov@example.com"}
+    # Bounce replies quote the recipient, as real servers do: one reason still.
     sink = Sink(rcpt_reply=lambda a: "550 5.7.1 Unable to relay" if a in relay
-                else "550 5.1.1 no such user" if a.startswith("edsger") else None)
+                else f"550 5.1.1 <{a}>: no such user" if a.lower().startswith(("edsger", "grace"))
+                else None)
     ctl = start_sink(sink)
     monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "k")
@@ -372,9 +400,9 @@ def test_failure_reasons_are_shown_after_sending(example_site: Path, database_ur
     finally:
         ctl.stop()
     assert sent.exit_code == 0, sent.output
-    assert "sent 4" in sent.output and "failed 4" in sent.output
+    assert "sent 3" in sent.output and "failed 5" in sent.output
     assert "3 × 550 5.7.1 Unable to relay" in sent.output
-    assert "1 × hard bounce: 550 5.1.1 no such user" in sent.output
+    assert "2 × hard bounce: 550 5.1.1 <…>: no such user" in sent.output
     quiet = runner.invoke(main, ["queue", *root])
     assert "Unable to relay" not in quiet.output
     verbose = runner.invoke(main, ["queue", "-v", *root])
@@ -451,3 +479,20 @@ def test_the_same_digest_command_tomorrow_sends_nothing_twice(
         assert result.exit_code == 0, result.output
         assert ("queued for 8 recipient(s)" in result.output) == (day == 0), result.output
     assert len(captured(example_site / ".dispatch" / "maildir")) == 8
+
+
+def test_the_outage_back_off_starts_short_again_once_the_server_answers() -> None:
+    from dispatch.delivery.engine import OUTAGE_START, _Run
+    from dispatch.delivery.transport import TransportUnavailable
+
+    clock = Clock()
+    unused = cast(Any, None)
+    run = _Run(store=unused, settings=unused, transport=unused, source=unused,
+               config=DeliverySettings(), clock=clock, burst=False, stop=unused, owner="t",
+               rng=unused, bucket=unused, verdicts=unused, progress=None, total=0)
+    for _ in range(4):
+        run.server_down(TransportUnavailable("connection refused"))
+    assert run.down_until == T0 + timedelta(seconds=OUTAGE_START * 8)  # 5, 10, 20, 40 s
+    run.server_up()
+    run.server_down(TransportUnavailable("connection refused"))
+    assert run.down_until == T0 + timedelta(seconds=OUTAGE_START)

@@ -136,6 +136,8 @@ def _control(action: str, fn: Callable[[Store, str, datetime], object]) -> click
     def command(site: Site, edition: str) -> None:
         result = fn(site.store, edition, now())
         state = edition_status(site.store, edition)
+        if result is False:  # pause of a non-sending edition, resume of a non-paused one
+            raise InputError(f"{edition} is {state.state}, so {action} changed nothing")
         detail = f" ({result} row(s))" if isinstance(result, int) and not isinstance(
             result, bool) else ""
         console.print(f"{edition}: {action}{detail}; now {state.state}, "

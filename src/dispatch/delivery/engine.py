@@ -55,6 +55,8 @@ from dispatch.store.engine import Store
 from dispatch.unsubscribe import secret_key
 
 log = logging.getLogger(__name__)
+OUTAGE_START = 5.0
+"""The first back-off when the server is unreachable; it doubles up to 300 s."""
 LEASE_CHECK_SECONDS = 0.2
 """How often a lane looks at its lease's expiry while sending a batch."""
 _monotonic = time.monotonic  # the lease-check throttle's clock (tests freeze it)
@@ -94,7 +96,7 @@ class _Run:
     counts: dict[str, int] = field(default_factory=dict)
     done: int = 0
     down_until: datetime | None = None
-    outage: float = 5.0
+    outage: float = 5.0  # OUTAGE_START
     stopped: str | None = None
     claimed: int = 0
     last_date: datetime | None = None
@@ -152,6 +154,12 @@ class _Run:
             self.outage = min(300.0, self.outage * 2)
         log.warning("transport unavailable: %s", exc)
         self.halt(f"{exc}")
+
+    def server_up(self) -> None:
+        """Reachable again: the next outage starts with a short back-off, not
+        the long one this outage grew to."""
+        with self.lock:
+            self.outage = OUTAGE_START
 
     def wait(self, seconds: float) -> None:
         self.stop.wait(max(0.05, seconds))
@@ -235,6 +243,8 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
             break
         if result.outcome == "retry" and result.code in (421, 451, 452, 454):
             run.bucket.slow_down()
+        elif result.outcome == "sent" and run.outage != OUTAGE_START:
+            run.server_up()
         results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.detail,
                                  row.attempts))
         run.tick()

@@ -10,6 +10,8 @@ while workers are sending.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,8 +100,18 @@ def _set_state(store: Store, edition_id: str, now: datetime, allowed: tuple[str,
             .values(state=state, note=note, updated_at=now)).rowcount)
 
 
+def _refuse_if_finished(store: Store, edition_id: str, action: str) -> None:
+    """A finished edition has nothing to pause or cancel; doing it anyway
+    would only relabel it (and a cancelled one can no longer be retried)."""
+    status = edition_status(store, edition_id)
+    if status.pending == 0:
+        raise InputError(f"{edition_id} has nothing waiting ({status.sent} sent, "
+                         f"{status.failed} failed), so there is nothing to {action}")
+
+
 def pause(store: Store, edition_id: str, now: datetime) -> bool:
     """Stop claiming this edition's rows; rows already leased finish normally."""
+    _refuse_if_finished(store, edition_id, "pause")
     return _set_state(store, edition_id, now, ("sending",), "paused", "paused by operator")
 
 
@@ -110,6 +122,7 @@ def resume(store: Store, edition_id: str, now: datetime) -> bool:
 
 def cancel(store: Store, edition_id: str, now: datetime) -> int:
     """Stop the edition for good: every waiting row becomes cancelled."""
+    _refuse_if_finished(store, edition_id, "cancel")
     _set_state(store, edition_id, now, ("sending", "paused"), "cancelled", "cancelled by operator")
     with store.write() as conn:
         return int(conn.execute(
@@ -142,14 +155,19 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
     return int(n)
 
 
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
 def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple[str, int]]:
     """The commonest reasons this edition's rows failed, with counts, commonest first."""
-    n = func.count().label("n")
-    q = (select(outbox.c.detail, n)
-         .where(outbox.c.edition_id == edition_id, outbox.c.status == "failed")
-         .group_by(outbox.c.detail).order_by(n.desc(), outbox.c.detail).limit(limit))
+    q = select(outbox.c.detail).where(outbox.c.edition_id == edition_id,
+                                      outbox.c.status == "failed")
     with store.read() as conn:
-        return [(detail or "no reason recorded", int(count)) for detail, count in conn.execute(q)]
+        details = conn.execute(q).scalars().all()
+    # Servers quote the recipient in their reply ("<ann@…>: User unknown"):
+    # without it, ten bounces for the same reason count as one reason.
+    counts = Counter(_ADDRESS.sub("<…>", d) if d else "no reason recorded" for d in details)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
