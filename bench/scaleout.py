@@ -30,15 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # for tests.smtp_sink, the sink shared with the tests
+sys.path.insert(0, str(REPO))  # for tests.smtp_sink and tests.pg_schema, shared with the tests
 NOW = datetime.now(UTC)  # queued rows are due at once for the real-clock workers
 DISPATCH = REPO / ".venv" / "bin" / "dispatch"
 SECRET = "bench-secret"
@@ -48,25 +46,6 @@ class SinkLike(Protocol):
     port: int
 
     def count(self) -> int: ...
-
-
-@contextmanager
-def fresh_schema(base: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    from dispatch.store.engine import normalise_url
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(base))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def make_site(tmp: Path, batch_size: int) -> Path:
@@ -128,6 +107,7 @@ def run_scaleout(base: str, *, recipients: int = 2_000, connections: int = 4,
     1-process run of this same call (the baseline), in a throw-away schema."""
     os.environ.setdefault("DISPATCH_SECRET_KEY", SECRET)  # the workers get SECRET explicitly
 
+    from tests.pg_schema import scratch_schema
     from tests.smtp_sink import SinkProcess
 
     from dispatch.config import load_settings
@@ -139,7 +119,7 @@ def run_scaleout(base: str, *, recipients: int = 2_000, connections: int = 4,
 
     counts = list(processes)
     delay = delay_ms / 1000
-    with tempfile.TemporaryDirectory() as name, fresh_schema(base) as url:
+    with tempfile.TemporaryDirectory() as name, scratch_schema(base, "bench") as url:
         root = make_site(Path(name), batch_size)
         settings = load_settings(root)
         article = next(a for a in load_site(settings).articles if a.is_published(NOW))

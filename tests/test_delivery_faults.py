@@ -26,6 +26,7 @@ from dispatch.config import Settings
 from dispatch.delivery import DeliveryReport, deliver
 from dispatch.delivery.settings import DeliverySettings
 from dispatch.outbox import (
+    EditionStatus,
     RetryPolicy,
     cancel,
     edition_status,
@@ -227,12 +228,8 @@ def test_pause_mid_send_then_resume_sends_nobody_twice(store: Store,
     assert sink.counts() == {e: 1 for e in emails}
 
 
-def test_error_budget_pauses_instead_of_burning_the_list(store: Store,
-                                                         settings: Settings) -> None:
-    emails = seed(store, 200)
-    bad = set(emails[::3])
-    queue_edition(store, edition(), ["main"], T0)
-    sink = Sink(data_reply=lambda rcpts: "554 5.7.1 rejected" if rcpts[0] in bad else None)
+def deliver_on_a_budget(store: Store, settings: Settings, sink: Sink) -> EditionStatus:
+    """One connection, batches of 10, a 10% error budget from 20 finished rows."""
     ctl = start_sink(sink)
     config = smtp_config(ctl.port, connections=1, batch_size=10,
                          policy=RetryPolicy(error_budget=0.1, error_budget_min=20))
@@ -240,7 +237,16 @@ def test_error_budget_pauses_instead_of_burning_the_list(store: Store,
         deliver(store, settings, T0, config=config, clock=Clock())
     finally:
         ctl.stop()
-    s = edition_status(store, "e1")
+    return edition_status(store, "e1")
+
+
+def test_error_budget_pauses_instead_of_burning_the_list(store: Store,
+                                                         settings: Settings) -> None:
+    emails = seed(store, 200)
+    bad = set(emails[::3])
+    queue_edition(store, edition(), ["main"], T0)
+    s = deliver_on_a_budget(store, settings, Sink(
+        data_reply=lambda rcpts: "554 5.7.1 rejected" if rcpts[0] in bad else None))
     assert s.state == "paused" and s.note is not None and "error budget" in s.note
     assert s.sent + s.failed <= 30 and s.pending >= 170
     # 554 after DATA is about the message, not the mailbox: nobody is bounced.
@@ -254,15 +260,8 @@ def test_a_relay_refusing_everyone_pauses_and_bounces_nobody(store: Store,
     marked bounced (that would be impossible to tell from real bounces)."""
     emails = seed(store, 200)
     queue_edition(store, edition(), ["main"], T0)
-    sink = Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay")
-    ctl = start_sink(sink)
-    config = smtp_config(ctl.port, connections=1, batch_size=10,
-                         policy=RetryPolicy(error_budget=0.1, error_budget_min=20))
-    try:
-        deliver(store, settings, T0, config=config, clock=Clock())
-    finally:
-        ctl.stop()
-    s = edition_status(store, "e1")
+    s = deliver_on_a_budget(store, settings,
+                            Sink(rcpt_reply=lambda address: "550 5.7.1 Unable to relay"))
     assert s.state == "paused" and s.note is not None and "error budget" in s.note
     assert s.failed <= 30 and s.sent == 0 and s.pending >= 170 and s.reconciles
     assert all(get_subscriber(store, e).status == "active" for e in emails)  # type: ignore[union-attr]

@@ -224,6 +224,15 @@ BODY = ("Intro.\n\n## Key takeaway\n\nSchlüssel: sleep 7 hours 🔑 日本語. 
         "Keep a fixed wake-up time.\n")
 
 
+def bluesky_table(server: FakeNetwork) -> str:
+    return (f'[social.bluesky]\ntransport = "bluesky"\nurl = "{server.base}"\n'
+            'handle = "clinic.bsky.social"\n')
+
+
+def webhook_table(server: FakeNetwork) -> str:
+    return f'[social.linkedin]\ntransport = "webhook"\nurl = "{server.base}/hook"\n'
+
+
 def make_site(root: Path, database_url: str, base: str, tables: str
               ) -> tuple[Settings, Store]:
     toml = (root / "dispatch.toml").read_text(encoding="utf-8")
@@ -338,12 +347,7 @@ url = "{server.base}"
 def test_bluesky_session_record_facets_and_card(site_root: Path, database: str,
                                                 server: FakeNetwork) -> None:
     records = bluesky_api(server)
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     report = deliver(settings, store)
     assert report.sent == 1, report
     assert len(server.calls("/xrpc/com.atproto.server.createSession")) == 1
@@ -385,12 +389,7 @@ def test_bluesky_lost_answer_is_not_posted_twice(site_root: Path, database: str,
         return 502, {}, {"error": "UpstreamFailure", "message": "Bad gateway"}
 
     server.routes[("POST", "/xrpc/com.atproto.repo.createRecord")] = lose_answer
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     assert deliver(settings, store).retried == 1
     assert deliver(settings, store, NOW + timedelta(minutes=5)).sent == 1
     assert len(records) == 1
@@ -401,12 +400,7 @@ handle = "clinic.bsky.social"
 def test_bluesky_wrong_password_fails_permanently(site_root: Path, database: str,
                                                   server: FakeNetwork) -> None:
     bluesky_api(server)
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     report = deliver(settings, store, env={"DISPATCH_BLUESKY_PASSWORD": "wrong-password"})
     assert report.failed == 1
     (row,) = q.posts_for(store)
@@ -418,11 +412,7 @@ def test_webhook_is_signed_and_retried_after_5xx(site_root: Path, database: str,
                                                  server: FakeNetwork) -> None:
     webhook_api(server)
     server.script["/hook"] = [(500, {}, {"error": "try later"})]
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.linkedin]
-transport = "webhook"
-url = "{server.base}/hook"
-""")
+    settings, store = make_site(site_root, database, server.base, webhook_table(server))
     first = deliver(settings, store)
     assert first.retried == 1
     (row,) = q.posts_for(store)
@@ -442,11 +432,7 @@ url = "{server.base}/hook"
 def test_webhook_bad_signature_is_a_permanent_failure(site_root: Path, database: str,
                                                       server: FakeNetwork) -> None:
     webhook_api(server)
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.linkedin]
-transport = "webhook"
-url = "{server.base}/hook"
-""")
+    settings, store = make_site(site_root, database, server.base, webhook_table(server))
     report = deliver(settings, store, env={"DISPATCH_WEBHOOK_SECRET": "not-the-secret"})
     assert report.failed == 1
     (row,) = q.posts_for(store)
@@ -491,12 +477,7 @@ def test_bluesky_card_without_a_usable_image_still_posts(
     bluesky_api(server)
     server.routes[("GET", "/images/sleep.jpg")] = lambda seen: (
         200, {"Content-Type": "text/html"}, b"<html>not an image</html>")
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     assert deliver(settings, store).sent == 1
     (call,) = server.calls("/xrpc/com.atproto.repo.createRecord")
     external = call.json()["record"]["embed"]["external"]
@@ -534,12 +515,7 @@ def test_bluesky_retry_never_counts_another_post_under_its_key_as_sent(
     records = bluesky_api(server)
     server.script["/xrpc/com.atproto.repo.createRecord"] = [
         (502, {}, {"error": "UpstreamFailure", "message": "Bad gateway"})]
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     assert deliver(settings, store).retried == 1
     (row,) = q.posts_for(store)
     rkey = tid(row["created_at"], row["id"])
@@ -565,12 +541,7 @@ def test_bluesky_rate_limit_waits_for_the_reset_and_posts_once(
         429, {"RateLimit-Limit": "5000", "RateLimit-Remaining": "0",
               "RateLimit-Reset": str(reset), "RateLimit-Policy": "5000;w=3600"},
         {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})]
-    settings, store = make_site(site_root, database, server.base, f"""
-[social.bluesky]
-transport = "bluesky"
-url = "{server.base}"
-handle = "clinic.bsky.social"
-""")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server))
     first = deliver(settings, store)
     assert (first.retried, first.sent) == (1, 0)
     (row,) = q.posts_for(store)

@@ -31,9 +31,9 @@ from sqlalchemy import (
 
 from dispatch.outbox.control import BOUNCE_PREFIX, enforce_error_budget
 from dispatch.outbox.policy import RetryPolicy
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import UTCDateTime, editions, outbox, subscribers
-from dispatch.subscribers.repository import chunks, set_status
+from dispatch.subscribers.repository import set_status
 
 # Status literals written into the SQL, not bound as parameters: a partial
 # index (WHERE status = 'queued') is only usable when the query says so

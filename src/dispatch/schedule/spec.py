@@ -113,7 +113,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-class ScheduleModel(_Strict):
+class _Shared(_Strict):
+    """Checks for the keys a schedule and the file's top level both take
+    (``timezone``, ``max_lateness``, ``quiet_hours``); each model declares
+    the fields itself, in its own order."""
+
+    @field_validator("timezone", mode="before", check_fields=False)
+    @classmethod
+    def check_timezone(cls, value: Any) -> Any:
+        return _timezone(value)
+
+    @field_validator("max_lateness", mode="before", check_fields=False)
+    @classmethod
+    def check_lateness(cls, value: Any) -> Any:
+        return _duration(value, at_least=MIN_LATENESS)
+
+    @field_validator("quiet_hours", mode="before", check_fields=False)
+    @classmethod
+    def check_quiet(cls, value: Any) -> Any:
+        return _quiet(value)
+
+
+class ScheduleModel(_Shared):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     kind: Literal["digest", "article", "social", "feeds"]
     note: str | None = None
@@ -162,21 +183,6 @@ class ScheduleModel(_Strict):
     def check_delay(cls, value: Any) -> Any:
         return _duration(value)
 
-    @field_validator("max_lateness", mode="before")
-    @classmethod
-    def check_lateness(cls, value: Any) -> Any:
-        return _duration(value, at_least=MIN_LATENESS)
-
-    @field_validator("timezone", mode="before")
-    @classmethod
-    def check_timezone(cls, value: Any) -> Any:
-        return _timezone(value)
-
-    @field_validator("quiet_hours", mode="before")
-    @classmethod
-    def check_quiet(cls, value: Any) -> Any:
-        return _quiet(value)
-
     @field_validator("subject")
     @classmethod
     def check_template(cls, value: str | None) -> str | None:
@@ -190,26 +196,11 @@ class ScheduleModel(_Strict):
         return value
 
 
-class FileModel(_Strict):
+class FileModel(_Shared):
     timezone: str | None = None
     max_lateness: Any = None
     quiet_hours: Any = None
     schedules: list[Any] = []
-
-    @field_validator("timezone", mode="before")
-    @classmethod
-    def check_timezone(cls, value: Any) -> Any:
-        return _timezone(value)
-
-    @field_validator("max_lateness", mode="before")
-    @classmethod
-    def check_lateness(cls, value: Any) -> Any:
-        return _duration(value, at_least=MIN_LATENESS)
-
-    @field_validator("quiet_hours", mode="before")
-    @classmethod
-    def check_quiet(cls, value: Any) -> Any:
-        return _quiet(value)
 
 
 _FRIENDLY = {

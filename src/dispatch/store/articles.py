@@ -17,7 +17,7 @@ from dispatch.content.cache import (
     problems_to_json,
 )
 from dispatch.models import Article
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import article_cache, published_articles
 
 
@@ -60,20 +60,14 @@ class StoreCache:
             return
         with self.store.write() as conn:
             sources = [r["source"] for r in rows] + gone
-            for start in range(0, len(sources), 500):
-                chunk = sources[start:start + 500]
-                conn.execute(delete(article_cache).where(article_cache.c.source.in_(chunk)))
+            for part in chunks(sources):
+                conn.execute(delete(article_cache).where(article_cache.c.source.in_(part)))
             if rows:
                 conn.execute(insert(article_cache), rows)
 
 
 WITHDRAWN = "withdrawn"
 """``content_hash`` of a recorded article that is not published any more."""
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +104,7 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
         gone = set(known).difference(a.slug for a in published)
         gone = {slug for slug in gone if known[slug] != WITHDRAWN}
         if gone:
-            for part in _chunks(sorted(gone), 500):
+            for part in chunks(sorted(gone)):
                 conn.execute(update(t).where(t.c.slug.in_(part))
                              .values(content_hash=WITHDRAWN, changed_at=now))
         if candidates:

@@ -7,10 +7,10 @@ SQLITE_BUSY at once, ignoring the busy timeout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,6 +19,16 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from dispatch.errors import StoreError
 from dispatch.store.migrations import migrate
+
+T = TypeVar("T")
+CHUNK = 500  # bound IN (...) lists: SQLite allows 32k variables, PostgreSQL 65k
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``, for IN lists and batched writes."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
 
 # Any constant will do; it only has to be the same for every dispatch process.
 MIGRATION_LOCK = 0x64697370

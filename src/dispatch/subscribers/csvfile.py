@@ -20,14 +20,13 @@ from pathlib import Path
 from sqlalchemy import bindparam, insert, select, update
 
 from dispatch.errors import InputError, Problem, Severity
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import list_members, subscribers
 from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
     SubscriberStatus,
-    chunks,
     ensure_list,
     set_status,
 )
@@ -178,10 +177,10 @@ def import_rows(store: Store, rows: Sequence[ImportRow], list_name: str, now: da
         member_ids: list[int] = []
         for part in chunks([r.email for r in rows]):
             member_ids.extend(conn.execute(select(t.c.id).where(t.c.email.in_(part))).scalars())
-        for part in chunks(member_ids, 5000):
+        for batch in chunks(member_ids, 5000):
             conn.execute(store.insert_ignore(list_members),
                          [{"list_name": list_name, "subscriber_id": i, "added_at": now}
-                          for i in part])
+                          for i in batch])
     return ImportReport(list_name, len(rows), created, updated, kept, merged, problems)
 
 

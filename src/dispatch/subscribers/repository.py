@@ -8,7 +8,7 @@ an audience is one or more list names.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, cast
@@ -16,14 +16,13 @@ from typing import Literal, cast
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dispatch.errors import InputError
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
 from dispatch.subscribers.address import name_problem
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
 STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced", "complained")
 BOUNCED_ONLY: tuple[SubscriberStatus, ...] = ("bounced",)
-CHUNK = 500  # bound IN (...) lists: SQLite allows 32k variables, PostgreSQL 65k
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +40,6 @@ def _row_to_subscriber(row: object) -> Subscriber:
     return Subscriber(int(cast(int, r["id"])), str(r["email"]), str(r["name"]),
                       cast(SubscriberStatus, r["status"]), json.loads(str(r["fields"])),
                       cast("str | None", r["status_reason"]))
-
-
-def chunks(items: Sequence[object], size: int = CHUNK) -> Iterator[Sequence[object]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def ensure_list(conn: Connection, store: Store, name: str, now: datetime) -> None:
