@@ -76,7 +76,7 @@ def test_user_mistakes_never_print_a_traceback(site_root: Path, tmp_path: Path) 
     assert bad_toml.returncode == 1 and "dispatch.toml:1" in bad_toml.stderr
     (site_root / "dispatch.toml").write_text('[site]\ntimezone = "Mars/Olympus"\n')
     bad_zone = dispatch("check", "--root", str(site_root))
-    assert "unknown timezone 'Mars/Olympus'" in bad_zone.stderr
+    assert "dispatch.toml:2: site.timezone: 'Mars/Olympus' is not allowed" in bad_zone.stderr
     missing = dispatch("check", "--root", str(tmp_path / "nowhere"))
     assert missing.returncode != 0
     for result in (bad_toml, bad_zone, missing):

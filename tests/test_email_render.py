@@ -268,14 +268,13 @@ def test_subject_templates_are_sandboxed_and_strict(site) -> None:  # type: igno
 
 
 def test_bad_email_config_is_a_config_error(tmp_path: Path) -> None:
-    settings = make_site(tmp_path / "s")
+    make_site(tmp_path / "s")
     toml = tmp_path / "s" / "dispatch.toml"
     toml.write_text(toml.read_text() + "allow_clip = 3\n", encoding="utf-8")
     from dispatch.config import load_settings
 
-    settings = load_settings(tmp_path / "s")
     with pytest.raises(InputError) as caught:
-        render_digest_edition(settings, articles_of(settings), "x")
+        load_settings(tmp_path / "s")
     assert caught.value.problems[0].field == "email.allow_clip"
     assert caught.value.problems[0].line == 13
 

@@ -232,8 +232,8 @@ def test_what_the_manifest_cannot_prove_falls_back(
     site, settings, out = prepared(tmp_path)
     now = NOW
     if what == "settings":
-        settings = dataclasses.replace(settings, site=dataclasses.replace(
-            settings.site, title="Renamed"))
+        settings = dataclasses.replace(settings, site=settings.site.model_copy(
+            update={"title": "Renamed"}))
     elif what == "time backwards":
         now = NOW - timedelta(days=1)
     elif what == "new category":

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from dispatch.cli import main
 from dispatch.config import load_settings
 from dispatch.content.loader import load_site
+from dispatch.errors import ConfigError
 from dispatch.feeds.build import build_feeds
 from dispatch.feeds.stage import feeds_stage
 from dispatch.pipeline import default_stages, run_pass
@@ -152,14 +153,16 @@ def test_missing_output_is_rebuilt(site: tuple[Path, Store]) -> None:
     assert "12 file(s) written" in feeds_report(root, store, NOW)
 
 
-def test_bad_feeds_config_fails_the_stage_not_the_pass(site: tuple[Path, Store]) -> None:
-    root, store = site
+def test_bad_feeds_config_is_refused_before_any_pass(site: tuple[Path, Store]) -> None:
+    # A bad [feeds] table stops every command before it does anything (it
+    # once failed only the feeds stage, after the other stages had acted).
+    root, _store = site
     toml = root / "dispatch.toml"
     toml.write_text(toml.read_text().replace("entries = 20", "entries = 0"), encoding="utf-8")
-    report = run_pass(load_settings(root, environ={}), store, NOW, STAGES)
-    (stage,) = report.stages
-    assert stage.failed
-    assert any(p.field == "feeds.entries" and p.line is not None for p in stage.problems)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(root, environ={})
+    assert any(p.field == "feeds.entries" and p.line is not None
+               for p in caught.value.problems)
 
 
 def test_build_command(tmp_path: Path) -> None:
@@ -184,7 +187,8 @@ def test_build_command_reports_bad_config_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["build", "--root", str(root)])
     assert result.exit_code == 1
     line = toml.read_text().splitlines().index('hub = "nope"') + 1
-    assert f"dispatch.toml:{line}: feeds.hub: 'nope' is not an absolute URL" in result.output
+    assert (f"dispatch.toml:{line}: feeds.hub: 'nope' is not allowed (expected an absolute URL"
+            in result.output)
     assert "Traceback" not in result.output
 
 
@@ -193,10 +197,13 @@ def test_check_reports_control_characters_and_category_clashes(tmp_path: Path) -
     articles["bell.md"] = ('---\ntitle: Bell\ndate: 2026-02-01\nsummary: "ding\\x07dong"\n'
                            'category: heart-health\n---\n\nBody.\n')
     root = write_site(tmp_path / "site", articles, CONFIG + 'colour = "blue"\n')
-    result = CliRunner().invoke(main, ["check", "--root", str(root)])
+    refused = CliRunner().invoke(main, ["check", "--root", str(root)])
     line = CONFIG.count("\n") + 1
-    assert (f"dispatch.toml:{line}: feeds.colour: warning: unknown key 'colour' is ignored"
-            in result.output)
+    # An unknown key is an error now (it was a warning), so check stops at it.
+    assert refused.exit_code == 1
+    assert f"dispatch.toml:{line}: feeds.colour: unknown key 'colour'" in refused.output
+    (root / "dispatch.toml").write_text(CONFIG, encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--root", str(root)])
     assert ("content/bell.md: summary: warning: control character U+0007 is not allowed in XML"
             in result.output)
     assert "share the feed category/heart-health/" in result.output

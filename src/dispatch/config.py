@@ -1,8 +1,12 @@
 """``dispatch.toml`` plus the environment, turned into frozen settings.
 
-Every stage reads its own section through :meth:`Settings.section`; the core
-settings (site, sender, paths, database) are typed here. Secrets only ever
-come from the environment and are masked in ``repr``.
+Every section of the file is a pydantic model declared beside the code that
+reads it and listed in :data:`dispatch.sections.SECTIONS`; the core ones
+(site, sender, paths, database) are declared here. :func:`load_settings`
+validates the whole file at once and raises one :class:`ConfigError` listing
+every unknown section or key, wrong type and bad value with its line, so
+every command refuses a mistaken file before it does anything. Secrets only
+ever come from the environment and are masked in ``repr``.
 """
 
 from __future__ import annotations
@@ -15,17 +19,45 @@ from dataclasses import dataclass, field
 from email import policy
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field, field_validator
+
 from dispatch.errors import ConfigError, Problem
+from dispatch.sections import (
+    CONFIG_FILE,
+    SectionModel,
+    default_section,
+    mask_url,
+    section_model,
+    validate_sections,
+)
+from dispatch.sourcelines import SourceLines, toml_lines
 
-CONFIG_FILE = "dispatch.toml"
+if TYPE_CHECKING:
+    from dispatch.delivery.options import DeliveryOptions
+    from dispatch.feeds.options import FeedOptions
+    from dispatch.render.options import EmailOptions
+    from dispatch.social.options import SocialOptions
+    from dispatch.subscribers.options import SubscriberOptions
+    from dispatch.web.options import WebOptions
+
+__all__ = ["CONFIG_FILE", "DATABASE_ENV", "SenderSettings", "Settings", "SiteSettings",
+           "load_settings", "locate_key"]
+
 DATABASE_ENV = "DISPATCH_DATABASE_URL"
+_URL = re.compile(r"^https?://[^/\s]+")
+# Any line break ends a header (Python's email package and some clients also
+# break on these), so a Reply-To holding one could add a Bcc: of its own.
+_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
-@dataclass(frozen=True, slots=True)
-class SiteSettings:
+class SiteSettings(SectionModel):
+    """``[site]``."""
+
     title: str = "dispatch"
     url: str = "http://localhost:8000"
     """Public base URL of the site, without a trailing slash."""
@@ -34,21 +66,78 @@ class SiteSettings:
     description: str = ""
     author: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not _URL.match(value):
+            raise ValueError("an absolute URL: http:// or https:// followed by a host")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone name such as Europe/London") from None
+        return value
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
-@dataclass(frozen=True, slots=True)
-class SenderSettings:
+def _one_line(value: str) -> str:
+    if _LINE_BREAK.search(value):
+        raise ValueError("one line without control characters (a line break could add "
+                         "email headers of its own)")
+    return value
+
+
+class SenderSettings(SectionModel):
+    """``[sender]``: who every email is from. ``name`` defaults to the site title."""
+
     name: str = "dispatch"
     email: str = "newsletter@localhost"
     postal_address: str = ""
     reply_to: str | None = None
 
+    @field_validator("name", "postal_address")
+    @classmethod
+    def _line(cls, value: str) -> str:
+        return _one_line(value)
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _ADDRESS.match(value.strip()):
+            raise ValueError('a bare email address such as "news@example.org" '
+                             "(the display name goes in sender.name)")
+        return value.strip()
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _reply_address(value)
+
+
+class PathSettings(SectionModel):
+    """``[paths]``: folders, relative to the site folder."""
+
+    content: str = "content"
+    templates: str = "templates"
+    state: str = ".dispatch"
+
+
+class DatabaseSettings(SectionModel):
+    """``[database]``."""
+
+    url: str = Field(default="", json_schema_extra={"env": DATABASE_ENV, "secret": True})
+    """SQLAlchemy URL; empty means SQLite in the state folder."""
+
 
 def _mask_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return mask_url(url)
 
 
 @dataclass(frozen=True)
@@ -62,6 +151,9 @@ class Settings:
     database_url: str = field(default="", repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     source_text: str = field(default="", repr=False)
+    sections: Mapping[str, SectionModel] = field(default_factory=dict, repr=False)
+    """Every validated section by name; one missing from the file has its defaults."""
+    lines: SourceLines = field(default_factory=SourceLines, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -69,13 +161,52 @@ class Settings:
             f"database_url={_mask_url(self.database_url)!r})"
         )
 
+    def _typed(self, name: str) -> Any:
+        value = self.sections.get(name)
+        if value is not None:
+            return value
+        # Settings built in code with ``raw=`` rather than by load_settings.
+        written = self.raw.get(name)
+        if isinstance(written, Mapping):
+            return section_model(name).model_validate(written)
+        return default_section(name)
+
+    @property
+    def delivery(self) -> DeliveryOptions:
+        return cast("DeliveryOptions", self._typed("delivery"))
+
+    @property
+    def social(self) -> SocialOptions:
+        return cast("SocialOptions", self._typed("social"))
+
+    @property
+    def feeds(self) -> FeedOptions:
+        return cast("FeedOptions", self._typed("feeds"))
+
+    @property
+    def email(self) -> EmailOptions:
+        return cast("EmailOptions", self._typed("email"))
+
+    @property
+    def subscribers(self) -> SubscriberOptions:
+        return cast("SubscriberOptions", self._typed("subscribers"))
+
+    @property
+    def web(self) -> WebOptions:
+        return cast("WebOptions", self._typed("web"))
+
     def section(self, name: str) -> Mapping[str, Any]:
-        """A top-level table of dispatch.toml, or an empty mapping."""
+        """A top-level table of dispatch.toml as written, or an empty mapping.
+
+        Kept for readers not yet moved to the typed sections above; the
+        file has been validated before any of them runs."""
         value = self.raw.get(name, {})
         return value if isinstance(value, Mapping) else {}
 
     def line_of(self, key: str) -> int | None:
-        """Best-effort line number of ``key`` in dispatch.toml, for error messages."""
+        """Line number of ``key`` (dotted) in dispatch.toml, for error messages."""
+        if self.lines.values or self.lines.keys:
+            return self.lines.dotted(key)
         return locate_key(self.source_text, key)
 
     def problem(self, key: str, message: str, expected: str | None = None) -> Problem:
@@ -112,39 +243,14 @@ def locate_key(text: str, dotted: str) -> int | None:
     return None
 
 
-def _str(raw: Mapping[str, Any], key: str, default: str, problems: list[Problem],
-         where: str, text: str) -> str:
-    value = raw.get(key, default)
-    if not isinstance(value, str):
-        problems.append(Problem(CONFIG_FILE, f"{value!r} is not text",
-                                locate_key(text, f"{where}.{key}"), f"{where}.{key}", "a string"))
-        return default
-    return value
+_REPLY_TO = 'one address, e.g. "help@example.org" or "Help desk <help@example.org>"'
 
 
-# Any line break ends a header (Python's email package and some clients also
-# break on these), so a Reply-To holding one could add a Bcc: of its own.
-_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-_ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-
-
-def _reply_to(raw: Mapping[str, Any], problems: list[Problem], text: str) -> str | None:
+def _reply_address(value: str) -> str | None:
     """``[sender] reply_to``: one address, optionally with a display name, on one line."""
-    if "reply_to" not in raw:
-        return None
-    value = raw["reply_to"]
-    line = locate_key(text, "sender.reply_to")
-    expected = 'one address, e.g. "help@example.org" or "Help desk <help@example.org>"'
-    if not isinstance(value, str):
-        problems.append(Problem(CONFIG_FILE, f"{value!r} is not text", line, "sender.reply_to",
-                                expected))
-        return None
     if _LINE_BREAK.search(value):
-        problems.append(Problem(CONFIG_FILE, "contains a line break or control character; "
-                                "refused because it could add headers of its own", line,
-                                "sender.reply_to", expected))
-        return None
+        raise ValueError(f"{_REPLY_TO}; a line break or control character could add headers "
+                         "of its own")
     if not value.strip():
         return None
     pairs = getaddresses([value])
@@ -153,73 +259,58 @@ def _reply_to(raw: Mapping[str, Any], problems: list[Problem], text: str) -> str
     addresses: tuple[Any, ...] = getattr(parsed, "addresses", ())
     if (len(pairs) != 1 or not _ADDRESS.match(pairs[0][1]) or len(addresses) != 1
             or addresses[0].addr_spec != pairs[0][1] or parsed.defects):
-        problems.append(Problem(CONFIG_FILE, f"{value!r} is not an email address", line,
-                                "sender.reply_to", expected))
-        return None
+        raise ValueError(_REPLY_TO)
     return value.strip()
 
 
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and data; a file that is not UTF-8 TOML is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        return text, tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(CONFIG_FILE, f"not UTF-8 at byte {exc.start}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([Problem(CONFIG_FILE, f"not valid TOML: {exc}",
+                                   int(match.group(1)) if match else None)]) from None
+
+
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read ``ROOT/dispatch.toml`` (optional) and the environment."""
+    """Read ``ROOT/dispatch.toml`` (optional) and the environment.
+
+    Raises one :class:`ConfigError` with every problem in the file.
+    """
     env = os.environ if environ is None else environ
     root = root.resolve()
     path = root / CONFIG_FILE
-    text = ""
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-            raw = tomllib.loads(text)
-        except UnicodeDecodeError as exc:
-            raise ConfigError([Problem(CONFIG_FILE, f"not UTF-8 at byte {exc.start}")]) from None
-        except tomllib.TOMLDecodeError as exc:
-            match = re.search(r"line (\d+)", str(exc))
-            raise ConfigError([Problem(CONFIG_FILE, f"not valid TOML: {exc}",
-                                       int(match.group(1)) if match else None)]) from None
-
-    problems: list[Problem] = []
-    site_raw = raw.get("site", {})
-    sender_raw = raw.get("sender", {})
-    paths_raw = raw.get("paths", {})
-    site = SiteSettings(
-        title=_str(site_raw, "title", "dispatch", problems, "site", text),
-        url=_str(site_raw, "url", "http://localhost:8000", problems, "site", text).rstrip("/"),
-        language=_str(site_raw, "language", "en", problems, "site", text),
-        timezone=_str(site_raw, "timezone", "UTC", problems, "site", text),
-        description=_str(site_raw, "description", "", problems, "site", text),
-        author=site_raw.get("author") if isinstance(site_raw.get("author"), str) else None,
-    )
-    if not re.match(r"^https?://[^/\s]+", site.url):
-        problems.append(Problem(CONFIG_FILE, f"{site.url!r} is not an absolute URL",
-                                locate_key(text, "site.url"), "site.url",
-                                "http:// or https:// followed by a host"))
-    try:
-        ZoneInfo(site.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(Problem(CONFIG_FILE, f"unknown timezone {site.timezone!r}",
-                                locate_key(text, "site.timezone"), "site.timezone",
-                                "an IANA name such as Europe/London"))
-    sender = SenderSettings(
-        name=_str(sender_raw, "name", site.title, problems, "sender", text),
-        email=_str(sender_raw, "email", "newsletter@localhost", problems, "sender", text),
-        postal_address=_str(sender_raw, "postal_address", "", problems, "sender", text),
-        reply_to=_reply_to(sender_raw, problems, text),
-    )
+    text, raw = read_toml(path) if path.exists() else ("", {})
+    lines = toml_lines(text)
+    sections, problems = validate_sections(raw, lines)
     if problems:
         raise ConfigError(problems)
-
-    state_dir = root / _str(paths_raw, "state", ".dispatch", problems, "paths", text)
-    database_url = env.get(DATABASE_ENV) or raw.get("database", {}).get("url") or ""
+    site = sections.get("site") or SiteSettings()
+    sender = sections.get("sender") or SenderSettings()
+    assert isinstance(site, SiteSettings) and isinstance(sender, SenderSettings)
+    if "name" not in raw.get("sender", {}):
+        sender = sender.model_copy(update={"name": site.title})
+    paths = sections.get("paths") or PathSettings()
+    database = sections.get("database") or DatabaseSettings()
+    assert isinstance(paths, PathSettings) and isinstance(database, DatabaseSettings)
+    state_dir = root / paths.state
+    database_url = env.get(DATABASE_ENV) or database.url
     if not database_url:
         database_url = f"sqlite:///{state_dir / 'dispatch.db'}"
     return Settings(
         root=root,
         site=site,
         sender=sender,
-        content_dir=root / _str(paths_raw, "content", "content", problems, "paths", text),
-        templates_dir=root / _str(paths_raw, "templates", "templates", problems, "paths", text),
+        content_dir=root / paths.content,
+        templates_dir=root / paths.templates,
         state_dir=state_dir,
         database_url=database_url,
         raw=raw,
         source_text=text,
+        sections=sections,
+        lines=lines,
     )

@@ -9,6 +9,7 @@ still run (invariant 4).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,28 +46,29 @@ class StageReport:
 Stage = Callable[[PassContext], StageReport]
 
 
-def default_stages() -> list[tuple[str, Stage]]:
-    """Every stage of a pass, in order, after articles are recorded.
-
-    Imported here rather than at the top so that ``dispatch check`` never
-    pays for premailer, feedgen or httpx.
-    """
-    stages: list[tuple[str, Stage]] = []
+STAGES: dict[str, str] = {
     # Subscriber lists synced from CSV files come first: editions queued
     # later in this pass freeze their audience from them.
-    from dispatch.subscribers.sync import subscribers_stage
-
-    stages.append(("subscribers", subscribers_stage))
-    from dispatch.feeds.stage import feeds_stage
-
-    stages.append(("feeds", feeds_stage))
-    from dispatch.social.stage import social_stage
-
-    stages.append(("social", social_stage))
+    "subscribers": "dispatch.subscribers.sync:subscribers_stage",
+    "feeds": "dispatch.feeds.stage:feeds_stage",
+    "social": "dispatch.social.stage:social_stage",
     # Delivery stays LAST: it drains what the stages above queued this pass.
-    from dispatch.delivery.stage import delivery_stage
+    "delivery": "dispatch.delivery.stage:delivery_stage",
+}
+"""The stages of a pass, in order, after articles are recorded: name ->
+``module:function``. A new stage is a module with one function plus one line."""
 
-    stages.append(("delivery", delivery_stage))
+
+def default_stages() -> list[tuple[str, Stage]]:
+    """Every stage of a pass, in order.
+
+    Imported when a pass runs rather than at the top so that ``dispatch
+    check`` never pays for premailer, feedgen or httpx.
+    """
+    stages: list[tuple[str, Stage]] = []
+    for name, reference in STAGES.items():
+        module, attr = reference.split(":")
+        stages.append((name, getattr(importlib.import_module(module), attr)))
     return stages
 
 

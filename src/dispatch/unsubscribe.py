@@ -131,8 +131,7 @@ def verify_token(key: bytes, token: str) -> UnsubscribeToken | None:
 
 def public_base(settings: Settings) -> str:
     """``[web] public_url`` from dispatch.toml, else the site URL."""
-    value = settings.section("web").get("public_url")
-    return (value if isinstance(value, str) and value else settings.site.url).rstrip("/")
+    return (settings.web.public_url or settings.site.url).rstrip("/")
 
 
 def unsubscribe_path(key: bytes, subscriber_id: int, scope: str) -> str:

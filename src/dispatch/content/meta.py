@@ -18,6 +18,7 @@ import frontmatter
 import yaml
 
 from dispatch.errors import Problem, Severity
+from dispatch.sourcelines import SourceLines
 
 KNOWN_KEYS = (
     "title", "date", "updated", "summary", "category", "tags", "author", "status", "slug",
@@ -139,8 +140,10 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
     data = split_.metadata
     problems: list[Problem] = []
 
+    located = SourceLines(keys={(k,): n for k, n in split_.key_lines.items()})
+
     def line(key: str) -> int:
-        return split_.key_lines.get(key, 1)
+        return located.line((key,)) or 1
 
     def error(key: str, message: str, expected: str | None = None) -> None:
         problems.append(Problem(path, message, line(key), key, expected))

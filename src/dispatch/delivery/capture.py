@@ -14,8 +14,14 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from dispatch.delivery.registry import EmailTransport
 from dispatch.delivery.transport import Connection, SendResult
+
+if TYPE_CHECKING:
+    from dispatch.config import Settings
+    from dispatch.delivery.settings import DeliverySettings
 
 _counter = itertools.count()
 
@@ -57,3 +63,12 @@ def captured(root: Path) -> list[Path]:
     """The messages captured so far, oldest first."""
     new = root / "new"
     return sorted(new.glob("*.eml")) if new.is_dir() else []
+
+
+def _build(settings: Settings, config: DeliverySettings) -> CaptureTransport:
+    root = config.maildir
+    return CaptureTransport(root if root.is_absolute() else settings.root / root)
+
+
+CAPTURE = EmailTransport("capture", "writes every message as a .eml file into a local maildir",
+                         _build)

@@ -29,12 +29,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from dispatch.config import Settings
-from dispatch.delivery.capture import CaptureTransport
 from dispatch.delivery.limits import TokenBucket, allowance
 from dispatch.delivery.personalise import MessageSource
+from dispatch.delivery.registry import email_transport
 from dispatch.delivery.report import DeliveryReport
 from dispatch.delivery.settings import DeliverySettings, load_delivery_settings
-from dispatch.delivery.smtp import SmtpTransport
 from dispatch.delivery.transport import Connection, Transport, TransportUnavailable
 from dispatch.errors import DispatchError
 from dispatch.outbox.lease import (
@@ -68,10 +67,13 @@ _TALLY = {"sent": "sent", "retry": "retried", "failed": "failed", "bounced": "bo
 
 
 def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
-    if config.transport == "smtp" and config.smtp is not None:
-        return SmtpTransport(config.smtp, config.bounce_codes)
-    root = config.maildir
-    return CaptureTransport(root if root.is_absolute() else settings.root / root)
+    """The configured transport, looked up in the registry; one that sends
+    nothing (a dry run) or lacks its server falls back to local capture."""
+    declared = email_transport(config.transport)
+    if declared.build is None or (declared.needs_server and config.smtp is None):
+        declared = email_transport("capture")
+    assert declared.build is not None
+    return declared.build(settings, config)
 
 
 @dataclass

@@ -24,17 +24,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dispatch.config import CONFIG_FILE, Settings
+from dispatch.delivery.options import SMTP_URL_ENV as SMTP_URL_ENV
+from dispatch.delivery.registry import EMAIL_TRANSPORTS, email_transport
 from dispatch.delivery.transport import BOUNCE_CODES
 from dispatch.errors import ConfigError, Problem, Severity
 from dispatch.outbox.policy import RetryPolicy
 
-SMTP_URL_ENV = "DISPATCH_SMTP_URL"
 SMTP_PASSWORD_ENV = "DISPATCH_SMTP_PASSWORD"
-TransportName = Literal["capture", "smtp", "dry-run"]
+TransportName = str
+"""A name in :data:`dispatch.delivery.registry.EMAIL_TRANSPORTS`."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, di
 def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None = None
                            ) -> DeliverySettings:
     env = os.environ if environ is None else environ
-    raw = dict(settings.section("delivery"))
+    raw: dict[str, Any] = settings.delivery.model_dump(exclude_none=True)
     problems: list[Problem] = []
     env_url = env.get(SMTP_URL_ENV) or ""
     file_url = raw.get("smtp_url") or ""
@@ -187,17 +189,17 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         transport = "smtp"
     elif file_url:
         transport = explicit or "smtp"
-        if explicit in ("capture", "dry-run"):
+        if explicit in EMAIL_TRANSPORTS and not email_transport(explicit).needs_server:
             notes.append(Problem(
                 CONFIG_FILE, f"smtp_url is set but transport = {explicit!r}, so nothing is sent "
                 "over SMTP", settings.line_of("delivery.transport"), "delivery.transport",
                 'transport = "smtp" (or remove the line) to send with smtp_url', Severity.WARNING))
     else:
         transport = explicit or "capture"
-    if transport not in ("capture", "smtp", "dry-run"):
+    if transport not in EMAIL_TRANSPORTS:
         problems.append(settings.problem("delivery.transport", f"unknown transport {transport!r}",
-                                         "capture, smtp or dry-run"))
-    elif transport == "smtp" and smtp is None:
+                                         ", ".join(EMAIL_TRANSPORTS)))
+    elif email_transport(transport).needs_server and smtp is None:
         problems.append(settings.problem("delivery.transport", "smtp needs a server URL",
                                          f"{SMTP_URL_ENV} or delivery.smtp_url"))
     values: dict[str, Any] = {}
@@ -223,7 +225,7 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         error_budget_min=values.get("error_budget_min", base.error_budget_min))
     maildir = raw.get("maildir")
     return DeliverySettings(
-        transport=cast(TransportName, transport),
+        transport=transport,
         smtp=smtp,
         maildir=(settings.root / maildir if isinstance(maildir, str)
                  else settings.state_dir / "maildir"),
@@ -246,7 +248,7 @@ def config_problems(settings: Settings) -> list[Problem]:
     except ConfigError as exc:
         return list(exc.problems)
     found = list(config.warnings)
-    url = settings.section("delivery").get("smtp_url")
+    url = settings.delivery.smtp_url
     if isinstance(url, str) and urlsplit(url).password:
         found.append(Problem(CONFIG_FILE, "a password is written in dispatch.toml",
                              settings.line_of("delivery.smtp_url"), "delivery.smtp_url",

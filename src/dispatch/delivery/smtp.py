@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
+from dispatch.delivery.registry import EmailTransport
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.transport import (
     BOUNCE_CODES,
@@ -27,6 +28,9 @@ from dispatch.delivery.transport import (
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+
+    from dispatch.config import Settings
+    from dispatch.delivery.settings import DeliverySettings
 
 
 def _text(raw: bytes | str) -> str:
@@ -176,3 +180,12 @@ class SmtpTransport:
         conn = SmtpConnection(self.config, self.bounce_codes)
         conn.connect()
         return conn
+
+
+def _build(settings: Settings, config: DeliverySettings) -> SmtpTransport:
+    assert config.smtp is not None  # the settings refuse smtp without a URL
+    return SmtpTransport(config.smtp, config.bounce_codes)
+
+
+SMTP = EmailTransport("smtp", "sends over SMTP (one URL: DISPATCH_SMTP_URL or delivery.smtp_url)",
+                      _build, needs_server=True)

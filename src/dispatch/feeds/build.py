@@ -24,10 +24,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -36,29 +37,23 @@ from typing import Any
 import orjson
 
 from dispatch.config import Settings
-from dispatch.feeds import jsonfeed, model, rss_atom
+from dispatch.feeds import model
+from dispatch.feeds.formats import feed_format, file_name, renderer_modules
 from dispatch.feeds.incremental import ChangedSince, plan_update, source_key
-from dispatch.feeds.jsonfeed import render_json
 from dispatch.feeds.model import (
-    FILE_NAMES,
     FORMATS,
     Entry,
-    Feed,
     FeedPlan,
     digest_context,
     make_feed,
     plan_feeds,
 )
 from dispatch.feeds.report import FeedBuildReport
-from dispatch.feeds.rss_atom import render_atom, render_rss
 from dispatch.feeds.settings import FeedSettings, load_feed_settings
 from dispatch.models import Article
 
 MANIFEST = ".dispatch-feeds.json"
 _FEED_PATH = re.compile(r"^(category/[a-z0-9][a-z0-9-]*)?$")
-RENDERERS: dict[str, Callable[[Feed], bytes]] = {
-    "rss": render_rss, "atom": render_atom, "json": render_json,
-}
 
 
 def write_atomically(path: Path, data: bytes, durable: bool = True) -> bool:
@@ -100,7 +95,7 @@ def _render_key() -> str:
     renderer modules, so an upgrade that changes the output invalidates every
     manifest by itself instead of relying on someone bumping a number."""
     h = hashlib.sha1(usedforsecurity=False)
-    for module in (model, rss_atom, jsonfeed):
+    for module in (model, *map(importlib.import_module, renderer_modules())):
         h.update(Path(module.__file__ or "").read_bytes())
     return f"feedgen {version('feedgen')}|{h.hexdigest()[:16]}"
 
@@ -252,7 +247,7 @@ class _Writer:
         files: dict[str, list[int] | None] = {}
         for fmt in FORMATS:
             path = self.out / feed.file(fmt)
-            if write_atomically(path, RENDERERS[fmt](feed)):
+            if write_atomically(path, feed_format(fmt).render(feed)):
                 self.written.append(path)
             else:
                 self.unchanged += 1
@@ -294,7 +289,7 @@ def _remove_stale(out: Path, previous: dict[str, Any], current: dict[str, Any]) 
         if feed_path in current or not _FEED_PATH.match(feed_path):
             continue
         for fmt in FORMATS:
-            name = f"{feed_path}/{FILE_NAMES[fmt]}" if feed_path else FILE_NAMES[fmt]
+            name = f"{feed_path}/{file_name(fmt)}" if feed_path else file_name(fmt)
             path = out / name
             if path.is_file():
                 path.unlink()

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, Problem, Severity
 from dispatch.feeds.model import XML_ILLEGAL, category_slug
-from dispatch.feeds.settings import load_feed_settings, unknown_keys
+from dispatch.feeds.settings import load_feed_settings
 from dispatch.models import Article
 
 
 def feed_problems(settings: Settings, articles: Sequence[Article]) -> list[Problem]:
-    problems: list[Problem] = list(unknown_keys(settings))
+    problems: list[Problem] = []
     try:
         load_feed_settings(settings)
     except ConfigError as exc:

@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from dispatch.feeds.formats import FeedFormat
 from dispatch.feeds.model import Entry, Feed
 
 VERSION = "https://jsonfeed.org/version/1.1"
@@ -70,3 +71,6 @@ def render_json(feed: Feed) -> bytes:
     text = json.dumps(feed_document(feed), ensure_ascii=False, sort_keys=True,
                       separators=(",", ":"))
     return (text + "\n").encode("utf-8")
+
+
+JSON_FEED = FeedFormat("json", "feed.json", "application/feed+json", render_json)

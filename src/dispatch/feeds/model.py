@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
+from dispatch.feeds.formats import FEED_FORMATS, file_name
 from dispatch.feeds.settings import FeedSettings
 from dispatch.models import Article
 
@@ -40,8 +41,8 @@ from dispatch.models import Article
 # (FIELD-NOTES §2.2 #8), so they are stripped before feedgen ever sees them.
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
-FORMATS = ("rss", "atom", "json")
-FILE_NAMES = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
+FORMATS = tuple(FEED_FORMATS)
+"""Every registered feed format's name."""
 
 
 def xml_text(value: str) -> str:
@@ -95,7 +96,7 @@ class Feed:
     description: str
     home_url: str
     self_urls: tuple[tuple[str, str], ...]
-    """(format, public URL) for rss, atom and json, in that order."""
+    """(format, public URL) for every registered format, in registry order."""
     language: str
     author: str
     updated: datetime
@@ -108,7 +109,7 @@ class Feed:
         return dict(self.self_urls)[fmt]
 
     def file(self, fmt: str) -> str:
-        return f"{self.path}/{FILE_NAMES[fmt]}" if self.path else FILE_NAMES[fmt]
+        return f"{self.path}/{file_name(fmt)}" if self.path else file_name(fmt)
 
 
 def to_entry(article: Article, settings: Settings, feeds: FeedSettings) -> Entry:
@@ -398,7 +399,7 @@ def make_feed(plan: FeedPlan, settings: Settings, feeds: FeedSettings,
     return Feed(
         path=plan.path, title=plan.title, description=plan.description,
         home_url=site.url + "/",
-        self_urls=tuple((fmt, prefix + FILE_NAMES[fmt]) for fmt in FORMATS),
+        self_urls=tuple((fmt, prefix + file_name(fmt)) for fmt in FORMATS),
         language=site.language, author=xml_text(site.author or site.title),
         # The feed is as new as its newest entry, never the build time (§2.2 #5).
         updated=max(e.updated for e in entries), entries=tuple(entries),

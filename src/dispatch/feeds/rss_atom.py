@@ -31,6 +31,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
+from dispatch.feeds.formats import FeedFormat
 from dispatch.feeds.model import Feed
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -165,3 +166,7 @@ def render_atom(feed: Feed) -> bytes:
             links.append({"rel": "related", "type": "text/html", "href": entry.external_url})
         fe.dispatch.links = links  # defect 1: not fe.link()
     return bytes(fg.atom_str(pretty=True))
+
+
+RSS = FeedFormat("rss", "feed.xml", "application/rss+xml", render_rss)
+ATOM = FeedFormat("atom", "atom.xml", "application/atom+xml", render_atom)

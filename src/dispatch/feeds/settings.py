@@ -1,4 +1,6 @@
-"""The ``[feeds]`` table of dispatch.toml, typed and checked.
+"""The ``[feeds]`` table of dispatch.toml, with its defaults filled in.
+
+The keys are declared and validated in ``feeds/options.py``.
 
 Every key is optional::
 
@@ -16,15 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from dispatch.config import Settings
-from dispatch.errors import ConfigError, Problem, Severity
+from dispatch.errors import ConfigError, Problem
+from dispatch.feeds.options import MAX_ENTRIES as MAX_ENTRIES
 
 SECTION = "feeds"
-KNOWN_KEYS = ("out", "entries", "url", "icon", "logo", "hub")
-MAX_ENTRIES = 1000
 _ABSOLUTE = re.compile(r"^https?://[^/\s]+\S*$")
 
 
@@ -45,7 +45,7 @@ def _absolute(settings: Settings, value: str) -> str:
 
 
 def feed_settings_problems(settings: Settings) -> list[Problem]:
-    """Everything wrong with ``[feeds]``; unknown keys are warnings."""
+    """Everything wrong with ``[feeds]`` that its model could not see alone."""
     try:
         load_feed_settings(settings)
     except ConfigError as exc:
@@ -54,53 +54,19 @@ def feed_settings_problems(settings: Settings) -> list[Problem]:
 
 
 def load_feed_settings(settings: Settings) -> FeedSettings:
-    raw = settings.section(SECTION)
-    problems: list[Problem] = []
-
-    def key(name: str) -> str:
-        return f"{SECTION}.{name}"
-
-    def text(name: str) -> str | None:
-        value: Any = raw.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            problems.append(settings.problem(key(name), f"{value!r} is not text", "a string"))
-            return None
-        return value.strip()
-
-    out = text("out") or "public"
-    entries: Any = raw.get("entries", 20)
-    if isinstance(entries, bool) or not isinstance(entries, int) or not 1 <= entries <= MAX_ENTRIES:
-        problems.append(settings.problem(key("entries"), f"{entries!r} is not a usable count",
-                                         f"a whole number from 1 to {MAX_ENTRIES}"))
-        entries = 20
-    base_url = (text("url") or settings.site.url).rstrip("/")
+    """``[feeds]`` (already validated when dispatch.toml was read) with its
+    defaults filled in from ``[site]``."""
+    options = settings.feeds
+    base_url = (options.url or settings.site.url).rstrip("/")
     if not _ABSOLUTE.match(base_url):
-        problems.append(settings.problem(key("url"), f"{base_url!r} is not an absolute URL",
-                                         "http:// or https:// followed by a host"))
-    hub = text("hub")
-    if hub is not None and not _ABSOLUTE.match(hub):
-        problems.append(settings.problem(key("hub"), f"{hub!r} is not an absolute URL",
-                                         "the https:// URL of a WebSub hub"))
-    icon, logo = text("icon"), text("logo")
-    if problems:
-        raise ConfigError(problems)
+        raise ConfigError([settings.problem(f"{SECTION}.url", f"{base_url!r} is not an "
+                                            "absolute URL",
+                                            "http:// or https:// followed by a host")])
     return FeedSettings(
-        out_dir=settings.root / out,
-        entries=entries,
+        out_dir=settings.root / options.out,
+        entries=options.entries,
         base_url=base_url,
-        icon=_absolute(settings, icon) if icon else None,
-        logo=_absolute(settings, logo) if logo else None,
-        hub=hub,
+        icon=_absolute(settings, options.icon) if options.icon else None,
+        logo=_absolute(settings, options.logo) if options.logo else None,
+        hub=options.hub,
     )
-
-
-def unknown_keys(settings: Settings) -> list[Problem]:
-    return [
-        Problem("dispatch.toml", f"unknown key {name!r} is ignored", settings.line_of(key),
-                key, ", ".join(KNOWN_KEYS), Severity.WARNING)
-        for name in settings.section(SECTION)
-        if name not in KNOWN_KEYS
-        for key in [f"{SECTION}.{name}"]
-    ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dispatch.feeds.build import build_feeds, update_feeds
-from dispatch.feeds.model import FILE_NAMES
+from dispatch.feeds.formats import file_name
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.pipeline import PassContext, StageReport
 from dispatch.store.articles import changed_since
@@ -24,7 +24,7 @@ STAGE = "feeds"
 
 def feeds_stage(ctx: PassContext) -> StageReport:
     config = load_feed_settings(ctx.settings)
-    if not (config.out_dir / FILE_NAMES["rss"]).exists():
+    if not (config.out_dir / file_name("rss")).exists():
         report = build_feeds(ctx.settings, ctx.load.articles, ctx.now, config.out_dir)
     else:
         def since(moment: datetime) -> set[str]:

@@ -10,22 +10,46 @@ Public names::
     RecipientError > HeaderInjectionError  refused recipient values (InputError)
 """
 
-from dispatch.render.edition import (
-    Edition,
-    Recipient,
-    render_article_edition,
-    render_digest_edition,
-    render_for_recipient,
-)
-from dispatch.render.mime import (
-    HeaderInjectionError,
-    MessageFactory,
-    RecipientError,
-    assemble_naive,
-    build_naive_message,
-    check_recipient,
-)
-from dispatch.render.settings import EmailSettings, load_email_settings
+# Names are imported on first use (PEP 562): reading the settings models in
+# this package must not load every module of it.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dispatch.render.edition import (
+        Edition,
+        Recipient,
+        render_article_edition,
+        render_digest_edition,
+        render_for_recipient,
+    )
+    from dispatch.render.mime import (
+        HeaderInjectionError,
+        MessageFactory,
+        RecipientError,
+        assemble_naive,
+        build_naive_message,
+        check_recipient,
+    )
+    from dispatch.render.settings import EmailSettings, load_email_settings
+
+_LAZY = {
+    "Edition": "dispatch.render.edition",
+    "Recipient": "dispatch.render.edition",
+    "render_article_edition": "dispatch.render.edition",
+    "render_digest_edition": "dispatch.render.edition",
+    "render_for_recipient": "dispatch.render.edition",
+    "HeaderInjectionError": "dispatch.render.mime",
+    "MessageFactory": "dispatch.render.mime",
+    "RecipientError": "dispatch.render.mime",
+    "assemble_naive": "dispatch.render.mime",
+    "build_naive_message": "dispatch.render.mime",
+    "check_recipient": "dispatch.render.mime",
+    "EmailSettings": "dispatch.render.settings",
+    "load_email_settings": "dispatch.render.settings",
+}
 
 __all__ = [
     "Edition",
@@ -42,3 +66,10 @@ __all__ = [
     "render_digest_edition",
     "render_for_recipient",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -193,7 +193,7 @@ def unsubscribe_base_problems(settings: Settings) -> list[Problem]:
     base = public_base(settings)
     if base.startswith("https://") or _LOCAL_HOST.match(base):
         return []
-    key = "web.public_url" if settings.section("web").get("public_url") else "site.url"
+    key = "web.public_url" if settings.web.public_url else "site.url"
     return [settings.problem(key, f"unsubscribe links would start with {base!r}; every email "
                              "would be refused because one-click unsubscribe (RFC 8058) needs "
                              "an https URL", "an https:// URL (http:// only for localhost)")]

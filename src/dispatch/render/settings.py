@@ -1,7 +1,7 @@
-"""The ``[email]`` table of dispatch.toml, typed and validated.
+"""The ``[email]`` table of dispatch.toml, with its defaults filled in.
 
 Every value has a default, so a site without an ``[email]`` table still
-renders; a wrong value is a ConfigError that names the key and its line.
+renders; the keys are declared and validated in ``render/options.py``.
 
 ``unsubscribe_mailto = "unsubscribe@example.org"`` adds a mailto: form to
 every message's ``List-Unsubscribe`` header, after the https one-click URL:
@@ -14,12 +14,12 @@ reads that mailbox (or a script) can unsubscribe the sender with
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dispatch.config import Settings
-from dispatch.errors import ConfigError, Problem, Severity
+from dispatch.errors import Problem, Severity
+from dispatch.render.options import aspect
 
 # Gmail clips the HTML part at about 102 KB; warn well before it.
 WARN_BYTES = 90 * 1024
@@ -74,71 +74,21 @@ class EmailSettings:
 
 _STR_KEYS = ("name_fallback", "list_id", "digest_subject", "article_subject", "digest_intro",
              "disclaimer", "why", "image_alt_fallback", "unsubscribe_mailto")
-# A bare address whose characters need no escaping in a mailto: URL inside a header.
-_MAILBOX = re.compile(r"^[A-Za-z0-9.!$'*+=_~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-
-
-_ASPECT = re.compile(r"\s*([0-9]{1,5})\s*:\s*([0-9]{1,5})\s*")
-
-
-def _aspect(value: object) -> tuple[int, int] | None:
-    """``"16:9"`` as (16, 9); None for anything else, zero included."""
-    match = _ASPECT.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    across, down = int(match.group(1)), int(match.group(2))
-    return (across, down) if across and down else None
 
 
 def load_email_settings(settings: Settings) -> EmailSettings:
-    """Parse ``[email]``; raise ConfigError listing every bad key."""
-    raw: Mapping[str, Any] = settings.section("email")
-    problems: list[Problem] = []
-    values: dict[str, Any] = {}
-    for key in _STR_KEYS:
-        if key in raw:
-            value = raw[key]
-            if not isinstance(value, str):
-                problems.append(settings.problem(f"email.{key}", f"{value!r} is not text",
-                                                 "a string"))
-            elif key in ("list_id",) and ("\n" in value or "\r" in value):
-                problems.append(settings.problem(f"email.{key}", "contains a line break",
-                                                 "one line"))
-            elif key == "unsubscribe_mailto" and value and not _MAILBOX.match(
-                    value.removeprefix("mailto:")):
-                problems.append(settings.problem(f"email.{key}", f"{value!r} is not a plain "
-                                                 "email address",
-                                                 'an address such as "unsubscribe@example.org"'))
-            elif key == "unsubscribe_mailto":
-                values[key] = value.removeprefix("mailto:")
-            else:
-                values[key] = value
-    if "allow_clip" in raw:
-        if isinstance(raw["allow_clip"], bool):
-            values["allow_clip"] = raw["allow_clip"]
-        else:
-            problems.append(settings.problem("email.allow_clip", f"{raw['allow_clip']!r} is not "
-                                             "true or false", "true or false"))
-    if "image_aspect" in raw:
-        aspect = _aspect(raw["image_aspect"])
-        if aspect is None:
-            problems.append(settings.problem("email.image_aspect",
-                                             f"{raw['image_aspect']!r} is not a ratio",
-                                             'two positive whole numbers, e.g. "16:9"'))
-        else:
-            values["image_aspect"] = aspect
-    utm = raw.get("utm")
-    if utm is not None:
-        if not isinstance(utm, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in utm.items()
-        ):
-            problems.append(settings.problem("email.utm", "must be a table of text values",
-                                             '[email.utm] with utm_source = "newsletter"'))
-        else:
-            values["utm"] = tuple((k, v) for k, v in utm.items() if v != "")
-            values["utm_campaign_from_edition"] = "utm_campaign" not in utm
-    if problems:
-        raise ConfigError(problems)
+    """``[email]`` (validated in ``render/options.py`` when dispatch.toml was
+    read) with every unset value at its default."""
+    options = settings.email
+    values: dict[str, Any] = {key: getattr(options, key) for key in _STR_KEYS
+                              if getattr(options, key) is not None}
+    if options.allow_clip is not None:
+        values["allow_clip"] = options.allow_clip
+    if options.image_aspect is not None:
+        values["image_aspect"] = aspect(options.image_aspect)
+    if options.utm is not None:
+        values["utm"] = tuple((k, v) for k, v in options.utm.items() if v != "")
+        values["utm_campaign_from_edition"] = "utm_campaign" not in options.utm
     return EmailSettings(**values)
 
 

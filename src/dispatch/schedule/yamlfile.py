@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from dispatch.sourcelines import SourceLines
+
 Path = tuple[str | int, ...]
 
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
@@ -32,12 +34,7 @@ class LocatedYaml:
 
     def line(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest written ancestor."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.key_lines and end == len(path):
-                return self.key_lines[path[:end]]
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
+        return SourceLines(self.lines, self.key_lines).line(path)
 
 
 class YamlSyntaxError(Exception):

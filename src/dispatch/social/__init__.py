@@ -17,28 +17,46 @@ Modules, in pipeline order::
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
-from dispatch.config import Settings
-from dispatch.errors import ConfigError
-from dispatch.models import Article
-from dispatch.social.compose import compose
-from dispatch.social.config import NetworkConfig, SocialSettings, load_social
-from dispatch.social.deliver import (
-    HandQueued,
-    PostOutcome,
-    QueueReport,
-    SocialDeliveryReport,
-    deliver,
-    queue_by_hand,
-    queue_posts,
-)
-from dispatch.social.post import ComposedPost, Facet, LinkCard
-from dispatch.store.engine import Store
+    from dispatch.config import Settings
+    from dispatch.models import Article
+    from dispatch.social.config import NetworkConfig, SocialSettings, load_social
+    from dispatch.social.deliver import (
+        HandQueued,
+        PostOutcome,
+        QueueReport,
+        SocialDeliveryReport,
+        queue_by_hand,
+    )
+    from dispatch.social.post import ComposedPost, Facet, LinkCard
+    from dispatch.store.engine import Store
+
+# Imported on first use (PEP 562): reading [social]'s settings model must not
+# load httpx and the counting libraries.
+_LAZY = {
+    "NetworkConfig": "dispatch.social.config", "SocialSettings": "dispatch.social.config",
+    "load_social": "dispatch.social.config", "HandQueued": "dispatch.social.deliver",
+    "PostOutcome": "dispatch.social.deliver", "QueueReport": "dispatch.social.deliver",
+    "SocialDeliveryReport": "dispatch.social.deliver", "queue_by_hand": "dispatch.social.deliver",
+    "ComposedPost": "dispatch.social.post", "Facet": "dispatch.social.post",
+    "LinkCard": "dispatch.social.post",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ComposedPost",
@@ -71,6 +89,8 @@ def queue_social(store: Store, settings: Settings, articles: Sequence[Article],
     recorded as a failed row with the reason, and written again once the
     network's settings or the article change.
     """
+    from dispatch.social.deliver import queue_posts
+
     return queue_posts(store, settings, articles, now, networks)
 
 
@@ -87,11 +107,17 @@ def deliver_social_posts(store: Store, settings: Settings, now: datetime, *,
                          client: httpx.Client | None = None,
                          environ: Mapping[str, str] | None = None) -> SocialDeliveryReport:
     """Send every due post once; ``client`` lets tests aim at 127.0.0.1."""
+    from dispatch.social.deliver import deliver
+
     return deliver(store, settings, now, client=client, environ=environ)
 
 
 def compose_post(settings: Settings, article: Article, network: str) -> ComposedPost:
     """The post ``network`` (a ``[social.<name>]`` table) would get for ``article``."""
+    from dispatch.errors import ConfigError
+    from dispatch.social.compose import compose
+    from dispatch.social.config import load_social
+
     social = load_social(settings)
     config = social.get(network)
     if config is None:

@@ -30,7 +30,8 @@ from dispatch.content import markdown as md
 from dispatch.errors import ContentError, Problem
 from dispatch.models import Article
 from dispatch.social.config import NetworkConfig
-from dispatch.social.count import RULES, graphemes
+from dispatch.social.count import graphemes
+from dispatch.social.networks import network
 from dispatch.social.post import ComposedPost, Facet, LinkCard, Source
 
 ELLIPSIS = "…"
@@ -189,7 +190,7 @@ def _cut(sentence: str, fits: Callable[[str], bool]) -> str:
 
 
 def compose(article: Article, config: NetworkConfig) -> ComposedPost:
-    rule = RULES[config.network]
+    rule = network(config.network)
     url = link_for(article, config)
     text, source = source_text(article, config)
 
@@ -233,14 +234,9 @@ def compose(article: Article, config: NetworkConfig) -> ComposedPost:
     final = layout(body, url, tags)
     if not rule.fits(final, config.limit):  # cannot happen; never post what does not fit
         raise AssertionError(f"composed {config.network} post does not fit")
-    facets: tuple[Facet, ...] = ()
-    card = None
-    if config.network == "bluesky":
-        facets = _facets(body, url, tags)
-        description = article.summary
-        if len(description) > MAX_CARD_DESCRIPTION:
-            description = description[:MAX_CARD_DESCRIPTION].rsplit(" ", 1)[0] + ELLIPSIS
-        card = LinkCard(url, article.title, description, article.image)
+    # What a network adds beyond the text is its declaration's business.
+    facets = rule.facets(body, url, tags) if rule.facets else ()
+    card = rule.card(article, url) if rule.card else None
     return ComposedPost(
         network=config.name, kind=config.network, slug=article.slug, text=final,
         length=rule.measure(final), limit=config.limit, url=url, source=source,
@@ -248,7 +244,15 @@ def compose(article: Article, config: NetworkConfig) -> ComposedPost:
     )
 
 
-def _facets(body: str, url: str, tags: tuple[str, ...]) -> tuple[Facet, ...]:
+def summary_card(article: Article, url: str) -> LinkCard:
+    """A link card: the article's title, its summary cut to a card's length, its image."""
+    description = article.summary
+    if len(description) > MAX_CARD_DESCRIPTION:
+        description = description[:MAX_CARD_DESCRIPTION].rsplit(" ", 1)[0] + ELLIPSIS
+    return LinkCard(url, article.title, description, article.image)
+
+
+def link_and_tag_facets(body: str, url: str, tags: tuple[str, ...]) -> tuple[Facet, ...]:
     """Byte offsets computed on the exact text :func:`layout` builds."""
     prefix = f"{body}{SEPARATOR}" if body else ""
     start = len(prefix.encode("utf-8"))

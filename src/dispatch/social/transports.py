@@ -31,6 +31,7 @@ from dispatch.social.http import (
     error_text,
     request,
 )
+from dispatch.social.networks import transports
 from dispatch.social.queue import ClaimedPost
 
 log = logging.getLogger(__name__)
@@ -257,10 +258,5 @@ class WebhookTransport:
 
 def build_transport(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
                     environ: Mapping[str, str]) -> Transport:
-    if config.transport == "mastodon":
-        return MastodonTransport(config, client, environ)
-    if config.transport == "bluesky":
-        return BlueskyTransport(config, client, environ)
-    if config.transport == "webhook":
-        return WebhookTransport(config, client, environ)
-    return CaptureTransport(capture_dir)
+    """The table's transport, as its registry declaration builds it."""
+    return transports()[config.transport].build(config, client, capture_dir, environ)

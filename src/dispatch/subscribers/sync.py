@@ -16,7 +16,6 @@ out of the box and a CRM export can be dropped in place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,15 +28,11 @@ if TYPE_CHECKING:
 
 
 def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
-    raw = settings.section("subscribers").get("lists", {})
     problems: list[Problem] = []
-    if not isinstance(raw, Mapping):
-        return {}, [settings.problem("subscribers.lists", "must be a table",
-                                     'list = "file.csv" lines under [subscribers.lists]')]
     found: dict[str, Path] = {}
-    for name, value in raw.items():
+    for name, value in settings.subscribers.lists.items():
         key = f"subscribers.lists.{name}"
-        if not isinstance(value, str) or not value:
+        if not value:
             problems.append(settings.problem(key, f"{value!r} is not a file name",
                                              'a CSV path such as "subscribers.csv"'))
             continue

@@ -21,16 +21,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dispatch.config import Settings
-from dispatch.feeds.model import FILE_NAMES
+from dispatch.feeds.formats import feed_formats
 from dispatch.feeds.settings import load_feed_settings
 from dispatch.store.engine import Store
 from dispatch.web.conditional import none_match
 
-CONTENT_TYPES = {
-    "feed.xml": "application/rss+xml; charset=utf-8",
-    "atom.xml": "application/atom+xml; charset=utf-8",
-    "feed.json": "application/feed+json; charset=utf-8",
-}
+CONTENT_TYPES = {f.file_name: f"{f.media_type}; charset=utf-8" for f in feed_formats()}
 CACHE_CONTROL = "public, max-age=300"
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -116,6 +112,6 @@ def routes(settings: Settings, store: Store) -> list[BaseRoute]:
     files = FeedFiles(config.out_dir, config.base_url, config.hub)
     methods = ["GET", "HEAD"]
     found: list[BaseRoute] = [Route(f"/{name}", files.serve, methods=methods)
-                              for name in FILE_NAMES.values()]
+                              for name in CONTENT_TYPES]
     found.append(Route("/category/{category}/{name}", files.serve, methods=methods))
     return found

@@ -1,0 +1,51 @@
+"""``[delivery]`` in dispatch.toml, as written.
+
+``delivery/settings.py`` turns it, the SMTP URL and the environment into the
+:class:`~dispatch.delivery.settings.DeliverySettings` the engine runs with.
+Every key is optional; an unset one takes the engine's default.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from dispatch.delivery.registry import EMAIL_TRANSPORTS
+from dispatch.sections import SectionModel
+
+SMTP_URL_ENV = "DISPATCH_SMTP_URL"
+
+
+class DeliveryOptions(SectionModel):
+    transport: str | None = None
+    """Email transport: capture (default), smtp or dry-run; an smtp_url means smtp."""
+    smtp_url: str | None = Field(default=None, json_schema_extra={"env": SMTP_URL_ENV,
+                                                                  "secret": True})
+    """smtp://user@host:587?tls=starttls&rate=10; the password in DISPATCH_SMTP_PASSWORD."""
+    maildir: str | None = None
+    """Where capture writes .eml files, relative to the site folder."""
+    connections: int | None = Field(default=None, ge=1)
+    """Concurrent SMTP connections per worker."""
+    rate: float | None = Field(default=None, ge=0)
+    """Messages per second across connections; 0 = no limit."""
+    burst: int | None = Field(default=None, ge=0)
+    hourly_cap: int | None = Field(default=None, ge=0)
+    daily_cap: int | None = Field(default=None, ge=0)
+    batch_size: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Temporary failures are retried with backoff this many times in all."""
+    lease_seconds: float | None = Field(default=None, ge=1)
+    retry_base_seconds: float | None = Field(default=None, ge=0)
+    retry_max_seconds: float | None = Field(default=None, ge=0)
+    error_budget: float | None = Field(default=None, ge=0, le=1)
+    """Pause an edition when this share of its finished rows failed."""
+    error_budget_min: int | None = Field(default=None, ge=0)
+    """…once at least this many rows have finished."""
+    timeout: float | None = Field(default=None, ge=0.1)
+    """Seconds to wait for the SMTP server."""
+
+    @field_validator("transport")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in EMAIL_TRANSPORTS:
+            raise ValueError("one of " + ", ".join(EMAIL_TRANSPORTS))
+        return value

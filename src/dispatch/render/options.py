@@ -1,0 +1,68 @@
+"""``[email]`` in dispatch.toml, as written (``render/settings.py`` derives
+the values the renderer uses from it)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import field_validator
+
+from dispatch.sections import SectionModel
+
+# A bare address whose characters need no escaping in a mailto: URL inside a header.
+_MAILBOX = re.compile(r"^[A-Za-z0-9.!$'*+=_~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_ASPECT = re.compile(r"\s*([0-9]{1,5})\s*:\s*([0-9]{1,5})\s*")
+
+
+def aspect(value: str) -> tuple[int, int] | None:
+    """``"16:9"`` as (16, 9); None for anything else, zero included."""
+    match = _ASPECT.fullmatch(value)
+    if match is None:
+        return None
+    across, down = int(match.group(1)), int(match.group(2))
+    return (across, down) if across and down else None
+
+
+class EmailOptions(SectionModel):
+    name_fallback: str | None = None
+    """Used where a subscriber has no name ("Hi reader,")."""
+    list_id: str | None = None
+    """``List-Id`` header, e.g. ``Weekly <weekly.example.org>``; derived from the site."""
+    digest_subject: str | None = None
+    """Jinja template of a digest's subject."""
+    article_subject: str | None = None
+    """Jinja template of a single article's subject."""
+    digest_intro: str | None = None
+    disclaimer: str | None = None
+    why: str | None = None
+    """The "why you get this" footer line; derived from the site title."""
+    image_alt_fallback: str | None = None
+    unsubscribe_mailto: str | None = None
+    """Adds a mailto: form to List-Unsubscribe; empty for https only."""
+    allow_clip: bool | None = None
+    """true lets an email past Gmail's 102 KB clip render (check still warns)."""
+    image_aspect: str | None = None
+    """``"16:9"``: width:height assumed for images whose size cannot be read."""
+    utm: dict[str, str] | None = None
+    """``[email.utm]``: query parameters added to links to the site."""
+
+    @field_validator("list_id")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value):
+            raise ValueError("one line")
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value and not _MAILBOX.match(value.removeprefix("mailto:")):
+            raise ValueError('a plain email address such as "unsubscribe@example.org"')
+        return None if value is None else value.removeprefix("mailto:")
+
+    @field_validator("image_aspect")
+    @classmethod
+    def _ratio(cls, value: str | None) -> str | None:
+        if value is not None and aspect(value) is None:
+            raise ValueError('a ratio of two positive whole numbers, e.g. "16:9"')
+        return value
