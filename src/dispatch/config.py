@@ -59,12 +59,17 @@ class SiteSettings(SectionModel):
     """``[site]``."""
 
     title: str = "dispatch"
+    """The site's name: feed titles, email subjects and footers."""
     url: str = "http://localhost:8000"
     """Public base URL of the site, without a trailing slash."""
     language: str = "en"
+    """BCP 47 language of the site (feeds, emails, posts)."""
     timezone: str = "UTC"
+    """IANA zone in which article dates without an offset are read."""
     description: str = ""
+    """One line about the site, for the feeds."""
     author: str | None = None
+    """Feed author; the title when unset."""
 
     @field_validator("url")
     @classmethod
@@ -98,9 +103,13 @@ class SenderSettings(SectionModel):
     """``[sender]``: who every email is from. ``name`` defaults to the site title."""
 
     name: str = "dispatch"
+    """Display name in From:; the site title when unset."""
     email: str = "newsletter@localhost"
+    """The From: address, bare (no display name)."""
     postal_address: str = ""
+    """Shown in every email footer (the law in many countries)."""
     reply_to: str | None = None
+    """One address (optionally with a name) for Reply-To:."""
 
     @field_validator("name", "postal_address")
     @classmethod
@@ -125,8 +134,11 @@ class PathSettings(SectionModel):
     """``[paths]``: folders, relative to the site folder."""
 
     content: str = "content"
+    """Where the Markdown articles are."""
     templates: str = "templates"
+    """Email templates that override the packaged ones."""
     state: str = ".dispatch"
+    """State: the SQLite database, captured mail and posts."""
 
 
 class DatabaseSettings(SectionModel):

@@ -47,7 +47,10 @@ class SectionModel(BaseModel):
     """Base of every section model: unknown keys are errors, types are strict
     (``"4"`` is not a number, ``1`` is not true), values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Attribute docstrings become field descriptions: the README's settings
+    # reference is generated from them (``dispatch.reference``).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              use_attribute_docstrings=True)
 
     flatten: ClassVar[tuple[str, ...]] = ()
     """Fields that hold the section's sub-tables under their own names (e.g.
@@ -102,10 +105,13 @@ def _located(model: type[SectionModel], loc: tuple[int | str, ...]
     path: list[str | int] = []
     current: type[SectionModel] | None = model
     mapping = False  # the previous part opened a dict: this part is a free name
+    leaf = False  # past a plain value: further parts name union members, not keys
     for part in loc:
         if mapping:
             path.append(part)
             mapping = False
+            continue
+        if leaf:
             continue
         if current is None or not isinstance(part, str) or part not in current.model_fields:
             path.append(part)
@@ -117,6 +123,7 @@ def _located(model: type[SectionModel], loc: tuple[int | str, ...]
         mapping = get_origin(annotation) is dict or any(
             get_origin(a) is dict for a in get_args(annotation))
         current = _model_of(annotation)
+        leaf = current is None and not mapping
     choices = list(current.model_fields) if current is not None and not mapping else []
     if current is not None:
         choices = [f for f in choices if f not in current.flatten]
@@ -154,8 +161,12 @@ def model_problems(section: str, model: type[SectionModel], exc: ValidationError
             message = f"{_shown(error.get('input'))} is not allowed"
             expected = _describe(error)
         full = (section, *path)
-        problems.append(Problem(CONFIG_FILE, message, lines.line(full),
-                                ".".join(str(p) for p in full), expected))
+        key = ".".join(str(p) for p in full)
+        if problems and problems[-1].field == key and problems[-1].message == message:
+            # One value refused by each member of a union (true, false or "auto").
+            last = problems.pop()
+            expected = f"{last.expected} or {expected}"
+        problems.append(Problem(CONFIG_FILE, message, lines.line(full), key, expected))
     return problems
 
 

@@ -28,14 +28,21 @@ class DeliveryOptions(SectionModel):
     rate: float | None = Field(default=None, ge=0)
     """Messages per second across connections; 0 = no limit."""
     burst: int | None = Field(default=None, ge=0)
+    """Token-bucket size; 0 = one second's worth of rate."""
     hourly_cap: int | None = Field(default=None, ge=0)
+    """Messages per hour across all workers; 0 = no cap."""
     daily_cap: int | None = Field(default=None, ge=0)
+    """Messages per day across all workers; 0 = no cap."""
     batch_size: int | None = Field(default=None, ge=1)
+    """Rows a worker claims at a time."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Temporary failures are retried with backoff this many times in all."""
     lease_seconds: float | None = Field(default=None, ge=1)
+    """How long a claimed row stays with its worker."""
     retry_base_seconds: float | None = Field(default=None, ge=0)
+    """First retry delay; it doubles per attempt."""
     retry_max_seconds: float | None = Field(default=None, ge=0)
+    """Longest retry delay."""
     error_budget: float | None = Field(default=None, ge=0, le=1)
     """Pause an edition when this share of its finished rows failed."""
     error_budget_min: int | None = Field(default=None, ge=0)

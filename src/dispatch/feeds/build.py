@@ -38,10 +38,9 @@ import orjson
 
 from dispatch.config import Settings
 from dispatch.feeds import model
-from dispatch.feeds.formats import feed_format, file_name, renderer_modules
+from dispatch.feeds.formats import feed_format, file_name, format_names, renderer_modules
 from dispatch.feeds.incremental import ChangedSince, plan_update, source_key
 from dispatch.feeds.model import (
-    FORMATS,
     Entry,
     FeedPlan,
     digest_context,
@@ -129,7 +128,7 @@ def _stamp(path: str) -> list[int] | None:
 
 def _intact(out: str, record: dict[str, Any]) -> bool:
     files = record.get("files")
-    if not isinstance(files, dict) or len(files) != len(FORMATS):
+    if not isinstance(files, dict) or len(files) != len(format_names()):
         return False
     # One stat per file of every unchanged feed on every build: kept to the
     # bare comparison (a missing file simply fails it).
@@ -174,7 +173,7 @@ def build_feeds(settings: Settings, articles: Sequence[Article], now: datetime,
                 and _intact(out_str, record)):
             current[plan.path] = {**record, "entries": [a.slug for a in plan.articles],
                                   "names": list(plan.names)}
-            writer.unchanged += len(FORMATS)
+            writer.unchanged += len(format_names())
             continue
         current[plan.path] = writer.write(plan, digest)
 
@@ -222,7 +221,7 @@ def update_feeds(settings: Settings, articles: Sequence[Article],
         for slug in dropped:
             if not any(slug in record["entries"] for record in feeds.values()):
                 del sources[slug]
-    writer.unchanged += len(FORMATS) * (len(feeds) - len(update.plans))
+    writer.unchanged += len(format_names()) * (len(feeds) - len(update.plans))
     # Entries were last checked as published at built_for: it only moves on
     # when a feed was re-planned.
     built_for = now if update.plans else datetime.fromisoformat(manifest["built_for"])
@@ -245,7 +244,7 @@ class _Writer:
         self.rendered += 1
         feed = make_feed(plan, self.settings, self.config, self.entries)
         files: dict[str, list[int] | None] = {}
-        for fmt in FORMATS:
+        for fmt in format_names():
             path = self.out / feed.file(fmt)
             if write_atomically(path, feed_format(fmt).render(feed)):
                 self.written.append(path)
@@ -288,7 +287,7 @@ def _remove_stale(out: Path, previous: dict[str, Any], current: dict[str, Any]) 
         # hand-edited manifest must not be able to delete anything else.
         if feed_path in current or not _FEED_PATH.match(feed_path):
             continue
-        for fmt in FORMATS:
+        for fmt in format_names():
             name = f"{feed_path}/{file_name(fmt)}" if feed_path else file_name(fmt)
             path = out / name
             if path.is_file():

@@ -48,6 +48,10 @@ def feed_formats() -> tuple[FeedFormat, ...]:
     return tuple(found)
 
 
+def format_names() -> tuple[str, ...]:
+    return tuple(FEED_FORMATS)
+
+
 def feed_format(name: str) -> FeedFormat:
     return next(f for f in feed_formats() if f.name == name)
 

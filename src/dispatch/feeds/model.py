@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
-from dispatch.feeds.formats import FEED_FORMATS, file_name
+from dispatch.feeds.formats import file_name, format_names
 from dispatch.feeds.settings import FeedSettings
 from dispatch.models import Article
 
@@ -41,8 +41,6 @@ from dispatch.models import Article
 # (FIELD-NOTES §2.2 #8), so they are stripped before feedgen ever sees them.
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
-FORMATS = tuple(FEED_FORMATS)
-"""Every registered feed format's name."""
 
 
 def xml_text(value: str) -> str:
@@ -399,7 +397,7 @@ def make_feed(plan: FeedPlan, settings: Settings, feeds: FeedSettings,
     return Feed(
         path=plan.path, title=plan.title, description=plan.description,
         home_url=site.url + "/",
-        self_urls=tuple((fmt, prefix + file_name(fmt)) for fmt in FORMATS),
+        self_urls=tuple((fmt, prefix + file_name(fmt)) for fmt in format_names()),
         language=site.language, author=xml_text(site.author or site.title),
         # The feed is as new as its newest entry, never the build time (§2.2 #5).
         updated=max(e.updated for e in entries), entries=tuple(entries),

@@ -33,10 +33,13 @@ class EmailOptions(SectionModel):
     article_subject: str | None = None
     """Jinja template of a single article's subject."""
     digest_intro: str | None = None
+    """The line above a digest's articles."""
     disclaimer: str | None = None
+    """A line in every footer (e.g. not medical advice)."""
     why: str | None = None
     """The "why you get this" footer line; derived from the site title."""
     image_alt_fallback: str | None = None
+    """Alt text for an image that has none."""
     unsubscribe_mailto: str | None = None
     """Adds a mailto: form to List-Unsubscribe; empty for https only."""
     allow_clip: bool | None = None

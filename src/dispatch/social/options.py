@@ -32,7 +32,9 @@ class AccountOptions(SectionModel):
     limit: int | None = Field(default=None, ge=40)
     """Override the network's limit (Mastodon servers differ)."""
     hashtags: int | None = Field(default=None, ge=0)
+    """Override [social] hashtags for this account."""
     utm: str | None = None
+    """Override [social] utm for this account."""
     language: str | None = None
     """The post's language; [site] language by default."""
 
@@ -80,9 +82,13 @@ class SocialOptions(SectionModel):
     hashtags: int = Field(default=2, ge=0)
     """At most this many tags, from the article's tags, only while they fit."""
     max_attempts: int = Field(default=6, ge=1)
+    """429/5xx answers are retried with backoff (Retry-After wins)."""
     lease_seconds: int = Field(default=300, ge=10)
+    """How long a claimed post stays with its worker."""
     batch: int = Field(default=20, ge=1)
+    """Posts claimed at a time."""
     backoff_seconds: int = Field(default=60, ge=1)
+    """First retry delay; it doubles per attempt."""
     on_publish: bool | Literal["auto"] = "auto"
     """Queue a new article's posts at once (true), never (false: schedules
     decide), or "auto": only for networks no social schedule covers."""
