@@ -63,9 +63,10 @@ class EmailOptions(SectionModel):
             raise ValueError('a plain email address such as "unsubscribe@example.org"')
         return None if value is None else value.removeprefix("mailto:")
 
-    @field_validator("image_aspect")
+    @field_validator("image_aspect", mode="before")
     @classmethod
-    def _ratio(cls, value: str | None) -> str | None:
-        if value is not None and aspect(value) is None:
+    def _ratio(cls, value: object) -> object:
+        # Before the type check, so that 1.78 is told the form a ratio takes.
+        if value is not None and (not isinstance(value, str) or aspect(value) is None):
             raise ValueError('a ratio of two positive whole numbers, e.g. "16:9"')
         return value

@@ -110,13 +110,12 @@ def social_problems(settings: Settings) -> tuple[SocialSettings, list[Problem]]:
     """``[social]`` (validated when dispatch.toml was read) checked per table
     against its transport; never raises, so ``dispatch check`` can list everything."""
     social = settings.social
-    raw = settings.section("social")
     problems: list[Problem] = []
     networks: list[NetworkConfig] = []
-    for name in social.networks:
-        table = raw.get(name, {})
-        config = _network(name, table if isinstance(table, Mapping) else {}, social, settings,
-                          problems)
+    for name, account in social.networks.items():
+        # Only the keys written in the table, so the transport's defaults apply.
+        table = account.model_dump(exclude_unset=True)
+        config = _network(name, table, social, settings, problems)
         if config is not None:
             networks.append(config)
     result = SocialSettings(
