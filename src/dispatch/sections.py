@@ -49,8 +49,10 @@ class SectionModel(BaseModel):
 
     # Attribute docstrings become field descriptions: the README's settings
     # reference is generated from them (``dispatch.reference``).
+    # defer_build: a model's validator is made the first time it is used, so
+    # sections a site does not have cost nothing at start-up.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
-                              use_attribute_docstrings=True)
+                              use_attribute_docstrings=True, defer_build=True)
 
     flatten: ClassVar[tuple[str, ...]] = ()
     """Fields that hold the section's sub-tables under their own names (e.g.
