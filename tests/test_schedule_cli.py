@@ -142,9 +142,10 @@ def test_invalid_hot_reload_keeps_the_schedules_in_force(tmp_path: Path) -> None
     changed, problems = service.reload()
     assert not changed
     assert [str(p) for p in problems] == [
-        'schedules.yaml:5: schedules[0].cron: "0 8 * * MONDAY" is not a cron expression '
-        '(expected five fields: minute hour day-of-month month weekday, e.g. "0 8 * * mon"; '
-        "weekday names mon tue wed thu fri sat sun)"]
+        'schedules.yaml:5: schedules[0].cron: "0 8 * * MONDAY" is not a cron expression: '
+        'weekday field: "MONDAY" is neither a number 0-7 nor a name (sun mon tue wed thu fri '
+        'sat) (expected five fields: minute hour day-of-month month weekday, e.g. "0 8 * * '
+        'mon", or @hourly, @daily, @weekly, @monthly, @yearly)']
     assert [s.id for s in service.schedules.schedules] == ["weekly", "alerts", "nightly-feeds"]
     assert service.reload() == (False, [])  # the same broken file is reported once
 

@@ -51,8 +51,8 @@ def test_invalid_cron_names_file_line_field_and_expectation() -> None:
     assert len(found) == 1
     text = str(found[0])
     assert text.startswith('schedules.yaml:11: schedules[2].cron: "0 8 * * MONDAY" is not a cron '
-                           "expression (expected five fields")
-    assert "mon tue wed" in text
+                           'expression: weekday field: "MONDAY" is neither a number 0-7 nor a '
+                           "name (sun mon tue wed thu fri sat) (expected five fields")
 
 
 def test_every_mistake_is_reported_at_once_in_line_order() -> None:
@@ -207,7 +207,10 @@ def test_crontab_both_day_and_weekday_is_a_warning() -> None:
                                     "    cron: '0 8 1 * mon'\n")
     assert len(parsed.schedules) == 1
     assert [p.is_error for p in found] == [False]
-    assert "fires only on days matching both" in found[0].message
+    # crontab(5): either day field may match; the warning says so and how
+    # to write "the first Monday".
+    assert "fires on every day that matches EITHER one" in found[0].message
+    assert found[0].expected == '"0 9 * * mon#1" for only the first Monday of the month'
 
 
 def _site(tmp_path: Path) -> Path:
