@@ -135,8 +135,13 @@ def expected_seen(store: Store, articles: Sequence[Article], now: datetime,
 
 
 def plan(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now: datetime,
-         until: datetime, audience_size: Callable[[Sequence[str]], int]) -> list[PlannedFiring]:
-    """Firings after ``now`` up to ``until``, in time order."""
+         until: datetime, audience_size: Callable[[Sequence[str]], int],
+         since: datetime | None = None) -> list[PlannedFiring]:
+    """Firings after ``since`` (default ``now``) up to ``until``, in time order.
+
+    A later ``since`` still plans every window from ``now`` on, and shows
+    only the firings after it.
+    """
     published = expected_seen(store, articles, now, until)
     states = {s.schedule_id: s for s in firings.runs_summary(store)}
     out: list[PlannedFiring] = []
@@ -145,26 +150,29 @@ def plan(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now:
         state = states.get(schedule.id)
         base = state.first_seen_at if state else now
         if schedule.on_publish:
-            out.extend(_plan_published(store, schedule, published, now, until, base, size))
+            out.extend(_plan_published(store, schedule, published, now, until, base, size,
+                                       since))
             continue
 
         def remembered(schedule: Schedule = schedule, base: datetime = base) -> History:
             return history(store, schedule, base)
 
-        out.extend(plan_schedule(schedule, published, now, until, now, remembered, size))
+        out.extend(p for p in plan_schedule(schedule, published, now, until, now, remembered,
+                                            size) if since is None or p.fire_time > since)
     out.sort(key=lambda p: (p.starts_at, p.schedule.id))
     return out
 
 
 def _plan_published(store: Store, schedule: Schedule, published: Published, now: datetime,
-                    until: datetime, base: datetime, size: int | None) -> list[PlannedFiring]:
+                    until: datetime, base: datetime, size: int | None,
+                    since: datetime | None) -> list[PlannedFiring]:
     done = firings.fired_articles(store, schedule.id)
     out = []
     for article, seen in published:
         fire = publish_fire_time(schedule, seen)
         if seen <= base or article.slug in done or not matches(schedule, article):
             continue
-        if not now < fire <= until:
+        if not max(now, since or now) < fire <= until:
             continue
         starts = start_time(schedule, fire)
         verdict: Literal["send", "skip"] = "send" if schedule.enabled else "skip"
