@@ -243,14 +243,16 @@ def test_audience_template_and_past_at_are_checked_against_the_site(tmp_path: Pa
             audience: [weekly]
         """)
     kept, found = check_text(text, settings, NOW, store)
-    assert [s.id for s in kept.schedules] == ["good", "past"]
+    # A one-off in the past that never fired is an error: left out, like the typo.
+    assert [s.id for s in kept.schedules] == ["good"]
     text_found = lines(found)
     assert text_found[0] == ('schedules.yaml:9: schedules[1].audience: there is no subscriber '
                              'list "weekley" (expected one of weekly)')
     assert text_found[1].startswith('schedules.yaml:10: schedules[1].template: there is no email '
                                     'template "fancy.html"')
-    assert text_found[2].startswith("schedules.yaml:13: schedules[2].at: warning: 2026-01-01 09:00 "
-                                    "GMT is in the past")
+    assert text_found[2] == ("schedules.yaml:13: schedules[2].at: 2026-01-01 09:00 GMT is in "
+                             "the past and this one-off never fired, so it would never be sent "
+                             "(expected a future date and time (or remove the entry))")
     # With no subscriber lists at all, audiences cannot be checked: one warning.
     empty = open_store(f"sqlite:///{tmp_path / 'empty.db'}")
     _kept, found = check_text(text, settings, NOW, empty)
@@ -505,8 +507,22 @@ def test_an_at_that_already_fired_is_not_warned_about(tmp_path: Path) -> None:
             audience: [weekly]
         """)
     _kept, found = check_text(text, load_settings(root), NOW, store)
-    assert [p.line for p in found if "in the past" in p.message] == [4]
+    assert [(p.line, p.is_error) for p in found if "in the past" in p.message] == [(4, True)]
     firings.claim(store, "once", datetime(2026, 11, 2, 9, tzinfo=UTC), "", NOW, status="sent")
     _kept, found = check_text(text, load_settings(root), NOW, store)
     assert [str(p) for p in found] == []
+    store.dispose()
+
+
+def test_an_at_the_scheduler_knew_before_its_time_is_not_an_error(tmp_path: Path) -> None:
+    """Due while dispatch was down: the scheduler records it (sent late or
+    missed), so the file is not wrong and must not fall back to an old copy."""
+    root = _site(tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    add_subscriber(store, "a@example.com", "weekly", NOW)
+    text = ("schedules:\n  - id: once\n    kind: digest\n    at: 2026-11-02 09:00\n"
+            "    audience: [weekly]\n")
+    firings.remember(store, {"once": "at"}, datetime(2026, 11, 1, tzinfo=UTC))
+    kept, found = check_text(text, load_settings(root), NOW, store)
+    assert [s.id for s in kept.schedules] == ["once"] and found == []
     store.dispose()
