@@ -526,3 +526,28 @@ def test_an_at_the_scheduler_knew_before_its_time_is_not_an_error(tmp_path: Path
     kept, found = check_text(text, load_settings(root), NOW, store)
     assert [s.id for s in kept.schedules] == ["once"] and found == []
     store.dispose()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("schedules:\n  - id: a\n\tkind: digest\n",
+     "schedules.yaml:3: not valid YAML: this line has a tab: use spaces, not a tab, for "
+     "indentation"),
+    ("schedules:\n  - id: a\n    kind:digest\n    cron: '0 8 * * *'\n    audience: [a]\n",
+     'schedules.yaml:3: not valid YAML: "kind:digest" needs a space after the colon '
+     '(expected "kind: digest")'),
+    ("schedules:\n  - id: a\n    cron: '0 8 * * *'\n    audience: [a]\n    kind:digest\n"
+     "  - id: b\n    kind: feeds\n    every: 1h\n",
+     'schedules.yaml:5: not valid YAML: "kind:digest" needs a space after the colon'),
+    ("schedules:\n  - id: a\n    kind: feeds\n    every: 1h\n  - id: weekly\n   kind: digest\n"
+     "    every: 1h\n",
+     "schedules.yaml:6: not valid YAML: this line is indented differently from the lines above "
+     'it, which breaks schedule "weekly" (the entry starting on line 5)'),
+    ("schedules:\n  - id: a\n    kind: feeds\n     every: 1h\n",
+     "schedules.yaml:4: not valid YAML: this line is indented differently from the lines above "
+     'it, which breaks schedule "a" (the entry starting on line 2)'),
+])
+def test_yaml_mistakes_in_words_staff_understand(text: str, expected: str) -> None:
+    _, found = parse_schedules(text)
+    assert len(found) == 1
+    assert str(found[0]).startswith(expected), str(found[0])
+    assert "token" not in str(found[0]) and "simple key" not in str(found[0])
