@@ -1,7 +1,8 @@
 """Carry out what is due at ``now``: the one effectful step of the scheduler.
 
-:func:`tick` asks the store what each schedule already did, lets the pure
-functions in ``decide.py`` say what is due, and for every firing records the
+:func:`tick` asks the store what each schedule already did, lets the planner
+(``plan.plan_schedule``, the same function ``dispatch plan`` calls) and the
+pure functions in ``decide.py`` say what is due, and for every firing records the
 row *first* (``firings.claim``) and acts only if that insert created it.
 APScheduler, ``dispatch run --once`` and ``dispatch trigger`` all end here.
 """
