@@ -142,9 +142,10 @@ def test_invalid_hot_reload_keeps_the_schedules_in_force(tmp_path: Path) -> None
     changed, problems = service.reload()
     assert not changed
     assert [str(p) for p in problems] == [
-        'schedules.yaml:5: schedules[0].cron: "0 8 * * MONDAY" is not a cron expression '
-        '(expected five fields: minute hour day-of-month month weekday, e.g. "0 8 * * mon"; '
-        "weekday names mon tue wed thu fri sat sun)"]
+        'schedules.yaml:5: schedules[0].cron: "0 8 * * MONDAY" is not a cron expression: '
+        'weekday field: "MONDAY" is neither a number 0-7 nor a name (sun mon tue wed thu fri '
+        'sat) (expected five fields: minute hour day-of-month month weekday, e.g. "0 8 * * '
+        'mon", or @hourly, @daily, @weekly, @monthly, @yearly)']
     assert [s.id for s in service.schedules.schedules] == ["weekly", "alerts", "nightly-feeds"]
     assert service.reload() == (False, [])  # the same broken file is reported once
 
@@ -229,3 +230,70 @@ def test_a_missing_schedules_file_is_reported_once_schedules_have_run(tmp_path: 
     result = dispatch("check", "--root", str(root))
     assert "schedules.yaml: warning: not found, so nothing is scheduled" in result.stderr
     assert "schedules.last-good.yaml" in result.stderr
+
+
+NEW_YORK = """\
+timezone: America/New_York
+schedules:
+  - id: daily
+    kind: digest
+    cron: "0 0 * * *"
+    audience: [weekly]
+    starts: 2027-03-10
+  - id: gap
+    kind: feeds
+    cron: "30 2 * * *"
+  - id: alerts
+    kind: article
+    on_publish: true
+    audience: [weekly]
+"""
+
+
+def test_plan_json_and_filters_over_the_new_york_spring_change(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    (root / "schedules.yaml").write_text(NEW_YORK)
+    write_article(root, "walk.md", ARTICLE.format(date="2027-03-12T09:00:00-05:00"), BODY)
+    result = dispatch("plan", "--json", "--from", "2027-03-14", "--until", "2027-03-15",
+                      "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    planned = json.loads(result.stdout)
+    # (--from/--until are in site time, Europe/London: Mar 14 00:00 GMT is Mar 13 19:00 EST.)
+    assert [(p["schedule"], p["fire_time"], p["action"]) for p in planned] == [
+        ("daily", "2027-03-14T00:00:00-05:00", "skip"),
+        ("gap", "2027-03-14T03:00:00-04:00", "send"),      # 02:30 does not exist: at 03:00
+        ("daily", "2027-03-15T00:00:00-04:00", "skip"),    # the firing APScheduler lost
+        ("gap", "2027-03-15T02:30:00-04:00", "send"),
+    ]
+    first = planned[0]
+    assert first["kind"] == "digest" and first["timezone"] == "America/New_York"
+    assert first["reason"] == "0 new articles since Sat 2027-03-13 00:00; min_articles is 1"
+    assert first["window"] == {"start": "2027-03-13T00:00:00-05:00",
+                               "end": "2027-03-14T00:00:00-05:00", "articles": 0}
+    assert planned[1]["sends"] == {"feeds": ["rss", "atom", "json"]}
+    # The week before: starts: sets the first window, so the article goes out on the 13th.
+    week = json.loads(dispatch("plan", "--json", "--from", "2027-03-12", "--until",
+                               "2027-03-13", "--schedule", "daily", "--root",
+                               str(root)).stdout)
+    sent = [p for p in week if p["action"] == "send"]
+    assert [p["fire_time"] for p in sent] == ["2027-03-13T00:00:00-05:00"]
+    assert sent[0]["window"]["start"] == "2027-03-10T00:00:00-05:00"
+    assert sent[0]["articles"] == [{"slug": "walk", "title": "Walking after meals"}]
+    assert sent[0]["sends"]["email"]["audience"] == ["weekly"]
+    assert sent[0]["sends"]["email"]["subject"] == "Test Journal: 1 new article"
+    text = dispatch("plan", "--from", "2027-03-14", "--until", "2027-03-15", "--kind", "feeds",
+                    "--root", str(root))
+    assert text.returncode == 0, text.stderr
+    assert "gap [feeds]" in text.stdout and "daily" not in text.stdout
+    assert "Sun 2027-03-14 03:00 EDT (07:00 UTC)  gap [feeds]" in text.stdout
+    unknown = dispatch("plan", "--schedule", "nope", "--root", str(root))
+    assert unknown.returncode == 1 and "no valid schedule 'nope'" in unknown.stderr
+
+
+def test_schedules_shows_each_digest_window(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site")
+    (root / "schedules.yaml").write_text(NEW_YORK.replace("2027-03-10", "2026-11-30 08:00"))
+    result = dispatch("schedules", "--root", str(root))
+    assert result.returncode == 0, result.stderr
+    block = result.stdout.split("daily  [digest]")[1].split("gap  [feeds]")[0]
+    assert "    window: 0 new articles since Mon 2026-11-30 08:00 (America/New_York)" in block

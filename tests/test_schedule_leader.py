@@ -203,9 +203,23 @@ schedules:
     assert set(jobs) == {"pass", "schedule:daily"}  # paused: none; on-publish: the pass
     daily = jobs["schedule:daily"]
     assert daily.misfire_grace_time == 7200 and daily.coalesce and daily.max_instances == 1
-    assert daily.trigger.timezone == ZoneInfo("America/New_York")
-    # Numeric weekdays reach APScheduler as names (its 3.x numbers start at Monday = 0).
-    assert str(daily.trigger.fields[4]) == "mon,tue,wed,thu,fri"
+    # APScheduler only relays our own firing times: Monday 01:30 EST, then Tuesday's
+    # ("1-5" is Monday to Friday, as in crontab; APScheduler 3.x would start at Tuesday).
+    first = daily.trigger.get_next_fire_time(None, utc(2026, 3, 2))
+    assert first == utc(2026, 3, 2, 6, 30)
+    assert first.astimezone(ZoneInfo("America/New_York")).strftime("%a %H:%M") == "Mon 01:30"
+    assert daily.trigger.get_next_fire_time(first, first) == utc(2026, 3, 3, 6, 30)
     install_jobs(scheduler, service, service.schedules, 60)  # a reload replaces, never adds
     assert len(scheduler.get_jobs()) == 2
     store.dispose()
+
+
+def test_a_one_off_date_already_past_gives_apscheduler_nothing_to_run_late() -> None:
+    from dispatch.schedule.triggers import NextFiring
+
+    parsed = schedules("schedules:\n  - id: once\n    kind: feeds\n    at: 2026-11-01 09:00\n"
+                       "    timezone: UTC\n")
+    waker = NextFiring(parsed.schedules[0])
+    # APScheduler's own DateTrigger answers the past date, then logs "was missed by".
+    assert waker.get_next_fire_time(None, utc(2026, 12, 3)) is None
+    assert waker.get_next_fire_time(None, utc(2026, 10, 1)) == utc(2026, 11, 1, 9)

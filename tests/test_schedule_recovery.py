@@ -218,5 +218,5 @@ def test_a_manual_firing_finishes_a_running_row_it_recovers(tmp_path: Path,
     crash_after("queue", any_store, WEEKLY, [a1], utc(2026, 3, 9, 8), actions)
     fired = trigger_now(any_store, parsed.schedules[0], [a1], utc(2026, 3, 9, 8, 30), actions)
     assert fired is not None and fired.outcome == "skipped"  # a1 went out at 08:00
-    assert "0 new article(s)" in fired.detail
+    assert "0 new articles since" in fired.detail
     assert {r.status for r in firings.runs(any_store, "weekly")} == {"sent", "skipped"}

@@ -51,8 +51,8 @@ def test_invalid_cron_names_file_line_field_and_expectation() -> None:
     assert len(found) == 1
     text = str(found[0])
     assert text.startswith('schedules.yaml:11: schedules[2].cron: "0 8 * * MONDAY" is not a cron '
-                           "expression (expected five fields")
-    assert "mon tue wed" in text
+                           'expression: weekday field: "MONDAY" is neither a number 0-7 nor a '
+                           "name (sun mon tue wed thu fri sat) (expected five fields")
 
 
 def test_every_mistake_is_reported_at_once_in_line_order() -> None:
@@ -207,7 +207,10 @@ def test_crontab_both_day_and_weekday_is_a_warning() -> None:
                                     "    cron: '0 8 1 * mon'\n")
     assert len(parsed.schedules) == 1
     assert [p.is_error for p in found] == [False]
-    assert "fires only on days matching both" in found[0].message
+    # crontab(5): either day field may match; the warning says so and how
+    # to write "the first Monday".
+    assert "fires on every day that matches EITHER one" in found[0].message
+    assert found[0].expected == '"0 9 * * mon#1" for only the first Monday of the month'
 
 
 def _site(tmp_path: Path) -> Path:
@@ -240,14 +243,16 @@ def test_audience_template_and_past_at_are_checked_against_the_site(tmp_path: Pa
             audience: [weekly]
         """)
     kept, found = check_text(text, settings, NOW, store)
-    assert [s.id for s in kept.schedules] == ["good", "past"]
+    # A one-off in the past that never fired is an error: left out, like the typo.
+    assert [s.id for s in kept.schedules] == ["good"]
     text_found = lines(found)
     assert text_found[0] == ('schedules.yaml:9: schedules[1].audience: there is no subscriber '
                              'list "weekley" (expected one of weekly)')
     assert text_found[1].startswith('schedules.yaml:10: schedules[1].template: there is no email '
                                     'template "fancy.html"')
-    assert text_found[2].startswith("schedules.yaml:13: schedules[2].at: warning: 2026-01-01 09:00 "
-                                    "GMT is in the past")
+    assert text_found[2] == ("schedules.yaml:13: schedules[2].at: 2026-01-01 09:00 GMT is in "
+                             "the past and this one-off never fired, so it would never be sent "
+                             "(expected a future date and time (or remove the entry))")
     # With no subscriber lists at all, audiences cannot be checked: one warning.
     empty = open_store(f"sqlite:///{tmp_path / 'empty.db'}")
     _kept, found = check_text(text, settings, NOW, empty)
@@ -502,8 +507,47 @@ def test_an_at_that_already_fired_is_not_warned_about(tmp_path: Path) -> None:
             audience: [weekly]
         """)
     _kept, found = check_text(text, load_settings(root), NOW, store)
-    assert [p.line for p in found if "in the past" in p.message] == [4]
+    assert [(p.line, p.is_error) for p in found if "in the past" in p.message] == [(4, True)]
     firings.claim(store, "once", datetime(2026, 11, 2, 9, tzinfo=UTC), "", NOW, status="sent")
     _kept, found = check_text(text, load_settings(root), NOW, store)
     assert [str(p) for p in found] == []
     store.dispose()
+
+
+def test_an_at_the_scheduler_knew_before_its_time_is_not_an_error(tmp_path: Path) -> None:
+    """Due while dispatch was down: the scheduler records it (sent late or
+    missed), so the file is not wrong and must not fall back to an old copy."""
+    root = _site(tmp_path)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    add_subscriber(store, "a@example.com", "weekly", NOW)
+    text = ("schedules:\n  - id: once\n    kind: digest\n    at: 2026-11-02 09:00\n"
+            "    audience: [weekly]\n")
+    firings.remember(store, {"once": "at"}, datetime(2026, 11, 1, tzinfo=UTC))
+    kept, found = check_text(text, load_settings(root), NOW, store)
+    assert [s.id for s in kept.schedules] == ["once"] and found == []
+    store.dispose()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("schedules:\n  - id: a\n\tkind: digest\n",
+     "schedules.yaml:3: not valid YAML: this line has a tab: use spaces, not a tab, for "
+     "indentation"),
+    ("schedules:\n  - id: a\n    kind:digest\n    cron: '0 8 * * *'\n    audience: [a]\n",
+     'schedules.yaml:3: not valid YAML: "kind:digest" needs a space after the colon '
+     '(expected "kind: digest")'),
+    ("schedules:\n  - id: a\n    cron: '0 8 * * *'\n    audience: [a]\n    kind:digest\n"
+     "  - id: b\n    kind: feeds\n    every: 1h\n",
+     'schedules.yaml:5: not valid YAML: "kind:digest" needs a space after the colon'),
+    ("schedules:\n  - id: a\n    kind: feeds\n    every: 1h\n  - id: weekly\n   kind: digest\n"
+     "    every: 1h\n",
+     "schedules.yaml:6: not valid YAML: this line is indented differently from the lines above "
+     'it, which breaks schedule "weekly" (the entry starting on line 5)'),
+    ("schedules:\n  - id: a\n    kind: feeds\n     every: 1h\n",
+     "schedules.yaml:4: not valid YAML: this line is indented differently from the lines above "
+     'it, which breaks schedule "a" (the entry starting on line 2)'),
+])
+def test_yaml_mistakes_in_words_staff_understand(text: str, expected: str) -> None:
+    _, found = parse_schedules(text)
+    assert len(found) == 1
+    assert str(found[0]).startswith(expected), str(found[0])
+    assert "token" not in str(found[0]) and "simple key" not in str(found[0])

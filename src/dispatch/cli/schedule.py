@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import click
@@ -11,10 +13,10 @@ from dispatch.errors import InputError, Problem, ScheduleError
 from dispatch.pipeline import load
 from dispatch.schedule import firings
 from dispatch.schedule.actions import SiteActions, edition_subject
-from dispatch.schedule.decide import edition_id
+from dispatch.schedule.decide import edition_id, since_text
 from dispatch.schedule.engine import failure_reason, trigger_now
 from dispatch.schedule.model import EMAIL_KINDS, Schedule, ScheduleSet
-from dispatch.schedule.plan import PlannedFiring, preview_trigger
+from dispatch.schedule.plan import PlannedFiring, next_window, preview_trigger
 from dispatch.schedule.plan import plan as plan_firings
 from dispatch.schedule.sitefile import read_schedules
 from dispatch.schedule.triggers import next_firings
@@ -38,6 +40,8 @@ def schedules(site: Site) -> None:
     current = now()
     schedule_set = _schedules(site, current)
     last = {s.schedule_id: s.last for s in firings.runs_summary(site.store)}
+    articles = load(site.settings, site.store).articles if any(
+        s.kind in ("digest", "social") for s in schedule_set.schedules) else []
     for s in schedule_set.schedules:
         console.print(f"{s.id}  [{s.kind}]  {s.trigger}  ({s.tz.key})", markup=False)
         if not s.enabled:
@@ -48,6 +52,11 @@ def schedules(site: Site) -> None:
             upcoming = [_when(f, s) for f in next_firings(s, current, 3)] or ["none"]
         for i, line in enumerate(upcoming):
             console.print(f"    {'next: ' if i == 0 else '      '}{line}", markup=False)
+        if s.kind == "digest" or (s.kind == "social" and not s.on_publish):
+            start, count = next_window(site.store, s, articles, current)
+            noun = "article" if count == 1 else "articles"
+            console.print(f"    window: {count} new {noun} {since_text(start, s)} "
+                          f"({s.tz.key})", markup=False)
         run = last.get(s.id)
         previous = "never" if run is None else (
             f"{run.status} {_when(run.fire_time, s)}" + (f" {run.article}" if run.article else "")
@@ -57,17 +66,21 @@ def schedules(site: Site) -> None:
         console.print("no schedules (add them to schedules.yaml)")
 
 
-def _parse_until(text: str, tz_name: str) -> datetime:
+def _parse_until(text: str, tz_name: str, *, start_of_day: bool = False,
+                 option: str = "--until") -> datetime:
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(tz_name)
     try:
-        if len(text) == 10:  # a date: until the end of that day, site time
+        if len(text) == 10:  # a date: until the end of that day (from its start), site time
             day = datetime.strptime(text, "%Y-%m-%d").date()
-            return datetime.combine(day, time(23, 59, 59), tzinfo=tz)
+            # "From" a day includes a firing at its very first instant.
+            edge = (datetime.combine(day, time(0), tzinfo=tz) - timedelta(microseconds=1)
+                    if start_of_day else datetime.combine(day, time(23, 59, 59), tzinfo=tz))
+            return edge
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError([Problem("--until", f"{text!r} is not a date", None, "--until",
+        raise InputError([Problem(option, f"{text!r} is not a date", None, option,
                                   "YYYY-MM-DD or YYYY-MM-DDTHH:MM")]) from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
 
@@ -75,17 +88,46 @@ def _parse_until(text: str, tz_name: str) -> datetime:
 @click.command()
 @click.option("--until", "until_text", metavar="DATE",
               help="Plan up to this date (YYYY-MM-DD, site time). Default: 7 days.")
+@click.option("--from", "from_text", metavar="DATE",
+              help="Show firings from this date on (YYYY-MM-DD, site time). Default: now.")
+@click.option("--schedule", "schedule_ids", metavar="ID", multiple=True,
+              help="Only this schedule (repeat for more).")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["digest", "article", "social", "feeds"]),
+              help="Only schedules of this kind (repeat for more).")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per firing: schedule, kind, fire time with offset, "
+                   "what it would send or why it would skip, and its window.")
 @site_command
-def plan(site: Site, until_text: str | None) -> None:
+def plan(site: Site, until_text: str | None, from_text: str | None,
+         schedule_ids: tuple[str, ...],
+         kinds: tuple[str, ...], as_json: bool) -> None:
     """Dry run: each firing until DATE and what it would send. Queues nothing."""
     current = now()
     until = (_parse_until(until_text, site.settings.site.timezone) if until_text
              else current + timedelta(days=7))
+    since = None
+    if from_text:
+        since = _parse_until(from_text, site.settings.site.timezone, start_of_day=True,
+                             option="--from")
     schedule_set = _schedules(site, current)
+    unknown = [i for i in schedule_ids if schedule_set.get(i) is None]
+    if unknown:
+        known = ", ".join(s.id for s in schedule_set.schedules) or "none"
+        raise ScheduleError(f"no valid schedule {unknown[0]!r} in schedules.yaml "
+                            f"(schedules: {known})")
+    chosen = tuple(s for s in schedule_set.schedules
+                   if (not schedule_ids or s.id in schedule_ids)
+                   and (not kinds or s.kind in kinds))
+    schedule_set = replace(schedule_set, schedules=chosen)
     result = load(site.settings, site.store)
     actions = SiteActions(site.settings, site.store)
     planned = plan_firings(site.store, schedule_set, result.articles, current, until,
-                           actions.audience_size)
+                           actions.audience_size, since)
+    if as_json:
+        click.echo(json.dumps([_as_json(p, _subject(site, p, quoted=False)) for p in planned],
+                              indent=2, ensure_ascii=False))
+        return
     if not planned:
         console.print(f"nothing would fire before {until:%Y-%m-%d %H:%M %Z}")
         return
@@ -93,14 +135,43 @@ def plan(site: Site, until_text: str | None) -> None:
         _print_planned(p, _subject(site, p))
 
 
-def _subject(site: Site, p: PlannedFiring) -> str | None:
+def _iso(instant: datetime, schedule: Schedule) -> str:
+    return instant.astimezone(schedule.tz).isoformat()
+
+
+def _as_json(p: PlannedFiring, subject: str | None) -> dict[str, object]:
+    s = p.schedule
+    out: dict[str, object] = {
+        "schedule": s.id, "kind": s.kind, "timezone": s.tz.key,
+        "fire_time": _iso(p.fire_time, s), "starts_at": _iso(p.starts_at, s),
+        "action": p.verdict, "reason": p.reason or None,
+        "window": None if p.window is None else {
+            "start": _iso(p.window[0], s), "end": _iso(p.window[1], s),
+            "articles": len(p.articles)},
+        "articles": [{"slug": a.slug, "title": a.title} for a in p.articles],
+    }
+    if p.verdict == "send":
+        sends: dict[str, object] = {}
+        if s.kind in EMAIL_KINDS:
+            sends = {"email": {"audience": list(s.audience), "recipients": p.audience_size,
+                               "subject": subject}}
+        elif s.kind == "social":
+            sends = {"social": {"networks": list(s.networks or ()) or "all configured"}}
+        else:
+            sends = {"feeds": ["rss", "atom", "json"]}
+        out["sends"] = sends
+    return out
+
+
+def _subject(site: Site, p: PlannedFiring, *, quoted: bool = True) -> str | None:
     """The subject line the firing's email would have, rendered as it will be."""
     if p.verdict != "send" or p.schedule.kind not in EMAIL_KINDS or not p.articles:
         return None
     slug = p.articles[0].slug if p.schedule.kind == "article" else ""
     try:
-        return _quoted(edition_subject(site.settings, p.schedule, p.articles,
-                                            edition_id(p.schedule, p.fire_time, slug)))
+        text = edition_subject(site.settings, p.schedule, p.articles,
+                               edition_id(p.schedule, p.fire_time, slug))
+        return _quoted(text) if quoted else text
     except InputError as exc:
         return f"cannot be rendered: {failure_reason(exc)}"
 
@@ -117,6 +188,10 @@ def _print_planned(p: PlannedFiring, subject: str | None = None) -> None:
     if p.verdict == "skip":
         console.print(f"    skipped: {p.reason}", markup=False)
         return
+    if p.window is not None:
+        count = len(p.articles)
+        console.print(f"    window: {count} new {'article' if count == 1 else 'articles'} "
+                      f"{since_text(p.window[0], p.schedule)}", markup=False)
     if p.schedule.kind in ("digest", "article"):
         console.print(f"    to {', '.join(p.schedule.audience)}: {p.audience_size} "
                       "subscriber(s)", markup=False)

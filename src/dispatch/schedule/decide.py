@@ -7,7 +7,7 @@ store remembers and carries the decisions out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -60,7 +60,11 @@ def decide_timed(schedule: Schedule, since: datetime, now: datetime) -> list[Dec
     Missed firings coalesce: only the latest may run; the older ones are
     recorded as skipped, so downtime never turns into a burst of sends.
     """
-    fires = due_firings(schedule, since, now)
+    return decide_fires(schedule, due_firings(schedule, since, now), now)
+
+
+def decide_fires(schedule: Schedule, fires: Sequence[datetime], now: datetime) -> list[Decision]:
+    """:func:`decide_timed` for firing times already computed (all at or before ``now``)."""
     if not fires:
         return []
     latest = fires[-1]
@@ -114,19 +118,48 @@ def matches(schedule: Schedule, article: Article) -> bool:
     return True
 
 
-def select_articles(schedule: Schedule, published: Sequence[tuple[Article, datetime]],
-                    window: tuple[datetime, datetime]) -> list[Article]:
-    """Matching articles first seen in ``(start, end]``, newest first, capped.
+def window_start(schedule: Schedule, last_end: datetime | None, base: datetime) -> datetime:
+    """Where a digest's next window of articles begins: the end of its last
+    sent window; before any, ``starts:`` if given, else when the schedule was
+    first seen."""
+    if last_end is not None:
+        return last_end
+    return schedule.starts if schedule.starts is not None else base
 
-    The window starts where the previous successful firing's ended, so
-    nothing is sent twice and nothing falls between two digests.
+
+def select_articles(schedule: Schedule, published: Sequence[tuple[Article, datetime]],
+                    window: tuple[datetime, datetime],
+                    sent: Collection[str] = ()) -> list[Article]:
+    """Matching articles that belong to the window ``(start, end]``, newest first, capped.
+
+    A window is about articles *published* (dated) before its slot: an
+    article dated at or before ``end`` belongs to it if it is new to the
+    schedule since ``start`` (dated after it, or first seen after it: a
+    backdated file added later still goes out once). So a firing run late
+    after an outage includes what was dated before its slot but first seen
+    during the outage. ``sent`` (slugs already in one of this schedule's
+    editions) keeps such an article out of the next window: never in two.
     """
     start, end = window
-    chosen = [a for a, seen in published if start < seen <= end and matches(schedule, a)]
+    chosen = [a for a, seen in published
+              if a.date <= end and (a.date > start or seen > start) and a.slug not in sent
+              and matches(schedule, a)]
     chosen.sort(key=lambda a: (a.date, a.slug), reverse=True)
     if schedule.max_articles is not None:
         chosen = chosen[:schedule.max_articles]
     return chosen
+
+
+def since_text(start: datetime, schedule: Schedule) -> str:
+    """"since Mon 2026-11-30 08:00", in the schedule's zone."""
+    return f"since {start.astimezone(schedule.tz):%a %Y-%m-%d %H:%M}"
+
+
+def too_few(schedule: Schedule, count: int, start: datetime) -> str:
+    """Why a digest is skipped: "0 new articles since Mon 2026-11-30 08:00; …"."""
+    noun = "article" if count == 1 else "articles"
+    return (f"{count} new {noun} {since_text(start, schedule)}; "
+            f"min_articles is {schedule.min_articles}")
 
 
 def edition_id(schedule: Schedule, fire_time: datetime, article: str = "") -> str:

@@ -1,13 +1,15 @@
 """Carry out what is due at ``now``: the one effectful step of the scheduler.
 
-:func:`tick` asks the store what each schedule already did, lets the pure
-functions in ``decide.py`` say what is due, and for every firing records the
+:func:`tick` asks the store what each schedule already did, lets the planner
+(``plan.plan_schedule``, the same function ``dispatch plan`` calls) and the
+pure functions in ``decide.py`` say what is due, and for every firing records the
 row *first* (``firings.claim``) and acts only if that insert created it.
 APScheduler, ``dispatch run --once`` and ``dispatch trigger`` all end here.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,19 +22,23 @@ from dispatch.schedule import firings
 from dispatch.schedule.actions import Actions
 from dispatch.schedule.decide import (
     Decision,
+    Verdict,
     decide_published,
-    decide_timed,
     edition_id,
     matches,
     select_articles,
+    too_few,
+    window_start,
 )
 from dispatch.schedule.model import Schedule, ScheduleSet
+from dispatch.schedule.plan import history, plan_schedule, sent_articles
 from dispatch.store.articles import first_seen
 from dispatch.store.engine import Store
 
 log = logging.getLogger(__name__)
 
 Published = Sequence[tuple[Article, datetime]]
+_VERDICTS: dict[str, Verdict] = {"send": "run", "skip": "skip", "wait": "wait"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,11 @@ def tick(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now:
             decisions = decide_published(schedule, pending, now)
         else:
             last = known.last_fire_time
-            decisions = decide_timed(schedule, max(base, last) if last else base, now)
+            decisions = [
+                Decision(schedule.id, p.fire_time, _VERDICTS[p.verdict], p.reason)
+                for p in plan_schedule(schedule, published, max(base, last) if last else base,
+                                       now, now, functools.partial(history, store, schedule,
+                                                                   base))]
         for decision in decisions:
             report = carry_out(store, schedule, decision, published, now, actions, base)
             if report is not None:
@@ -160,8 +170,7 @@ class Plan:
 
 def window_for(store: Store, schedule: Schedule, fire_time: datetime,
                base: datetime) -> tuple[datetime, datetime]:
-    start = firings.last_window_end(store, schedule.id) or base
-    return start, fire_time
+    return window_start(schedule, firings.last_window_end(store, schedule.id), base), fire_time
 
 
 def plan_firing(store: Store, schedule: Schedule, decision: Decision, published: Published,
@@ -183,11 +192,11 @@ def plan_firing(store: Store, schedule: Schedule, decision: Decision, published:
     if schedule.kind == "feeds":
         return Plan("feeds", articles=everything)
     window = window_for(store, schedule, fire, base)
-    chosen = tuple(select_articles(schedule, published, window))
+    chosen = tuple(select_articles(schedule, published, window,
+                                   sent_articles(store, schedule.id)))
     slugs = tuple(a.slug for a in chosen)
     if len(chosen) < schedule.min_articles:
-        return Plan("skip", f"{len(chosen)} new article(s) since the last send; "
-                    f"min_articles is {schedule.min_articles}", slugs=slugs)
+        return Plan("skip", too_few(schedule, len(chosen), window[0]), slugs=slugs)
     if schedule.kind == "social":
         return Plan("social", articles=chosen, slugs=slugs, window=window)
     return Plan("digest", articles=chosen, slugs=slugs, window=window,

@@ -98,7 +98,7 @@ class Cron:
     expression: str
     """Exactly as written (for display)."""
     normalised: str
-    """Numeric weekdays rewritten as names, for APScheduler 3.x (see triggers.py)."""
+    """The stored key text (numeric weekdays as names; see ``triggers.normalise_cron``)."""
 
     def __str__(self) -> str:
         return f"cron {self.expression}"
@@ -149,6 +149,9 @@ class Schedule:
     enabled: bool = True
     max_lateness: timedelta = DEFAULT_MAX_LATENESS
     quiet_hours: QuietHours | None = None
+    starts: datetime | None = None
+    """Where the first window of articles begins (``starts:``); firings
+    before it are not made."""
     line: int | None = field(default=None, compare=False)
     index: int = field(default=0, compare=False)
     """Position in the file's ``schedules`` list (for ``schedules[2].cron``)."""

@@ -45,7 +45,7 @@ from dispatch.schedule.engine import FiringReport, tick
 from dispatch.schedule.leader import Leadership, leadership_for
 from dispatch.schedule.model import ScheduleSet
 from dispatch.schedule.sitefile import read_schedules, reload_schedules
-from dispatch.schedule.triggers import make_trigger
+from dispatch.schedule.triggers import NextFiring, next_firing
 from dispatch.store.engine import Store
 
 if TYPE_CHECKING:
@@ -143,11 +143,15 @@ def install_jobs(scheduler: BackgroundScheduler, service: SchedulerService,
             job.remove()
     scheduler.add_job(service.run_pass, IntervalTrigger(seconds=interval,
                       timezone=ZoneInfo("UTC")), id="pass", **_job_options(timedelta(minutes=5)))
+    now = service.clock()
     for schedule in schedules.schedules:
-        trigger = make_trigger(schedule.trigger, schedule.tz)
-        if trigger is None or not schedule.enabled:
+        if schedule.on_publish or not schedule.enabled:
             continue  # on-publish firings are found by the periodic pass
-        scheduler.add_job(service.run_pass, trigger, id=f"schedule:{schedule.id}",
+        if next_firing(schedule, now) is None:
+            continue  # a one-off already past: nothing to wake for (``check`` says why)
+        # APScheduler only wakes us at the instant we computed; what is due
+        # is then decided by ``engine.tick`` from the same functions.
+        scheduler.add_job(service.run_pass, NextFiring(schedule), id=f"schedule:{schedule.id}",
                           name=schedule.id, **_job_options(schedule.max_lateness))
 
 

@@ -83,10 +83,12 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
     for s in schedules:
         if (isinstance(s.trigger, At) and s.trigger.when <= now and s.enabled
                 and s.id not in fired):  # one that went out is not a mistake
+            # An error, not a warning: a date in the past is a typo (a wrong
+            # year, say) that would otherwise pass ``check`` and send nothing.
             problems.append(_problem(
-                s, "at", f"{s.trigger.when.astimezone(s.tz):%Y-%m-%d %H:%M %Z} is in the past; "
-                "this one-off schedule will never fire", "a future date and time",
-                Severity.WARNING))
+                s, "at", f"{s.trigger.when.astimezone(s.tz):%Y-%m-%d %H:%M %Z} is in the past "
+                "and this one-off never fired, so it would never be sent",
+                "a future date and time (or remove the entry)"))
         if s.kind in EMAIL_KINDS:
             for name in s.audience:
                 if audiences is None:
@@ -214,13 +216,18 @@ def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
 
 
 def _fired(store: Store | None, schedules: Iterable[Schedule]) -> set[str]:
-    ids = [s.id for s in schedules if isinstance(s.trigger, At)]
-    if store is None or not ids:
+    """Ids of one-off schedules whose firing happened: recorded, or due while the
+    scheduler already knew the schedule (it then records it, sent or missed)."""
+    at = {s.id: s.trigger.when for s in schedules if isinstance(s.trigger, At)}
+    if store is None or not at:
         return set()
     try:
-        return firings.fired_ids(store, ids)
+        fired = firings.fired_ids(store, list(at))
+        known = {s.schedule_id: s.first_seen_at for s in firings.runs_summary(store)
+                 if s.schedule_id in at}
     except SQLAlchemyError:
         return set()  # a database not yet migrated has fired nothing
+    return fired | {i for i, seen in known.items() if seen < at[i]}
 
 
 def check_text(text: str, settings: Settings, now: datetime,

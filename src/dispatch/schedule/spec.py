@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from dispatch.errors import Problem, Severity
+from dispatch.schedule.cron import CRON_EXPECTED, CronError, parse_cron, restricts_both_days
 from dispatch.schedule.model import (
     DEFAULT_MAX_LATENESS,
     DURATION_EXPECTED,
@@ -39,7 +39,7 @@ from dispatch.schedule.model import (
     format_duration,
     parse_duration,
 )
-from dispatch.schedule.triggers import CRON_EXPECTED, normalise_cron
+from dispatch.schedule.triggers import next_firing, normalise_cron
 from dispatch.schedule.yamlfile import LocatedYaml, Path, YamlSyntaxError, load_located
 
 FILE = "schedules.yaml"
@@ -140,6 +140,7 @@ class ScheduleModel(_Shared):
     note: str | None = None
     cron: str | None = None
     at: datetime | None = None
+    starts: datetime | date | None = None
     on_publish: bool | None = None
     every: Any = None
     delay: Any = None
@@ -168,9 +169,9 @@ class ScheduleModel(_Shared):
         if value is None:
             return None
         try:
-            normalise_cron(value)
-        except ValueError:
-            raise _fail(f"{_q(value)} is not a cron expression", CRON_EXPECTED) from None
+            parse_cron(value)
+        except CronError as exc:
+            raise _fail(f"{_q(value)} is not a cron expression: {exc}", CRON_EXPECTED) from None
         return value
 
     @field_validator("every", mode="before")
@@ -401,6 +402,9 @@ def _build(m: ScheduleModel, entry: _Entry, top: FileModel, tz_name: str, base: 
                "cron, at or every")
     if kind is not None:
         _kind_rules(m, kind, entry, report)
+    if m.starts is not None and (kind not in ("digest", "social") or one == "on_publish"):
+        report("starts", "starts sets where the first window of articles begins, so it only "
+               "applies to digests (and timed social schedules)", None, Severity.WARNING)
     if m.intro is not None and ("{{" in m.intro or "{%" in m.intro):
         report("intro", "intro is plain text: {{ }} placeholders are shown as written",
                "plain text (placeholders work in subject)", Severity.WARNING)
@@ -415,7 +419,9 @@ def _build(m: ScheduleModel, entry: _Entry, top: FileModel, tz_name: str, base: 
                   else f"{m.template}.html"),
         networks=tuple(m.networks) if m.networks is not None else None, enabled=m.enabled,
         max_lateness=m.max_lateness or top.max_lateness or DEFAULT_MAX_LATENESS,
-        quiet_hours=m.quiet_hours or top.quiet_hours, line=doc.line(base), index=int(base[-1]),
+        quiet_hours=m.quiet_hours or top.quiet_hours,
+        starts=_aware(m.starts, ZoneInfo(m.timezone or tz_name)),
+        line=doc.line(base), index=int(base[-1]),
         lines={k: line for k in entry.raw
                if isinstance(k, str) and (line := doc.line((*base, k))) is not None})
     return schedule, problems
@@ -424,17 +430,33 @@ def _build(m: ScheduleModel, entry: _Entry, top: FileModel, tz_name: str, base: 
 Report = Callable[..., None]
 
 
+def _aware(value: datetime | date | None, tz: ZoneInfo) -> datetime | None:
+    """A date or a datetime as written, in the schedule's zone (a date: its midnight)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
 def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:
     if m.cron is not None:
-        dom, dow = m.cron.split()[2], m.cron.split()[4]
-        if any(int(n) >= 29 for n in re.findall(r"\d+", dom)):
+        spec = parse_cron(m.cron)
+        if not spec.day_star and any(day >= 29 for day in spec.days):
             report("cron", f"{_q(m.cron)}: months without that day are skipped, not moved",
                    "\"last\" as the day of month for the last day of every month",
                    Severity.WARNING)
-        if dom != "*" and dow != "*":
-            report("cron", f"{_q(m.cron)} sets both a day of month and a weekday; it fires only "
-                   "on days matching both (crontab would fire on either)", None, Severity.WARNING)
-        return Cron(m.cron, normalise_cron(m.cron))
+        if restricts_both_days(spec):
+            report("cron", f"{_q(m.cron)} sets both a day of month and a weekday, so (as in "
+                   "crontab) it fires on every day that matches EITHER one, e.g. "
+                   "\"0 9 1-7 * mon\" is days 1-7 and every Monday",
+                   "\"0 9 * * mon#1\" for only the first Monday of the month",
+                   Severity.WARNING)
+        cron = Cron(m.cron, normalise_cron(m.cron))
+        probe = Schedule(id=m.id, kind="feeds", trigger=cron, tz=ZoneInfo(m.timezone or tz_name))
+        if next_firing(probe, datetime(2000, 1, 1, tzinfo=UTC)) is None:
+            report("cron", f"{_q(m.cron)} never fires: no month has that day", None)
+        return cron
     if m.at is not None:
         tz = ZoneInfo(m.timezone or tz_name)
         return At(m.at if m.at.tzinfo else m.at.replace(tzinfo=tz))

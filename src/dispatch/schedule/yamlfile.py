@@ -52,7 +52,67 @@ _OPENERS = {"while parsing a flow sequence": ("[", "a closing ]"),
             "while scanning a quoted scalar": ("quote", "the same quote mark at the end")}
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
+_NO_SPACE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w-]*):([^\s/].*)$")
+_ITEM = re.compile(r"^(\s*)-\s")
+_ID = re.compile(r"^\s*(?:-\s+)?id:\s*['\"]?([^'\"#\s]+)")
+_INDENTATION = ("mapping values are not allowed here", "expected <block end>",
+                "did not find expected key", "did not find expected '-'")
+
+
+def _plain_words(exc: yaml.MarkedYAMLError, lines: list[str]) -> YamlSyntaxError | None:
+    """The three mistakes staff make most, said in their words.
+
+    PyYAML reports where it gave up, often the line *after* the mistake, in
+    parser terms ("could not find expected ':'"); we look back from there.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return None
+    at = mark.line  # 0-based
+    if "'\\t'" in (exc.problem or "") or "\t" in (exc.problem or ""):
+        line = lines[at] if at < len(lines) else ""
+        where = "for indentation" if line[:len(line) - len(line.lstrip())].count("\t") else \
+            "between a key and its value"
+        return YamlSyntaxError(f"this line has a tab: use spaces, not a tab, {where}", at + 1,
+                               "spaces only (set your editor to insert spaces for Tab)")
+    colon = ("could not find expected ':'", "mapping values are not allowed here")
+    for number in range(at, max(at - 3, -1), -1) if (exc.problem or "") in colon else ():
+        found = _NO_SPACE.match(lines[number]) if number < len(lines) else None
+        if found:
+            key, value = found.groups()
+            return YamlSyntaxError(
+                f"\"{key}:{value.strip()}\" needs a space after the colon", number + 1,
+                f"\"{key}: {value.strip()}\"")
+    if any(p in (exc.problem or "") for p in _INDENTATION):
+        entry = _entry_of(lines, at)
+        broke = f", which breaks {entry}" if entry else ""
+        return YamlSyntaxError(
+            f"this line is indented differently from the lines above it{broke}", at + 1,
+            "each key of a schedule lined up under the one above it (same number of spaces)")
+    return None
+
+
+def _entry_of(lines: list[str], at: int) -> str:
+    """"schedule \"weekly\" (the entry starting on line 12)" for a 0-based line."""
+    for number in range(min(at, len(lines) - 1), -1, -1):
+        item = _ITEM.match(lines[number])
+        if item is None:
+            continue
+        name = None
+        for look in range(number, min(at + 1, len(lines))):
+            found = _ID.match(lines[look])
+            if found and (look == number or not _ITEM.match(lines[look])):
+                name = found.group(1)
+                break
+        shown = f"schedule \"{name}\"" if name else "the schedule"
+        return f"{shown} (the entry starting on line {number + 1})"
+    return ""
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, lines: list[str]) -> YamlSyntaxError:
+    plain = _plain_words(exc, lines)
+    if plain is not None:
+        return plain
     problem, opened = exc.problem_mark, exc.context_mark
     opener = _OPENERS.get(exc.context or "")
     if opener is not None and opened is not None:
@@ -71,7 +131,7 @@ def load_located(text: str) -> LocatedYaml:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, text.splitlines()) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc), None) from None
     finally:
