@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from dispatch.delivery.transport import Connection, SendResult
+from dispatch.jobs.states import ResultClass
 
 _counter = itertools.count()
 
@@ -33,7 +34,7 @@ class CaptureConnection:
         with open(tmp, "wb") as fh:
             fh.write(envelope + message)
         os.replace(tmp, self.root / "new" / name)
-        return SendResult("sent", f"captured in {self.root / 'new' / name}", 250)
+        return SendResult(ResultClass.DELIVERED, f"captured in {self.root / 'new' / name}")
 
     def close(self) -> None:
         pass

@@ -18,6 +18,9 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select, update
 
 from dispatch.errors import InputError
+from dispatch.jobs import control
+from dispatch.jobs.control import Target
+from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, outbox, subscribers
@@ -90,44 +93,27 @@ def edition_status(store: Store, edition_id: str) -> EditionStatus:
     return found[0]
 
 
-def _set_state(store: Store, edition_id: str, now: datetime, allowed: tuple[str, ...],
-               state: str, note: str | None) -> bool:
-    edition_status(store, edition_id)  # a clear error for an unknown id
-    with store.write() as conn:
-        return bool(conn.execute(
-            update(editions).where(editions.c.edition_id == edition_id,
-                                   editions.c.state.in_(allowed))
-            .values(state=state, note=note, updated_at=now)).rowcount)
-
-
-def _refuse_if_finished(store: Store, edition_id: str, action: str) -> None:
-    """A finished edition has nothing to pause or cancel; doing it anyway
-    would only relabel it (and a cancelled one can no longer be retried)."""
-    status = edition_status(store, edition_id)
-    if status.pending == 0:
-        raise InputError(f"{edition_id} has nothing waiting ({status.sent} sent, "
-                         f"{status.failed} failed), so there is nothing to {action}")
+def edition_target(edition_id: str) -> Target:
+    """An edition as a job-engine control target (its outbox rows, its group row)."""
+    return Target(EMAIL, edition_id, outbox.c.edition_id == edition_id, edition_id)
 
 
 def pause(store: Store, edition_id: str, now: datetime) -> bool:
     """Stop claiming this edition's rows; rows already leased finish normally."""
-    _refuse_if_finished(store, edition_id, "pause")
-    return _set_state(store, edition_id, now, ("sending",), "paused", "paused by operator")
+    edition_status(store, edition_id)  # a clear error for an unknown id
+    return control.pause(store, edition_target(edition_id), now)
 
 
 def resume(store: Store, edition_id: str, now: datetime) -> bool:
     """Claim again. Sent rows stay sent, so nobody gets a second copy."""
-    return _set_state(store, edition_id, now, ("paused",), "sending", None)
+    edition_status(store, edition_id)
+    return control.resume(store, edition_target(edition_id), now)
 
 
 def cancel(store: Store, edition_id: str, now: datetime) -> int:
     """Stop the edition for good: every waiting row becomes cancelled."""
-    _refuse_if_finished(store, edition_id, "cancel")
-    _set_state(store, edition_id, now, ("sending", "paused"), "cancelled", "cancelled by operator")
-    with store.write() as conn:
-        return int(conn.execute(
-            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "queued")
-            .values(status="cancelled", finished_at=now, detail="edition cancelled")).rowcount)
+    edition_status(store, edition_id)
+    return control.cancel(store, edition_target(edition_id), now, "edition cancelled")
 
 
 def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
@@ -142,17 +128,8 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
         raise InputError(f"{edition_id} is cancelled, so re-queued rows would never be sent; "
                          "send the article again under a new --edition-id instead")
     active = select(subscribers.c.id).where(subscribers.c.status == "active")
-    with store.write() as conn:
-        n = conn.execute(
-            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "failed",
-                                 outbox.c.subscriber_id.in_(active))
-            .values(status="queued", attempts=0, available_at=now, finished_at=None,
-                    detail="retried by operator")).rowcount
-        if n:
-            # Start a fresh error-budget window for the retried rows.
-            conn.execute(update(editions).where(editions.c.edition_id == edition_id)
-                         .values(updated_at=now))
-    return int(n)
+    return control.retry(store, edition_target(edition_id), now,
+                         only=outbox.c.subscriber_id.in_(active))
 
 
 _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
