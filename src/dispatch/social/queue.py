@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, func, select, update
 
 from dispatch.errors import InputError
+from dispatch.jobs import control
 from dispatch.jobs import lease as jobs
 from dispatch.jobs.control import Target
 from dispatch.jobs.kind import JobKind
@@ -208,6 +209,41 @@ def remember_networks(store: Store, names: Sequence[str], now: datetime) -> dict
             known.update(conn.execute(select(t.c.name, t.c.first_seen_at)
                                       .where(t.c.name.in_(missing))).all())
     return known
+
+
+def pause(store: Store, name: str, now: datetime) -> bool:
+    """Hold a waiting post (``slug@network``); a post being sent finishes."""
+    return control.pause(store, target(store, name), now)
+
+
+def resume(store: Store, name: str, now: datetime) -> bool:
+    return control.resume(store, target(store, name), now)
+
+
+def cancel(store: Store, name: str, now: datetime) -> int:
+    return control.cancel(store, target(store, name), now, "post cancelled")
+
+
+def retry_failed(store: Store, name: str, now: datetime) -> int:
+    """Queue a failed post again, as it was composed. A post that could not
+    be written is refused: it has no text to send (``dispatch social SLUG
+    --queue`` writes it again)."""
+    found = target(store, name)
+    n = control.retry(store, found, now, only=social_posts.c.text_hash != UNFIT_HASH)
+    if not n:
+        with store.read() as conn:
+            unfit = conn.execute(select(social_posts.c.id).where(
+                found.where, social_posts.c.status == FAILED,
+                social_posts.c.text_hash == UNFIT_HASH)).first()
+        if unfit is not None:
+            slug = name.partition("@")[0]
+            raise InputError(f"{name} could not be written, so there is nothing to retry; "
+                             f"`dispatch social {slug} --queue` writes it again")
+    return n
+
+
+def post_status(store: Store, name: str) -> control.TargetStatus:
+    return control.status(store, target(store, name))
 
 
 def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int,
