@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import column, delete, func, insert, select, table, text
 from tests.schedulekit import article, schedules, utc
 from tests.sitekit import SITE_TOML
 
@@ -30,7 +30,7 @@ from dispatch.schedule.actions import SiteActions
 from dispatch.schedule.engine import tick
 from dispatch.store.articles import record_publications
 from dispatch.store.engine import Store, open_store
-from dispatch.store.schema import editions, outbox
+from dispatch.store.schema import UTCDateTime, editions, outbox, schema_migrations
 from dispatch.subscribers import add_subscriber
 
 REPO = Path(__file__).resolve().parent.parent
@@ -194,4 +194,30 @@ def test_only_one_of_two_leaders_takes_an_interrupted_firing_over(
         assert firings.finish(store, *run.key, later, status=firings.Status.SENT, token=first)
     finally:
         other.dispose()
+    store.dispose()
+
+
+def test_a_firing_left_running_by_the_previous_version_is_taken_over(
+        database_url: str) -> None:
+    """A database from before firings had leases: its columns are added, and a
+    row it left running counts as interrupted once it is ten minutes old."""
+    store = open_store(database_url)
+    with store.write() as conn:
+        for name in ("lease_owner", "lease_until", "attempts"):
+            conn.execute(text(f'ALTER TABLE schedule_runs DROP COLUMN "{name}"'))
+        conn.execute(delete(schema_migrations).where(
+            schema_migrations.c.id == "schedule_0002_firing_leases"))
+        # The table as that version had it (no lease columns, no defaults for them).
+        old = table("schedule_runs", column("schedule_id"), column("fire_time", UTCDateTime()),
+                    column("article"), column("status"), column("origin"), column("articles"),
+                    column("recorded_at", UTCDateTime()))
+        conn.execute(insert(old).values(schedule_id="weekly", fire_time=FIRE, article="",
+                                        status="running", origin="schedule", articles="[]",
+                                        recorded_at=FIRE))
+    assert store.migrate() == ["schedule_0002_firing_leases"]
+    (run,) = firings.runs(store, "weekly")
+    assert (run.status, run.attempts, run.lease_until) == ("running", 1, None)
+    assert firings.interrupted(store, utc(2026, 3, 9, 8, 5)) == []
+    assert [r.key for r in firings.interrupted(store, utc(2026, 3, 9, 8, 10))] == [run.key]
+    assert firings.take_over(store, run, utc(2026, 3, 9, 8, 10)) is not None
     store.dispose()

@@ -152,7 +152,7 @@ def test_a_crash_before_queueing_found_too_late_is_reported_and_its_articles_go_
     reports = tick(any_store, parsed, [a1], utc(2026, 3, 9, 15), actions)
     assert [(r.fire_time, r.outcome) for r in reports] == [(utc(2026, 3, 9, 8), "failed")]
     assert "interrupted before anything was queued" in reports[0].detail
-    assert "too late to redo (max_lateness 6h)" in reports[0].detail
+    assert "not done again: missed by 7h (max_lateness 6h)" in reports[0].detail
     (run,) = firings.runs(any_store, "weekly")
     assert run.status == "failed" and run.window_end is None
     # Nothing was sent, so a1 goes in the next digest instead of being lost.

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, select, update
 from dispatch.errors import InputError
 from dispatch.jobs import control
 from dispatch.jobs.control import Target
+from dispatch.jobs.states import GroupState, JobStatus
 from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
@@ -34,7 +35,7 @@ class EditionStatus:
     edition_id: str
     kind: str
     subject: str
-    state: str
+    state: GroupState
     """sending | paused | cancelled | complete (nothing pending any more)."""
     note: str | None
     queued_at: datetime
@@ -76,13 +77,15 @@ def edition_statuses(store: Store, edition_id: str | None = None) -> list[Editio
     result = []
     for h in heads:
         n = counts.get(h.edition_id, {})
-        pending = n.get("queued", 0) + n.get("sending", 0)
-        state = "complete" if pending == 0 and h.state == "sending" else h.state
+        pending = n.get(JobStatus.QUEUED, 0) + n.get(JobStatus.SENDING, 0)
+        state = (GroupState.COMPLETE if pending == 0 and h.state == GroupState.SENDING
+                 else GroupState(h.state))
         result.append(EditionStatus(
             h.edition_id, h.kind, h.subject, state, h.note, h.queued_at,
-            tuple(json.loads(h.audience)), h.total, n.get("sent", 0), n.get("failed", 0),
-            n.get("suppressed", 0), n.get("cancelled", 0), n.get("queued", 0),
-            n.get("sending", 0)))
+            tuple(json.loads(h.audience)), h.total, n.get(JobStatus.SENT, 0),
+            n.get(JobStatus.FAILED, 0), n.get(JobStatus.SUPPRESSED, 0),
+            n.get(JobStatus.CANCELLED, 0), n.get(JobStatus.QUEUED, 0),
+            n.get(JobStatus.SENDING, 0)))
     return result
 
 
@@ -124,7 +127,7 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
     quietly undo the operator's or the error budget's decision.
     """
     state = edition_status(store, edition_id).state
-    if state == "cancelled":
+    if state is GroupState.CANCELLED:
         raise InputError(f"{edition_id} is cancelled, so re-queued rows would never be sent; "
                          "send the article again under a new --edition-id instead")
     active = select(subscribers.c.id).where(subscribers.c.status == "active")
@@ -138,7 +141,7 @@ _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple[str, int]]:
     """The commonest reasons this edition's rows failed, with counts, commonest first."""
     q = select(outbox.c.detail).where(outbox.c.edition_id == edition_id,
-                                      outbox.c.status == "failed")
+                                      outbox.c.status == JobStatus.FAILED.value)
     with store.read() as conn:
         details = conn.execute(q).scalars().all()
     # Servers quote the recipient in their reply ("<ann@…>: User unknown"):
@@ -160,11 +163,12 @@ def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
     """
     since = (select(editions.c.updated_at).where(editions.c.edition_id == edition_id)
              .scalar_subquery())
-    is_failure = (outbox.c.status == "failed") & ~func.coalesce(
+    is_failure = (outbox.c.status == JobStatus.FAILED.value) & ~func.coalesce(
         outbox.c.detail, "").startswith(BOUNCE_PREFIX, autoescape=True)
     finished, failed = (int(n) for n in conn.execute(
         select(func.count(), func.count().filter(is_failure))
-        .where(outbox.c.edition_id == edition_id, outbox.c.status.in_(("sent", "failed")),
+        .where(outbox.c.edition_id == edition_id,
+               outbox.c.status.in_((JobStatus.SENT.value, JobStatus.FAILED.value)),
                outbox.c.finished_at >= since)).one())
     if finished < policy.error_budget_min or failed <= policy.error_budget * finished:
         return False
@@ -173,5 +177,6 @@ def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
             f"counted); see the reasons with `dispatch queue -v`, fix the cause, then "
             f"`dispatch queue resume {edition_id}`")
     return bool(conn.execute(
-        update(editions).where(editions.c.edition_id == edition_id, editions.c.state == "sending")
-        .values(state="paused", note=note, updated_at=now)).rowcount)
+        update(editions).where(editions.c.edition_id == edition_id,
+                               editions.c.state == GroupState.SENDING.value)
+        .values(state=GroupState.PAUSED.value, note=note, updated_at=now)).rowcount)

@@ -98,7 +98,9 @@ def recover(store: Store, schedules: Sequence[Schedule], published: Published,
                            articles=run.articles, token=token)
             reports.append(FiringReport(*run.key, "sent", detail))
             continue
-        if schedule is not None and _may_redo(schedule, run, now):
+        refused = ("its schedule is no longer in force" if schedule is None
+                   else _refusal(schedule, run, now))
+        if schedule is not None and refused is None:
             decision = Decision(run.schedule_id, run.fire_time, "run", "", run.article)
             done = perform(store, schedule, decision, token, published, now, actions,
                            baselines.get(schedule.id, run.recorded_at))
@@ -110,10 +112,8 @@ def recover(store: Store, schedules: Sequence[Schedule], published: Published,
                            window=_window(run), articles=run.articles, token=token)
             reports.append(FiringReport(*run.key, "sent", detail))
             continue
-        why = ("its schedule is no longer in force" if schedule is None else
-               f"too late to redo (max_lateness {format_duration(schedule.max_lateness)})")
         detail = (f"interrupted before anything was queued (dispatch stopped mid-firing) and "
-                  f"{why}; nothing was sent")
+                  f"not done again: {refused}; nothing was sent")
         firings.finish(store, *run.key, now, status=firings.Status.FAILED, reason=detail,
                        articles=run.articles, token=token)
         reports.append(FiringReport(*run.key, "failed", detail))
@@ -126,11 +126,21 @@ def _window(run: firings.Run) -> tuple[datetime, datetime] | None:
     return run.window_start, run.window_end
 
 
-def _may_redo(schedule: Schedule, run: firings.Run, now: datetime) -> bool:
-    """The rule for any late firing: runs if it is not later than max_lateness
-    (a manual firing counts even if its schedule is paused)."""
-    judged = schedule if run.origin == "schedule" else replace(schedule, enabled=True)
-    return judge(judged, run.fire_time, now)[0] == "run"
+def _refusal(schedule: Schedule, run: firings.Run, now: datetime) -> str | None:
+    """Why an interrupted firing may not be done again now; None if it may.
+
+    The rule of any late firing (``judge``): not later than max_lateness, and
+    not while its schedule is paused. A manual firing (``dispatch trigger``)
+    counts from when it was asked for, paused schedule or not.
+    """
+    if run.origin != "schedule":
+        late = now - run.fire_time
+        if late <= schedule.max_lateness:
+            return None
+        return (f"missed by {format_duration(late)} (max_lateness "
+                f"{format_duration(schedule.max_lateness)})")
+    verdict, reason = judge(schedule, run.fire_time, now)
+    return None if verdict == "run" else reason or verdict
 
 
 def tick(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now: datetime,

@@ -257,7 +257,7 @@ def runs_summary(store: Store) -> list[ScheduleStatus]:
         state = conn.execute(select(schedule_state)).all()
         ends = dict(conn.execute(
             select(schedule_runs.c.schedule_id, func.max(schedule_runs.c.window_end))
-            .where(schedule_runs.c.status == "sent")
+            .where(schedule_runs.c.status == Status.SENT.value)
             .group_by(schedule_runs.c.schedule_id)).all())
     out = []
     for row in state:
