@@ -53,7 +53,8 @@ def test_sigkill_halfway_loses_nothing(store: Store, database_url: str, site_roo
     halfway = threading.Event()
     sink = Sink(on_accept=lambda rcpt, count: halfway.set() if count >= n // 2 else None)
     ctl = start_sink(sink)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The worktree's own code first (not whatever copy the venv installed).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "src")))}
 
     def worker(start: datetime, **kwargs: object) -> subprocess.Popen[str]:
         # Workers are processes, like in production; the sink keeps this one.

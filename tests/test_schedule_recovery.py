@@ -118,19 +118,41 @@ def test_a_crash_after_queueing_never_sends_the_same_articles_again(
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 4
 
 
-def test_a_crash_before_queueing_is_reported_and_its_articles_go_next_time(
+def test_a_crash_before_queueing_is_redone_once_by_the_next_leader(
+        tmp_path: Path, any_store: Store) -> None:
+    """The weekly digest must not be lost to a leader killed between its plan and its queue."""
+    actions, parsed, a1 = weekly_with_a1(tmp_path / "site", any_store, ("ana", "ben"))
+
+    crash_after("plan", any_store, WEEKLY, [a1], utc(2026, 3, 9, 8), actions)
+    # Moments later (the firing's lease is still held; its leader could be
+    # working on it): left alone.
+    assert tick(any_store, parsed, [a1], utc(2026, 3, 9, 8, 1), actions) == []
+    assert firings.runs(any_store, "weekly")[0].status == "running"
+    # Once the lease expired, within max_lateness (6 h): done again, once.
+    reports = tick(any_store, parsed, [a1], utc(2026, 3, 9, 9), actions)
+    assert [(r.fire_time, r.outcome) for r in reports] == [(utc(2026, 3, 9, 8), "sent")]
+    assert reports[0].detail.startswith("redone after an interruption: ")
+    (run,) = firings.runs(any_store, "weekly")
+    assert (run.status, run.attempts, run.window_end) == ("sent", 2, utc(2026, 3, 9, 8))
+    assert _editions(any_store) == {"weekly-20260309T080000Z": ("a1",)}
+    assert tick(any_store, parsed, [a1], utc(2026, 3, 9, 10), actions) == []
+    with any_store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 2
+    # The next week's digest does not repeat a1.
+    tick(any_store, parsed, [a1], utc(2026, 3, 16, 8), actions)
+    assert set(_editions(any_store)) == {"weekly-20260309T080000Z"}
+
+
+def test_a_crash_before_queueing_found_too_late_is_reported_and_its_articles_go_next_time(
         tmp_path: Path, any_store: Store) -> None:
     actions, parsed, a1 = weekly_with_a1(tmp_path / "site", any_store)
 
     crash_after("plan", any_store, WEEKLY, [a1], utc(2026, 3, 9, 8), actions)
-    # Moments later (a firing in another process could still be working on
-    # it): left alone.
-    assert tick(any_store, parsed, [a1], utc(2026, 3, 9, 8, 1), actions) == []
-    assert firings.runs(any_store, "weekly")[0].status == "running"
-    # Later, it can only have been interrupted: failed, with the reason.
-    reports = tick(any_store, parsed, [a1], utc(2026, 3, 9, 9), actions)
+    # Found only after max_lateness (6 h): not sent late; failed, with the reason.
+    reports = tick(any_store, parsed, [a1], utc(2026, 3, 9, 15), actions)
     assert [(r.fire_time, r.outcome) for r in reports] == [(utc(2026, 3, 9, 8), "failed")]
     assert "interrupted before anything was queued" in reports[0].detail
+    assert "not done again: missed by 7h (max_lateness 6h)" in reports[0].detail
     (run,) = firings.runs(any_store, "weekly")
     assert run.status == "failed" and run.window_end is None
     # Nothing was sent, so a1 goes in the next digest instead of being lost.

@@ -102,8 +102,10 @@ def queue(ctx: click.Context, root: Path, verbose: bool) -> None:
 @queue.command("list")
 @site_command
 def show(site: Site) -> None:
-    """Each edition with its state and counts (the same as plain `dispatch queue`)."""
+    """Each edition and social post with its state and counts (the same as plain
+    `dispatch queue`)."""
     rows = edition_statuses(site.store)
+    _show_posts(site.store)
     if not rows:
         console.print("no editions queued", markup=False)
         return
@@ -122,6 +124,19 @@ def show(site: Site) -> None:
             err_console.print(f"{e.edition_id}: counts do not reconcile", style="red")
 
 
+def _show_posts(store: Store) -> None:
+    """Social posts, one line each, named as the controls take them (SLUG@NETWORK)."""
+    from dispatch.social.queue import posts_for
+
+    for row in posts_for(store):
+        line = f"{row['slug']}@{row['network']}  [{row['status']}]  attempts {row['attempts']}"
+        if row["remote_url"] or row["remote_id"]:
+            line += f"  {row['remote_url'] or row['remote_id']}"
+        if row["last_error"] and row["status"] != "sent":
+            line += f"  ({row['last_error']})"
+        console.print(line, markup=False)
+
+
 def _print_reasons(store: Store, edition_id: str, limit: int = 3) -> None:
     """The commonest reasons rows failed, so nobody has to query the outbox."""
     reasons = failure_reasons(store, edition_id, limit)
@@ -130,37 +145,71 @@ def _print_reasons(store: Store, edition_id: str, limit: int = 3) -> None:
         console.print(f"  {n:>6} × {detail}", markup=False)
 
 
-def _control(action: str, fn: Callable[[Store, str, datetime], object]) -> click.Command:
-    @click.argument("edition")
+Control = Callable[[Store, str, datetime], object]
+
+
+def _post_control(action: str) -> Control:
+    """The social post's control, imported when used (the social package
+    pulls in httpx, which plain `dispatch queue` does not need)."""
+    def run(store: Store, name: str, at: datetime) -> object:
+        from dispatch.social import queue as social_queue
+
+        fn: Control = getattr(social_queue, action)
+        return fn(store, name, at)
+    return run
+
+
+def _is_post(store: Store, name: str) -> bool:
+    """SLUG@NETWORK names a social post; anything else an edition (an edition
+    id never holds "@": the CLI and the scheduler build them from slugs,
+    list names and times)."""
+    if "@" not in name:
+        return False
+    return not edition_statuses(store, name)
+
+
+def _control(action: str, email: Control, post: Control) -> click.Command:
+    @click.argument("target", metavar="EDITION|SLUG@NETWORK")
     @site_command
-    def command(site: Site, edition: str) -> None:
-        result = fn(site.store, edition, now())
-        state = edition_status(site.store, edition)
-        if result is False:  # pause of a non-sending edition, resume of a non-paused one
-            raise InputError(f"{edition} is {state.state}, so {action} changed nothing")
+    def command(site: Site, target: str) -> None:
+        social = _is_post(site.store, target)
+        result = (post if social else email)(site.store, target, now())
+        state: str
+        if social:
+            from dispatch.social.queue import post_status
+
+            found = post_status(site.store, target)
+            state, sent, pending = found.state, found.counts["sent"], found.pending
+            queued = found.counts["queued"]
+        else:
+            status = edition_status(site.store, target)
+            state, sent, pending, queued = (status.state, status.sent, status.pending,
+                                            status.queued)
+        if result is False:  # pause of a non-sending target, resume of a non-paused one
+            raise InputError(f"{target} is {state}, so {action} changed nothing")
         detail = f" ({result} row(s))" if isinstance(result, int) and not isinstance(
             result, bool) else ""
-        console.print(f"{edition}: {action}{detail}; now {state.state}, "
-                      f"{state.sent} sent, {state.pending} pending", markup=False)
-        if action == "retry" and state.state == "paused" and state.queued:
+        console.print(f"{target}: {action}{detail}; now {state}, {sent} sent, "
+                      f"{pending} pending", markup=False)
+        if action == "retry" and state == "paused" and queued:
             # retry never un-pauses: that stays the operator's explicit call.
-            console.print(f"{edition} is still paused: the re-queued rows wait for "
-                          f"`dispatch queue resume {edition}`", markup=False)
+            console.print(f"{target} is still paused: the re-queued rows wait for "
+                          f"`dispatch queue resume {target}`", markup=False)
 
     command.__doc__ = {
-        "pause": "Stop claiming this edition's rows (in-flight sends finish).",
-        "resume": "Resume a paused edition; nobody who already got it gets it again.",
-        "cancel": "Cancel an edition: every waiting row becomes cancelled.",
-        "retry": "Re-queue the failed rows of still-active subscribers (a paused edition "
-                 "stays paused; a cancelled one is refused).",
+        "pause": "Stop claiming an edition's rows or a social post (in-flight sends finish).",
+        "resume": "Resume a paused edition or post; nobody who already got it gets it again.",
+        "cancel": "Cancel an edition or post: everything waiting becomes cancelled.",
+        "retry": "Re-queue failed rows of still-active subscribers, or a failed post (a "
+                 "paused edition stays paused; a cancelled one is refused).",
     }[action]
     return click.command(action)(command)
 
 
-queue.add_command(_control("pause", pause))
-queue.add_command(_control("resume", resume))
-queue.add_command(_control("cancel", cancel))
-queue.add_command(_control("retry", retry_failed))
+queue.add_command(_control("pause", pause, _post_control("pause")))
+queue.add_command(_control("resume", resume, _post_control("resume")))
+queue.add_command(_control("cancel", cancel, _post_control("cancel")))
+queue.add_command(_control("retry", retry_failed, _post_control("retry_failed")))
 
 
 def _digest_articles(articles: list[Article], since: datetime, until: datetime

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from dispatch.delivery.registry import EmailTransport
 from dispatch.delivery.transport import Connection, SendResult
+from dispatch.jobs.states import ResultClass
 
 if TYPE_CHECKING:
     from dispatch.config import Settings
@@ -39,7 +40,7 @@ class CaptureConnection:
         with open(tmp, "wb") as fh:
             fh.write(envelope + message)
         os.replace(tmp, self.root / "new" / name)
-        return SendResult("sent", f"captured in {self.root / 'new' / name}", 250)
+        return SendResult(ResultClass.DELIVERED, f"captured in {self.root / 'new' / name}")
 
     def close(self) -> None:
         pass

@@ -36,10 +36,10 @@ from dispatch.delivery.report import DeliveryReport
 from dispatch.delivery.settings import DeliverySettings, load_delivery_settings
 from dispatch.delivery.transport import Connection, Transport, TransportUnavailable
 from dispatch.errors import DispatchError
+from dispatch.jobs.states import Outcome, ResultClass
 from dispatch.outbox.lease import (
     Claim,
     ClaimedRow,
-    Outcome,
     RowResult,
     VerdictReaders,
     claim,
@@ -180,7 +180,7 @@ class _Run:
 
 
 def _release(rows: list[ClaimedRow], reason: str,
-             outcome: Outcome = "release") -> list[RowResult]:
+             outcome: Outcome = Outcome.RELEASE) -> list[RowResult]:
     """Hand rows back untried; ``record`` gives their attempt back (a
     ``handback`` is due again at once, a ``release`` after a backoff)."""
     return [RowResult(r.id, r.subscriber_id, outcome, reason, r.attempts) for r in rows]
@@ -195,7 +195,8 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
     for index, row in enumerate(rows):
         if run.stop.is_set():
-            results.extend(_release(rows[index:], run.stopped or "worker stopping", "handback"))
+            results.extend(_release(rows[index:], run.stopped or "worker stopping",
+                                    Outcome.HANDBACK))
             break
         checked = _monotonic()
         if checked - renewal_checked >= LEASE_CHECK_SECONDS:
@@ -216,18 +217,19 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
         # are not sent either (a pause lets them finish, as documented).
         verdict = run.verdicts(row.subscriber_id, row.edition_id)
         if verdict != "send":
-            results.append(RowResult(row.id, row.subscriber_id, verdict))
+            results.append(RowResult(row.id, row.subscriber_id, Outcome(verdict)))
             continue
         run.bucket.take()
         if run.stop.is_set():  # stopped while waiting for the pace to allow a send
-            results.extend(_release(rows[index:], run.stopped or "worker stopping", "handback"))
+            results.extend(_release(rows[index:], run.stopped or "worker stopping",
+                                    Outcome.HANDBACK))
             break
         try:
             message = run.source.build(row, run.send_date())
         except DispatchError as exc:
             # One recipient whose values cannot make a message (a bad name,
             # say) fails alone; the batch goes on.
-            results.append(RowResult(row.id, row.subscriber_id, "failed",
+            results.append(RowResult(row.id, row.subscriber_id, Outcome.FAILED,
                                      f"cannot build the message: {exc}", row.attempts))
             continue
         try:
@@ -243,11 +245,12 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
             # connection attempt (and one timeout) per remaining row.
             results.extend(_release(rows[index:], str(exc)))
             break
-        if result.outcome == "retry" and result.code in (421, 451, 452, 454):
+        # The transport classified the reply; the engine knows no SMTP codes.
+        if result.klass is ResultClass.THROTTLED:
             run.bucket.slow_down()
-        elif result.outcome == "sent" and run.outage != OUTAGE_START:
+        elif result.klass is ResultClass.DELIVERED and run.outage != OUTAGE_START:
             run.server_up()
-        results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.detail,
+        results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.text,
                                  row.attempts))
         run.tick()
     with run.writing():

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
+from dispatch.jobs.states import JobStatus
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox
 
@@ -62,8 +63,8 @@ class TokenBucket:
 def used_since(store: Store, since: datetime) -> int:
     """Messages sent since ``since`` plus those in flight right now."""
     q = select(func.count()).select_from(outbox).where(or_(
-        (outbox.c.status == "sent") & (outbox.c.finished_at >= since),
-        outbox.c.status == "sending"))
+        (outbox.c.status == JobStatus.SENT.value) & (outbox.c.finished_at >= since),
+        outbox.c.status == JobStatus.SENDING.value))
     with store.read() as conn:
         return int(conn.execute(q).scalar_one())
 

@@ -25,6 +25,7 @@ from dispatch.delivery.transport import (
     TransportUnavailable,
     classify,
 )
+from dispatch.jobs.states import ResultClass
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -132,7 +133,7 @@ class SmtpConnection:
         assert self.client is not None
         try:
             self.client.sendmail(sender, [recipient], message)
-            return SendResult("sent", "250 accepted", 250)
+            return SendResult(ResultClass.DELIVERED, "250 accepted")
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (550, b"refused"))
             return self._reply(code, _text(text), at_recipient=True)
@@ -142,12 +143,12 @@ class SmtpConnection:
             # Ambiguous if it broke after DATA: the server may have accepted
             # the message, so a retry can duplicate; losing it would be worse.
             self._drop()
-            return SendResult("retry", f"connection lost: {exc}")
+            return SendResult(ResultClass.TEMPORARY, f"connection lost: {exc}")
 
     def _reply(self, code: int, text: str, *, at_recipient: bool) -> SendResult:
         if code == 421 or code < 200:
             self._drop()  # the server is closing this connection
-            return SendResult("retry", f"{code} {text}", code)
+            return SendResult(ResultClass.THROTTLED, f"{code} {text}")
         return classify(code, text, at_recipient=at_recipient, bounce_codes=self.bounce_codes)
 
     def _drop(self) -> None:

@@ -1,22 +1,29 @@
-"""The one small protocol every transport implements, and SMTP reply classes.
+"""The one small protocol every email transport implements, and SMTP reply classes.
 
 A :class:`Transport` opens :class:`Connection` objects; a connection sends
-one message to one recipient and says what happened as a :class:`SendResult`
-— it never raises for a reply, only :class:`TransportUnavailable` when it
-cannot reach the server at all (then nothing was sent and the rows go back
-to the queue without spending an attempt).
+one message to one recipient and says what happened as a classified
+:class:`SendResult` (the job engine's
+:class:`~dispatch.jobs.states.TransportResult`: delivered, throttled,
+temporary, permanent or bounced, with the server's text). It never raises
+for a reply, only :class:`TransportUnavailable` when it cannot reach the
+server at all (then nothing was sent and the rows go back to the queue
+without spending an attempt). SMTP reply codes are known here and in the
+SMTP transport only: :func:`classify` turns them into a class.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from dispatch.errors import DeliveryError
+from dispatch.jobs.states import ResultClass, TransportResult
 
-Outcome = Literal["sent", "retry", "failed", "bounced"]
+SendResult = TransportResult
+THROTTLING_CODES = (421, 451, 452, 454)
+"""Temporary replies that (also) mean "slow down": 421 closing, 451/452 local
+trouble or too much, 454 (Amazon SES "Throttling failure")."""
 BOUNCE_CODES = (550, 551, 553)
 """Basic codes that may be a hard bounce when the reply has no enhanced code."""
 
@@ -38,13 +45,6 @@ _NO_MAILBOX = re.compile(
 
 class TransportUnavailable(DeliveryError):
     """The server could not be reached; nothing was sent."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    outcome: Outcome
-    detail: str = ""
-    code: int | None = None
 
 
 class Connection(Protocol):
@@ -92,18 +92,21 @@ def is_hard_bounce(code: int, text: str, *,
 
 def classify(code: int, text: str, *, at_recipient: bool,
              bounce_codes: Collection[int] = BOUNCE_CODES) -> SendResult:
-    """Map an SMTP reply to what the outbox does (FIELD-NOTES 5.2).
+    """Classify an SMTP reply for the job engine.
 
-    4xx is temporary and never a failure (throttling included). A 5xx fails
-    the row. It is a hard bounce that suppresses the address only when given
-    to the recipient itself *and* it is about the mailbox (see
+    4xx is temporary and never a failure; 421/451/452/454 are throttling
+    (the engine also slows its pace). A 5xx is permanent; it is a hard
+    bounce that suppresses the address only when given to the recipient
+    itself *and* it is about the mailbox (see
     :func:`is_hard_bounce`); after DATA it is about the message, not the person.
     """
     detail = f"{code} {text}".strip()
     if 200 <= code < 300:
-        return SendResult("sent", detail, code)
+        return SendResult(ResultClass.DELIVERED, detail)
+    if code in THROTTLING_CODES:
+        return SendResult(ResultClass.THROTTLED, detail)
     if 400 <= code < 500:
-        return SendResult("retry", detail, code)
+        return SendResult(ResultClass.TEMPORARY, detail)
     if at_recipient and is_hard_bounce(code, text, bounce_codes=bounce_codes):
-        return SendResult("bounced", detail, code)
-    return SendResult("failed", detail, code)
+        return SendResult(ResultClass.BOUNCED, detail)
+    return SendResult(ResultClass.PERMANENT, detail)

@@ -18,6 +18,10 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select, update
 
 from dispatch.errors import InputError
+from dispatch.jobs import control
+from dispatch.jobs.control import Target
+from dispatch.jobs.states import GroupState, JobStatus
+from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, outbox, subscribers
@@ -31,7 +35,7 @@ class EditionStatus:
     edition_id: str
     kind: str
     subject: str
-    state: str
+    state: GroupState
     """sending | paused | cancelled | complete (nothing pending any more)."""
     note: str | None
     queued_at: datetime
@@ -73,13 +77,15 @@ def edition_statuses(store: Store, edition_id: str | None = None) -> list[Editio
     result = []
     for h in heads:
         n = counts.get(h.edition_id, {})
-        pending = n.get("queued", 0) + n.get("sending", 0)
-        state = "complete" if pending == 0 and h.state == "sending" else h.state
+        pending = n.get(JobStatus.QUEUED, 0) + n.get(JobStatus.SENDING, 0)
+        state = (GroupState.COMPLETE if pending == 0 and h.state == GroupState.SENDING
+                 else GroupState(h.state))
         result.append(EditionStatus(
             h.edition_id, h.kind, h.subject, state, h.note, h.queued_at,
-            tuple(json.loads(h.audience)), h.total, n.get("sent", 0), n.get("failed", 0),
-            n.get("suppressed", 0), n.get("cancelled", 0), n.get("queued", 0),
-            n.get("sending", 0)))
+            tuple(json.loads(h.audience)), h.total, n.get(JobStatus.SENT, 0),
+            n.get(JobStatus.FAILED, 0), n.get(JobStatus.SUPPRESSED, 0),
+            n.get(JobStatus.CANCELLED, 0), n.get(JobStatus.QUEUED, 0),
+            n.get(JobStatus.SENDING, 0)))
     return result
 
 
@@ -90,44 +96,27 @@ def edition_status(store: Store, edition_id: str) -> EditionStatus:
     return found[0]
 
 
-def _set_state(store: Store, edition_id: str, now: datetime, allowed: tuple[str, ...],
-               state: str, note: str | None) -> bool:
-    edition_status(store, edition_id)  # a clear error for an unknown id
-    with store.write() as conn:
-        return bool(conn.execute(
-            update(editions).where(editions.c.edition_id == edition_id,
-                                   editions.c.state.in_(allowed))
-            .values(state=state, note=note, updated_at=now)).rowcount)
-
-
-def _refuse_if_finished(store: Store, edition_id: str, action: str) -> None:
-    """A finished edition has nothing to pause or cancel; doing it anyway
-    would only relabel it (and a cancelled one can no longer be retried)."""
-    status = edition_status(store, edition_id)
-    if status.pending == 0:
-        raise InputError(f"{edition_id} has nothing waiting ({status.sent} sent, "
-                         f"{status.failed} failed), so there is nothing to {action}")
+def edition_target(edition_id: str) -> Target:
+    """An edition as a job-engine control target (its outbox rows, its group row)."""
+    return Target(EMAIL, edition_id, outbox.c.edition_id == edition_id, edition_id)
 
 
 def pause(store: Store, edition_id: str, now: datetime) -> bool:
     """Stop claiming this edition's rows; rows already leased finish normally."""
-    _refuse_if_finished(store, edition_id, "pause")
-    return _set_state(store, edition_id, now, ("sending",), "paused", "paused by operator")
+    edition_status(store, edition_id)  # a clear error for an unknown id
+    return control.pause(store, edition_target(edition_id), now)
 
 
 def resume(store: Store, edition_id: str, now: datetime) -> bool:
     """Claim again. Sent rows stay sent, so nobody gets a second copy."""
-    return _set_state(store, edition_id, now, ("paused",), "sending", None)
+    edition_status(store, edition_id)
+    return control.resume(store, edition_target(edition_id), now)
 
 
 def cancel(store: Store, edition_id: str, now: datetime) -> int:
     """Stop the edition for good: every waiting row becomes cancelled."""
-    _refuse_if_finished(store, edition_id, "cancel")
-    _set_state(store, edition_id, now, ("sending", "paused"), "cancelled", "cancelled by operator")
-    with store.write() as conn:
-        return int(conn.execute(
-            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "queued")
-            .values(status="cancelled", finished_at=now, detail="edition cancelled")).rowcount)
+    edition_status(store, edition_id)
+    return control.cancel(store, edition_target(edition_id), now, "edition cancelled")
 
 
 def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
@@ -138,21 +127,12 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
     quietly undo the operator's or the error budget's decision.
     """
     state = edition_status(store, edition_id).state
-    if state == "cancelled":
+    if state is GroupState.CANCELLED:
         raise InputError(f"{edition_id} is cancelled, so re-queued rows would never be sent; "
                          "send the article again under a new --edition-id instead")
     active = select(subscribers.c.id).where(subscribers.c.status == "active")
-    with store.write() as conn:
-        n = conn.execute(
-            update(outbox).where(outbox.c.edition_id == edition_id, outbox.c.status == "failed",
-                                 outbox.c.subscriber_id.in_(active))
-            .values(status="queued", attempts=0, available_at=now, finished_at=None,
-                    detail="retried by operator")).rowcount
-        if n:
-            # Start a fresh error-budget window for the retried rows.
-            conn.execute(update(editions).where(editions.c.edition_id == edition_id)
-                         .values(updated_at=now))
-    return int(n)
+    return control.retry(store, edition_target(edition_id), now,
+                         only=outbox.c.subscriber_id.in_(active))
 
 
 _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
@@ -161,7 +141,7 @@ _ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple[str, int]]:
     """The commonest reasons this edition's rows failed, with counts, commonest first."""
     q = select(outbox.c.detail).where(outbox.c.edition_id == edition_id,
-                                      outbox.c.status == "failed")
+                                      outbox.c.status == JobStatus.FAILED.value)
     with store.read() as conn:
         details = conn.execute(q).scalars().all()
     # Servers quote the recipient in their reply ("<ann@…>: User unknown"):
@@ -183,11 +163,12 @@ def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
     """
     since = (select(editions.c.updated_at).where(editions.c.edition_id == edition_id)
              .scalar_subquery())
-    is_failure = (outbox.c.status == "failed") & ~func.coalesce(
+    is_failure = (outbox.c.status == JobStatus.FAILED.value) & ~func.coalesce(
         outbox.c.detail, "").startswith(BOUNCE_PREFIX, autoescape=True)
     finished, failed = (int(n) for n in conn.execute(
         select(func.count(), func.count().filter(is_failure))
-        .where(outbox.c.edition_id == edition_id, outbox.c.status.in_(("sent", "failed")),
+        .where(outbox.c.edition_id == edition_id,
+               outbox.c.status.in_((JobStatus.SENT.value, JobStatus.FAILED.value)),
                outbox.c.finished_at >= since)).one())
     if finished < policy.error_budget_min or failed <= policy.error_budget * finished:
         return False
@@ -196,5 +177,6 @@ def enforce_error_budget(conn: Connection, edition_id: str, now: datetime,
             f"counted); see the reasons with `dispatch queue -v`, fix the cause, then "
             f"`dispatch queue resume {edition_id}`")
     return bool(conn.execute(
-        update(editions).where(editions.c.edition_id == edition_id, editions.c.state == "sending")
-        .values(state="paused", note=note, updated_at=now)).rowcount)
+        update(editions).where(editions.c.edition_id == edition_id,
+                               editions.c.state == GroupState.SENDING.value)
+        .values(state=GroupState.PAUSED.value, note=note, updated_at=now)).rowcount)

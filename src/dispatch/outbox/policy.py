@@ -1,27 +1,5 @@
-"""How long to wait before trying a row again: pure, so it is tested directly."""
+"""The retry rule of the outbox is the job engine's one :class:`RetryPolicy`."""
 
-from __future__ import annotations
+from dispatch.jobs.policy import RetryPolicy
 
-import random
-from dataclasses import dataclass
-from datetime import timedelta
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    """Attempts (claims that reached the server) before a row fails for good."""
-    base_seconds: float = 30.0
-    max_seconds: float = 3600.0
-    lease_seconds: float = 300.0
-    """Lease length: well over the time to send one batch (FIELD-NOTES 5.1)."""
-    error_budget: float = 0.1
-    """Pause an edition when more than this share of its finished rows failed…"""
-    error_budget_min: int = 100
-    """…once at least this many rows have finished (small samples mislead)."""
-
-    def backoff(self, attempts: int, rng: random.Random) -> timedelta:
-        """Exponential backoff with "equal jitter": half fixed, half random, so
-        retries spread out but never collapse to zero delay."""
-        cap = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
-        return timedelta(seconds=cap / 2 + rng.uniform(0, cap / 2))
+__all__ = ["RetryPolicy"]

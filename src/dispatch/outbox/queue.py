@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy import Integer, String, func, insert, literal, select, update
 
 from dispatch.errors import InputError
+from dispatch.jobs.states import GroupState, JobStatus
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
     UTCDateTime,
@@ -87,7 +88,8 @@ def queue_edition(store: Store, edition: StorableEdition, audience: Sequence[str
         created = conn.execute(
             store.insert_ignore(editions).returning(editions.c.edition_id),
             [{"edition_id": eid, "kind": edition.kind, "subject": edition.subject,
-              "body": edition.to_json(), "audience": json.dumps(list(lists)), "state": "sending",
+              "body": edition.to_json(), "audience": json.dumps(list(lists)),
+              "state": GroupState.SENDING.value,
               "total": 0, "skipped": 0, "queued_at": now, "updated_at": now}],
         ).first() is not None
         if not created:
@@ -99,7 +101,8 @@ def queue_edition(store: Store, edition: StorableEdition, audience: Sequence[str
         # INSERT … SELECT: the audience is frozen by the database in one
         # statement (100k rows well under a second), DISTINCT by construction
         # because each subscriber appears once in ``subscribers``.
-        chosen = (select(literal(eid, String()), subscribers.c.id, literal("queued", String()),
+        chosen = (select(literal(eid, String()), subscribers.c.id,
+                         literal(JobStatus.QUEUED.value, String()),
                          literal(0, Integer()), literal(now, UTCDateTime()))
                   .where(subscribers.c.status == "active",
                          subscribers.c.id.in_(members))  # type: ignore[arg-type]

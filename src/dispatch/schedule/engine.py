@@ -2,16 +2,24 @@
 
 :func:`tick` asks the store what each schedule already did, lets the planner
 (``plan.plan_schedule``, the same function ``dispatch plan`` calls) and the
-pure functions in ``decide.py`` say what is due, and for every firing records the
-row *first* (``firings.claim``) and acts only if that insert created it.
-APScheduler, ``dispatch run --once`` and ``dispatch trigger`` all end here.
+pure functions in ``decide.py`` say what is due, and for every firing records
+the row *first* (``firings.claim``, which also leases it) and acts only if that
+insert created it. APScheduler, ``dispatch run --once`` and ``dispatch
+trigger`` all end here.
+
+Steps of a firing, each fenced on its lease: claim → plan (what it will
+send, written down) → queue (idempotent) → finish. A leader killed at any
+step leaves a lease that expires; the next tick's :func:`recover` takes the
+firing over and does it again within the schedule's ``max_lateness``
+(a firing whose edition was already queued completes without a second
+copy), or, later than that, settles it by what it had queued.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -25,12 +33,13 @@ from dispatch.schedule.decide import (
     Verdict,
     decide_published,
     edition_id,
+    judge,
     matches,
     select_articles,
     too_few,
     window_start,
 )
-from dispatch.schedule.model import Schedule, ScheduleSet
+from dispatch.schedule.model import Schedule, ScheduleSet, format_duration
 from dispatch.schedule.plan import history, plan_schedule, sent_articles
 from dispatch.store.articles import first_seen
 from dispatch.store.engine import Store
@@ -65,20 +74,90 @@ def calendar_key(schedule: Schedule) -> str:
     return f"{schedule.trigger!r} {schedule.tz.key}"
 
 
-def recover(store: Store, now: datetime) -> list[FiringReport]:
-    """Settle firings a stopped process left "running", and say so."""
-    return [FiringReport(r.run.schedule_id, r.run.fire_time, r.run.article, r.status, r.detail)
-            for r in firings.resolve_interrupted(store, now)]
+def recover(store: Store, schedules: Sequence[Schedule], published: Published,
+            now: datetime, actions: Actions, baselines: Mapping[str, datetime],
+            only: Sequence[str] | None = None) -> list[FiringReport]:
+    """Take over firings a stopped leader left running, and finish them once.
+
+    Within the schedule's ``max_lateness`` (counted from its fire time, as
+    for any firing) an interrupted firing whose plan was queued is completed
+    as recorded, and one that queued nothing is done again; later than that
+    it is settled by what it had queued (sent, or failed: nothing was sent,
+    and a digest's articles go in the next one). ``only`` limits this to
+    some schedule ids (``dispatch trigger`` leaves the others to the leader).
+    """
+    by_id = {s.id: s for s in schedules}
+    reports: list[FiringReport] = []
+    for run in firings.interrupted(store, now):
+        if only is not None and run.schedule_id not in only:
+            continue
+        schedule = by_id.get(run.schedule_id)
+        token = firings.take_over(store, run, now)
+        if token is None:
+            continue  # another process took it over first, or it just finished
+        queued = firings.was_queued(store, run)
+        if queued and run.edition_id:
+            detail = (f"recovered after an interruption: edition {run.edition_id} had been "
+                      "queued")
+            firings.finish(store, *run.key, now, status=firings.Status.SENT, summary=detail,
+                           window=_window(run), edition_id=run.edition_id,
+                           articles=run.articles, token=token)
+            reports.append(FiringReport(*run.key, "sent", detail))
+            continue
+        refused = ("its schedule is no longer in force" if schedule is None
+                   else _refusal(schedule, run, now))
+        if schedule is not None and refused is None:
+            decision = Decision(run.schedule_id, run.fire_time, "run", "", run.article)
+            done = perform(store, schedule, decision, token, published, now, actions,
+                           baselines.get(schedule.id, run.recorded_at))
+            reports.append(replace(done, detail=f"redone after an interruption: {done.detail}"))
+            continue
+        if queued:
+            detail = "recovered after an interruption: its posts had been queued"
+            firings.finish(store, *run.key, now, status=firings.Status.SENT, summary=detail,
+                           window=_window(run), articles=run.articles, token=token)
+            reports.append(FiringReport(*run.key, "sent", detail))
+            continue
+        detail = (f"interrupted before anything was queued (dispatch stopped mid-firing) and "
+                  f"not done again: {refused}; nothing was sent")
+        firings.finish(store, *run.key, now, status=firings.Status.FAILED, reason=detail,
+                       articles=run.articles, token=token)
+        reports.append(FiringReport(*run.key, "failed", detail))
+    return reports
+
+
+def _window(run: firings.Run) -> tuple[datetime, datetime] | None:
+    if run.window_start is None or run.window_end is None:
+        return None
+    return run.window_start, run.window_end
+
+
+def _refusal(schedule: Schedule, run: firings.Run, now: datetime) -> str | None:
+    """Why an interrupted firing may not be done again now; None if it may.
+
+    The rule of any late firing (``judge``): not later than max_lateness, and
+    not while its schedule is paused. A manual firing (``dispatch trigger``)
+    counts from when it was asked for, paused schedule or not.
+    """
+    if run.origin != "schedule":
+        late = now - run.fire_time
+        if late <= schedule.max_lateness:
+            return None
+        return (f"missed by {format_duration(late)} (max_lateness "
+                f"{format_duration(schedule.max_lateness)})")
+    verdict, reason = judge(schedule, run.fire_time, now)
+    return None if verdict == "run" else reason or verdict
 
 
 def tick(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now: datetime,
          actions: Actions) -> list[FiringReport]:
     """Handle every firing due at ``now`` for every schedule; idempotent."""
-    # First, so that a digest window an interrupted firing had queued counts
-    # before the next window is chosen.
-    reports = recover(store, now)
     published = published_with_seen(store, articles, now)
     memory = firings.remember(store, {s.id: calendar_key(s) for s in schedules.schedules}, now)
+    # First, so that a digest window an interrupted firing had queued counts
+    # before the next window is chosen.
+    reports = recover(store, schedules.schedules, published, now, actions,
+                      {i: m.baseline for i, m in memory.items()})
     for schedule in schedules.schedules:
         known = memory[schedule.id]
         base = known.baseline
@@ -122,34 +201,49 @@ def carry_out(store: Store, schedule: Schedule, decision: Decision, published: P
     if decision.verdict == "wait":
         return FiringReport(*key, "waiting", decision.reason)
     if decision.verdict == "skip":
-        if not firings.claim(store, *key, now, status="skipped", reason=decision.reason,
-                             origin=origin):
+        if not firings.claim(store, *key, now, status=firings.Status.SKIPPED,
+                             reason=decision.reason, origin=origin):
             return None
         return FiringReport(*key, "skipped", decision.reason)
-    if not firings.claim(store, *key, now, origin=origin):
+    token = firings.claim(store, *key, now, origin=origin)
+    if token is None:
         return None
+    return perform(store, schedule, decision, token, published, now, actions, base)
+
+
+def perform(store: Store, schedule: Schedule, decision: Decision, token: str,
+            published: Published, now: datetime, actions: Actions,
+            base: datetime) -> FiringReport:
+    """Plan, act and finish a firing this caller holds the lease of."""
+    key = (schedule.id, decision.fire_time, decision.article)
     try:
         plan = plan_firing(store, schedule, decision, published, base)
         if plan.action == "skip":
-            firings.finish(store, *key, now, status="skipped", reason=plan.reason,
-                           articles=plan.slugs)
+            firings.finish(store, *key, now, status=firings.Status.SKIPPED, reason=plan.reason,
+                           articles=plan.slugs, token=token)
             return FiringReport(*key, "skipped", plan.reason)
         # Written before acting: a crash after queueing leaves a row that
-        # names the edition it queued (see firings.resolve_interrupted).
+        # names the edition it queued (see recover).
         firings.record_plan(store, *key, window=plan.window, edition_id=plan.edition_id,
-                            articles=plan.slugs)
+                            articles=plan.slugs, token=token)
         detail = _act(schedule, plan, decision.fire_time, now, actions)
     except Exception as exc:
-        # Recorded as failed and never retried by the scheduler: a half-done
-        # firing repeated automatically is how people get two copies. The
+        # Recorded as failed and not retried by the scheduler: an action
+        # that raised is a mistake to fix (a template, a list name), and the
         # actions are idempotent, so `dispatch trigger` can finish it by hand.
         if not isinstance(exc, DispatchError):
             log.exception("firing %s at %s failed", schedule.id, decision.fire_time)
         reason = failure_reason(exc)
-        firings.finish(store, *key, now, status="failed", reason=reason)
+        firings.finish(store, *key, now, status=firings.Status.FAILED, reason=reason,
+                       token=token)
         return FiringReport(*key, "failed", reason)
-    firings.finish(store, *key, now, status="sent", summary=detail, window=plan.window,
-                   edition_id=plan.edition_id, articles=plan.slugs)
+    if not firings.finish(store, *key, now, status=firings.Status.SENT, summary=detail,
+                          window=plan.window, edition_id=plan.edition_id,
+                          articles=plan.slugs, token=token):
+        # Our lease ran out and another leader took the firing over; what we
+        # queued is idempotent, so its run finds it queued and records it.
+        log.warning("firing %s at %s: lease lost before it was recorded", schedule.id,
+                    decision.fire_time)
     return FiringReport(*key, "sent", detail)
 
 
@@ -223,9 +317,9 @@ def trigger_now(store: Store, schedule: Schedule, articles: Sequence[Article], n
     For an on-publish schedule it fires for ``article`` (default: the most
     recent matching published article).
     """
-    recover(store, now)
     published = published_with_seen(store, articles, now)
     base = firings.remember(store, {schedule.id: calendar_key(schedule)}, now)[schedule.id].baseline
+    recover(store, [schedule], published, now, actions, {schedule.id: base}, only=[schedule.id])
     slug = ""
     if schedule.on_publish:
         candidates = [a for a, _ in published if matches(schedule, a)]

@@ -1,9 +1,28 @@
 """What the scheduler remembers: one row per firing, and when each schedule began.
 
-:func:`claim` is the first statement of every firing: an
-``INSERT … ON CONFLICT DO NOTHING`` on ``(schedule_id, fire_time, article)``.
-Only the caller whose insert created the row goes on to act, so a second
-scheduler, a restart, a DST repeat or a re-run does nothing.
+A firing is a job of the job engine (:mod:`dispatch.jobs`) whose claim is
+its creation. :func:`claim` is the first statement of every firing: an
+``INSERT … ON CONFLICT DO NOTHING`` on ``(schedule_id, fire_time, article)``
+that also takes a lease (a random token, ``lease_until``). Only the caller
+whose insert created the row goes on to act, so a second scheduler, a
+restart, a DST repeat or a re-run does nothing. Every later write about the
+firing (:func:`record_plan`, :func:`finish`) is fenced on the token.
+
+::
+
+    (new) --claim--> running(leased) --finish--> sent | skipped | failed
+                        |  ^
+     lease expired      |  '--take_over (next leader, new token)--'
+     (the leader died)  '--> interrupted(): redone within max_lateness,
+                             else settled by what it had queued
+
+A leader killed at any step of a firing leaves a running row whose lease
+expires; the next leader takes it over (:func:`take_over`, an update that
+only one caller can win) and does the firing again. Doing it again is safe
+because every action is idempotent downstream (an edition on its
+deterministic id, its rows on (edition, reader), posts on (article,
+network)), so a firing interrupted after queueing completes without a
+second copy, and one interrupted before queueing still goes out once.
 """
 
 from __future__ import annotations
@@ -12,15 +31,29 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 
+from dispatch.jobs.lease import new_token
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, schedule_runs, schedule_state, social_posts
 
-Status = Literal["running", "sent", "skipped", "failed"]
+
+class Status(StrEnum):
+    RUNNING = "running"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 Origin = Literal["schedule", "manual"]
+FIRING_LEASE = timedelta(minutes=2)
+"""A firing takes seconds (render once, one INSERT … SELECT per edition), so a
+lease still held two minutes later belongs to a leader that died."""
+LEGACY_INTERRUPTED_AFTER = timedelta(minutes=10)
+"""Rows written before firings had leases: running this long means interrupted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +70,12 @@ class Run:
     articles: tuple[str, ...]
     summary: str | None
     recorded_at: datetime
+    attempts: int = 1
+    lease_until: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        return self.schedule_id, self.fire_time, self.article
 
 
 def last_window_end(store: Store, schedule_id: str) -> datetime | None:
@@ -44,7 +83,7 @@ def last_window_end(store: Store, schedule_id: str) -> datetime | None:
     t = schedule_runs
     with store.read() as conn:
         value = conn.execute(select(func.max(t.c.window_end)).where(
-            and_(t.c.schedule_id == schedule_id, t.c.status == "sent"))).scalar()
+            and_(t.c.schedule_id == schedule_id, t.c.status == Status.SENT.value))).scalar()
     return value
 
 
@@ -64,109 +103,126 @@ def fired_articles(store: Store, schedule_id: str) -> set[str]:
             and_(t.c.schedule_id == schedule_id, t.c.article != ""))).scalars())
 
 
-def claim(store: Store, schedule_id: str, fire_time: datetime, article: str, now: datetime, *,
-          status: Status = "running", reason: str | None = None,
-          origin: Origin = "schedule") -> bool:
-    """Record a firing; True only for the one caller that created the row."""
+def _key(schedule_id: str, fire_time: datetime, article: str) -> ColumnElement[bool]:
     t = schedule_runs
+    return and_(t.c.schedule_id == schedule_id, t.c.fire_time == fire_time,
+                t.c.article == article)
+
+
+def _fence(token: str | None) -> ColumnElement[bool]:
+    """Only the lease holder may write about a running firing (None: whoever
+    finds it running; kept for callers that hold no token)."""
+    t = schedule_runs
+    if token is None:
+        return t.c.status == Status.RUNNING.value
+    return and_(t.c.status == Status.RUNNING.value, t.c.lease_owner == token)
+
+
+def claim(store: Store, schedule_id: str, fire_time: datetime, article: str, now: datetime, *,
+          status: Status = Status.RUNNING, reason: str | None = None,
+          origin: Origin = "schedule", owner: str = "scheduler") -> str | None:
+    """Record a firing; its lease token for the one caller that created the row, else None.
+
+    A running firing is leased for :data:`FIRING_LEASE`; one recorded
+    already finished (``skipped``) holds no lease.
+    """
+    t = schedule_runs
+    token = new_token(owner)
+    status = Status(status)  # a plain "skipped" from older callers too
+    running = status is Status.RUNNING
     with store.write() as conn:
         inserted = conn.execute(
             store.insert_ignore(t).returning(t.c.schedule_id),
             {"schedule_id": schedule_id, "fire_time": fire_time, "article": article,
-             "status": status, "reason": reason, "origin": origin, "articles": "[]",
-             "recorded_at": now, "finished_at": None if status == "running" else now},
+             "status": status.value, "reason": reason, "origin": origin, "articles": "[]",
+             "recorded_at": now, "finished_at": None if running else now,
+             "lease_owner": token if running else None,
+             "lease_until": now + FIRING_LEASE if running else None, "attempts": 1},
         ).first()
-    return inserted is not None
+    return token if inserted is not None else None
+
+
+def _expired(now: datetime) -> ColumnElement[bool]:
+    t = schedule_runs
+    return and_(t.c.status == Status.RUNNING.value, or_(
+        t.c.lease_until < now,
+        and_(t.c.lease_until.is_(None), t.c.recorded_at <= now - LEGACY_INTERRUPTED_AFTER)))
+
+
+def interrupted(store: Store, now: datetime) -> list[Run]:
+    """Firings still running whose lease expired: their leader stopped mid-firing."""
+    t = schedule_runs
+    with store.read() as conn:
+        rows = conn.execute(select(t).where(_expired(now))
+                            .order_by(t.c.fire_time, t.c.schedule_id, t.c.article)).all()
+    return [_run(r) for r in rows]
+
+
+def take_over(store: Store, run: Run, now: datetime, owner: str = "scheduler") -> str | None:
+    """Lease an interrupted firing to this caller; its new token, or None if
+    another caller took it first (or it finished meanwhile).
+
+    One UPDATE guarded by "still running, lease expired": two leaders racing
+    for it both run it, and only the first to commit changes a row (on
+    PostgreSQL the second waits on the row lock, then finds the lease live).
+    """
+    t = schedule_runs
+    token = new_token(owner)
+    with store.write() as conn:
+        taken = conn.execute(update(t).where(_key(*run.key), _expired(now)).values(
+            lease_owner=token, lease_until=now + FIRING_LEASE,
+            attempts=t.c.attempts + 1)).rowcount
+    return token if taken else None
 
 
 def record_plan(store: Store, schedule_id: str, fire_time: datetime, article: str, *,
                 window: tuple[datetime, datetime] | None, edition_id: str | None,
-                articles: Sequence[str]) -> None:
+                articles: Sequence[str], token: str | None = None) -> bool:
     """Write down what a claimed firing is about to send, *before* it acts.
 
     If the process dies between queueing and :func:`finish`, the row still
     says which edition (deterministic id) or which articles it was sending,
-    so :func:`resolve_interrupted` can tell "queued" from "nothing sent".
+    so whoever settles it can tell "queued" from "nothing sent". False if
+    the lease was lost.
     """
     t = schedule_runs
     with store.write() as conn:
-        conn.execute(update(t).where(and_(
-            t.c.schedule_id == schedule_id, t.c.fire_time == fire_time, t.c.article == article,
-            t.c.status == "running",
-        )).values(edition_id=edition_id, window_start=window[0] if window else None,
-                  window_end=window[1] if window else None, articles=json.dumps(list(articles))))
+        return bool(conn.execute(update(t).where(
+            _key(schedule_id, fire_time, article), _fence(token),
+        ).values(edition_id=edition_id, window_start=window[0] if window else None,
+                 window_end=window[1] if window else None,
+                 articles=json.dumps(list(articles)))).rowcount)
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    run: Run
-    status: Status
-    """What the interrupted firing is now recorded as: sent or failed."""
-    detail: str
-
-
-INTERRUPTED_AFTER = timedelta(minutes=10)
-"""A firing takes seconds; one still "running" this long after it was
-claimed belongs to a process that died. (A queued edition is proof enough
-at once: see :func:`resolve_interrupted`.)"""
-
-
-def resolve_interrupted(store: Store, now: datetime,
-                        after: timedelta = INTERRUPTED_AFTER) -> list[Resolved]:
-    """Settle firings left "running" by a process that stopped mid-firing.
-
-    What it had queued decides: its edition in ``editions`` (or, for social
-    firings, its posts in ``social_posts``) means it went out, so it is
-    recorded as sent and its digest window counts; nothing queued means
-    nothing went out, so it is recorded as failed and the window does not
-    count (a digest's articles go in the next one).
-    """
-    t = schedule_runs
+def was_queued(store: Store, run: Run) -> bool:
+    """Whether an interrupted firing had queued what it planned: its edition
+    exists, or (no edition) posts of its articles do."""
     with store.read() as conn:
-        rows = conn.execute(select(t).where(t.c.status == "running")).all()
-        if not rows:
-            return []
-        queued_editions = set(conn.execute(select(editions.c.edition_id).where(
-            editions.c.edition_id.in_([r.edition_id for r in rows if r.edition_id]))).scalars())
-        slugs = {s for r in rows if not r.edition_id for s in json.loads(r.articles)}
-        posted_slugs = set(conn.execute(select(social_posts.c.slug).distinct().where(
-            social_posts.c.slug.in_(sorted(slugs)))).scalars()) if slugs else set()
-    out: list[Resolved] = []
-    for row in rows:
-        run = _run(row)
-        if row.edition_id and row.edition_id in queued_editions:
-            out.append(Resolved(run, "sent", f"recovered after an interruption: edition "
-                                f"{row.edition_id} had been queued"))
-        elif not row.edition_id and posted_slugs & set(run.articles):
-            out.append(Resolved(run, "sent", "recovered after an interruption: its posts "
-                                "had been queued"))
-        elif row.recorded_at <= now - after:
-            out.append(Resolved(run, "failed", "interrupted before anything was queued "
-                                "(dispatch stopped mid-firing); nothing was sent"))
-    with store.write() as conn:
-        for r in out:
-            done: dict[str, object] = {"status": r.status, "finished_at": now}
-            done.update({"summary": r.detail} if r.status == "sent" else
-                        {"reason": r.detail, "window_start": None, "window_end": None})
-            # Only if still running: the firing's own finish() may have won.
-            conn.execute(update(t).where(and_(
-                t.c.schedule_id == r.run.schedule_id, t.c.fire_time == r.run.fire_time,
-                t.c.article == r.run.article, t.c.status == "running")).values(**done))
-    return out
+        if run.edition_id:
+            return conn.execute(select(editions.c.edition_id).where(
+                editions.c.edition_id == run.edition_id)).first() is not None
+        if not run.articles:
+            return False
+        return conn.execute(select(social_posts.c.slug).where(
+            social_posts.c.slug.in_(list(run.articles)))).first() is not None
 
 
 def finish(store: Store, schedule_id: str, fire_time: datetime, article: str, now: datetime, *,
            status: Status, reason: str | None = None, summary: str | None = None,
            window: tuple[datetime, datetime] | None = None, edition_id: str | None = None,
-           articles: Sequence[str] = ()) -> None:
+           articles: Sequence[str] = (), token: str | None = None) -> bool:
+    """Record how a firing ended; False if its lease was lost to another leader
+    (who then records it instead)."""
     t = schedule_runs
     with store.write() as conn:
-        conn.execute(update(t).where(and_(
-            t.c.schedule_id == schedule_id, t.c.fire_time == fire_time, t.c.article == article,
-        )).values(status=status, reason=reason, summary=summary, edition_id=edition_id,
-                  window_start=window[0] if window else None,
-                  window_end=window[1] if window else None,
-                  articles=json.dumps(list(articles)), finished_at=now))
+        return bool(conn.execute(update(t).where(
+            _key(schedule_id, fire_time, article), _fence(token),
+        ).values(status=Status(status).value, reason=reason, summary=summary,
+                 edition_id=edition_id,
+                 window_start=window[0] if window else None,
+                 window_end=window[1] if window else None,
+                 articles=json.dumps(list(articles)), finished_at=now, lease_owner=None,
+                 lease_until=None)).rowcount)
 
 
 def runs(store: Store, schedule_id: str | None = None, limit: int = 1000) -> list[Run]:
@@ -183,7 +239,7 @@ def runs(store: Store, schedule_id: str | None = None, limit: int = 1000) -> lis
 def _run(r: Row[Any]) -> Run:
     return Run(r.schedule_id, r.fire_time, r.article, r.status, r.reason, r.origin,
                r.window_start, r.window_end, r.edition_id, tuple(json.loads(r.articles)),
-               r.summary, r.recorded_at)
+               r.summary, r.recorded_at, r.attempts, r.lease_until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +257,7 @@ def runs_summary(store: Store) -> list[ScheduleStatus]:
         state = conn.execute(select(schedule_state)).all()
         ends = dict(conn.execute(
             select(schedule_runs.c.schedule_id, func.max(schedule_runs.c.window_end))
-            .where(schedule_runs.c.status == "sent")
+            .where(schedule_runs.c.status == Status.SENT.value)
             .group_by(schedule_runs.c.schedule_id)).all())
     out = []
     for row in state:

@@ -17,24 +17,26 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
+from dispatch.jobs.lease import JobResult
+from dispatch.jobs.policy import RetryPolicy
+from dispatch.jobs.states import Outcome
 from dispatch.models import Article
 from dispatch.social import queue
 from dispatch.social.compose import compose, fingerprint
 from dispatch.social.config import SocialSettings, load_social
-from dispatch.social.http import MissingSecret, PermanentFailure, RetryLater, Transport
+from dispatch.social.http import MissingSecret, Transport, attempt
 from dispatch.social.post import ComposedPost
 from dispatch.social.transports import build_transport
 from dispatch.store.engine import Store
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = timedelta(hours=6)
 MAX_BATCHES_PER_RUN = 50
 
 
@@ -182,10 +184,6 @@ def queue_by_hand(store: Store, settings: Settings, article: Article, now: datet
     return out
 
 
-def _backoff(attempts: int, base_seconds: int) -> timedelta:
-    return min(MAX_BACKOFF, timedelta(seconds=base_seconds * 2 ** max(0, attempts - 1)))
-
-
 def deliver(store: Store, settings: Settings, now: datetime, *,
             client: httpx.Client | None = None, environ: Mapping[str, str] | None = None,
             owner: str | None = None) -> SocialDeliveryReport:
@@ -209,15 +207,16 @@ def deliver(store: Store, settings: Settings, now: datetime, *,
     counts = {"sent": 0, "retry": 0, "failed": 0, "lost-lease": 0}
     outcomes: list[PostOutcome] = []
     claimed_total = 0
+    policy = queue.policy_for(social.max_attempts, social.backoff_seconds, social.lease_seconds)
     try:
         for _ in range(MAX_BATCHES_PER_RUN):
-            batch = queue.claim(store, owner, now, timedelta(seconds=social.lease_seconds),
-                                social.batch, sorted(transports))
+            batch = queue.claim(store, owner, now, policy.lease, social.batch,
+                                sorted(transports), social.max_attempts)
             if not batch:
                 break
             claimed_total += len(batch)
             for claimed in batch:
-                status, detail = _deliver_one(store, social, transports[claimed.network],
+                status, detail = _deliver_one(store, policy, transports[claimed.network],
                                               claimed, owner, now)
                 counts[status] += 1
                 outcomes.append(PostOutcome(claimed.slug, claimed.network, status, detail))
@@ -230,38 +229,24 @@ def deliver(store: Store, settings: Settings, now: datetime, *,
         problems=tuple(problems))
 
 
-def _deliver_one(store: Store, social: SocialSettings, transport: Transport,
+def _deliver_one(store: Store, policy: RetryPolicy, transport: Transport,
                  claimed: queue.ClaimedPost, owner: str, now: datetime) -> tuple[str, str]:
-    def recorded(ok: bool, status: str, detail: str) -> tuple[str, str]:
-        return (status, detail) if ok else ("lost-lease", detail)
-
-    if claimed.attempts > social.max_attempts:  # reclaimed after crashes, over and over
-        detail = f"gave up after {claimed.attempts - 1} attempts"
-        return recorded(queue.mark_failed(store, claimed.id, owner, now, detail), "failed", detail)
-    try:
-        result = transport.send(claimed, now)
-    except RetryLater as exc:
-        detail = str(exc)
-        if claimed.attempts >= social.max_attempts:
-            detail = f"{detail} (gave up after {claimed.attempts} attempts)"
-            return recorded(queue.mark_failed(store, claimed.id, owner, now, detail),
-                            "failed", detail)
-        # The server's Retry-After wins when it gives one; otherwise back off.
-        delay = (timedelta(seconds=exc.retry_after) if exc.retry_after is not None
-                 else _backoff(claimed.attempts, social.backoff_seconds))
-        log.info("social %s/%s: retry in %s: %s", claimed.slug, claimed.network, delay, detail)
-        return recorded(queue.mark_retry(store, claimed.id, owner, now + delay, detail),
-                        "retry", detail)
-    except PermanentFailure as exc:
-        return recorded(queue.mark_failed(store, claimed.id, owner, now, str(exc)),
-                        "failed", str(exc))
-    except (ValueError, KeyError) as exc:
-        # A 2xx we could not read: the post may exist. Retrying is safe where
-        # the transport deduplicates (Mastodon's key, Bluesky's record key).
-        detail = f"unreadable answer: {type(exc).__name__}"
-        return recorded(queue.mark_retry(store, claimed.id, owner,
-                                         now + _backoff(claimed.attempts, social.backoff_seconds),
-                                         detail), "retry", detail)
-    ok = queue.mark_sent(store, claimed.id, owner, now, result.remote_id, result.remote_url)
-    return recorded(ok, "sent", result.remote_url or result.remote_id or "")
-
+    """Send one claimed post; its outcome is settled by the job engine."""
+    result = attempt(transport, claimed, now)
+    outcome = result.outcome
+    detail = result.text
+    if outcome is Outcome.RETRY:
+        if claimed.attempts >= policy.max_attempts:
+            outcome = Outcome.FAILED
+            detail = f"gave up after {claimed.attempts} attempts: {result.text}"
+        else:
+            log.info("social %s/%s: %s, retry later: %s", claimed.slug, claimed.network,
+                     result.klass, detail)
+    job = JobResult(claimed.id, outcome, detail, claimed.attempts, result.retry_after)
+    if outcome is Outcome.SENT:
+        ok = queue.settle(store, owner, job, now, policy, remote_id=result.remote_id,
+                          remote_url=result.remote_url)
+    else:
+        ok = queue.settle(store, owner, job, now, policy)
+    status = {Outcome.SENT: "sent", Outcome.RETRY: "retry"}.get(outcome, "failed")
+    return (status, detail) if ok else ("lost-lease", detail)

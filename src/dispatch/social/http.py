@@ -1,6 +1,8 @@
 """What every HTTP transport shares: outcomes, status mapping, Retry-After.
 
-A transport answers with :class:`Delivered` or raises one of::
+A transport answers with :class:`Delivered` or raises one of (and
+:func:`attempt` turns either into a classified
+:class:`~dispatch.jobs.states.TransportResult` for the job engine)::
 
     DeliveryError
     ├── RetryLater        429, 408, 5xx, connection trouble: try again later
@@ -23,6 +25,7 @@ from typing import Protocol
 import httpx
 
 from dispatch.errors import DeliveryError
+from dispatch.jobs.states import ResultClass, TransportResult
 from dispatch.social.queue import ClaimedPost
 
 
@@ -33,9 +36,12 @@ class Delivered:
 
 
 class RetryLater(DeliveryError):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *,
+                 throttled: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.throttled = throttled
+        """The network said "too many requests" (429), not just "not now"."""
 
 
 class PermanentFailure(DeliveryError):
@@ -48,6 +54,27 @@ class MissingSecret(DeliveryError):
 
 class Transport(Protocol):
     def send(self, claimed: ClaimedPost, now: datetime) -> Delivered: ...
+
+
+def attempt(transport: Transport, claimed: ClaimedPost, now: datetime) -> TransportResult:
+    """Send one post and classify what happened for the job engine.
+
+    The HTTP statuses stay here: 429 is throttled, 408/425/5xx and network
+    trouble temporary, any other 4xx permanent.
+    """
+    try:
+        done = transport.send(claimed, now)
+    except RetryLater as exc:
+        klass = ResultClass.THROTTLED if exc.throttled else ResultClass.TEMPORARY
+        return TransportResult(klass, str(exc), retry_after=exc.retry_after)
+    except PermanentFailure as exc:
+        return TransportResult(ResultClass.PERMANENT, str(exc))
+    except (ValueError, KeyError) as exc:
+        # A 2xx we could not read: the post may exist. Retrying is safe where
+        # the transport deduplicates (Mastodon's key, Bluesky's record key).
+        return TransportResult(ResultClass.TEMPORARY, f"unreadable answer: {type(exc).__name__}")
+    return TransportResult(ResultClass.DELIVERED, done.remote_url or done.remote_id or "",
+                           remote_id=done.remote_id, remote_url=done.remote_url)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -101,7 +128,8 @@ def check(response: httpx.Response, now: datetime, what: str, secrets: Iterable[
         return
     message = redact(f"{what}: HTTP {response.status_code}: {error_text(response)}", secrets)
     if response.status_code in (408, 425, 429) or response.status_code >= 500:
-        raise RetryLater(message, retry_after_seconds(response, now))
+        raise RetryLater(message, retry_after_seconds(response, now),
+                         throttled=response.status_code == 429)
     raise PermanentFailure(message)
 
 

@@ -1,18 +1,21 @@
-"""The social outbox: one row per (article slug, network), claimed with a lease.
+"""The social job kind: one row per (article slug, network) on the job engine.
 
 ::
 
     queued --claim(owner, lease)--> sending --ack(owner)--> sent
-       ^                              |-- 429 / 5xx / network error --> queued, later
-       '--- lease expired (crash) ----'-- other 4xx, too many attempts --> failed
+       ^                              |-- throttled / temporary --> queued, later
+       '--- lease expired (crash) ----'-- permanent, too many attempts --> failed
+    queued --pause--> paused --resume--> queued;  queued | paused --cancel--> cancelled
 
     (could not be written) --> failed, "unfit": text_hash "", the reason and
         the fingerprint of what composing depended on in the payload; composed
         again (--> queued) once that fingerprint changes, or by hand.
 
-Every transaction here is short; HTTP happens between them, never inside.
-An ack is fenced by the lease owner, so a worker that lost its lease (it
-expired and another worker took the row) cannot mark the row sent.
+Claim, fenced acks, reaping and control are :mod:`dispatch.jobs`' (shared
+with email); a post is controlled on its own (``slug@network``). Every
+transaction here is short; HTTP happens between them, never inside. An ack
+is fenced by the lease owner, so a worker that lost its lease (it expired
+and another worker took the row) cannot mark the row sent.
 """
 
 from __future__ import annotations
@@ -23,13 +26,53 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 
+from dispatch.errors import InputError
+from dispatch.jobs import control
+from dispatch.jobs import lease as jobs
+from dispatch.jobs.control import Target
+from dispatch.jobs.kind import JobKind
+from dispatch.jobs.policy import RetryPolicy
+from dispatch.jobs.states import JobStatus
 from dispatch.social.post import ComposedPost
 from dispatch.store.engine import Store
 from dispatch.store.schema import social_networks, social_posts
 
-QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+QUEUED, SENDING, SENT, FAILED = (JobStatus.QUEUED, JobStatus.SENDING, JobStatus.SENT,
+                                 JobStatus.FAILED)
+
+
+def _of_networks() -> tuple[ColumnElement[bool], ...]:
+    return (social_posts.c.network.in_(bindparam("networks", expanding=True)),)
+
+
+SOCIAL = JobKind("social", social_posts, detail="last_error",
+                 returning=("id", "slug", "network", "text_hash", "attempts", "created_at",
+                            "payload"),
+                 due=_of_networks, detail_limit=2000)
+MAX_BACKOFF_SECONDS = 6 * 3600.0
+
+
+def policy_for(max_attempts: int, backoff_seconds: float, lease_seconds: float) -> RetryPolicy:
+    """The engine's retry rule with social's settings: no jitter (a handful of
+    posts, whose next try people read off the queue), at most six hours."""
+    return RetryPolicy(max_attempts=max_attempts, base_seconds=backoff_seconds,
+                       max_seconds=MAX_BACKOFF_SECONDS, lease_seconds=lease_seconds,
+                       jitter=False)
+
+
+def target(store: Store, name: str) -> Target:
+    """``slug@network`` as a control target; InputError if no such post."""
+    slug, at, network = name.partition("@")
+    if not at or not slug or not network:
+        raise InputError(f"{name!r} is not a social post: write SLUG@NETWORK")
+    t = social_posts
+    where = (t.c.slug == slug) & (t.c.network == network)
+    with store.read() as conn:
+        if conn.execute(select(t.c.id).where(where)).first() is None:
+            raise InputError(f"no social post {name!r} (see `dispatch queue`)")
+    return Target(SOCIAL, name, where)
 UNFIT_HASH = ""
 """``text_hash`` of a row whose post could not be written: nothing was composed."""
 
@@ -168,77 +211,109 @@ def remember_networks(store: Store, names: Sequence[str], now: datetime) -> dict
     return known
 
 
+def pause(store: Store, name: str, now: datetime) -> bool:
+    """Hold a waiting post (``slug@network``); a post being sent finishes."""
+    return control.pause(store, target(store, name), now)
+
+
+def resume(store: Store, name: str, now: datetime) -> bool:
+    return control.resume(store, target(store, name), now)
+
+
+def cancel(store: Store, name: str, now: datetime) -> int:
+    return control.cancel(store, target(store, name), now, "post cancelled")
+
+
+def retry_failed(store: Store, name: str, now: datetime) -> int:
+    """Queue a failed post again, as it was composed. A post that could not
+    be written is refused: it has no text to send (``dispatch social SLUG
+    --queue`` writes it again)."""
+    found = target(store, name)
+    n = control.retry(store, found, now, only=social_posts.c.text_hash != UNFIT_HASH)
+    if not n:
+        with store.read() as conn:
+            unfit = conn.execute(select(social_posts.c.id).where(
+                found.where, social_posts.c.status == FAILED,
+                social_posts.c.text_hash == UNFIT_HASH)).first()
+        if unfit is not None:
+            slug = name.partition("@")[0]
+            raise InputError(f"{name} could not be written, so there is nothing to retry; "
+                             f"`dispatch social {slug} --queue` writes it again")
+    return n
+
+
+def post_status(store: Store, name: str) -> control.TargetStatus:
+    return control.status(store, target(store, name))
+
+
 def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int,
-          networks: Sequence[str]) -> list[ClaimedPost]:
+          networks: Sequence[str], max_attempts: int = 6) -> list[ClaimedPost]:
     """Lease up to ``limit`` due posts of ``networks`` to ``owner``.
 
-    Due: queued with ``available_at <= now``, or sending with an expired
-    lease (its worker died). PostgreSQL skips rows another worker is
+    Up to ``limit`` posts whose lease expired (their worker died) are reaped
+    first, in the same transaction, so they are due again at once (one that
+    already spent ``max_attempts`` fails instead); other expired leases stay
+    with their stalled worker until somebody needs them. PostgreSQL skips rows another worker is
     claiming; SQLite's BEGIN IMMEDIATE serialises claimers instead.
     """
     if not networks or limit <= 0:
         return []
-    t = social_posts
-    due = and_(t.c.network.in_(list(networks)), or_(
-        and_(t.c.status == QUEUED, t.c.available_at <= now),
-        and_(t.c.status == SENDING, t.c.lease_until < now),
-    ))
-    pick = select(t.c.id).where(due).order_by(t.c.available_at, t.c.id).limit(limit)
-    if store.is_postgres:
-        pick = pick.with_for_update(skip_locked=True)
+    reaping = RetryPolicy(max_attempts=max_attempts)
     with store.write() as conn:
-        ids = list(conn.execute(pick).scalars())
-        if not ids:
-            return []
-        conn.execute(update(t).where(t.c.id.in_(ids), due).values(
-            status=SENDING, lease_owner=owner, lease_until=now + lease,
-            attempts=t.c.attempts + 1))
-        rows = conn.execute(select(t).where(t.c.id.in_(ids), t.c.lease_owner == owner,
-                                            t.c.status == SENDING)).all()
+        jobs.reap(conn, SOCIAL, now, reaping, limit=limit, postgres=store.is_postgres,
+                  scope=(social_posts.c.network.in_(list(networks)),))
+        rows = jobs.claim(conn, SOCIAL, postgres=store.is_postgres, token=owner, now=now,
+                          until=now + lease, limit=limit, networks=list(networks))
     return [ClaimedPost(r.id, r.slug, r.network, r.text_hash, r.attempts, r.created_at,
                         ComposedPost.from_json(json.loads(r.payload)))
             for r in sorted(rows, key=lambda r: r.id)]
 
 
 def due_count(store: Store, now: datetime, networks: Sequence[str]) -> int:
-    t = social_posts
     if not networks:
         return 0
     with store.read() as conn:
-        return int(conn.execute(select(func.count()).where(
-            t.c.network.in_(list(networks)), t.c.status == QUEUED, t.c.available_at <= now,
-        )).scalar_one())
+        return jobs.due_count(conn, SOCIAL, now, networks=list(networks))
 
 
-def _finish(store: Store, post_id: int, owner: str, **values: Any) -> bool:
-    t = social_posts
+def settle(store: Store, owner: str, result: jobs.JobResult, now: datetime,
+           policy: RetryPolicy, **values: Any) -> bool:
+    """Record one post's outcome with the engine's rules; False if the lease was lost.
+
+    ``values`` (the remote id and URL) are written with a ``sent``."""
     with store.write() as conn:
-        result = conn.execute(update(t).where(
-            t.c.id == post_id, t.c.lease_owner == owner, t.c.status == SENDING,
-        ).values(lease_owner=None, lease_until=None, **values))
-    return bool(result.rowcount)
+        if values:
+            return bool(jobs.finish(conn, SOCIAL, owner, [result.job_id], SENT, now, None,
+                                    **values))
+        return bool(jobs.settle(conn, SOCIAL, owner, [result], now, policy))
 
 
 def mark_sent(store: Store, post_id: int, owner: str, now: datetime,
               remote_id: str | None, remote_url: str | None) -> bool:
-    return _finish(store, post_id, owner, status=SENT, finished_at=now, remote_id=remote_id,
-                   remote_url=remote_url, last_error=None)
+    with store.write() as conn:
+        return bool(jobs.finish(conn, SOCIAL, owner, [post_id], SENT, now, None,
+                                remote_id=remote_id, remote_url=remote_url))
 
 
 def mark_retry(store: Store, post_id: int, owner: str, available_at: datetime,
                error: str) -> bool:
-    return _finish(store, post_id, owner, status=QUEUED, available_at=available_at,
-                   last_error=error[:2000])
+    with store.write() as conn:
+        return jobs.requeue(conn, SOCIAL, owner, post_id, available_at, error)
 
 
 def mark_failed(store: Store, post_id: int, owner: str, now: datetime, error: str) -> bool:
-    return _finish(store, post_id, owner, status=FAILED, finished_at=now,
-                   last_error=error[:2000])
+    with store.write() as conn:
+        return bool(jobs.finish(conn, SOCIAL, owner, [post_id], FAILED, now, error))
 
 
 def release(store: Store, post_id: int, owner: str) -> bool:
     """Give a claimed row back untouched (the attempt never started)."""
-    return _finish(store, post_id, owner, status=QUEUED, attempts=social_posts.c.attempts - 1)
+    t = social_posts
+    with store.write() as conn:
+        return bool(conn.execute(update(t).where(
+            t.c.id == post_id, t.c.lease_owner == owner, t.c.status == SENDING,
+        ).values(lease_owner=None, lease_until=None, status=QUEUED,
+                 attempts=t.c.attempts - 1)).rowcount)
 
 
 def status_counts(store: Store) -> dict[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, inspect, select, text
 
 from dispatch.store import schema
 
@@ -43,6 +43,24 @@ def _social_baselines(conn: Connection) -> None:
         select(t.c.network, func.min(t.c.created_at)).group_by(t.c.network)))
 
 
+def _add_columns(table: Table, *names: str) -> Callable[[Connection], None]:
+    """Add columns declared on ``table`` that an older database lacks (a new
+    database got them from the migration that created the table)."""
+    def run(conn: Connection) -> None:
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name in present:
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            default = column.server_default
+            tail = "" if column.nullable else " NOT NULL"
+            if default is not None:
+                tail += f" DEFAULT {default.arg.text}"  # type: ignore[attr-defined]
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}{tail}'))
+    return run
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -52,6 +70,8 @@ MIGRATIONS: list[Migration] = [
     ("schedule_0001_runs", _create(schema.schedule_runs, schema.schedule_state)),
     ("core_0002_article_cache_binary", _recreate(schema.article_cache)),
     ("social_0002_network_baselines", _social_baselines),
+    ("schedule_0002_firing_leases", _add_columns(schema.schedule_runs, "lease_owner",
+                                                 "lease_until", "attempts")),
 ]
 
 

@@ -206,7 +206,9 @@ social_networks = Table(
 # "every firing happens once" guarantee (invariant 1). ``article`` is "" for
 # calendar firings and the slug for on-publish ones, so two articles published
 # at the same instant are still two firings.
-# status: running -> sent | skipped | failed.
+# status: running -> sent | skipped | failed. A running firing is held under
+# a lease (lease_owner, lease_until, attempts) like any job: a leader killed
+# mid-firing leaves a lease that expires, and the next leader takes it over.
 schedule_runs = Table(
     "schedule_runs", metadata,
     Column("schedule_id", String(64), primary_key=True),
@@ -222,6 +224,9 @@ schedule_runs = Table(
     Column("summary", Text, nullable=True),
     Column("recorded_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
+    Column("lease_owner", String(80), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, default=1, server_default=text("1")),
     Index("ix_schedule_runs_status", "schedule_id", "status", "fire_time"),
 )
 

@@ -1,0 +1,64 @@
+"""The job engine: one implementation of claim, lease, settle, retry, reap and
+control, shared by every kind of work dispatch does later than it decides it.
+
+Kinds today: ``email`` (one row per edition and reader, table ``outbox``,
+controlled per edition through ``editions``), ``social`` (one row per
+article and network, table ``social_posts``, controlled post by post) and
+schedule firings (``schedule_runs``: claimed once by their unique key, then
+held under the same kind of fenced lease, see
+:mod:`dispatch.schedule.firings`). A kind is a small
+:class:`~dispatch.jobs.kind.JobKind` descriptor; the engine never knows
+what a job carries.
+
+Life of a job::
+
+    queued ──claim (lease token, lease_until)──▶ sending ──settle (fenced)──▶ sent
+      ▲  ▲                                          │                         failed
+      │  └──── retry / release / handback ──────────┤                         suppressed
+      │                                             │                         cancelled
+      └──────── reap: lease expired (worker died) ──┘
+    queued ──pause──▶ paused ──resume──▶ queued        (per job, or per group)
+    queued | paused ──cancel──▶ cancelled;  failed ──retry──▶ queued
+
+Guarantees:
+
+- a job is leased to one worker at a time (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite);
+- every write after a claim is fenced on the claim's random token, so a
+  worker that lost its lease can mark nothing;
+- a crash leaves a lease that expires; :func:`~dispatch.jobs.lease.reap`
+  queues the job again and the spent attempt counts;
+- one :class:`~dispatch.jobs.policy.RetryPolicy` decides every backoff and
+  when to give up;
+- transports report a :class:`~dispatch.jobs.states.ResultClass`
+  (delivered, throttled, temporary, permanent, bounced, with the server's
+  text); the engine acts on the class and knows no protocol codes;
+- no transaction is ever open while a server is being talked to.
+"""
+
+from dispatch.jobs.control import Target, TargetStatus
+from dispatch.jobs.kind import Group, JobKind
+from dispatch.jobs.lease import JobResult, new_token
+from dispatch.jobs.policy import RetryPolicy
+from dispatch.jobs.states import (
+    GroupState,
+    JobStatus,
+    Outcome,
+    ResultClass,
+    TransportResult,
+)
+
+__all__ = [
+    "Group",
+    "GroupState",
+    "JobKind",
+    "JobResult",
+    "JobStatus",
+    "Outcome",
+    "ResultClass",
+    "RetryPolicy",
+    "Target",
+    "TargetStatus",
+    "TransportResult",
+    "new_token",
+]
