@@ -1,7 +1,7 @@
 """SMTP over smtplib: one reused connection per worker thread.
 
 smtplib with a thread per connection matched aiosmtplib's throughput at a
-third of the CPU (FIELD-NOTES 5.2), and keeps the worker free of an event
+third of the CPU, and keeps the worker free of an event
 loop. A connection is opened lazily, reused for every message, and dropped
 (then reopened on the next send) after a 421 or a broken socket.
 """
@@ -122,7 +122,7 @@ class SmtpConnection:
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportUnavailable(f"{c.display}: cannot connect ({exc})") from None
         # Disable Nagle: without it a hand-rolled client stalled ~43 ms per
-        # message on delayed ACKs (FIELD-NOTES 5.2).
+        # message on delayed ACKs.
         if client.sock is not None:
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = client

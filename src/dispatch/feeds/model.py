@@ -37,8 +37,8 @@ from dispatch.models import Article
 
 # XML 1.0 forbids C0 controls other than TAB/LF/CR, surrogates and U+FFFE/FFFF;
 # DEL and the C1 block are legal but never meant in prose and break some
-# readers. feedgen accepts them when set and then fails the whole render
-# (FIELD-NOTES §2.2 #8), so they are stripped before feedgen ever sees them.
+# readers. feedgen accepts them when set and then fails the whole render,
+# so they are stripped before feedgen ever sees them.
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 

@@ -1,7 +1,7 @@
 """RSS 2.0 and Atom 1.0 through feedgen, with its known defects worked around.
 
 feedgen 1.0.0 is the latest release and has defects that bite a publisher
-(FIELD-NOTES §2.2). Each work-around below names the defect it answers and
+(listed below). Each work-around below names the defect it answers and
 has a test in ``tests/test_feeds_feedgen.py`` that fails without it:
 
 1. Atom entry ``<link>`` loses ``rel``/``type``/``length`` (#135), so an

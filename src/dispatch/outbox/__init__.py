@@ -1,6 +1,6 @@
 """The durable outbox: editions queued once, rows claimed under leases.
 
-Row life cycle (FIELD-NOTES 5.1)::
+Row life cycle::
 
     queued --claim--> sending --fenced ack--> sent | failed | suppressed
        ^                 |--- 4xx / timeout ---> queued (available_at = now + backoff)

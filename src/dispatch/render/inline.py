@@ -1,4 +1,4 @@
-"""CSS inlining with premailer, configured on purpose (FIELD-NOTES §1.6).
+"""CSS inlining with premailer, configured on purpose.
 
 * ``inline.css`` is the only CSS premailer sees; ``head.css`` (resets,
   @media, dark mode, client hacks, all ``!important``) is put into ``<head>``

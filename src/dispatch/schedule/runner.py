@@ -3,7 +3,7 @@
 Every job calls the same :meth:`SchedulerService.run_pass` with the clock's
 ``now``; what is due is decided by ``engine.tick`` from the store, so a job
 firing twice (a DST repeat, a coalesced misfire) or a second process costs
-nothing. APScheduler only decides *when to look*. Its traps (FIELD-NOTES §4)
+nothing. APScheduler only decides *when to look*. Its traps
 are set on purpose: MemoryJobStore only (nothing pickled), one worker thread,
 and on every job ``misfire_grace_time``, ``coalesce=True``,
 ``max_instances=1`` and a ``ZoneInfo`` timezone.

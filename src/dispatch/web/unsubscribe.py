@@ -2,7 +2,7 @@
 
 Mail providers (Gmail, Yahoo) send ``POST <List-Unsubscribe URL>`` with the
 body ``List-Unsubscribe=One-Click``, form-urlencoded or multipart, and with no
-cookie, session or CSRF token (FIELD-NOTES 1.5). So the POST handler trusts
+cookie, session or CSRF token. So the POST handler trusts
 the signed token in the path alone: it never looks for a CSRF token (that is
 exactly what silently broke one-click elsewhere) and does not need to parse
 the body at all, whatever its encoding. It is idempotent and answers 200.
