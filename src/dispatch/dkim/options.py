@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -19,7 +19,6 @@ from dispatch.sourcelines import SourceLines
 
 KEY_ENV = "DISPATCH_DKIM_PRIVATE_KEY"
 KEY_FILE_ENV = "DISPATCH_DKIM_KEY_FILE"
-Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
 ALGORITHMS: tuple[str, ...] = ("rsa-sha256", "ed25519-sha256")
 # A DNS label: the selector becomes SELECTOR._domainkey.DOMAIN.
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -33,13 +32,14 @@ class DkimOptions(SectionModel):
     """The DNS selector: the public key is published at SELECTOR._domainkey.DOMAIN."""
     domain: str | None = None
     """The signing domain (d=); by default the domain of sender.email."""
-    algorithm: Algorithm | list[Algorithm] = "rsa-sha256"
+    algorithm: str | list[str] = "rsa-sha256"
     """rsa-sha256, ed25519-sha256, or both as a list (two signatures per message)."""
     ed25519_selector: str | None = None
     """The Ed25519 key's selector when signing with both (each key has its own record)."""
     # Any type: a key written here is reported by cross_check without its
     # value ever being echoed in an error message.
-    private_key: Any = Field(default=None, json_schema_extra={"secret": True})
+    private_key: Any = Field(default=None, json_schema_extra={
+        "secret": True, "env": f"{KEY_ENV} or {KEY_FILE_ENV}"})
     """Refused: the key comes from DISPATCH_DKIM_PRIVATE_KEY or DISPATCH_DKIM_KEY_FILE."""
 
     @field_validator("selector", "ed25519_selector", "domain")
@@ -52,6 +52,9 @@ class DkimOptions(SectionModel):
     @field_validator("algorithm")
     @classmethod
     def _distinct(cls, value: str | list[str]) -> str | list[str]:
+        for name in [value] if isinstance(value, str) else value:
+            if name not in ALGORITHMS:
+                raise ValueError('"rsa-sha256", "ed25519-sha256", or both as a list')
         if isinstance(value, list) and (not value or len(set(value)) != len(value)):
             raise ValueError('one algorithm, or both once each: ["rsa-sha256", "ed25519-sha256"]')
         return value

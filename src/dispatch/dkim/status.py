@@ -43,7 +43,7 @@ def dkim_status(settings: Settings, environ: Mapping[str, str]) -> tuple[str, li
     """One line for the terminal, and the problems to report with the others."""
     options = configured(settings)
     if options is None:
-        return ("dkim: signing off (no [dkim] in dispatch.toml); large mailbox providers "
+        return ("dkim: signing off (no [dkim] section); large mailbox providers "
                 "reject bulk mail without a DKIM signature", [])
     try:
         signer = load_signer(settings, environ)
