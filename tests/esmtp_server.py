@@ -9,6 +9,7 @@ told to, and can be made to misbehave on purpose:
   message that gets through *proves* it was pipelined;
 - ``chunking=True`` accepts ``BDAT n [LAST]``;
 - ``rcpt_reply(address)`` refuses chosen recipients;
+- ``on_accept(count)`` runs when a message is taken, before its reply;
 - ``drop_bdat(n)`` closes the connection halfway through the chunk of the
   n-th transaction (counted from 1 across connections);
 - ``starttls=(certfile, keyfile)`` and ``auth=(user, password)``.
@@ -51,6 +52,8 @@ class EsmtpServer:
     rcpt_reply: Callable[[str], str | None] = lambda address: None
     data_reply: Callable[[tuple[str, ...]], str | None] = lambda rcpts: None
     drop_bdat: Callable[[int], bool] = lambda n: False
+    on_accept: Callable[[int], None] | None = None
+    """Called with the number of messages accepted so far, before the reply goes out."""
     received: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     transactions: int = 0
@@ -256,6 +259,9 @@ class _Session:
         trips = self.flushes + 1 - self.started
         with self.server.lock:
             self.server.received.append(Received(self.sender, rcpts, content, via, trips))
+            count = len(self.server.received)
+        if self.server.on_accept is not None:
+            self.server.on_accept(count)
         self.reply("250 2.0.0 queued")
         self.reset()
 
