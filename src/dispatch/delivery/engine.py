@@ -46,7 +46,6 @@ from dispatch.outbox.lease import (
     Claim,
     ClaimedRow,
     RowResult,
-    VerdictReaders,
     claim,
     due_count,
     next_due,
@@ -94,7 +93,6 @@ class _Run:
     owner: str
     rng: random.Random
     bucket: TokenBucket
-    verdicts: VerdictReaders
     progress: Progress | None
     total: int
     acks: AckCommitter | None = None
@@ -202,7 +200,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
     acks = run.acks
     assert acks is not None
     sent = lost = 0
-    pending = False  # an accepted message not yet known to be committed
+    pending: tuple[str, int] | None = None  # an accepted row, not yet committed
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
     for index, row in enumerate(rows):
         if run.stop.is_set():
@@ -221,20 +219,9 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
                     log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                     break
                 lease_until = now + timedelta(seconds=run.policy.lease_seconds)
-        # Suppression is checked again just before each send, for this one
-        # recipient: an unsubscribe committed before this point is honoured
-        # even though the row was claimed (and the status read) earlier. The
-        # same lookup sees a cancel, so a cancelled edition's claimed rows
-        # are not sent either (a pause lets them finish, as documented).
-        verdict = run.verdicts(row.subscriber_id, row.edition_id)
-        if verdict != "send":
-            results.append(RowResult(row.id, row.subscriber_id, Outcome(verdict)))
-            continue
-        run.bucket.take()
-        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
-            results.extend(_release(rows[index:], run.stopped or "worker stopping",
-                                    Outcome.HANDBACK))
-            break
+        # Built before the check below, so that the check is the last thing
+        # between it and the wire (a message built for a reader who has just
+        # left is thrown away).
         try:
             message = run.source.build(row, run.send_date())
         except DispatchError as exc:
@@ -244,14 +231,29 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
                                      f"cannot build the message: {exc}", row.attempts))
             continue
         # The previous accepted message must be on disk before this one
-        # leaves: its commit ran while this one was checked and built.
-        if pending:
-            pending = False
-            if not slot.wait():
+        # leaves, and suppression is checked again just before each send,
+        # for this one recipient: an unsubscribe committed before this point
+        # is honoured even though the row was claimed (and the status read)
+        # earlier. The same lookup sees a cancel, so a cancelled edition's
+        # claimed rows are not sent either (a pause lets them finish, as
+        # documented). One request to the committer does both.
+        acks.submit(slot, pending, (row.subscriber_id, row.edition_id))
+        committed = slot.wait()
+        if pending is not None:
+            pending = None
+            if not committed:
                 lost += len(rows) - index + 1
                 sent -= 1
                 log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                 break
+        if slot.verdict != "send":
+            results.append(RowResult(row.id, row.subscriber_id, Outcome(slot.verdict)))
+            continue
+        run.bucket.take()
+        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
+            results.extend(_release(rows[index:], run.stopped or "worker stopping",
+                                    Outcome.HANDBACK))
+            break
         try:
             if conn is None:
                 conn = run.transport.open()
@@ -267,8 +269,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
             break
         # The transport classified the reply; the engine knows no SMTP codes.
         if result.klass is ResultClass.DELIVERED:
-            acks.submit(slot, batch.token, row.id)
-            pending = True
+            pending = (batch.token, row.id)  # committed with the next check, or below
             sent += 1
             if run.outage != OUTAGE_START:
                 run.server_up()
@@ -278,9 +279,11 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
             results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.text,
                                      row.attempts))
         run.tick()
-    if pending and not slot.wait():
-        sent -= 1
-        lost += 1
+    if pending is not None:
+        acks.submit(slot, pending)
+        if not slot.wait():
+            sent -= 1
+            lost += 1
     with run.writing():
         accepted = record(run.store, batch.token, results, run.clock(), run.policy, run.rng)
     tally = Counter(_TALLY[r.outcome] for r in results)
@@ -363,8 +366,6 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         rng=rng or random.Random(),
         # The pace waits on the stop event, so a slow rate never delays a stop.
         bucket=TokenBucket(config.rate, config.burst, sleep=stopper.wait),
-        # A few connections for the per-send checks, whatever the lane count.
-        verdicts=VerdictReaders(store, min(4, config.connections)),
         progress=progress, total=0)
     run.add("reaped", reap(store, run.clock(), config.policy))
     run.total = due_count(store, run.clock())
@@ -385,7 +386,6 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         raise
     finally:
         run.acks.close()
-        run.verdicts.close()
     c = run.counts
     report = DeliveryReport(
         transport.name, sent=c.get("sent", 0), retried=c.get("retried", 0),

@@ -75,6 +75,14 @@ _VERDICT = select(subscribers.c.status,
 _INACTIVE = "subscriber no longer active"
 
 
+def _positional(compiled: Any) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """A compiled statement's SQL and how to order its parameters for the DBAPI."""
+    order = compiled.positiontup  # None for named parameter styles
+    if order is None:
+        return compiled.string, lambda values: values
+    return compiled.string, lambda values: [values[k] for k in order]
+
+
 def claim(store: Store, owner: str, now: datetime, limit: int, policy: RetryPolicy) -> Claim:
     """Lease up to ``limit`` due rows of editions that are sending."""
     token = new_token(owner)
@@ -283,25 +291,25 @@ _ACK = (update(outbox)
 
 
 class AckWriter:
-    """Marks accepted messages sent, one short transaction per group of them.
+    """Marks accepted messages sent and makes the per-send checks, for groups of
+    them, on one DBAPI connection of its own.
 
     The fast path of :func:`record` for the one outcome that must be durable
     before a connection sends its next message (a message the server took
-    and we forgot would be sent again after a crash). It runs on a DBAPI
-    connection of its own with the statement compiled once: a SQLAlchemy
-    transaction around it costs several times the update itself. Each row
-    is fenced on its lease token like every other outcome, and its own
-    rowcount says whether the lease was still ours.
+    and we forgot would be sent again after a crash), and of
+    :class:`VerdictReader`: both run once per message, where a SQLAlchemy
+    transaction around them would cost several times the statements. Each
+    row is fenced on its lease token like every other outcome, and its own
+    rowcount says whether the lease was still ours. The checks run after the
+    commit, so each sees everything committed before it began.
     """
 
     def __init__(self, store: Store) -> None:
-        self._store = store
         self._sqlite = store.is_sqlite
         self._raw = store.engine.raw_connection()
         dialect = store.engine.dialect
-        compiled = _ACK.compile(dialect=dialect)
-        self._sql = compiled.string
-        self._order = compiled.positiontup  # None for named parameter styles
+        self._ack = _positional(_ACK.compile(dialect=dialect))
+        self._verdict = _positional(_VERDICT.compile(dialect=dialect))
         # The column type's own conversion for this backend (SQLite stores
         # text: the exact format matters, finished_at is compared as text).
         process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
@@ -310,8 +318,11 @@ class AckWriter:
 
     def write(self, acks: Sequence[tuple[str, int]], now: datetime) -> list[bool]:
         """Commit ``(token, row id)`` pairs as sent; for each, whether it was still ours."""
+        if not acks:
+            return []
         when = self._when(now)
         cursor = self._cursor
+        sql, params = self._ack
         kept: list[bool] = []
         if self._sqlite:
             # The pool's SQLite connections run in autocommit; BEGIN IMMEDIATE
@@ -319,10 +330,7 @@ class AckWriter:
             cursor.execute("BEGIN IMMEDIATE")
         try:
             for token, row_id in acks:
-                values = {"rid": row_id, "tok": token, "now": when}
-                params: Any = (values if self._order is None
-                               else [values[k] for k in self._order])
-                cursor.execute(self._sql, params)
+                cursor.execute(sql, params({"rid": row_id, "tok": token, "now": when}))
                 kept.append(cursor.rowcount == 1)
             if self._sqlite:
                 cursor.execute("COMMIT")
@@ -336,6 +344,22 @@ class AckWriter:
                     self._raw.rollback()
             raise
         return kept
+
+    def check(self, wanted: Sequence[tuple[int, str]]) -> list[Verdict]:
+        """The verdict for each ``(subscriber id, edition id)``, as :class:`VerdictReader`."""
+        cursor = self._cursor
+        sql, params = self._verdict
+        verdicts: list[Verdict] = []
+        for subscriber_id, edition_id in wanted:
+            cursor.execute(sql, params({"id": subscriber_id, "eid": edition_id}))
+            found = cursor.fetchone()
+            if found is None or found[0] != "active":
+                verdicts.append("suppressed")
+            else:
+                verdicts.append("cancelled" if found[1] == "cancelled" else "send")
+        if not self._sqlite:
+            self._raw.commit()  # end the read transaction: the next check sees new commits
+        return verdicts
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
