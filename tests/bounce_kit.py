@@ -15,8 +15,11 @@ from pathlib import Path
 from tests.web_kit import NOW, SECRET, WebSite, make_site
 
 from dispatch.config import load_settings
+from dispatch.content import load_site
 from dispatch.delivery.capture import captured
 from dispatch.delivery.engine import deliver
+from dispatch.outbox import queue_edition
+from dispatch.render import render_article_edition
 
 BOUNCES = "bounces@journal.test"
 UNSUBSCRIBE = "unsubscribe@journal.test"
@@ -61,14 +64,39 @@ def sent_site(root: Path, database_url: str | None = None, *, at: datetime = NOW
     assert report.sent == 3, report
     sent: dict[str, Sent] = {}
     for path in captured(site.settings.state_dir / "maildir"):
-        raw = path.read_bytes()
-        message = email.message_from_bytes(raw, policy=policy.default)
-        unsub = str(message["List-Unsubscribe"])
-        mailto = unsub[unsub.index("<mailto:") + 8:].split(">")[0]
-        rcpt = str(message["Delivered-To"])
-        sent[rcpt] = Sent(rcpt, str(message["Return-Path"]).strip("<>"),
-                          str(message["Message-ID"]), mailto, raw)
+        one = sent_from_raw(path.read_bytes())
+        sent[one.email] = one
     return SentSite(site, sent)
+
+
+def send_more(sent: SentSite, count: int, at: datetime = NOW) -> list[dict[str, Sent]]:
+    """``count`` further editions (other articles) delivered to the same
+    readers: each reader then has several messages, each with its own token."""
+    settings, store = sent.site.settings, sent.site.store
+    articles = [a for a in load_site(settings).articles if a.is_published(at)]
+    before = set(captured(settings.state_dir / "maildir"))
+    batches: list[dict[str, Sent]] = []
+    for article in articles[1:count + 1]:
+        queue_edition(store, render_article_edition(settings, article, f"{article.slug}.more"),
+                      ["weekly"], at)
+        deliver(store, settings, at)
+        now_captured = set(captured(settings.state_dir / "maildir"))
+        batch = {one.email: one for one in (sent_from_raw(p.read_bytes())
+                                            for p in sorted(now_captured - before))}
+        before = now_captured
+        batches.append(batch)
+    return batches
+
+
+def sent_from_raw(raw: bytes) -> Sent:
+    """A delivered message (with the Return-Path and Delivered-To a local
+    delivery agent adds) as the reports about it will see it."""
+    message = email.message_from_bytes(raw, policy=policy.default)
+    unsub = str(message["List-Unsubscribe"])
+    mailto = unsub[unsub.index("<mailto:") + 8:].split(">")[0] if "<mailto:" in unsub else ""
+    rcpt = str(message["Delivered-To"])
+    return Sent(rcpt, str(message["Return-Path"]).strip("<>"), str(message["Message-ID"]),
+                mailto, raw)
 
 
 def headers_of(raw: bytes) -> str:

@@ -24,6 +24,7 @@ from tests.bounce_kit import (
     mailto_unsubscribe,
     postfix_dsn,
     qmail_bounce,
+    send_more,
     sent_site,
     stranger,
     stray_bounce,
@@ -33,12 +34,14 @@ from tests.bounce_kit import (
 from tests.web_kit import NOW, PEOPLE, SECRET
 
 from dispatch.bounces.classify import Locals, classify
+from dispatch.bounces.history import record_reactivation
 from dispatch.bounces.model import Kind, kind_of_status
 from dispatch.bounces.process import process_mailbox
 from dispatch.bounces.verp import tagged_address, verify_token
 from dispatch.cli import main
 from dispatch.errors import MailboxError
 from dispatch.store.schema import bounce_events, outbox, subscribers
+from dispatch.subscribers import reactivate_subscribers
 
 ALICE, BOB, CAROL = (email for email, _ in PEOPLE)
 KEY = SECRET.encode()
@@ -261,25 +264,39 @@ def test_soft_bounces_suppress_after_the_limit_within_the_window(
     box = tmp_path / "soft"
     monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", f"maildir://{box}")
     settings, store = site.site.settings, site.site.store
+    messages = [site.sent, *send_more(site, 2)]  # three messages to each reader
 
-    def soft(n: int, who: str, days: float) -> None:
-        write_maildir(box, {f"s{n}": postfix_dsn(site.sent[who], status="4.2.2",
+    def soft(n: int, who: str, message: int, days: float) -> None:
+        write_maildir(box, {f"s{n}": postfix_dsn(messages[message][who], status="4.2.2",
                                                   message_id=f"<soft-{n}@mx>")})
         process_mailbox(settings, store, KEY, NOW + timedelta(days=days))
 
-    # Alice: 3 soft bounces, but the first falls out of the 30-day window.
-    soft(1, ALICE, 0)
-    soft(2, ALICE, 31)
-    soft(3, ALICE, 40)
+    # Alice: 3 messages soft-bounced, but the first falls out of the 30-day window.
+    soft(1, ALICE, 0, 0)
+    soft(2, ALICE, 1, 31)
+    soft(3, ALICE, 2, 40)
     assert site.site.status(ALICE) == "active"
     assert "counted: 2 of 3" in str(events(site)[-1]["action"])
-    # Bob: three within 30 days: suppressed on the third, not before.
-    soft(4, BOB, 0)
-    soft(5, BOB, 10)
+    # Carol: one message reported three times (a delay, then retries) is one.
+    for n, days in ((4, 0), (5, 1), (6, 2)):
+        soft(n, CAROL, 0, days)
+    assert site.site.status(CAROL) == "active"
+    assert "counted: 1 of 3" in str(events(site)[-1]["action"])
+    # Bob: three messages within 30 days: suppressed on the third, not before.
+    soft(7, BOB, 0, 0)
+    soft(8, BOB, 1, 10)
     assert site.site.status(BOB) == "active"
-    soft(6, BOB, 20)
+    soft(9, BOB, 2, 20)
     assert site.site.status(BOB) == "bounced"
     assert str(events(site)[-1]["action"]) == "suppressed: 3 of 3 soft bounces in 30 days"
+    # Re-activated, Bob starts counting again from zero.
+    at = NOW + timedelta(days=21)
+    bob = site.site.ids[BOB]
+    assert reactivate_subscribers(store, [bob], at, "test") == 1
+    record_reactivation(store, [(bob, BOB, "test")], at)
+    soft(10, BOB, 2, 22)
+    assert site.site.status(BOB) == "active"
+    assert "counted: 1 of 3" in str(events(site)[-1]["action"])
 
 
 def test_hard_bounce_and_complaint_each_suppress_at_once(

@@ -118,17 +118,26 @@ def latest_row(conn: Connection, subscriber_id: int) -> Target | None:
     return _target(row) if row is not None else None
 
 
-def soft_count(conn: Connection, subscriber_id: int, now: datetime, window: timedelta) -> int:
-    """Soft bounces within ``window`` before ``now``, since the last re-activation."""
+def soft_count(conn: Connection, subscriber_id: int, now: datetime, window: timedelta,
+               current_row: int | None) -> int:
+    """Messages that soft-bounced within ``window`` before ``now``, since the
+    last re-activation, counting the one being decided (``current_row``: its
+    outbox row id, or None when the report does not name the message)."""
     e = bounce_events
     since = now - window
     last = conn.execute(select(func.max(e.c.received_at)).where(
         e.c.subscriber_id == subscriber_id, e.c.kind == Kind.REACTIVATED.value)).scalar()
     if last is not None and last > since:
         since = last
-    return int(conn.execute(select(func.count()).select_from(e).where(
+    # One message that soft-bounces on every retry (a provider reports each
+    # attempt) counts once: soft bounces are counted per message.
+    rows = conn.execute(select(e.c.outbox_id, e.c.report_id).where(
         e.c.subscriber_id == subscriber_id, e.c.kind == Kind.SOFT.value,
-        e.c.received_at >= since, e.c.received_at <= now)).scalar() or 0)
+        e.c.received_at >= since, e.c.received_at <= now))
+    keys = {f"row:{r.outbox_id}" if r.outbox_id is not None else f"report:{r.report_id}"
+            for r in rows}
+    keys.add(f"row:{current_row}" if current_row is not None else "report:(this one)")
+    return len(keys)
 
 
 def insert_event(conn: Connection, store: Store, event: Event) -> bool:

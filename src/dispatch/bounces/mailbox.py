@@ -185,8 +185,11 @@ class ImapBox:
             else:
                 self.conn = imaplib.IMAP4(url.host, url.port or 143, timeout=timeout)
             self.conn.login(url.user, url.password or "")
+            # Servers list MOVE and UIDPLUS only once logged in.
+            answer = _ok(self.conn.capability(), "CAPABILITY")
         except (OSError, imaplib.IMAP4.error) as exc:
             raise MailboxError(f"cannot open {url.shown}: {exc}") from None
+        self.capabilities = {c.upper() for c in _flat(answer).decode("ascii", "replace").split()}
         try:
             _ok(self.conn.select(_quoted(url.path)), f"SELECT {url.path}")
         except imaplib.IMAP4.error as exc:
@@ -224,7 +227,7 @@ class ImapBox:
         if not recognised:
             return
         self._ensure_folder()
-        capabilities = {c.upper() for c in self.conn.capabilities}
+        capabilities = self.capabilities
         if "MOVE" in capabilities:
             _ok(self.conn.uid("MOVE", item.uid, _quoted(self.target)), "MOVE")
             return

@@ -113,7 +113,8 @@ def apply_finding(conn: Connection, store: Store, config: BounceSettings, source
         return Verdict(None, "no change: this report was already recorded"), True
     count = 0
     if target is not None and finding.kind.value == "soft":
-        count = soft_count(conn, target.subscriber_id, now, config.soft_window) + 1
+        count = soft_count(conn, target.subscriber_id, now, config.soft_window,
+                           target.outbox_id)
     verdict = decide(finding.kind, target.status if target else None, count,
                      config.options.soft_limit, config.options.soft_window)
     if dry_run:
