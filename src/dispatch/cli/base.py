@@ -47,6 +47,7 @@ LAZY_COMMANDS = {
     "trigger": "dispatch.cli.schedule:trigger",
     "serve": "dispatch.cli.web:serve",
     "bounces": "dispatch.cli.bounces:bounces",
+    "dkim": "dispatch.cli.dkim:dkim",
 }
 """Each command's module is imported only when that command runs: importing
 them all (premailer, feedgen, twitter-text, SQLAlchemy dialects) cost over a

@@ -7,16 +7,19 @@ With ``[email] unsubscribe_mailto`` set, List-Unsubscribe also carries a
 mailto: form, ``unsubscribe+TOKEN@…``, and with ``[bounces] address`` set the
 envelope sender is ``bounces+TOKEN@…``: TOKEN names the outbox row
 (``bounces/verp.py``), so a report or a mailto unsubscribe finds its message.
+With ``[dkim]`` set, each message is signed last, on the bytes that are sent.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dispatch.bounces.verp import make_token, tagged_address
 from dispatch.config import Settings
+from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
 from dispatch.outbox.lease import ClaimedRow
 from dispatch.outbox.queue import edition_json
@@ -61,6 +64,9 @@ class MessageSource:
 
         self.email_settings = load_email_settings(settings)
         self.return_base = settings.bounces.address
+        # Read once: a configured [dkim] without a usable key stops here,
+        # before anything is sent, rather than sending unsigned mail.
+        self.signer = load_signer(settings, os.environ)
 
     def envelope_sender(self, row: ClaimedRow) -> str:
         """The row's return path: ``bounces+TOKEN@…`` with ``[bounces] address``,
@@ -91,4 +97,7 @@ class MessageSource:
                               webview_url=self.base + webview_path(row.edition_id),
                               unsubscribe_mailto=self.email_settings.mailto_for(
                                   make_token(self.key, "unsubscribe", row.id)))
-        return self.factory(row.edition_id).build(recipient, date=date)
+        factory = self.factory(row.edition_id)
+        if self.signer is None:
+            return factory.build(recipient, date=date)
+        return self.signer.build(factory, recipient, date)
