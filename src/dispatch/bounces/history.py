@@ -22,9 +22,9 @@ from dispatch.store.schema import (
     outbox,
     subscribers,
 )
-from dispatch.subscribers.address import InvalidAddress, normalise_email
 from dispatch.subscribers.repository import SubscriberStatus
 from dispatch.unsubscribe import UnsubscribeToken
+from dispatch.values.address import InvalidAddress, parse_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +95,18 @@ def resolve_links(conn: Connection, links: Iterable[UnsubscribeToken]) -> list[T
 
 
 def resolve_email(conn: Connection, address: str) -> Target | None:
-    """A subscriber by address (provider webhooks name the recipient)."""
+    """A subscriber by address (provider webhooks name the recipient);
+    two spellings of one address are one person."""
     try:
-        email = normalise_email(address)
+        parsed = parse_address(address)
     except InvalidAddress:
         return None
     t = subscribers
-    row = conn.execute(select(t.c.id, t.c.email, t.c.status).where(t.c.email == email)).first()
-    if row is None:  # the local part as the provider spelled it may differ in case
+    row = conn.execute(select(t.c.id, t.c.email, t.c.status)
+                       .where(t.c.email == parsed.text)).first()
+    if row is None:  # the provider may spell the address in another case
         row = conn.execute(select(t.c.id, t.c.email, t.c.status)
-                           .where(func.lower(t.c.email) == email.lower())).first()
+                           .where(func.lower(t.c.email) == parsed.key)).first()
     if row is None:
         return None
     return Target(int(row.id), str(row.email), cast(SubscriberStatus, row.status))
