@@ -249,9 +249,15 @@ def test_process_changes_the_right_subscribers_and_never_destroys_anything(
     assert recorded[(CAROL, "autoreply")]["action"] == "no change: automatic reply, not a bounce"
     assert recorded[(CAROL, "unsubscribe")]["source"] == "mailbox"
 
-    # Reading again finds nothing new; the same report put back changes nothing twice.
+    # Reading again finds nothing new (the two strangers are remembered, not
+    # downloaded again, and still untouched); --rescan reads them once more.
     again = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
-    assert again.read == 2 and again.recognised == 0
+    assert again.read == 0
+    rescan = CliRunner().invoke(main, ["bounces", "process", "--rescan", "--root", root])
+    assert "2 message(s) read, 0 recognised, 2 left untouched" in rescan.output
+    for name in ("stranger", "stray"):
+        assert paths[name].read_bytes() == before[f"new/{paths[name].name}"]
+    # The same report put back changes nothing twice.
     write_maildir(box, {"dsn-again": postfix_dsn(site.sent[ALICE])})
     third = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
     assert third.recognised == 1 and third.changed == 0

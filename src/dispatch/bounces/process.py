@@ -8,7 +8,8 @@ the message moved to the processed folder. A crash between the two leaves
 the message in place: it is read again next time, and the unique key on
 (source, report id, address) makes the second reading change nothing.
 ``--dry-run`` classifies and decides the same way, and writes and moves
-nothing.
+nothing. A message read and not recognised is remembered, not read again
+(``--rescan`` forgets that, e.g. after ``[bounces] address`` was set).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dispatch.bounces.history import (
     Target,
     already_recorded,
     finding_event,
+    forget_ignored,
     insert_event,
     remember_uid,
     resolve_links,
@@ -33,7 +35,7 @@ from dispatch.bounces.history import (
     seen_uids,
     soft_count,
 )
-from dispatch.bounces.mailbox import open_mailbox
+from dispatch.bounces.mailbox import open_mailbox, parse_url
 from dispatch.bounces.model import Finding
 from dispatch.bounces.policy import Verdict, decide
 from dispatch.bounces.settings import BounceSettings, bounce_settings, split_base
@@ -146,16 +148,19 @@ def apply_report(store: Store, config: BounceSettings, source: str, report: Clas
 
 
 def process_mailbox(settings: Settings, store: Store, key: bytes, now: datetime, *,
-                    dry_run: bool = False, environ: Mapping[str, str] | None = None
-                    ) -> ProcessReport:
-    """Read every message of the configured mailbox once; MailboxError when
-    there is none configured or it cannot be read."""
+                    dry_run: bool = False, rescan: bool = False,
+                    environ: Mapping[str, str] | None = None) -> ProcessReport:
+    """Read every message of the configured mailbox not read before;
+    MailboxError when there is none configured or it cannot be read.
+    ``rescan`` first forgets the messages read and not recognised."""
     config = bounce_settings(settings.bounces, os.environ if environ is None else environ)
     if not config.mailbox:
         raise MailboxError("no bounce mailbox: set DISPATCH_BOUNCE_MAILBOX (or [bounces] "
                            "mailbox) to maildir:///path, imaps://user@host/INBOX or "
                            "pop3s://user@host")
     locals_ = locals_for(settings, key)
+    if rescan and not dry_run:
+        forget_ignored(store, parse_url(config.mailbox, config.password, settings.root).shown)
     box = open_mailbox(
         config.mailbox, config.password, config.options.processed_folder, settings.root,
         seen=lambda name: seen_uids(store, name),
