@@ -218,7 +218,14 @@ def test_every_post_fits_keeps_the_link_and_whole_graphemes(text: str, tags: lis
         assert clusters == source_clusters[: len(clusters)], (config.name, body)
         if config.network == "bluesky":
             raw = post.text.encode("utf-8")
-            link = post.facets[0]
-            assert raw[link.byte_start:link.byte_end] == post.url.encode("utf-8")
-            for facet in post.facets[1:]:
-                assert raw[facet.byte_start:facet.byte_end].decode() == "#" + facet.value
+            assert [f for f in post.facets if f.kind == "link" and f.value == post.url
+                    and raw[f.byte_start:f.byte_end] == post.url.encode("utf-8")]
+            for facet in post.facets:
+                shown = raw[facet.byte_start:facet.byte_end].decode()
+                if facet.kind == "tag":  # "#tag", "＃tag", or a cashtag "$AAPL"/"$aapl"
+                    assert shown[1:] == facet.value or shown.upper() == facet.value
+                elif facet.kind == "mention":
+                    assert shown == "@" + facet.value
+            # Every hashtag dispatch added is a tag facet.
+            tagged = {f.value for f in post.facets if f.kind == "tag"}
+            assert {t[1:] for t in post.hashtags} <= tagged
