@@ -479,3 +479,21 @@ def test_a_report_without_the_verp_token_is_matched_by_the_returned_unsubscribe_
         [decision] = apply_report(conn, sqlite_site.site.store, config, "mailbox", report, NOW)
     assert decision.target is not None and decision.target.outbox_id == row_id(sqlite_site, BOB)
     assert sqlite_site.site.status(BOB) == "bounced"
+
+
+def test_two_readers_of_one_maildir_move_a_report_once(sqlite_site: SentSite,
+                                                       tmp_path: Path) -> None:
+    """A standby `dispatch run` reading the same maildir: the second move of
+    a report the first already moved is not an error."""
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "two"
+    write_maildir(box, {"d": postfix_dsn(sqlite_site.sent[ALICE])})
+    first = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    second = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    [item] = list(first.items())
+    [same] = list(second.items())
+    first.done(item, True)
+    second.done(same, True)
+    assert [p.name for p in (box / ".dispatch-processed" / "cur").iterdir()] == [
+        item.uid.split("/")[1] + ":2,"]
