@@ -337,7 +337,7 @@ def test_reactivate_undoes_a_bounce_never_a_complaint_and_show_lists_history(
     assert shown.exit_code == 0, shown.output
     for expected in ("bounced", "weekly", site.site.edition_id, "sent", "hard", "5.1.1",
                      "User unknown", "<20261201120501.4AB1C2@mx.example.com>",
-                     "suppressed: hard bounce"):
+                     "suppressed: hard bounce", "hard 5.1.1"):
         assert expected in shown.output, expected
 
     refused = runner.invoke(main, ["subscribers", "reactivate", BOB, "--include-unsubscribed",

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError
@@ -220,11 +220,19 @@ def show(site: Site, email: str) -> None:
     for name, added in history.lists:
         lists.add_row(name, f"{added:%Y-%m-%d %H:%M}")
     out(lists if history.lists else "lists: none")
-    messages = Table("edition", "subject", "outcome", "when", "attempts", "detail")
+    # Reports that came back about each message (a later bounce, a complaint).
+    later: dict[int, list[str]] = {}
+    for e in history.events:
+        if e.outbox_id is not None:
+            later.setdefault(e.outbox_id, []).append(
+                e.kind.value + (f" {e.status_code}" if e.status_code else ""))
+    messages = Table(Column("edition", overflow="fold"), Column("subject", ratio=1),
+                     "outcome", "when", "attempts", Column("detail", overflow="fold"),
+                     Column("reports since", overflow="fold"))
     for d in history.deliveries:
         messages.add_row(d.edition_id, d.subject, d.status,
                          f"{d.finished_at:%Y-%m-%d %H:%M}" if d.finished_at else "",
-                         str(d.attempts), d.detail or "")
+                         str(d.attempts), d.detail or "", "; ".join(later.get(d.outbox_id, [])))
     out(messages if history.deliveries else "messages: none")
     if not history.events:
         out("bounces, complaints, unsubscribes by mail: none", markup=False)
