@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 EXPECTED = "an address like ann@example.com"
 
@@ -51,6 +51,15 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\Z")
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
+
+# Syntax only. ``test_environment`` admits the reserved ``.test`` domain
+# (RFC 2606), which development and test setups mail through a local MTA;
+# other special-use names (localhost, .invalid, .local, …) stay refused.
+
+
+def _validate(value: str) -> ValidatedEmail:
+    return validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                          test_environment=True)
 
 _LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAK = re.compile(f"[{_LINE_BREAKS}]")
@@ -98,8 +107,7 @@ def _domain(domain: str) -> str:
 
     Cached: a list has far fewer domains than addresses."""
     try:
-        checked = validate_email(f"x@{domain}", check_deliverability=False,
-                                 allow_smtputf8=False)
+        checked = _validate(f"x@{domain}")
     except EmailNotValidError as exc:
         raise _refuse(f"…@{domain}", exc) from None
     return checked.ascii_domain
@@ -155,7 +163,7 @@ def _parse_slowly(raw: str) -> Address:
     else:
         # Everything unusual gets email-validator's own wording.
         try:
-            checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+            checked = _validate(value)
         except EmailNotValidError as exc:
             raise _refuse(value, exc) from None
         ascii_domain = checked.ascii_domain
