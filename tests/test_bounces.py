@@ -386,3 +386,31 @@ def test_report_without_message_id_is_keyed_by_its_bytes(sqlite_site: SentSite) 
     report = classify(raw, LOCALS)
     assert report.report_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert BOUNCES.split("@")[0] == LOCALS.bounce
+
+
+def test_check_reports_bounce_setups_that_would_not_work(
+        site_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPATCH_BOUNCE_MAILBOX", raising=False)
+    monkeypatch.delenv("DISPATCH_BOUNCE_PASSWORD", raising=False)
+    toml = site_root / "dispatch.toml"
+    base = toml.read_text()
+    runner = CliRunner()
+
+    def check() -> str:
+        result = runner.invoke(main, ["check", "--root", str(site_root)])
+        assert "Traceback" not in result.output
+        return result.output
+
+    assert "bounce" not in check().lower()
+    toml.write_text(base + '\n[email]\nunsubscribe_mailto = "unsubscribe@journal.test"\n')
+    assert "unsubscribe_mailto is set but no bounce mailbox is read" in check()
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", "imaps://bounces@mail.example.org/INBOX")
+    out = check()
+    assert "DISPATCH_BOUNCE_PASSWORD: warning: not set" in out
+    assert "bounces.address: warning: not set" in out
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", "imap://bounces@mail.example.org/INBOX")
+    assert "DISPATCH_BOUNCE_MAILBOX: mailbox URL" in check()
+    monkeypatch.setenv("DISPATCH_BOUNCE_PASSWORD", "x")
+    toml.write_text(base + '\n[bounces]\naddress = "bounces@journal.test"\n')
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", "maildir:///var/mail/bounces")
+    assert "bounce" not in check().lower()

@@ -397,3 +397,40 @@ def test_unconfigured_webhooks_answer_404(site: SentSite, monkeypatch: pytest.Mo
                          ).status_code == 404
         assert bare.post("/webhooks/sendgrid", content=b"[]").status_code == 404
         assert bare.post("/webhooks/mailgun", content=b"not json").status_code == 400
+
+
+def test_old_nonces_are_pruned_once_their_requests_would_be_stale(site: SentSite) -> None:
+    from dispatch.store.schema import webhook_receipts
+
+    later = CLOCK + dt.timedelta(hours=1)
+    clock = [CLOCK]
+    app = Starlette(routes=webhooks.routes(site.site.settings, site.site.store,
+                                           clock=lambda: clock[0]))
+    with TestClient(app) as hooks:
+        first = mailgun_event(BOB, "complained", "first-token-0001")
+        assert hooks.post("/webhooks/mailgun", json=first).status_code == 200
+        clock[0] = later
+        second = mailgun_event(CAROL, "unsubscribed", "second-token-002", when=later)
+        assert hooks.post("/webhooks/mailgun", json=second).status_code == 200
+        # The first is now refused as stale, though its nonce is gone.
+        assert hooks.post("/webhooks/mailgun", json=first).status_code == 400
+    with site.site.store.read() as conn:
+        nonces = list(conn.execute(select(webhook_receipts.c.nonce)).scalars())
+    assert nonces == ["mailgun:second-token-002"]
+
+
+def test_dispatch_serve_mounts_the_webhooks(site: SentSite) -> None:
+    """The real `dispatch serve` (uvicorn) answers on /webhooks/*."""
+    from tests.web_kit import client as http_client
+    from tests.web_kit import dispatch_serve
+
+    env = {"DISPATCH_SECRET_KEY": SECRET,
+           "DISPATCH_POSTMARK_WEBHOOK_PASSWORD": POSTMARK_PASSWORD}
+    body = postmark_bounce(CAROL, n=77)
+    with dispatch_serve(site.site.root, env) as base, http_client(base) as web:
+        assert web.post("/webhooks/postmark", json=body).status_code == 401
+        answer = web.post("/webhooks/postmark", json=body,
+                          headers=_basic("postmark", POSTMARK_PASSWORD))
+        assert answer.status_code == 200, answer.text
+        assert web.get("/webhooks/postmark").status_code == 405
+    assert site.site.status(CAROL) == "bounced"

@@ -95,7 +95,8 @@ def resolve_links(conn: Connection, links: Iterable[UnsubscribeToken]) -> list[T
 
 
 def resolve_email(conn: Connection, address: str) -> Target | None:
-    """A subscriber by address (provider webhooks name the recipient)."""
+    """A subscriber by address (provider webhooks name the recipient);
+    two spellings of one address are one person."""
     try:
         key = identity_key(address)
     except InvalidAddress:

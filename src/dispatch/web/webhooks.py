@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import delete
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,6 +50,8 @@ from dispatch.unsubscribe import secret_key
 MAX_BODY = 1024 * 1024
 """Provider batches are far smaller; anything larger is refused unread."""
 Clock = Callable[[], datetime]
+WINDOWED = ("ses", "mailgun", "sendgrid")
+"""Providers whose requests carry a signed timestamp checked against the window."""
 
 
 def wall_clock() -> datetime:
@@ -103,6 +106,13 @@ class Webhooks:
         key = secret_key(self.settings, self.environ)
         done: list[dict[str, Any]] = []
         with self.store.write() as conn:
+            if provider in WINDOWED:
+                # Older requests are refused as stale anyway: their nonces
+                # need not be kept (Postmark's have no timestamp: kept).
+                conn.execute(delete(webhook_receipts).where(
+                    webhook_receipts.c.provider == provider,
+                    webhook_receipts.c.received_at
+                    < now - timedelta(seconds=2 * config.options.replay_window)))
             fresh = conn.execute(self.store.insert_ignore(webhook_receipts).values(
                 provider=provider, nonce=accepted.nonce[:200], received_at=now)).rowcount
             if not fresh:
