@@ -200,7 +200,7 @@ def test_mastodon_length_agrees_with_its_validator(texts: list[str]) -> None:
     # dispatch adds max(0, 23 - literal) for an http(s) token the URL pattern
     # does not recognise (it may be a link to a newer TLD); compare on the
     # texts without one, and check the others are never counted shorter.
-    plain = [t for t in texts if "https://" not in t.lower() and "http://" not in t.lower()]
+    plain = [t for t in texts if not regex.search("https?://", t, regex.IGNORECASE)]
     assert len(plain) > 300
     assert disagreements(plain, mastodon_length, [validator.length(t) for t in plain]) == []
     for text in texts:

@@ -24,7 +24,7 @@ from dispatch.store.schema import (
 )
 from dispatch.subscribers.repository import SubscriberStatus
 from dispatch.unsubscribe import UnsubscribeToken
-from dispatch.values.address import InvalidAddress, parse_address
+from dispatch.values.address import InvalidAddress, identity_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +98,12 @@ def resolve_email(conn: Connection, address: str) -> Target | None:
     """A subscriber by address (provider webhooks name the recipient);
     two spellings of one address are one person."""
     try:
-        parsed = parse_address(address)
+        key = identity_key(address)
     except InvalidAddress:
         return None
     t = subscribers
-    row = conn.execute(select(t.c.id, t.c.email, t.c.status)
-                       .where(t.c.email == parsed.text)).first()
-    if row is None:  # the provider may spell the address in another case
-        row = conn.execute(select(t.c.id, t.c.email, t.c.status)
-                           .where(func.lower(t.c.email) == parsed.key)).first()
+    # By identity: the provider may spell the address in another case.
+    row = conn.execute(select(t.c.id, t.c.email, t.c.status).where(t.c.email_key == key)).first()
     if row is None:
         return None
     return Target(int(row.id), str(row.email), cast(SubscriberStatus, row.status))
