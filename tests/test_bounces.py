@@ -134,6 +134,15 @@ FAMILIES: list[tuple[str, Callable[[Sent], bytes], str, Kind, str | None]] = [
      Kind.SOFT, "5.7.1"),
     ("DSN 5.2.2 mailbox full", lambda s: postfix_dsn(s, status="5.2.2"), "dsn", Kind.SOFT,
      "5.2.2"),
+    ("DSN 5.0.0, specific code in the text", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 550 5.7.1 Service unavailable; client host "
+                                       "blocked using a blocklist"), "dsn", Kind.SOFT, "5.7.1"),
+    ("DSN 5.0.0, mailbox gone", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 550 Requested action not taken: mailbox "
+                                       "unavailable (user unknown)"), "dsn", Kind.HARD, "5.0.0"),
+    ("DSN 5.0.0, no reason", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 554 Transaction failed"), "dsn", Kind.SOFT,
+     "5.0.0"),
     ("DSN delivered", lambda s: postfix_dsn(s, status="2.0.0", action="delivered"), "dsn",
      Kind.IGNORED, "2.0.0"),
     ("exim", exim_bounce, "bounce", Kind.HARD, "5.1.1"),
