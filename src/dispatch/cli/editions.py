@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from rich.table import Table
 
 from dispatch.cli.base import Site, console, site_command
 
@@ -24,11 +23,10 @@ def editions(site: Site, since: datetime | None) -> None:
     if not rows:
         console.print("no editions" + (f" since {since:%Y-%m-%d}" if since else ""))
         return
-    table = Table("queued", "edition", "subject", "audience", "state", "total", "sent",
-                  "queued", "failed", "bounced", "unsubscribed", box=None)
     for r in rows:
         s = r.status
-        table.add_row(f"{s.queued_at.astimezone(tz):%Y-%m-%d %H:%M}", s.edition_id, s.subject,
-                      ", ".join(s.audience), str(s.state), str(s.total), str(s.sent),
-                      str(s.pending), str(s.failed), str(r.bounced), str(r.unsubscribed))
-    console.print(table)
+        console.print(f"{s.queued_at.astimezone(tz):%Y-%m-%d %H:%M}  {s.edition_id}  [{s.state}]",
+                      markup=False)
+        console.print(f"    {s.subject!r} to {', '.join(s.audience)}: sent {s.sent}/{s.total}, "
+                      f"waiting {s.pending}, failed {s.failed}, bounced {r.bounced}, "
+                      f"unsubscribed since {r.unsubscribed}", markup=False)

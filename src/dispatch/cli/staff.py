@@ -6,7 +6,6 @@ import sys
 from datetime import datetime
 
 import click
-from rich.table import Table
 
 from dispatch.cli.base import Site, console, now, site_command
 from dispatch.errors import InputError
@@ -73,10 +72,9 @@ def log(site: Site, since: datetime | None) -> None:
     from dispatch.staff import audit_entries
 
     entries = audit_entries(site.store, since.replace(tzinfo=UTC) if since else None)
-    table = Table("when (UTC)", "who", "action", "target", "detail", box=None)
     for e in entries:
-        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.target, e.detail)
-    if entries:
-        console.print(table)
-    else:
+        line = f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor}  {e.action}"
+        line += (f"  {e.target}" if e.target else "") + (f"  ({e.detail})" if e.detail else "")
+        console.print(line, markup=False)
+    if not entries:
         console.print("the audit log is empty")

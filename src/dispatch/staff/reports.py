@@ -53,13 +53,13 @@ def edition_rows(store: Store, since: datetime | None = None,
             select(o.c.edition_id, func.count())
             .where(o.c.edition_id.in_(ids), o.c.status == JobStatus.FAILED,
                    o.c.detail.like(BOUNCE_PREFIX + "%"))
-            .group_by(o.c.edition_id)).tuples().all())
+            .group_by(o.c.edition_id)).all())
         left: dict[str, int] = dict(conn.execute(
             select(o.c.edition_id, func.count())
             .join(s, s.c.id == o.c.subscriber_id)
             .where(o.c.edition_id.in_(ids), o.c.status == JobStatus.SENT,
                    s.c.status == "unsubscribed", s.c.status_changed_at >= o.c.finished_at)
-            .group_by(o.c.edition_id)).tuples().all())
+            .group_by(o.c.edition_id)).all())
         spans = {row[0]: (row[1], row[2]) for row in conn.execute(
             select(o.c.edition_id, func.min(o.c.finished_at), func.max(o.c.finished_at))
             .where(o.c.edition_id.in_(ids), o.c.status == JobStatus.SENT)
@@ -101,7 +101,7 @@ def failure_groups(store: Store, edition_id: str, limit: int = 20) -> list[tuple
         details = conn.execute(select(o.c.detail, func.count())
                                .where(o.c.edition_id == edition_id,
                                       o.c.status == JobStatus.FAILED)
-                               .group_by(o.c.detail)).tuples().all()
+                               .group_by(o.c.detail)).all()
     grouped: Counter[str] = Counter()
     for detail, n in details:
         grouped[_reason_family(detail or "no reason recorded")] += int(n)

@@ -175,7 +175,10 @@ def _bound(admin: AdminApp, handler: Callable[[AdminApp, Request], Awaitable[Res
 
 
 def routes(settings: Settings, store: Store) -> list[BaseRoute]:
-    admin = AdminApp(settings, store)
+    return admin_routes(AdminApp(settings, store))
+
+
+def admin_routes(admin: AdminApp) -> list[BaseRoute]:
     found: list[BaseRoute] = [
         Route("/admin/login", _bound(admin, login_page), methods=["GET", "POST"]),
         Route("/admin/admin.css", stylesheet, methods=["GET"]),

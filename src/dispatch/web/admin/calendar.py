@@ -20,7 +20,14 @@ from dispatch.schedule.model import Schedule, ScheduleSet
 from dispatch.schedule.plan import PlannedFiring
 from dispatch.schedule.planview import firing_json, firing_subject
 
-HORIZON = timedelta(days=30)
+HORIZON_DAYS = 30
+
+
+def horizon(now: datetime, tz: ZoneInfo) -> datetime:
+    """The calendar's end: the last instant of the 30th day from today, site
+    time, which is what ``dispatch plan --until <that day>`` plans to."""
+    last = now.astimezone(tz).date() + timedelta(days=HORIZON_DAYS)
+    return datetime.combine(last, time(23, 59, 59), tz)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ async def calendar(app: AdminApp, request: Request, session: StaffSession) -> Re
     def build() -> cal.Calendar:
         from dispatch.schedule.model import ScheduleSet
 
-        planned, schedule_set = _planned(app, now, now + cal.HORIZON)
+        planned, schedule_set = _planned(app, now, cal.horizon(now, tz))
         assert isinstance(schedule_set, ScheduleSet)
         upcoming = [cal.planned_entry(app.settings, p, tz) for p in planned]
         if view == "week":
@@ -97,8 +97,8 @@ async def calendar(app: AdminApp, request: Request, session: StaffSession) -> Re
                                  f"Week of {monday:%d %B %Y}")
         first_day = today - timedelta(days=today.weekday())
         past = _past(app, datetime.combine(first_day, time(0), tz), now, tz, schedule_set)
-        last_day = (now + cal.HORIZON).astimezone(tz).date()
-        return cal.month_view(past + upcoming, schedule_set, today, last_day, today, tz,
+        last_day = cal.horizon(now, tz).date()
+        return cal.month_view(past + upcoming, schedule_set, first_day, last_day, today, tz,
                               "The next 30 days")
 
     built = await run_in_threadpool(build)
@@ -322,7 +322,7 @@ def _next_digest(app: AdminApp, now: datetime) -> Edition | None:
     from dispatch.render import render_digest_edition
     from dispatch.schedule.decide import edition_id
 
-    planned, _set = _planned(app, now, now + cal.HORIZON)
+    planned, _set = _planned(app, now, cal.horizon(now, app.settings.site.tz))
     for p in planned:
         if p.schedule.kind == "digest" and p.verdict == "send" and p.articles:
             s = p.schedule
