@@ -82,27 +82,30 @@ async def calendar(app: AdminApp, request: Request, session: StaffSession) -> Re
     now = app.clock()
     today = now.astimezone(tz).date()
 
-    def build() -> cal.Calendar:
+    def build() -> tuple[cal.Calendar, list[object]]:
         from dispatch.schedule.model import ScheduleSet
 
         planned, schedule_set = _planned(app, now, cal.horizon(now, tz))
         assert isinstance(schedule_set, ScheduleSet)
         upcoming = [cal.planned_entry(app.settings, p, tz) for p in planned]
+        quiet: list[object] = [s for s in schedule_set.schedules
+                               if s.quiet_hours is not None and s.enabled]
         if view == "week":
             start = _day(request.query_params.get("start"), today)
             monday = start - timedelta(days=start.weekday())
             first = datetime.combine(monday, time(0), tz)
             past = _past(app, first, now, tz, schedule_set)
             return cal.week_view(past + upcoming, schedule_set, monday, tz,
-                                 f"Week of {monday:%d %B %Y}")
+                                 f"Week of {monday:%d %B %Y}"), quiet
         first_day = today - timedelta(days=today.weekday())
         past = _past(app, datetime.combine(first_day, time(0), tz), now, tz, schedule_set)
         last_day = cal.horizon(now, tz).date()
         return cal.month_view(past + upcoming, schedule_set, first_day, last_day, today, tz,
-                              "The next 30 days")
+                              "The next 30 days"), quiet
 
-    built = await run_in_threadpool(build)
+    built, quiet = await run_in_threadpool(build)
     return app.page("calendar.html", session=session, cal=built, view=view, today=today,
+                    quiet=quiet,
                     tz=tz.key, prev_week=_shift(request, -7, today),
                     next_week=_shift(request, 7, today))
 
