@@ -48,6 +48,7 @@ LAZY_COMMANDS = {
     "serve": "dispatch.cli.web:serve",
     "staff": "dispatch.cli.staff:staff",
     "editions": "dispatch.cli.editions:editions",
+    "dkim": "dispatch.cli.dkim:dkim",
 }
 """Each command's module is imported only when that command runs: importing
 them all (premailer, feedgen, twitter-text, SQLAlchemy dialects) cost over a
