@@ -67,7 +67,8 @@ class FeedFiles:
     async def serve(self, request: Request) -> Response:
         category = request.path_params.get("category")
         name = request.path_params.get("name") or request.url.path.rsplit("/", 1)[-1]
-        if name not in self.content_types or (category is not None and not _CATEGORY.match(category)):
+        bad_category = category is not None and not _CATEGORY.match(category)
+        if name not in self.content_types or bad_category:
             return PlainTextResponse("not found", status_code=404)
         relative = f"category/{category}/{name}" if category else name
         found = self.get(relative)
