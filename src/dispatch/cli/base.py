@@ -48,6 +48,7 @@ LAZY_COMMANDS = {
     "serve": "dispatch.cli.web:serve",
     "staff": "dispatch.cli.staff:staff",
     "editions": "dispatch.cli.editions:editions",
+    "bounces": "dispatch.cli.bounces:bounces",
     "dkim": "dispatch.cli.dkim:dkim",
 }
 """Each command's module is imported only when that command runs: importing

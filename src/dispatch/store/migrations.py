@@ -74,6 +74,8 @@ MIGRATIONS: list[Migration] = [
                                                  "lease_until", "attempts")),
     ("staff_0001_accounts", _create(schema.staff_accounts, schema.staff_sessions,
                                     schema.staff_login_failures, schema.staff_audit)),
+    ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
+                                    schema.bounce_mailbox_seen)),
 ]
 
 
