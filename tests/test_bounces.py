@@ -151,6 +151,8 @@ FAMILIES: list[tuple[str, Callable[[Sent], bytes], str, Kind, str | None]] = [
      Kind.AUTOREPLY, None),
     ("vacation subject", lambda s: vacation_reply(s, "subject-only"), "autoreply",
      Kind.AUTOREPLY, None),
+    ("vacation encoded subject", lambda s: vacation_reply(s, "encoded-subject"), "autoreply",
+     Kind.AUTOREPLY, None),
     ("mailto unsubscribe", mailto_unsubscribe, "unsubscribe", Kind.UNSUBSCRIBE, None),
 ]
 
@@ -249,9 +251,15 @@ def test_process_changes_the_right_subscribers_and_never_destroys_anything(
     assert recorded[(CAROL, "autoreply")]["action"] == "no change: automatic reply, not a bounce"
     assert recorded[(CAROL, "unsubscribe")]["source"] == "mailbox"
 
-    # Reading again finds nothing new; the same report put back changes nothing twice.
+    # Reading again finds nothing new (the two strangers are remembered, not
+    # downloaded again, and still untouched); --rescan reads them once more.
     again = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
-    assert again.read == 2 and again.recognised == 0
+    assert again.read == 0
+    rescan = CliRunner().invoke(main, ["bounces", "process", "--rescan", "--root", root])
+    assert "2 message(s) read, 0 recognised, 2 left untouched" in rescan.output
+    for name in ("stranger", "stray"):
+        assert paths[name].read_bytes() == before[f"new/{paths[name].name}"]
+    # The same report put back changes nothing twice.
     write_maildir(box, {"dsn-again": postfix_dsn(site.sent[ALICE])})
     third = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
     assert third.recognised == 1 and third.changed == 0
@@ -414,3 +422,38 @@ def test_check_reports_bounce_setups_that_would_not_work(
     toml.write_text(base + '\n[bounces]\naddress = "bounces@journal.test"\n')
     monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", "maildir:///var/mail/bounces")
     assert "bounce" not in check().lower()
+
+
+def test_a_failure_between_the_decision_and_the_move_counts_nothing_twice(
+        sqlite_site: SentSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dispatch.bounces.process as process_module
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "crash"
+    messages = {f"m{i}": postfix_dsn(sqlite_site.sent[who], status="4.2.2",
+                                     message_id=f"<crash-{i}@mx>")
+                for i, who in enumerate((ALICE, BOB, CAROL, ALICE))}
+    write_maildir(box, messages)
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", f"maildir://{box}")
+    monkeypatch.setattr(process_module, "BATCH", 2)
+    real_done = MaildirBox.done
+    calls = {"n": 0}
+
+    def failing_done(self: MaildirBox, item: object, recognised: bool) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second batch is committed, then the disk fails
+            raise OSError("disk full")
+        real_done(self, item, recognised)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MaildirBox, "done", failing_done)
+    settings, store = sqlite_site.site.settings, sqlite_site.site.store
+    with pytest.raises(MailboxError, match="disk full"):
+        process_mailbox(settings, store, KEY, NOW)
+    recorded = len(events(sqlite_site))
+    assert recorded == 4  # both batches' decisions were committed
+    monkeypatch.setattr(MaildirBox, "done", real_done)
+    again = process_mailbox(settings, store, KEY, NOW)
+    assert again.read == 2 and again.recognised == 2
+    assert all(d.repeated for d in again.decisions)
+    assert len(events(sqlite_site)) == recorded
+    assert not list((box / "new").iterdir())

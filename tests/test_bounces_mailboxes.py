@@ -93,9 +93,17 @@ def test_imap_moves_recognised_reports_and_leaves_the_rest_untouched(
         assert len(processed) == 3
     finally:
         conn.logout()
-    # A second pass finds only the stranger, and leaves it again.
+    # A second pass does not download the stranger again; a rescan does,
+    # and leaves it again.
     again = process_mailbox(settings, store, KEY, NOW)
-    assert (again.read, again.recognised) == (1, 0)
+    assert again.read == 0
+    rescan = process_mailbox(settings, store, KEY, NOW, rescan=True)
+    assert (rescan.read, rescan.recognised) == (1, 0)
+    conn = _imap(dovecot)
+    try:
+        assert len(_folder(conn, "INBOX")) == 1
+    finally:
+        conn.logout()
 
 
 def test_pop3_never_deletes_and_reads_each_message_once(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from dispatch.bounces.model import Finding, Kind
 from dispatch.store.engine import Store
@@ -189,6 +189,15 @@ def seen_uids(store: Store, mailbox: str) -> set[str]:
     with store.read() as conn:
         return set(conn.execute(select(bounce_mailbox_seen.c.uid)
                                 .where(bounce_mailbox_seen.c.mailbox == mailbox)).scalars())
+
+
+def forget_ignored(store: Store, mailbox: str) -> int:
+    """Forget which messages were read and not recognised, so the next
+    reading looks at them again (``dispatch bounces process --rescan``)."""
+    t = bounce_mailbox_seen
+    with store.write() as conn:
+        return int(conn.execute(delete(t).where(t.c.mailbox == mailbox,
+                                                t.c.state == "ignored")).rowcount)
 
 
 def remember_uid(store: Store, mailbox: str, uid: str, state: str, now: datetime) -> None:
