@@ -337,7 +337,7 @@ def test_reactivate_undoes_a_bounce_never_a_complaint_and_show_lists_history(
     assert shown.exit_code == 0, shown.output
     for expected in ("bounced", "weekly", site.site.edition_id, "sent", "hard", "5.1.1",
                      "User unknown", "<20261201120501.4AB1C2@mx.example.com>",
-                     "suppressed: hard bounce"):
+                     "suppressed: hard bounce", "hard 5.1.1"):
         assert expected in shown.output, expected
 
     refused = runner.invoke(main, ["subscribers", "reactivate", BOB, "--include-unsubscribed",
@@ -457,3 +457,43 @@ def test_a_failure_between_the_decision_and_the_move_counts_nothing_twice(
     assert all(d.repeated for d in again.decisions)
     assert len(events(sqlite_site)) == recorded
     assert not list((box / "new").iterdir())
+
+
+def test_a_report_without_the_verp_token_is_matched_by_the_returned_unsubscribe_link(
+        sqlite_site: SentSite) -> None:
+    """Mail sent before [bounces] address was set came back to the sender's
+    own address; the returned headers' signed unsubscribe link still names
+    the reader and the edition."""
+    sent = sqlite_site.sent[BOB]
+    raw = postfix_dsn(sent).replace(sent.return_path.encode(), b"journal@journal.test")
+    report = classify(raw, LOCALS)
+    assert report.recognised and not report.tokens.bounce_rows
+    [link] = report.tokens.links
+    assert link.subscriber_id == sqlite_site.site.ids[BOB]
+    assert link.scope == sqlite_site.site.edition_id
+    with sqlite_site.site.store.write() as conn:
+        from dispatch.bounces.process import apply_report
+        from dispatch.bounces.settings import bounce_settings
+
+        config = bounce_settings(sqlite_site.site.settings.bounces, {})
+        [decision] = apply_report(conn, sqlite_site.site.store, config, "mailbox", report, NOW)
+    assert decision.target is not None and decision.target.outbox_id == row_id(sqlite_site, BOB)
+    assert sqlite_site.site.status(BOB) == "bounced"
+
+
+def test_two_readers_of_one_maildir_move_a_report_once(sqlite_site: SentSite,
+                                                       tmp_path: Path) -> None:
+    """A standby `dispatch run` reading the same maildir: the second move of
+    a report the first already moved is not an error."""
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "two"
+    write_maildir(box, {"d": postfix_dsn(sqlite_site.sent[ALICE])})
+    first = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    second = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    [item] = list(first.items())
+    [same] = list(second.items())
+    first.done(item, True)
+    second.done(same, True)
+    assert [p.name for p in (box / ".dispatch-processed" / "cur").iterdir()] == [
+        item.uid.split("/")[1] + ":2,"]
