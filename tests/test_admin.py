@@ -279,8 +279,16 @@ def test_subscriber_search_and_history(site: tuple[Settings, Store]) -> None:
     someone = find_subscribers(store, list_name="weekly")[0]
     found = client.get("/admin/subscribers", params={"q": someone.email.upper()[:6]}).text
     assert someone.email in found
+    from dispatch.bounces.history import Event, insert_event
+    from dispatch.bounces.model import Kind
+    with store.write() as conn:
+        insert_event(conn, store, Event(NOW, "mailbox", "<report-1@mx.test>", someone.email,
+                                        someone.id, None, edition_id, Kind.SOFT, "4.2.2",
+                                        "mailbox full", "counted"))
     history = client.get(f"/admin/subscribers/{someone.id}").text
     assert edition_id in history and "sent" in history
+    assert "4.2.2" in history and "mailbox full" in history
+    assert "&lt;report-1@mx.test&gt;" in history
     assert "List growth" in found and "<svg" in found
 
 

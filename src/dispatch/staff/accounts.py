@@ -26,7 +26,7 @@ from dispatch.errors import InputError
 from dispatch.staff.audit import record_action
 from dispatch.store.engine import Store
 from dispatch.store.schema import staff_accounts, staff_login_failures, staff_sessions
-from dispatch.subscribers.address import InvalidAddress, normalise_email
+from dispatch.values.address import InvalidAddress, identity_key
 
 SESSION_LIFETIME = timedelta(hours=12)
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -62,7 +62,7 @@ def _hash_token(token: str) -> str:
 def _staff_email(text: str) -> str:
     try:
         # Staff log in by typing their address: any case names the account.
-        return normalise_email(text).lower()
+        return identity_key(text)
     except InvalidAddress as exc:
         raise InputError(f"{exc} (expected {exc.expected})") from None
 
@@ -131,7 +131,10 @@ def log_in(store: Store, email: str, password: str, client: str, now: datetime
     Raises :class:`LoginRefused` with one message for an unknown account and
     a wrong password alike.
     """
-    name = email.strip().lower()[:320]
+    try:
+        name = identity_key(email[:320])
+    except InvalidAddress:
+        name = email.strip().lower()[:320]  # cannot match; still counted as a failure
     keys = [f"account:{name}", f"client:{client}"]
     wait = _wait_seconds(store, keys, now)
     if wait is not None:
@@ -142,7 +145,7 @@ def log_in(store: Store, email: str, password: str, client: str, now: datetime
     with store.read() as conn:
         row = conn.execute(select(staff_accounts.c.id, staff_accounts.c.email,
                                   staff_accounts.c.password_hash)
-                           .where(func.lower(staff_accounts.c.email) == name)).first()
+                           .where(staff_accounts.c.email == name)).first()
     try:
         _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
         ok = row is not None

@@ -38,7 +38,7 @@ def test_edition(edition: Edition) -> Edition:
 
 def test_addresses(raw: Sequence[str]) -> list[str]:
     """Parse and deduplicate the given addresses, or refuse them all at once."""
-    from dispatch.subscribers.address import InvalidAddress, normalise_email
+    from dispatch.values.address import InvalidAddress, normalise_email
 
     found: list[str] = []
     bad: list[str] = []
