@@ -199,6 +199,35 @@ print("E2E", rate)
 """
 
 
+_DRAIN = """
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+print(server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+while conn.recv_into(bytearray(1 << 20)):
+    pass
+"""
+
+
+def loopback_bytes_per_second(megabytes: int = 400) -> float:
+    """The loopback's own limit: one TCP stream into a process that discards it."""
+    import socket
+
+    proc = subprocess.Popen([sys.executable, "-c", _DRAIN], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    chunk = b"x" * (1 << 20)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        start = time.perf_counter()
+        for _ in range(megabytes):
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        proc.wait(30)
+        return megabytes * (1 << 20) / (time.perf_counter() - start)
+
+
 def base_tree(tmp: Path, ref: str) -> Path:
     """The repository at ``ref``, unpacked (its code is measured in a process of its own)."""
     tree = tmp / "base"
@@ -350,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             sink.stop()
         raw, e2e, same = max(raws), max(e2es), max(sames)
         ratio = e2e / raw
+        wire = loopback_bytes_per_second()
+        print(f"limits: the loopback carries {wire / 1e6:,.0f} MB/s in one TCP stream = "
+              f"{wire / size:,.0f} messages of {size / 1024:.1f} KB per second; dispatch "
+              f"needs 1 round trip per message against this sink (4 for smtplib)")
         print(f"loopback sink offers {' + '.join(LOOPBACK_EXTENSIONS)}; best of "
               f"{args.repeat} (dispatch runs: {', '.join(f'{r:,.0f}' for r in e2es)})")
         print(f"loopback  raw smtplib blaster (baseline): {raw:8,.0f} msg/s "
