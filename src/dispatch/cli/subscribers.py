@@ -49,7 +49,11 @@ def subscribers() -> None:
 @site_command
 def import_(site: Site, csv_file: Path, list_name: str, skip_invalid: bool) -> None:
     """Import a CSV (email, name, custom fields…). All-or-nothing unless --skip-invalid."""
-    report = import_csv(site.store, csv_file, list_name, now(), skip_invalid=skip_invalid)
+    from dispatch.signup.forget import erased_check
+    from dispatch.unsubscribe import secret_key
+
+    report = import_csv(site.store, csv_file, list_name, now(), skip_invalid=skip_invalid,
+                        erased=erased_check(site.store, secret_key(site.settings)))
     print_problems(report.problems)
     console.print(
         f"{list_name}: {report.rows} address(es) read, {report.created} new, "
@@ -179,3 +183,65 @@ def list_(site: Site, list_name: str | None, status: str | None) -> None:
         table.add_row(p.email, p.name, p.status, p.status_reason or "")
     console.print(table)
     console.print(f"{len(people)} subscriber(s)", markup=False)
+
+
+@subscribers.command()
+@click.argument("email")
+@site_command
+def show(site: Site, email: str) -> None:
+    """One address: status and its history, lists, and the consent behind each."""
+    from dispatch.signup.consent import consents_of
+    from dispatch.signup.forget import data_export
+
+    address = _address(email)
+    person = get_subscriber(site.store, address)
+    if person is None:
+        from dispatch.unsubscribe import secret_key
+
+        data = data_export(site.store, secret_key(site.settings), address)  # raises if nothing
+        state = "erased on request" if data["erased"] else "not a subscriber"
+        console.print(f"{address}: {state}; {len(data['signup_requests'])} signup "
+                      "request(s) on record", markup=False)
+        return
+    with site.store.read() as conn:
+        consents = consents_of(conn, person.id)
+    console.print(f"{person.email}  {person.name}".rstrip(), markup=False)
+    console.print(f"status: {person.status}" + (f" ({person.status_reason})"
+                                                if person.status_reason else ""), markup=False)
+    console.print("consent:" if consents else "consent: none recorded", markup=False)
+    for consent in consents:
+        console.print(f"  {consent.describe()}", markup=False)
+
+
+@subscribers.command()
+@click.argument("email")
+@site_command
+def data(site: Site, email: str) -> None:
+    """Print, as JSON, everything stored about one address (for a data request)."""
+    import json
+
+    from dispatch.signup.forget import data_export
+    from dispatch.unsubscribe import secret_key
+
+    found = data_export(site.store, secret_key(site.settings), _address(email))
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@site_command
+def forget(site: Site, email: str, yes: bool) -> None:
+    """Erase everything personal about an address (right to erasure). Only a keyed
+    hash stays, so no later import can add it back; a signup confirmed through the
+    form can."""
+    from dispatch.signup.forget import forget as erase
+    from dispatch.unsubscribe import secret_key
+
+    address = _address(email)
+    if not yes:
+        click.confirm(f"Erase {address} and its history for good?", abort=True)
+    deleted = erase(site.store, secret_key(site.settings), address, now())
+    console.print(f"{address}: " + ("erased; only a keyed hash is kept so imports refuse it"
+                                     if deleted else "was not a subscriber; a keyed hash is "
+                                     "kept so imports refuse it"), markup=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, insert, select, update
 
 from dispatch.errors import InputError, Problem, Severity
+from dispatch.signup.consent import record_members_without
 from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import list_members, subscribers
 from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
@@ -122,17 +123,35 @@ def read_csv_file(path: Path) -> str:
 
 
 def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
-               skip_invalid: bool = False) -> ImportReport:
+               skip_invalid: bool = False, erased: Callable[[str], bool] | None = None
+               ) -> ImportReport:
+    """Import a file into a list. ``erased`` says whether an address was
+    forgotten on its owner's request (``dispatch subscribers forget``): such
+    rows are refused, each with a warning naming its line, and the rest is
+    imported."""
     rows, problems, merged = parse_csv(read_csv_file(path), str(path))
     if problems and not skip_invalid:
         raise InputError(problems)
-    warnings = tuple(Problem(p.path, p.message, p.line, p.field, p.expected, Severity.WARNING)
-                     for p in problems)
-    return import_rows(store, rows, list_name, now, problems=warnings, merged=merged)
+    warnings = [Problem(p.path, p.message, p.line, p.field, p.expected, Severity.WARNING)
+                for p in problems]
+    if erased is not None:
+        from dispatch.signup.forget import ERASED_MESSAGE
+
+        kept = []
+        for row in rows:
+            if erased(row.email):
+                warnings.append(Problem(str(path), f"{row.email}: not imported: {ERASED_MESSAGE}",
+                                        row.line, "email", None, Severity.WARNING))
+            else:
+                kept.append(row)
+        rows = kept
+    return import_rows(store, rows, list_name, now, problems=tuple(warnings), merged=merged,
+                       source=str(path))
 
 
 def import_rows(store: Store, rows: Sequence[ImportRow], list_name: str, now: datetime, *,
-                problems: tuple[Problem, ...] = (), merged: int = 0) -> ImportReport:
+                problems: tuple[Problem, ...] = (), merged: int = 0,
+                source: str | None = None) -> ImportReport:
     """Write parsed rows in one transaction: create, update, add to the list."""
     t = subscribers
     created = updated = kept = 0
@@ -181,6 +200,8 @@ def import_rows(store: Store, rows: Sequence[ImportRow], list_name: str, now: da
             conn.execute(store.insert_ignore(list_members),
                          [{"list_name": list_name, "subscriber_id": i, "added_at": now}
                           for i in batch])
+        # Consent: each membership this import created records the file and time.
+        record_members_without(conn, list_name, "import", source, now)
     return ImportReport(list_name, len(rows), created, updated, kept, merged, problems)
 
 

@@ -20,6 +20,9 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.feeds",
     "dispatch.web.unsubscribe",
     "dispatch.web.webview",
+    "dispatch.web.signup",
+    "dispatch.web.preferences",
+    "dispatch.web.archive",
 )
 
 
