@@ -93,7 +93,7 @@ def test_data_prints_everything_stored_as_json(db_site: Path) -> None:
     assert person["consents"][0]["method"] == "import"
     assert data["erased"] is None
     code, out = cli(db_site, "subscribers", "data", "nobody@example.com")
-    assert code == 1 and "nothing is stored about nobody@example.com" in out
+    assert code == 1 and "no subscriber nobody@example.com: nothing is stored" in out
 
 
 def test_forget_leaves_only_the_hash_and_imports_refuse_the_address(db_site: Path) -> None:

@@ -2,14 +2,15 @@
 (``dispatch subscribers data``).
 
 Forgetting deletes the subscriber row and everything that points at it:
-list memberships, consent records, signup requests, and the per-recipient
-outbox rows (an edition's stored body never held personal data, so editions
-stay). What remains is one row in ``suppressions``: an HMAC-SHA256 of the
-address's identity keyed with ``DISPATCH_SECRET_KEY``. It cannot be turned
-back into the address without the key, and it lets an import recognise the
-address and refuse it, so a CRM export that still has the person cannot add
-them back without new consent. Signing up again through the form and
-confirming is new consent: it lifts the suppression.
+list memberships, consent records, signup requests, bounce and complaint
+reports, and the per-recipient outbox rows (an edition's stored body never
+held personal data, so editions stay). What remains is one row in
+``suppressions``: an HMAC-SHA256 of the address's identity keyed with
+``DISPATCH_SECRET_KEY``. It cannot be turned back into the address without
+the key, and it lets an import recognise the address and refuse it, so a CRM
+export that still has the person cannot add them back without new consent.
+Signing up again through the form and confirming is new consent: it lifts
+the suppression.
 
 The hash depends on the key: after changing ``DISPATCH_SECRET_KEY`` earlier
 erasures are no longer recognised by imports.
@@ -30,6 +31,7 @@ from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
+    bounce_events,
     list_members,
     outbox,
     signup_requests,
@@ -74,6 +76,9 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
             conn.execute(delete(subscribers).where(subscribers.c.id == sid))
         conn.execute(delete(signup_requests).where(
             func.lower(signup_requests.c.email) == identity_of(email)))
+        # Reports matched to the subscriber went with it; unmatched ones name the address.
+        conn.execute(delete(bounce_events).where(
+            func.lower(bounce_events.c.email) == identity_of(email)))
         conn.execute(store.insert_ignore(suppressions), [
             {"address_hash": digest, "reason": "erased on request", "created_at": now}])
     return sid is not None
@@ -117,6 +122,14 @@ def _export(conn: Connection, key: bytes, email: str) -> dict[str, Any]:
          "method": r.method, "name": r.name, "network": r.ip,
          "wording_version": r.wording_version, "expires_at": _iso(r.expires_at),
          "outcome": r.outcome, "confirmed_at": _iso(r.confirmed_at)} for r in requests]
+    b = bounce_events.c
+    matched = b.subscriber_id == person.id if person is not None else b.id.is_(None)
+    events = conn.execute(select(bounce_events).where(
+        matched | (func.lower(b.email) == identity)).order_by(b.received_at, b.id))
+    data["reports"] = [
+        {"received_at": _iso(e.received_at), "kind": e.kind, "source": e.source,
+         "edition": e.edition_id, "status_code": e.status_code, "diagnostic": e.diagnostic,
+         "action": e.action} for e in events]
     data["erased"] = None if erased is None else {"at": _iso(erased.created_at),
                                                   "reason": erased.reason}
     return data
@@ -127,5 +140,5 @@ def data_export(store: Store, key: bytes, email: str) -> dict[str, Any]:
     with store.read() as conn:
         data = _export(conn, key, email)
     if data["subscriber"] is None and not data["signup_requests"] and data["erased"] is None:
-        raise InputError(f"nothing is stored about {email}")
+        raise InputError(f"no subscriber {email}: nothing is stored about this address")
     return data
