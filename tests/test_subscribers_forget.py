@@ -87,7 +87,7 @@ def test_data_prints_everything_stored_as_json(db_site: Path) -> None:
     assert code == 0, out
     data = json.loads(out)
     person = data["subscriber"]
-    assert person["email"] == "Ann@example.com" and person["name"] == "Ann"
+    assert person["email"] == "Ann@Example.com" and person["name"] == "Ann"
     assert person["fields"] == {"city": "Leeds"} and person["status"] == "active"
     assert [entry["list"] for entry in person["lists"]] == ["weekly"]
     assert person["consents"][0]["method"] == "import"
@@ -120,7 +120,7 @@ def test_forget_leaves_only_the_hash_and_imports_refuse_the_address(db_site: Pat
     code, out = cli(db_site, "subscribers", "import", str(db_site / "people.csv"),
                     "--list", "weekly")
     assert code == 0
-    assert f"{db_site / 'people.csv'}:2: email: warning: Ann@example.com: not imported" in out
+    assert f"{db_site / 'people.csv'}:2: email: warning: Ann@Example.com: not imported" in out
     assert "erased at its owner's request" in out
     assert get_subscriber(store, "Ann@example.com") is None
     # …and so does the sync of [subscribers.lists] on every pass.

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
+from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
     bounce_events,
@@ -41,8 +42,8 @@ from dispatch.store.schema import (
 
 
 def identity_of(email: str) -> str:
-    """Who an (already normalised) address is, case aside."""
-    return email.lower()
+    """Who an address is: two spellings with one identity are one person."""
+    return key_of(email)
 
 
 def erasure_hash(key: bytes, identity: str) -> str:
@@ -69,8 +70,7 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
     digest = erasure_hash(key, identity_of(email))
     with store.write() as conn:
         sid = conn.execute(select(subscribers.c.id)
-                           .where(func.lower(subscribers.c.email) == identity_of(email))
-                           ).scalar()
+                           .where(subscribers.c.email_key == identity_of(email))).scalar()
         if sid is not None:
             conn.execute(delete(outbox).where(outbox.c.subscriber_id == sid))
             conn.execute(delete(subscribers).where(subscribers.c.id == sid))
@@ -91,7 +91,7 @@ def _iso(value: datetime | None) -> str | None:
 def _export(conn: Connection, key: bytes, email: str) -> dict[str, Any]:
     identity = identity_of(email)
     person = conn.execute(select(subscribers)
-                          .where(func.lower(subscribers.c.email) == identity)).first()
+                          .where(subscribers.c.email_key == identity)).first()
     erased = conn.execute(select(suppressions).where(
         suppressions.c.address_hash == erasure_hash(key, identity))).first()
     data: dict[str, Any] = {"address": email, "subscriber": None}

@@ -22,8 +22,8 @@ from dispatch.errors import InputError
 from dispatch.signup.consent import Consent, record
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, list_members, outbox, subscribers
-from dispatch.subscribers.address import name_problem
 from dispatch.subscribers.repository import ensure_list
+from dispatch.values.address import name_problem
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, delete, exists, insert, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
 
 from dispatch.config import Settings
 from dispatch.errors import DispatchError
@@ -40,6 +40,7 @@ from dispatch.signup.consent import Consent, record
 from dispatch.signup.forget import erasure_hash, identity_of
 from dispatch.signup.mail import ListChoice, confirmation_message
 from dispatch.signup.tokens import confirm_token
+from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
     list_members,
@@ -97,7 +98,8 @@ def record_request(store: Store, settings: Settings, request: SignupRequest,
 
 def find_subscriber(conn: Connection, email: str) -> object | None:
     """The subscriber row of an address (one lookup, by identity)."""
-    return conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
+    return conn.execute(select(subscribers).where(subscribers.c.email_key == key_of(email))
+                        ).first()
 
 
 def _memberships(conn: Connection, subscriber_id: int) -> set[str]:
@@ -139,7 +141,8 @@ def _decide(conn: Connection, settings: Settings, key: bytes, base_url: str,
     if outcome == "sent":
         if person is None:
             conn.execute(insert(subscribers).values(
-                email=row.email, name=row.name, status="pending", fields="{}",
+                email=row.email, email_key=key_of(row.email), name=row.name, status="pending",
+                fields="{}",
                 created_at=now, status_changed_at=now,
                 status_reason="signed up, awaiting confirmation"))
         public = settings.subscribers.list_options()
@@ -234,7 +237,8 @@ def confirm(store: Store, key: bytes, request_id: int, nonce: str, now: datetime
         reason = f"confirmed signup ({row.method})"
         if person is None:
             sid = conn.execute(insert(subscribers).values(
-                email=row.email, name=row.name, status="active", fields="{}",
+                email=row.email, email_key=key_of(row.email), name=row.name, status="active",
+                fields="{}",
                 created_at=now, status_changed_at=now, status_reason=reason,
             ).returning(subscribers.c.id)).scalar_one()
         else:
@@ -267,7 +271,9 @@ def expire(store: Store, now: datetime) -> tuple[int, int]:
     r = signup_requests.c
     with store.write() as conn:
         requests = conn.execute(delete(signup_requests).where(r.expires_at <= now)).rowcount
-        still_open = exists().where(r.email == subscribers.c.email, r.expires_at > now)
+        # Stored spellings have an ASCII domain: lower case is the identity key.
+        still_open = exists().where(func.lower(r.email) == subscribers.c.email_key,
+                                    r.expires_at > now)
         people = conn.execute(delete(subscribers).where(subscribers.c.status == "pending",
                                                         ~still_open)).rowcount
         limits.forget_old(conn, now)

@@ -61,6 +61,16 @@ def _add_columns(table: Table, *names: str) -> Callable[[Connection], None]:
     return run
 
 
+def _address_identity(conn: Connection) -> None:
+    """One address, one subscriber: key column, duplicates folded (recorded in
+    ``subscriber_merges``), then the key made unique."""
+    from dispatch.store.address_identity import address_identity
+
+    _add_columns(schema.subscribers, "email_key")(conn)
+    _create(schema.subscriber_merges, schema.subscriber_sources)(conn)
+    address_identity(conn)
+
+
 def _signup_tables(conn: Connection) -> None:
     """Signup, consent, rate-limit and suppression tables. Members already on
     a list get a consent record saying it predates the records (method
@@ -88,6 +98,7 @@ MIGRATIONS: list[Migration] = [
                                                  "lease_until", "attempts")),
     ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
                                     schema.bounce_mailbox_seen)),
+    ("subscribers_0002_address_identity", _address_identity),
     ("signup_0001_requests_consents", _signup_tables),
 ]
 

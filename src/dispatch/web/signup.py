@@ -43,10 +43,11 @@ from dispatch.signup.requests import (
     record_request,
 )
 from dispatch.signup.tokens import read_confirm_token
+from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store
-from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
 from dispatch.subscribers.options import ListOptions
 from dispatch.unsubscribe import public_base, secret_key
+from dispatch.values.address import InvalidAddress, name_problem, parse_address
 from dispatch.web.pages import (
     TooLarge,
     csrf_cookie,
@@ -91,7 +92,7 @@ def validate(fields: Mapping[str, object], public: Mapping[str, ListOptions]
         errors["email"] = "Please enter your email address."
     else:
         try:
-            email = normalise_email(raw_email)
+            email = parse_address(raw_email).text
         except InvalidAddress:
             errors["email"] = "That does not look like an email address (like ann@example.com)."
     name = raw_name.strip() if isinstance(raw_name, str) else ""
@@ -221,7 +222,7 @@ class SignupPages:
         if errors:
             return self._form(request, values, errors, status=400)
         text, version = wording(self.public)
-        signup = SignupRequest(email, email.lower(), name, lists, "form", version, text,
+        signup = SignupRequest(email, key_of(email), name, lists, "form", version, text,
                                network(request))
         return await self._record(signup, now, self._accepted, lambda s: too_many(
             self.settings, s))
@@ -234,7 +235,7 @@ class SignupPages:
         if errors:
             return JSONResponse({"errors": errors}, status_code=400)
         text, version = wording(self.public)
-        signup = SignupRequest(email, email.lower(), name, lists, "api", version, text,
+        signup = SignupRequest(email, key_of(email), name, lists, "api", version, text,
                                network(request))
         return await self._record(
             signup, self.clock(),
