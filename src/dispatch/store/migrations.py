@@ -96,6 +96,8 @@ MIGRATIONS: list[Migration] = [
     ("social_0002_network_baselines", _social_baselines),
     ("schedule_0002_firing_leases", _add_columns(schema.schedule_runs, "lease_owner",
                                                  "lease_until", "attempts")),
+    ("staff_0001_accounts", _create(schema.staff_accounts, schema.staff_sessions,
+                                    schema.staff_login_failures, schema.staff_audit)),
     ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
                                     schema.bounce_mailbox_seen)),
     ("subscribers_0002_address_identity", _address_identity),

@@ -245,6 +245,51 @@ schedule_state = Table(
     Column("trigger", Text, nullable=False, default=""),
 )
 
+# --- staff (the admin pages) ---------------------------------------------------
+# Staff accounts: only an argon2 hash of the password is kept.
+staff_accounts = Table(
+    "staff_accounts", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# A session is known by the SHA-256 of its cookie value, so a copy of the
+# database does not hand out live sessions; the CSRF token of its forms lives
+# beside it.
+staff_sessions = Table(
+    "staff_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", _Id, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Failed logins, per account name and per client address, kept in the
+# database so the limit holds across several `serve` processes.
+staff_login_failures = Table(
+    "staff_login_failures", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_staff_login_failures_key", "key", "at"),
+)
+
+# Every login, logout, failed login and staff action, oldest first.
+staff_audit = Table(
+    "staff_audit", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_staff_audit_at", "at"),
+)
+
 # --- subscriber identity -----------------------------------------------------
 # What the address-identity upgrade merged: one row per subscriber row folded
 # into another because both spelled one address. Kept so an operator can see
