@@ -45,6 +45,8 @@ class Recipient:
     unsubscribe_url: str
     webview_url: str
     unsubscribe_mailto: str | None = None
+    preferences_url: str | None = None
+    """The reader's preference page; the unsubscribe URL when not given."""
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,8 @@ def render_digest_edition(settings: Settings, articles: Sequence[Article], editi
 
 def recipient_values(recipient: Recipient, fallback: str) -> dict[str, str]:
     return {"name": recipient.name or fallback, "email": recipient.email,
-            "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url}
+            "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url,
+            "preferences_url": recipient.preferences_url or recipient.unsubscribe_url}
 
 
 def render_for_recipient(settings: Settings, kind: str, articles: Sequence[Article],
