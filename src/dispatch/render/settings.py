@@ -75,7 +75,8 @@ class EmailSettings:
 
 
 _STR_KEYS = ("name_fallback", "first_name_fallback", "list_id", "digest_subject",
-             "article_subject", "digest_intro", "disclaimer", "why", "image_alt_fallback", "unsubscribe_mailto")
+             "article_subject", "digest_intro", "disclaimer", "why", "image_alt_fallback",
+             "unsubscribe_mailto")
 
 
 def load_email_settings(settings: Settings) -> EmailSettings:
