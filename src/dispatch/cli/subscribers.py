@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError
@@ -16,7 +17,6 @@ from dispatch.subscribers import (
     InvalidAddress,
     add_subscriber,
     change_status,
-    export_csv,
     find_subscribers,
     get_subscriber,
     import_csv,
@@ -26,7 +26,9 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.repository import SubscriberStatus
+from dispatch.subscribers.csvfile import field_names, write_csv
+from dispatch.subscribers.repository import SubscriberStatus, count_subscribers, iter_subscribers
+from dispatch.values.address import identity_key
 
 
 def _address(raw: str) -> str:
@@ -66,15 +68,24 @@ def import_(site: Site, csv_file: Path, list_name: str, skip_invalid: bool) -> N
               help="Write to this file (atomically) instead of standard output.")
 @site_command
 def export(site: Site, list_name: str | None, status: str | None, output: Path | None) -> None:
-    """Export subscribers as CSV: email, name, status, custom fields."""
-    text = export_csv(find_subscribers(site.store, list_name=list_name, status=status))
+    """Export subscribers as CSV: email, name, status, custom fields.
+
+    Streamed a page at a time, so any size of list exports in little memory.
+    A cell starting with = + - @ tab or CR is written with a leading single
+    quote, so a spreadsheet shows it as text instead of running it."""
+    if list_name is not None and list_name not in list_names(site.store):
+        raise InputError(f"no list named {list_name}")
+    extra = field_names(site.store, list_name=list_name, status=status)
+    people = iter_subscribers(site.store, list_name=list_name, status=status)
     if output is None:
-        click.echo(text, nl=False)
+        write_csv(sys.stdout, people, extra)
+        sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        n = write_csv(out, people, extra)
     os.replace(tmp, output)
-    console.print(f"wrote {output}", markup=False)
+    console.print(f"wrote {n} subscriber(s) to {output}", markup=False)
 
 
 @subscribers.command()
@@ -104,10 +115,10 @@ def remove(site: Site, email: str, list_name: str | None) -> None:
     if list_name is not None:
         if not remove_from_list(site.store, address, list_name):
             raise InputError(f"{address} is not on list {list_name}")
-        console.print(f"{address}: removed from {list_name}", markup=False)
+        console.print(f"{person.email}: removed from {list_name}", markup=False)
         return
     change_status(site.store, [person.id], "unsubscribed", now(), "removed by operator")
-    console.print(f"{address}: unsubscribed", markup=False)
+    console.print(f"{person.email}: unsubscribed", markup=False)
 
 
 @subscribers.command()
@@ -115,43 +126,59 @@ def remove(site: Site, email: str, list_name: str | None) -> None:
 @click.option("--list", "list_name",
               help="Only members of this list; without EMAIL, every bounced member of it.")
 @click.option("--include-unsubscribed", is_flag=True,
-              help="Also re-activate unsubscribed and complained addresses. Only when the "
-                   "person has asked to be subscribed again.")
+              help="Also re-activate unsubscribed addresses. Only when the person has "
+                   "asked to be subscribed again.")
 @site_command
 def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
                include_unsubscribed: bool) -> None:
     """Make bounced addresses active again (e.g. after a relay refusal was taken for a
-    bounce). Unsubscribed and complained addresses are refused without
-    --include-unsubscribed."""
+    bounce). Unsubscribed addresses are refused without --include-unsubscribed;
+    a spam complaint is never undone."""
+    from dispatch.bounces.history import record_reactivation
+
     if not emails and list_name is None:
         raise InputError("give the addresses to re-activate, or --list NAME for every "
                          "bounced member of a list")
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
+    # A complaint is never undone here: the reader told their mailbox
+    # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
-        ("bounced", "unsubscribed", "complained") if include_unsubscribed else ("bounced",))
-    members = ({p.email: p for p in find_subscribers(site.store, list_name=list_name)}
+        ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
+    members = ({identity_key(p.email): p
+                for p in find_subscribers(site.store, list_name=list_name)}
                if list_name is not None else None)
     chosen: dict[int, str] = {}
+    addresses: dict[int, str] = {}
     refused: list[str] = []
     if not emails and members is not None:
         chosen = {p.id: p.status for p in members.values() if p.status in allowed}
+        addresses = {p.id: p.email for p in members.values()}
     for raw in emails:
         address = _address(raw)
-        person = (members.get(address) if members is not None
+        person = (members.get(identity_key(address)) if members is not None
                   else get_subscriber(site.store, address))
         if person is None:
             refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
                                               else "no such subscriber"))
         elif person.status == "active":
-            console.print(f"{address}: already active", markup=False)
+            console.print(f"{person.email}: already active", markup=False)
+        elif person.status == "complained":
+            refused.append(f"{person.email}: complained (marked our mail as spam); a complaint "
+                           "is never re-activated")
         elif person.status not in allowed:
-            refused.append(f"{address}: {person.status}, not re-activated (pass "
+            refused.append(f"{person.email}: {person.status}, not re-activated (pass "
                            "--include-unsubscribed only if they asked to be subscribed again)")
         else:
             chosen[person.id] = person.status
-    changed = reactivate_subscribers(site.store, list(chosen), now(), "re-activated by operator",
+            addresses[person.id] = person.email
+    at = now()
+    changed = reactivate_subscribers(site.store, list(chosen), at, "re-activated by operator",
                                      allowed)
+    if changed:
+        record_reactivation(site.store, [(sid, addresses[sid], f"re-activated by operator "
+                                          f"(was {status})") for sid, status in chosen.items()],
+                            at)
     before = ", ".join(f"{n} {status}" for status, n in sorted(Counter(chosen.values()).items()))
     console.print(f"{changed} subscriber(s) active again" + (f" (were {before})" if before
                                                              else ""), markup=False)
@@ -162,9 +189,14 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
 @subscribers.command("list")
 @click.option("--list", "list_name", help="Only this list.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show at most this many subscribers.")
+@click.option("--after", "after", default="",
+              help="Start after this address (the last one shown, for the next page).")
 @site_command
-def list_(site: Site, list_name: str | None, status: str | None) -> None:
-    """Show subscribers; without options, a summary of every list."""
+def list_(site: Site, list_name: str | None, status: str | None, limit: int,
+          after: str) -> None:
+    """Show subscribers a page at a time; without options, a summary of every list."""
     if list_name is None and status is None:
         table = Table("list", *STATUSES)
         for name, counts in list_counts(site.store).items():
@@ -173,9 +205,97 @@ def list_(site: Site, list_name: str | None, status: str | None) -> None:
         return
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
-    people = find_subscribers(site.store, list_name=list_name, status=status)
+    start = identity_key(after) if after else ""
+    total = count_subscribers(site.store, list_name=list_name, status=status)
     table = Table("email", "name", "status", "since reason")
-    for p in people:
+    shown = 0
+    last = ""
+    for p in iter_subscribers(site.store, list_name=list_name, status=status, after=start,
+                              page=min(limit, 2000)):
         table.add_row(p.email, p.name, p.status, p.status_reason or "")
+        shown += 1
+        last = p.email
+        if shown >= limit:
+            break
     console.print(table)
-    console.print(f"{len(people)} subscriber(s)", markup=False)
+    console.print(f"{total} subscriber(s)" + (
+        "" if shown == total else f"; {shown} shown"), markup=False)
+    if shown == limit and last:
+        more = ["dispatch", "subscribers", "list"]
+        if list_name is not None:
+            more += ["--list", list_name]
+        if status is not None:
+            more += ["--status", status]
+        console.print(f"next page: {' '.join(more)} --after {last}  (or `dispatch subscribers "
+                      "export` for everyone)", markup=False)
+
+
+@subscribers.command()
+@site_command
+def merges(site: Site) -> None:
+    """Show the subscribers the address-identity upgrade merged (other spellings
+    of one address), with the status each merged person ended with."""
+    from dispatch.subscribers.merges import merge_records
+
+    records = merge_records(site.store)
+    if not records:
+        console.print("no subscribers were merged", markup=False)
+        return
+    table = Table("merged", "was", "into", "now")
+    for r in records:
+        table.add_row(r.merged_email, r.merged_status, r.kept_email, r.status)
+    console.print(table)
+    console.print(f"{len(records)} row(s) merged", markup=False)
+
+
+@subscribers.command()
+@click.argument("email")
+@site_command
+def show(site: Site, email: str) -> None:
+    """One address's history: lists, every message with its outcome, and each
+    bounce, complaint and unsubscribe with its evidence."""
+    from dispatch.bounces.history import subscriber_history
+
+    address = _address(email)
+    person = get_subscriber(site.store, address)
+    history = subscriber_history(site.store, person.id) if person is not None else None
+    if history is None:
+        raise InputError(f"no subscriber {address}")
+    out = console.print
+    out(f"{history.email}" + (f" ({history.name})" if history.name else ""), markup=False)
+    out(f"status: {history.status} since {history.status_changed_at:%Y-%m-%d %H:%M} UTC"
+        + (f" ({history.status_reason})" if history.status_reason else ""), markup=False)
+    out(f"known since: {history.created_at:%Y-%m-%d %H:%M} UTC", markup=False)
+    for key, value in sorted(history.fields.items()):
+        out(f"{key}: {value}", markup=False)
+    lists = Table("list", "member since")
+    for name, added in history.lists:
+        lists.add_row(name, f"{added:%Y-%m-%d %H:%M}")
+    out(lists if history.lists else "lists: none")
+    # Reports that came back about each message (a later bounce, a complaint).
+    later: dict[int, list[str]] = {}
+    for e in history.events:
+        if e.outbox_id is not None:
+            later.setdefault(e.outbox_id, []).append(
+                e.kind.value + (f" {e.status_code}" if e.status_code else ""))
+    messages = Table(Column("edition", overflow="fold"), Column("subject", ratio=1),
+                     "outcome", "when", "attempts", Column("detail", overflow="fold"),
+                     Column("reports since", overflow="fold"))
+    for d in history.deliveries:
+        messages.add_row(d.edition_id, d.subject, d.status,
+                         f"{d.finished_at:%Y-%m-%d %H:%M}" if d.finished_at else "",
+                         str(d.attempts), d.detail or "", "; ".join(later.get(d.outbox_id, [])))
+    out(messages if history.deliveries else "messages: none")
+    if not history.events:
+        out("bounces, complaints, unsubscribes by mail: none", markup=False)
+        return
+    out("bounces, complaints and other reports:", markup=False)
+    for e in history.events:
+        out(f"- {e.received_at:%Y-%m-%d %H:%M} {e.kind.value} via {e.source}"
+            + (f", status {e.status_code}" if e.status_code else "")
+            + (f", edition {e.edition_id}" if e.edition_id else "")
+            + f": {e.action}", markup=False)
+        if e.diagnostic:
+            out(f"    evidence: {e.diagnostic}", markup=False)
+        if e.source != "operator":
+            out(f"    report: {e.report_id}", markup=False)

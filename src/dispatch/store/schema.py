@@ -94,7 +94,11 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")
 subscribers = Table(
     "subscribers", metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
+    # The spelling first given, used for sending; ``email_key`` is who the
+    # person is (see dispatch.values.address): every lookup goes by the key,
+    # so Bob@Example.com and bob@example.com are one subscriber.
     Column("email", String(320), nullable=False, unique=True),
+    Column("email_key", String(320), nullable=False, server_default=text("''")),
     Column("name", Text, nullable=False, default=""),
     # active | unsubscribed | bounced | complained; only 'active' is ever mailed.
     Column("status", String(20), nullable=False),
@@ -102,6 +106,7 @@ subscribers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("status_changed_at", UTCDateTime(), nullable=False),
     Column("status_reason", Text, nullable=True),
+    Index("ux_subscribers_email_key", "email_key", unique=True),
 )
 
 mailing_lists = Table(
@@ -238,4 +243,125 @@ schedule_state = Table(
     Column("schedule_id", String(64), primary_key=True),
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("trigger", Text, nullable=False, default=""),
+)
+
+# --- staff (the admin pages) ---------------------------------------------------
+# Staff accounts: only an argon2 hash of the password is kept.
+staff_accounts = Table(
+    "staff_accounts", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# A session is known by the SHA-256 of its cookie value, so a copy of the
+# database does not hand out live sessions; the CSRF token of its forms lives
+# beside it.
+staff_sessions = Table(
+    "staff_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", _Id, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Failed logins, per account name and per client address, kept in the
+# database so the limit holds across several `serve` processes.
+staff_login_failures = Table(
+    "staff_login_failures", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_staff_login_failures_key", "key", "at"),
+)
+
+# Every login, logout, failed login and staff action, oldest first.
+staff_audit = Table(
+    "staff_audit", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_staff_audit_at", "at"),
+)
+
+# --- subscriber identity -----------------------------------------------------
+# What the address-identity upgrade merged: one row per subscriber row folded
+# into another because both spelled one address. Kept so an operator can see
+# (``dispatch subscribers merges``) whose history was joined and why.
+subscriber_merges = Table(
+    "subscriber_merges", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("merged_at", UTCDateTime(), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("kept_id", _Id, nullable=False),
+    Column("kept_email", String(320), nullable=False),
+    Column("merged_id", _Id, nullable=False),
+    Column("merged_email", String(320), nullable=False),
+    Column("merged_status", String(20), nullable=False),
+    # The status the kept subscriber ended with: the most restrictive one.
+    Column("status", String(20), nullable=False),
+)
+
+# A CSV file a list is synced from, as last imported: a pass whose file has
+# the same size and mtime (or, after a touch, the same hash) skips it.
+subscriber_sources = Table(
+    "subscriber_sources", metadata,
+    Column("list_name", String(100), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("imported_at", UTCDateTime(), nullable=False),
+)
+
+# --- bounces, complaints and mailto unsubscribes (issue 14) -------------------
+# One row per decision about a report (a DSN, an ARF complaint, a mailto
+# unsubscribe, an auto-reply, a provider webhook event), with its evidence.
+# (source, report_id, email) is unique, so reading the same report again (a
+# move that failed after the commit, a webhook retried) never counts twice.
+# kind: hard | soft | complaint | unsubscribe | autoreply | ignored | reactivated
+bounce_events = Table(
+    "bounce_events", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("report_id", String(400), nullable=False),
+    Column("email", String(320), nullable=False, default=""),
+    Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("outbox_id", _Id, nullable=True),
+    Column("edition_id", String(200), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("status_code", String(20), nullable=True),
+    Column("diagnostic", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    UniqueConstraint("source", "report_id", "email", name="uq_bounce_events_report"),
+    Index("ix_bounce_events_subscriber", "subscriber_id", "received_at"),
+)
+
+# Nonces (event ids, Mailgun tokens, SNS message ids) of webhook requests
+# already accepted: the same signed request sent again is a replay.
+webhook_receipts = Table(
+    "webhook_receipts", metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("nonce", String(200), primary_key=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_webhook_receipts_received", "received_at"),
+)
+
+# POP3 has no folders: the messages of a POP3 bounce mailbox are never
+# deleted, and their UIDLs are remembered here instead (state: processed or
+# ignored), so the next pass does not read them again.
+bounce_mailbox_seen = Table(
+    "bounce_mailbox_seen", metadata,
+    Column("mailbox", String(400), primary_key=True),
+    Column("uid", String(200), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
 )

@@ -20,6 +20,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.feeds",
     "dispatch.web.unsubscribe",
     "dispatch.web.webview",
+    "dispatch.web.admin",
+    "dispatch.web.webhooks",
 )
 
 
