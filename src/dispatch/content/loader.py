@@ -137,6 +137,11 @@ def load_one(file: _File, data: bytes, digest: str,
     return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
 
 
+FLUSH_EVERY = 500
+"""Parsed articles saved to the cache at a time, so a cold load of a big site
+never holds more than this many bodies."""
+
+
 def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResult:
     files, problems = discover(settings)
     cached = cache.load_entries() if cache is not None else {}
@@ -144,6 +149,22 @@ def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResu
     loaded: list[Article] = []
     fresh: list[CacheEntry] = []
     hits = 0
+
+    def flush() -> None:
+        # Save what was parsed, then hold what the cache hands back (an
+        # article whose body stays in the cache) instead of the parsed one.
+        if cache is None or not fresh:
+            return
+        cache.save_entries(fresh, [])
+        kept = {e.source: cache.kept(e) for e in fresh}
+        for index in range(len(loaded) - 1, -1, -1):
+            if not kept:
+                break
+            swap = kept.pop(loaded[index].source, None)
+            if swap is not None:
+                loaded[index] = swap
+        fresh.clear()
+
     for file in files:
         entry = cached.get(file.source)
         if (entry is not None and entry.fingerprint == fingerprint
@@ -165,18 +186,24 @@ def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResu
             fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
                                     entry.article, entry.warnings))
             hits += 1
-            continue
-        article, found = load_one(file, data, digest, settings)
-        problems.extend(found)
-        if article is not None:
-            loaded.append(article)
-            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
-                                    article, tuple(p for p in found if not p.is_error)))
+        else:
+            article, found = load_one(file, data, digest, settings)
+            problems.extend(found)
+            if article is not None:
+                loaded.append(article)
+                fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest,
+                                        fingerprint, article,
+                                        tuple(p for p in found if not p.is_error)))
+        if len(fresh) >= FLUSH_EVERY:
+            flush()
+    flush()
 
     articles = _reject_duplicate_slugs(loaded, problems)
     if cache is not None:
         present = {f.source for f in files}
-        cache.save_entries(fresh, [source for source in cached if source not in present])
+        gone = [source for source in cached if source not in present]
+        if gone:
+            cache.save_entries([], gone)
     articles.sort(key=lambda a: (a.date, a.slug))
     problems.sort(key=lambda p: (p.path, p.line or 0, p.severity is Severity.WARNING))
     return LoadResult(tuple(articles), tuple(problems), len(files), hits,
