@@ -15,7 +15,8 @@ log(size), so 1.0 is linear and 0.0 is flat.
 ``--baseline REV`` runs the same commands, in the same run, on the code of
 git revision REV (checked out into a temporary worktree) at the sizes in
 ``--baseline-sizes`` (default: the suite's own, 10k and 100k subscribers or
-1k and 10k articles: the old code needs minutes and gigabytes at the top size). A command the old code did not have is left out.
+1k and 10k articles: the old code needs minutes and gigabytes at the top
+size). A command the old code did not have is left out.
 
 Suites are rows of a table (:data:`SUITES`): a name, the sizes, a ``setup``
 that builds a workspace for one size, and the ordered steps, each a command

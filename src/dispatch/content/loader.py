@@ -7,12 +7,15 @@ reported and skipped, and the batch goes on.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
 from dispatch.content.article import build_article
@@ -124,8 +127,8 @@ def _rel(path: Path, settings: Settings) -> str:
         return path.as_posix()
 
 
-def load_one(file: _File, data: bytes, digest: str,
-             settings: Settings) -> tuple[Article | None, list[Problem]]:
+def _decode_and_build(file: _File, data: bytes, digest: str, site_url: str,
+                      tz: ZoneInfo) -> tuple[Article | None, list[Problem]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -134,12 +137,75 @@ def load_one(file: _File, data: bytes, digest: str,
         line = data.count(b"\n", 0, at) + 1
         return None, [Problem(file.source, f"not UTF-8: byte 0x{data[at]:02x} at byte "
                               f"offset {at}", line, None, "a UTF-8 text file")]
-    return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
+    return build_article(text, file.source, digest, site_url, tz)
 
 
 FLUSH_EVERY = 500
 """Parsed articles saved to the cache at a time, so a cold load of a big site
 never holds more than this many bodies."""
+
+POOL_FROM = 200
+"""Files to parse from which a load parses them in a process pool, one
+worker per core: below it, starting the workers costs more than it saves."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What reading and parsing one file gave (in a worker or in this process)."""
+
+    file: _File
+    digest: str
+    article: Article | None
+    problems: tuple[Problem, ...]
+    unchanged: bool = False
+    """Same bytes as the cache entry (only touched): nothing was parsed."""
+
+
+_worker_site: tuple[str, ZoneInfo] | None = None
+
+
+def _init_worker(site_url: str, tz: ZoneInfo) -> None:
+    global _worker_site
+    _worker_site = (site_url, tz)
+
+
+def _read_and_parse(file: _File, cached_sha: str | None) -> _Parsed:
+    assert _worker_site is not None
+    try:
+        data = Path(file.path).read_bytes()
+    except OSError as exc:
+        return _Parsed(file, "", None, (Problem(file.source, f"cannot be read: {exc.strerror}"),))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == cached_sha:
+        return _Parsed(file, digest, None, (), unchanged=True)
+    article, found = _decode_and_build(file, data, digest, *_worker_site)
+    return _Parsed(file, digest, article, tuple(found))
+
+
+def _parse_all(jobs: list[tuple[_File, str | None]], settings: Settings) -> Iterator[_Parsed]:
+    """Read and parse every job, in order; across all cores when there are many."""
+    if len(jobs) < POOL_FROM or _cores() < 2:
+        _init_worker(settings.site.url, settings.site.tz)
+        for file, sha in jobs:
+            yield _read_and_parse(file, sha)
+        return
+    # forkserver, not fork: a pass may run beside threads (the web server,
+    # a scheduler), and forking a threaded process can copy a held lock.
+    # The server imports the parser once; each worker forks from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dispatch.content.loader"])
+    with ProcessPoolExecutor(_cores(), mp_context=context, initializer=_init_worker,
+                             initargs=(settings.site.url, settings.site.tz)) as pool:
+        # In slices, so results wait in memory for at most one slice.
+        for start in range(0, len(jobs), FLUSH_EVERY * 4):
+            part = jobs[start:start + FLUSH_EVERY * 4]
+            yield from pool.map(_read_and_parse, [f for f, _ in part], [s for _, s in part],
+                                chunksize=25)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
 
 
 def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResult:
@@ -165,35 +231,35 @@ def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResu
                 loaded[index] = swap
         fresh.clear()
 
+    jobs: list[tuple[_File, str | None]] = []
     for file in files:
         entry = cached.get(file.source)
-        if (entry is not None and entry.fingerprint == fingerprint
-                and entry.size == file.size and entry.mtime_ns == file.mtime_ns):
+        usable = entry is not None and entry.fingerprint == fingerprint
+        if usable and entry is not None and (entry.size, entry.mtime_ns) == (file.size,
+                                                                            file.mtime_ns):
             loaded.append(entry.article)
             problems.extend(entry.warnings)
-            hits += 1
-            continue
-        try:
-            data = Path(file.path).read_bytes()
-        except OSError as exc:
-            problems.append(Problem(file.source, f"cannot be read: {exc.strerror}"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if entry is not None and entry.fingerprint == fingerprint and entry.sha256 == digest:
-            # Touched but unchanged (a checkout, a copy): reuse, refresh the stat key.
-            loaded.append(entry.article)
-            problems.extend(entry.warnings)
-            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
-                                    entry.article, entry.warnings))
             hits += 1
         else:
-            article, found = load_one(file, data, digest, settings)
-            problems.extend(found)
-            if article is not None:
-                loaded.append(article)
-                fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest,
-                                        fingerprint, article,
-                                        tuple(p for p in found if not p.is_error)))
+            jobs.append((file, entry.sha256 if usable and entry is not None else None))
+
+    for parsed in _parse_all(jobs, settings):
+        file = parsed.file
+        if parsed.unchanged:
+            # Touched but unchanged (a checkout, a copy): reuse, refresh the stat key.
+            entry = cached[file.source]
+            loaded.append(entry.article)
+            problems.extend(entry.warnings)
+            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, parsed.digest,
+                                    fingerprint, entry.article, entry.warnings))
+            hits += 1
+        else:
+            problems.extend(parsed.problems)
+            if parsed.article is not None:
+                loaded.append(parsed.article)
+                fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, parsed.digest,
+                                        fingerprint, parsed.article,
+                                        tuple(p for p in parsed.problems if not p.is_error)))
         if len(fresh) >= FLUSH_EVERY:
             flush()
     flush()
