@@ -82,6 +82,9 @@ class Measure:
     peak_mb: float
     ok: bool
     tail: str
+    cpu: float = 0.0
+    """User + system seconds of the command and the workers it waited for:
+    on a busy shared machine the fairer figure than the wall clock."""
 
 
 def run_child(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Measure:
@@ -95,7 +98,8 @@ def run_child(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Measure:
         out.seek(0)
         tail = out.read().decode("utf-8", "replace").strip().splitlines()[-2:]
     # Linux reports ru_maxrss in kilobytes.
-    return Measure(seconds, usage.ru_maxrss / 1024, proc.returncode == 0, " | ".join(tail))
+    return Measure(seconds, usage.ru_maxrss / 1024, proc.returncode == 0, " | ".join(tail),
+                   usage.ru_utime + usage.ru_stime)
 
 
 def dispatch_argv(*args: str) -> list[str]:
@@ -238,7 +242,7 @@ def run_suite(suite: Suite, sizes: Sequence[int], src: Path, postgres: str | Non
                 results.setdefault(step.name, {})[n] = m
                 flag = "" if m.ok else f"  FAILED: {m.tail}"
                 print(f"    {n:>9,}  {step.name:<34} {m.seconds:8.2f} s {m.peak_mb:8.1f} MB"
-                      f"{flag}", flush=True)
+                      f"   (CPU {m.cpu:.2f} s){flag}", flush=True)
     return results
 
 

@@ -189,11 +189,11 @@ def _parse_all(jobs: list[tuple[_File, str | None]], settings: Settings) -> Iter
         for file, sha in jobs:
             yield _read_and_parse(file, sha)
         return
-    # forkserver, not fork: a pass may run beside threads (the web server,
-    # a scheduler), and forking a threaded process can copy a held lock.
-    # The server imports the parser once; each worker forks from it.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dispatch.content.loader"])
+    # spawn, not fork: a pass may run beside threads (the web server, a
+    # scheduler), and forking a threaded process can copy a held lock. Each
+    # worker imports the parser once (a few hundred ms), paid back after a
+    # couple of hundred files.
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(_cores(), mp_context=context, initializer=_init_worker,
                              initargs=(settings.site.url, settings.site.tz)) as pool:
         # In slices, so results wait in memory for at most one slice.
