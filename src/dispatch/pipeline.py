@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import DispatchError, Problem
 from dispatch.models import Article
-from dispatch.store.articles import Publication, StoreCache, record_publications
+from dispatch.store.articles import Publication, StoreCache, record_publications, slug_holders
 from dispatch.store.engine import Store
 
 
@@ -93,7 +95,24 @@ class PassReport:
 
 
 def load(settings: Settings, store: Store) -> LoadResult:
-    return load_site(settings, StoreCache(store))
+    return load_site(settings, StoreCache(store), slug_holders(store))
+
+
+def load_for_check(settings: Settings) -> LoadResult:
+    """Load without creating a database: ``check`` and ``preview`` consult the
+    store only if it already exists (for which file holds a contested slug)."""
+    from dispatch.schedule.sitefile import validation_store
+
+    store = validation_store(settings)
+    holders: dict[str, str] = {}
+    if store is not None:
+        try:
+            holders = slug_holders(store)
+        except (DispatchError, SQLAlchemyError):
+            holders = {}  # an unreadable or older database: the date rule decides
+        finally:
+            store.dispose()
+    return load_site(settings, holders=holders)
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,

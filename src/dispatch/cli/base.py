@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.console import Console
 from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, InputError, Problem
 from dispatch.store.engine import Store, open_store
+
+if TYPE_CHECKING:
+    from dispatch.content.loader import LoadResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,3 +139,14 @@ def print_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
         style = "red" if problem.is_error else "yellow"
         err_console.print(str(problem), style=style, markup=False)
+
+
+def missing_article(loaded: LoadResult, slug: str) -> InputError:
+    """What a command given an unknown SLUG says: the file's errors if one of
+    the site's files would have had that slug (it reaches no channel until
+    they are fixed), otherwise where to look."""
+    errors = loaded.errors_for_slug(slug)
+    if errors:
+        return InputError([*errors, Problem(errors[0].path, f"{slug!r} has errors: it reaches "
+                                            "no feed, post or email until they are fixed")])
+    return InputError(f"no article with slug {slug!r} (see `dispatch articles`)")

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from dispatch.cli.base import Site, console, err_console, now, site_command
+from dispatch.cli.base import Site, console, err_console, missing_article, now, site_command
 from dispatch.config import Settings
 from dispatch.errors import InputError
 from dispatch.models import Article
@@ -270,7 +270,8 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         raise InputError(f"no subscriber list named {', '.join(missing)} "
                          "(create one with `dispatch subscribers import FILE --list NAME`)")
     current = now()
-    articles = list(load(site.settings, site.store).articles)
+    loaded = load(site.settings, site.store)
+    articles = list(loaded.articles)
     tag = "+".join(lists)
     if digest:
         tz = site.settings.site.tz
@@ -289,7 +290,7 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
     else:
         found = [a for a in articles if a.slug == slug]
         if not found:
-            raise InputError(f"no article with slug {slug!r} (see `dispatch articles`)")
+            raise missing_article(loaded, slug or "")
         if not found[0].is_published(current):
             raise InputError(f"{slug} is not published yet (draft or future date)")
         eid = edition_id or f"{slug}.{tag}"

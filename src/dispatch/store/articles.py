@@ -136,3 +136,11 @@ def changed_since(store: Store, since: datetime) -> set[str]:
     t = published_articles
     with store.read() as conn:
         return set(conn.execute(select(t.c.slug).where(t.c.changed_at >= since)).scalars())
+
+
+def slug_holders(store: Store) -> dict[str, str]:
+    """Each recorded slug and the file that published it: it keeps the slug
+    when another file claims it too."""
+    t = published_articles
+    with store.read() as conn:
+        return {row.slug: row.source for row in conn.execute(select(t.c.slug, t.c.source))}
