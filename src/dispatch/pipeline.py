@@ -83,6 +83,8 @@ class PassReport:
     changed: tuple[str, ...]
     problems: tuple[Problem, ...]
     stages: tuple[StageReport, ...] = field(default=())
+    first: bool = False
+    """The store had recorded nothing before: ``new`` is the back catalogue."""
 
     @property
     def errors(self) -> int:
@@ -137,4 +139,5 @@ def run_pass(settings: Settings, store: Store, now: datetime,
         changed=tuple(a.slug for a in publication.changed),
         problems=result.problems,
         stages=tuple(reports),
+        first=publication.first,
     )

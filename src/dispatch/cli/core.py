@@ -60,9 +60,15 @@ def articles(site: Site) -> None:
 
 
 def _print_report(report: PassReport) -> None:
+    if report.first and report.new:
+        # A fresh install's back catalogue is recorded, not news: calling it
+        # "new" and then "not announced" read like a contradiction.
+        fresh = f"{len(report.new)} already published (recorded, not announced)"
+    else:
+        fresh = (f"new {len(report.new)}"
+                 f"{' (' + ', '.join(report.new) + ')' if report.new else ''}")
     console.print(
-        f"loaded {report.loaded}, published {report.published}, new {len(report.new)}"
-        f"{' (' + ', '.join(report.new) + ')' if report.new else ''}, "
+        f"loaded {report.loaded}, published {report.published}, {fresh}, "
         f"changed {len(report.changed)}, errors {report.errors}", markup=False)
     print_problems(p for p in report.problems if p.is_error)
     for stage in report.stages:

@@ -74,7 +74,8 @@ def _stop_on_sigterm() -> threading.Event:
     return stop
 
 
-def _deliver_foreground(site: Site, *, burst: bool) -> None:
+def _deliver_foreground(site: Site, *, burst: bool) -> list[str]:
+    """Deliver; for a burst, the lines saying what is left (none when done)."""
     from dispatch.delivery import deliver
     from dispatch.unsubscribe import require_secret_key
 
@@ -84,6 +85,40 @@ def _deliver_foreground(site: Site, *, burst: bool) -> None:
         report = deliver(site.store, site.settings, now(), burst=burst, stop=stop,
                          progress=update)
     console.print(report.summary(), markup=False)
+    return what_is_left(site) if burst and not report.dry_run else []
+
+
+def _exit_if_left(left: list[str]) -> None:
+    if left:
+        for line in left:
+            err_console.print(line, markup=False)
+        raise SystemExit(EX_TEMPFAIL)
+
+
+EX_TEMPFAIL = 75
+"""sysexits.h's "temporary failure, try again later": what a burst exits with
+when rows are left (server unreachable, retries pending, leases held)."""
+
+
+def what_is_left(site: Site) -> list[str]:
+    """Lines saying what a burst left in the outbox and when it moves again;
+    none when the outbox holds nothing pending for a sending edition."""
+    from dispatch.outbox.backlog import email_backlog
+
+    left = email_backlog(site.store)
+    lines: list[str] = []
+    if left.waiting:
+        when = (f"{left.next_due:%Y-%m-%d %H:%M:%S} UTC" if left.next_due is not None
+                else "the next run")
+        lines.append(f"not done: {left.waiting} message(s) still queued; the next retry is due "
+                     f"{when} (`dispatch worker` or the next `dispatch run` pass sends them)")
+    if left.leased:
+        until = (f"{left.lease_ends:%Y-%m-%d %H:%M:%S} UTC" if left.lease_ends is not None
+                 else "its lease runs out")
+        held = f" by {', '.join(left.owners)}" if left.owners else ""
+        lines.append(f"not done: {left.leased} message(s) leased{held} until {until}; "
+                     "if that worker was stopped or killed they are retried after then")
+    return lines
 
 
 @click.group(invoke_without_command=True)
@@ -309,14 +344,19 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         console.print(f"edition {eid} was already queued ({queued.queued} recipient(s)); "
                       "nothing more queued", markup=False)
     if deliver_now:
-        _deliver_foreground(site, burst=True)
+        left = _deliver_foreground(site, burst=True)
         if edition_status(site.store, eid).failed:
             _print_reasons(site.store, eid)
+        _exit_if_left(left)
 
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Deliver what is due now, then exit.")
 @site_command
 def worker(site: Site, burst: bool) -> None:
-    """Deliver queued email; run as many as you like against one database."""
-    _deliver_foreground(site, burst=burst)
+    """Deliver queued email; run as many as you like against one database.
+
+    With --burst, exits 75 when messages are left (the server could not be
+    reached, retries are pending, or another worker holds leases), saying
+    how many and when they are retried."""
+    _exit_if_left(_deliver_foreground(site, burst=burst))

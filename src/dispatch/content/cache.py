@@ -36,9 +36,10 @@ class ArticleCache(Protocol):
 
 
 RULES_VERSION = "2"
-"""Raised whenever loading starts refusing something it used to accept (version
-2: dates near the calendar's ends, nesting too deep to render): an article
-cached under the old rules is checked again instead of skipping the new ones."""
+"""Raised whenever loading starts refusing or warning about something it used
+to accept (version 2: dates near the calendar's ends, nesting too deep to
+render, bidirectional controls in text fields): an article cached under the
+old rules is checked again instead of skipping the new ones."""
 
 CACHE_FORMAT = "|".join([
     f"rules{RULES_VERSION}", "marshal", str(marshal.version),

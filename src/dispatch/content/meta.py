@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -27,6 +27,12 @@ KNOWN_KEYS = (
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # C0 and C1 controls (U+0085 NEL is a line break too) and Unicode line separators.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069): invisible, they reorder what follows them, so a Subject or
+# a feed title can read differently from what was typed ("Trojan Source").
+BIDI_RE = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+BIDI_FIELDS = ("title", "summary", "category", "author", "image_alt", "takeaway")
+"""Frontmatter fields that reach email headers, feeds or posts as text."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -161,6 +167,25 @@ def parse_datetime(value: Any, tz: ZoneInfo) -> datetime | None:
     return parsed
 
 
+def _bidi_warnings(data: Mapping[str, Any], path: str,
+                   line: Callable[[str], int]) -> list[Problem]:
+    """A warning for each text field holding a bidirectional control."""
+    found: list[Problem] = []
+    values: list[tuple[str, Any]] = [(key, data.get(key)) for key in BIDI_FIELDS]
+    tags = data.get("tags")
+    values += [("tags", t) for t in (tags if isinstance(tags, list) else [tags])]
+    social = data.get("social")
+    if isinstance(social, Mapping):
+        values += [("social", v) for v in social.values()]
+    for key, value in values:
+        if isinstance(value, str) and (match := BIDI_RE.search(value)):
+            found.append(Problem(
+                path, f"invisible bidirectional control U+{ord(match.group()):04X} would reach "
+                "email subjects and feeds and can make the text read in another order",
+                line(key), key, "plain text (remove the character)", Severity.WARNING))
+    return found
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -279,6 +304,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
 
     fields = {key: optional_str(key) for key in
               ("summary", "category", "author", "image", "image_alt", "takeaway")}
+    problems.extend(_bidi_warnings(data, path, line))
 
     if any(p.is_error for p in problems) or published is None or not isinstance(title, str):
         return None, problems

@@ -77,6 +77,9 @@ class Publication:
 
     new: tuple[Article, ...]
     changed: tuple[Article, ...]
+    first: bool = False
+    """Nothing was recorded before this pass: a fresh install's back catalogue
+    is recorded as already published, not announced as news."""
 
 
 def record_publications(store: Store, articles: Sequence[Article], now: datetime) -> Publication:
@@ -120,7 +123,7 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
         for article in changed:
             conn.execute(update(t).where(t.c.slug == article.slug).values(
                 content_hash=article.content_hash, source=article.source, changed_at=now))
-    return Publication(tuple(new), tuple(changed))
+    return Publication(tuple(new), tuple(changed), first=not known)
 
 
 def first_seen(store: Store) -> dict[str, datetime]:
