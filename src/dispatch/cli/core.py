@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from dispatch.checks import all_problems
-from dispatch.cli.base import Site, console, now, print_problems, site_command
+from dispatch.cli.base import Site, console, err_console, now, print_problems, site_command
 from dispatch.pipeline import PassReport, default_stages, load, run_pass
 
 
@@ -19,8 +19,13 @@ from dispatch.pipeline import PassReport, default_stages, load, run_pass
 @site_command
 def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
+    from dispatch.unsubscribe import secret_key_note
+
     problems = all_problems(site.settings, now())
     print_problems(problems)
+    note = secret_key_note(site.settings)
+    if note:
+        err_console.print(f"note: {note}", markup=False)
     from dispatch.dkim.status import dkim_status
 
     console.print(dkim_status(site.settings, os.environ)[0], markup=False)
