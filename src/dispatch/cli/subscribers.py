@@ -174,8 +174,17 @@ def list_(site: Site, list_name: str | None, status: str | None) -> None:
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
     people = find_subscribers(site.store, list_name=list_name, status=status)
-    table = Table("email", "name", "status", "since reason")
+    tz = site.settings.site.tz
+    table = Table()
+    # The address is what `subscribers remove` needs typed in: never cut it.
+    table.add_column("email", no_wrap=True, min_width=max([5] + [len(p.email) for p in people]))
+    table.add_column("name")
+    table.add_column("status", no_wrap=True, min_width=12)
+    table.add_column("since", no_wrap=True, min_width=10)
+    table.add_column("reason")
     for p in people:
-        table.add_row(p.email, p.name, p.status, p.status_reason or "")
+        since = p.status_since.astimezone(tz).strftime("%Y-%m-%d") if p.status_since else ""
+        # An active reader has no reason to show: "—" says so rather than a blank.
+        table.add_row(p.email, p.name, p.status, since, p.status_reason or "—")
     console.print(table)
     console.print(f"{len(people)} subscriber(s)", markup=False)

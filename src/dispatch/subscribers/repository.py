@@ -33,13 +33,16 @@ class Subscriber:
     status: SubscriberStatus
     fields: Mapping[str, str] = field(default_factory=dict)
     status_reason: str | None = None
+    status_since: datetime | None = None
+    """When the status last changed (subscribed, unsubscribed, bounced …)."""
 
 
 def _row_to_subscriber(row: object) -> Subscriber:
     r = cast("Mapping[str, object]", row._mapping)  # type: ignore[attr-defined]
     return Subscriber(int(cast(int, r["id"])), str(r["email"]), str(r["name"]),
                       cast(SubscriberStatus, r["status"]), json.loads(str(r["fields"])),
-                      cast("str | None", r["status_reason"]))
+                      cast("str | None", r["status_reason"]),
+                      cast("datetime | None", r.get("status_changed_at")))
 
 
 def ensure_list(conn: Connection, store: Store, name: str, now: datetime) -> None:
