@@ -36,6 +36,7 @@ from dispatch.sections import (
 from dispatch.sourcelines import SourceLines, toml_lines
 
 if TYPE_CHECKING:
+    from dispatch.bounces.settings import BounceOptions
     from dispatch.delivery.options import DeliveryOptions
     from dispatch.feeds.options import FeedOptions
     from dispatch.render.options import EmailOptions
@@ -206,6 +207,10 @@ class Settings:
     @property
     def web(self) -> WebOptions:
         return cast("WebOptions", self._typed("web"))
+
+    @property
+    def bounces(self) -> BounceOptions:
+        return cast("BounceOptions", self._typed("bounces"))
 
     def section(self, name: str) -> Mapping[str, Any]:
         """A top-level table of dispatch.toml as written, or an empty mapping.

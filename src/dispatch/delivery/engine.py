@@ -188,7 +188,6 @@ def _release(rows: list[ClaimedRow], reason: str,
 
 def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
     results: list[RowResult] = []
-    sender = run.settings.sender.email
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     rows = list(batch.rows)
@@ -235,7 +234,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
         try:
             if conn is None:
                 conn = run.transport.open()
-            result = conn.send(sender, row.email, message)
+            result = conn.send(run.source.envelope_sender(row), row.email, message)
         except TransportUnavailable as exc:
             conn = None
             run.server_down(exc)
