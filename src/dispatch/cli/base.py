@@ -18,20 +18,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
-from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, InputError, Problem
-from dispatch.store.engine import Store, open_store
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dispatch.config import Settings
     from dispatch.content.loader import LoadResult
+    from dispatch.store.engine import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class _LazyConsole:
+    """A rich Console made on first use: ``dispatch --help`` never needs rich.
+
+    Start-up matters because every command pays it; this module is imported
+    by all of them, so it imports only click and the error tree at the top.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
 # emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
-console = Console(highlight=False, soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+console: Console = _LazyConsole(  # type: ignore[assignment]
+    highlight=False, soft_wrap=True, emoji=False)
+err_console: Console = _LazyConsole(  # type: ignore[assignment]
+    stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 LAZY_COMMANDS = {
@@ -56,10 +79,53 @@ LAZY_COMMANDS = {
 them all (premailer, feedgen, twitter-text, SQLAlchemy dialects) cost over a
 second before `dispatch --help` could print anything."""
 
+COMMAND_HELP = {
+    "check": "Validate articles and configuration; exit 1 if anything is an error.",
+    "articles": "List articles: slug, status, date, category, key takeaway.",
+    "run": "Run the pipeline and the scheduler: one pass with --once, otherwise until "
+           "Ctrl-C or SIGTERM, delivering all along beside the passes.",
+    "build": "Write RSS, Atom and JSON feeds, site-wide and per category.",
+    "preview": "Render the email for SLUG (or --digest) for a sample recipient.",
+    "social": "Show the post each configured network gets for article SLUG.",
+    "subscribers": "Manage subscribers and lists.",
+    "send": "Queue SLUG (or --digest) for the --audience lists now.",
+    "queue": "Queued editions with their counts (queued = sent + failed + suppressed + "
+             "cancelled + pending); subcommands pause, resume, cancel and retry.",
+    "worker": "Deliver queued email; run as many as you like against one database.",
+    "schedules": "List each schedule with its next three firings (its own timezone and UTC).",
+    "plan": "Dry run: each firing until DATE and what it would send.",
+    "trigger": "Fire schedule ID now (recorded once, like any firing).",
+    "serve": "Serve the feeds, one-click unsubscribe, web views and bounce webhooks with "
+             "uvicorn.",
+    "bounces": "Bounces, complaints and mailto unsubscribes.",
+    "dkim": "DKIM keys: make one, and check a message's signatures offline.",
+}
+"""Each command's one-line help, so ``dispatch --help`` lists the commands
+without importing their modules (a test keeps it equal to the docstrings).
+A command missing here is imported for its help, as before."""
+
 
 class DispatchGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            text = COMMAND_HELP.get(name)
+            if text is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                rows.append((name, click.Command(name, help=text).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
@@ -103,6 +169,8 @@ class Site:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from dispatch.store.engine import open_store
+
             self._store = open_store(self.settings.database_url)
         return self._store
 
@@ -123,6 +191,8 @@ def site_command(func: F) -> F:
                             format="%(levelname)s %(name)s: %(message)s")
         if not root.is_dir():
             raise InputError(f"site folder {root} does not exist")
+        from dispatch.config import load_settings
+
         site = Site(load_settings(root), verbose)
         try:
             return func(*args, site=site, **kwargs)

@@ -15,7 +15,6 @@ from pathlib import Path
 from stat import S_ISREG
 
 from dispatch.config import Settings
-from dispatch.content.article import build_article
 from dispatch.content.cache import CACHE_FORMAT, ArticleCache, CacheEntry
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article
@@ -142,6 +141,10 @@ def load_one(file: _File, data: bytes, digest: str,
         line = data.count(b"\n", 0, at) + 1
         return None, [Problem(file.source, f"not UTF-8: byte 0x{data[at]:02x} at byte "
                               f"offset {at}", line, None, "a UTF-8 text file")]
+    # Imported on the first file that misses the cache: a warm pass (and
+    # `dispatch articles`) never loads markdown-it, nh3 or YAML at all.
+    from dispatch.content.article import build_article
+
     return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
 
 
