@@ -313,9 +313,12 @@ def vacation_reply(to: Sent, style: str) -> bytes:
         "x-autoreply": "X-Autoreply: yes\n",
         "precedence": "Precedence: auto_reply\n",
         "subject-only": "",
+        "encoded-subject": "",
     }[style]
-    subject = ("Out of Office: Your weekly health notes" if style == "subject-only"
-               else "Re: Your weekly health notes")
+    subject = {"subject-only": "Out of Office: Your weekly health notes",
+               # "Abwesenheitsnotiz: …" as an RFC 2047 encoded-word, as clients send it.
+               "encoded-subject": "=?utf-8?q?Abwesenheitsnotiz=3A_Ihre_Nachricht_=C3=BCber?="
+               }.get(style, "Re: Your weekly health notes")
     return f"""Return-Path: <>
 From: {to.email}
 To: {to.return_path}

@@ -151,6 +151,8 @@ FAMILIES: list[tuple[str, Callable[[Sent], bytes], str, Kind, str | None]] = [
      Kind.AUTOREPLY, None),
     ("vacation subject", lambda s: vacation_reply(s, "subject-only"), "autoreply",
      Kind.AUTOREPLY, None),
+    ("vacation encoded subject", lambda s: vacation_reply(s, "encoded-subject"), "autoreply",
+     Kind.AUTOREPLY, None),
     ("mailto unsubscribe", mailto_unsubscribe, "unsubscribe", Kind.UNSUBSCRIBE, None),
 ]
 
@@ -249,9 +251,15 @@ def test_process_changes_the_right_subscribers_and_never_destroys_anything(
     assert recorded[(CAROL, "autoreply")]["action"] == "no change: automatic reply, not a bounce"
     assert recorded[(CAROL, "unsubscribe")]["source"] == "mailbox"
 
-    # Reading again finds nothing new; the same report put back changes nothing twice.
+    # Reading again finds nothing new (the two strangers are remembered, not
+    # downloaded again, and still untouched); --rescan reads them once more.
     again = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
-    assert again.read == 2 and again.recognised == 0
+    assert again.read == 0
+    rescan = CliRunner().invoke(main, ["bounces", "process", "--rescan", "--root", root])
+    assert "2 message(s) read, 0 recognised, 2 left untouched" in rescan.output
+    for name in ("stranger", "stray"):
+        assert paths[name].read_bytes() == before[f"new/{paths[name].name}"]
+    # The same report put back changes nothing twice.
     write_maildir(box, {"dsn-again": postfix_dsn(site.sent[ALICE])})
     third = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
     assert third.recognised == 1 and third.changed == 0
@@ -329,7 +337,7 @@ def test_reactivate_undoes_a_bounce_never_a_complaint_and_show_lists_history(
     assert shown.exit_code == 0, shown.output
     for expected in ("bounced", "weekly", site.site.edition_id, "sent", "hard", "5.1.1",
                      "User unknown", "<20261201120501.4AB1C2@mx.example.com>",
-                     "suppressed: hard bounce"):
+                     "suppressed: hard bounce", "hard 5.1.1"):
         assert expected in shown.output, expected
 
     refused = runner.invoke(main, ["subscribers", "reactivate", BOB, "--include-unsubscribed",
@@ -414,3 +422,78 @@ def test_check_reports_bounce_setups_that_would_not_work(
     toml.write_text(base + '\n[bounces]\naddress = "bounces@journal.test"\n')
     monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", "maildir:///var/mail/bounces")
     assert "bounce" not in check().lower()
+
+
+def test_a_failure_between_the_decision_and_the_move_counts_nothing_twice(
+        sqlite_site: SentSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dispatch.bounces.process as process_module
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "crash"
+    messages = {f"m{i}": postfix_dsn(sqlite_site.sent[who], status="4.2.2",
+                                     message_id=f"<crash-{i}@mx>")
+                for i, who in enumerate((ALICE, BOB, CAROL, ALICE))}
+    write_maildir(box, messages)
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", f"maildir://{box}")
+    monkeypatch.setattr(process_module, "BATCH", 2)
+    real_done = MaildirBox.done
+    calls = {"n": 0}
+
+    def failing_done(self: MaildirBox, item: object, recognised: bool) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second batch is committed, then the disk fails
+            raise OSError("disk full")
+        real_done(self, item, recognised)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MaildirBox, "done", failing_done)
+    settings, store = sqlite_site.site.settings, sqlite_site.site.store
+    with pytest.raises(MailboxError, match="disk full"):
+        process_mailbox(settings, store, KEY, NOW)
+    recorded = len(events(sqlite_site))
+    assert recorded == 4  # both batches' decisions were committed
+    monkeypatch.setattr(MaildirBox, "done", real_done)
+    again = process_mailbox(settings, store, KEY, NOW)
+    assert again.read == 2 and again.recognised == 2
+    assert all(d.repeated for d in again.decisions)
+    assert len(events(sqlite_site)) == recorded
+    assert not list((box / "new").iterdir())
+
+
+def test_a_report_without_the_verp_token_is_matched_by_the_returned_unsubscribe_link(
+        sqlite_site: SentSite) -> None:
+    """Mail sent before [bounces] address was set came back to the sender's
+    own address; the returned headers' signed unsubscribe link still names
+    the reader and the edition."""
+    sent = sqlite_site.sent[BOB]
+    raw = postfix_dsn(sent).replace(sent.return_path.encode(), b"journal@journal.test")
+    report = classify(raw, LOCALS)
+    assert report.recognised and not report.tokens.bounce_rows
+    [link] = report.tokens.links
+    assert link.subscriber_id == sqlite_site.site.ids[BOB]
+    assert link.scope == sqlite_site.site.edition_id
+    with sqlite_site.site.store.write() as conn:
+        from dispatch.bounces.process import apply_report
+        from dispatch.bounces.settings import bounce_settings
+
+        config = bounce_settings(sqlite_site.site.settings.bounces, {})
+        [decision] = apply_report(conn, sqlite_site.site.store, config, "mailbox", report, NOW)
+    assert decision.target is not None and decision.target.outbox_id == row_id(sqlite_site, BOB)
+    assert sqlite_site.site.status(BOB) == "bounced"
+
+
+def test_two_readers_of_one_maildir_move_a_report_once(sqlite_site: SentSite,
+                                                       tmp_path: Path) -> None:
+    """A standby `dispatch run` reading the same maildir: the second move of
+    a report the first already moved is not an error."""
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "two"
+    write_maildir(box, {"d": postfix_dsn(sqlite_site.sent[ALICE])})
+    first = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    second = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    [item] = list(first.items())
+    [same] = list(second.items())
+    first.done(item, True)
+    second.done(same, True)
+    assert [p.name for p in (box / ".dispatch-processed" / "cur").iterdir()] == [
+        item.uid.split("/")[1] + ":2,"]

@@ -11,13 +11,13 @@ or in the returned message is what names the subscriber.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 
 from dispatch.bounces.dsn import field_blocks
 from dispatch.bounces.model import Finding, Kind
 
 
-def parse_arf(message: EmailMessage) -> list[Finding]:
+def parse_arf(message: Message) -> list[Finding]:
     for part in message.walk():
         if part.get_content_type() != "message/feedback-report":
             continue
@@ -33,7 +33,7 @@ def parse_arf(message: EmailMessage) -> list[Finding]:
     return []
 
 
-def original_mail_from(message: EmailMessage) -> str:
+def original_mail_from(message: Message) -> str:
     for part in message.walk():
         if part.get_content_type() == "message/feedback-report":
             blocks = field_blocks(part)

@@ -26,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email import message_from_bytes
+from email.message import Message
 from email.utils import getaddresses
 
 from dispatch.bounces.arf import original_mail_from, parse_arf
 from dispatch.bounces.dsn import is_report, parse_dsn
-from dispatch.bounces.model import Finding, Kind
+from dispatch.bounces.model import Finding, Kind, header_text
 from dispatch.bounces.nonstandard import looks_like_bounce, parse_text_bounce
 from dispatch.bounces.verp import RowToken, find_tokens
 from dispatch.unsubscribe import UnsubscribeToken
@@ -89,10 +89,11 @@ class Locals:
     unsubscribe: str | None
 
 
-def parse(raw: bytes) -> EmailMessage:
-    message = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
+def parse(raw: bytes) -> Message:
+    # compat32 keeps header values as plain strings: building the default
+    # policy's header objects for every header of every part took most of
+    # the time, and only a few headers need decoding (``header_text``).
+    return message_from_bytes(raw)
 
 
 def readable_text(message: Message) -> str:
@@ -141,13 +142,13 @@ def is_autoreply(message: Message) -> str | None:
     precedence = str(message.get("Precedence", "")).strip().lower()
     if precedence == "auto_reply":
         return "Precedence: auto_reply"
-    subject = str(message.get("Subject", ""))
+    subject = header_text(message, "Subject")
     if _VACATION.search(subject):
         return f"vacation subject {subject[:80]!r}"
     return None
 
 
-def find_all(message: EmailMessage, text: str, locals_: Locals) -> Tokens:
+def find_all(message: Message, text: str, locals_: Locals) -> Tokens:
     bounce = (find_tokens(locals_.key, "bounce", locals_.bounce,
                           [original_mail_from(message), text]) if locals_.bounce else [])
     addressed = [f"{addr}" for name in _ENVELOPE_HEADERS
@@ -164,7 +165,7 @@ def find_all(message: EmailMessage, text: str, locals_: Locals) -> Tokens:
 
 
 def report_id(message: Message, raw: bytes) -> str:
-    found = str(message.get("Message-ID", "")).strip()
+    found = " ".join(str(message.get("Message-ID", "")).split())
     if found and len(found) <= 300:
         return found
     return "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -174,7 +175,7 @@ def classify(raw: bytes, locals_: Locals) -> Classified:
     """What ``raw`` is; never raises for a malformed message (it is "unknown")."""
     try:
         message = parse(raw)
-        subject = str(message.get("Subject", ""))
+        subject = header_text(message, "Subject")
         text = readable_text(message)
     except Exception:  # a message the parser cannot even read is not ours
         return Classified("sha256:" + hashlib.sha256(raw).hexdigest(), "unknown")

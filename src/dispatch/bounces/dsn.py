@@ -13,7 +13,7 @@ are successes and change nobody.
 from __future__ import annotations
 
 import re
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesHeaderParser
 
 from dispatch.bounces.model import ENHANCED, Finding, Kind, clip, kind_of_status
@@ -73,7 +73,7 @@ def recipient_finding(fields: dict[str, str]) -> Finding | None:
     return Finding(kind_of_status(code), recipient, code, clip(diagnostic) or f"status {code}")
 
 
-def parse_dsn(message: EmailMessage) -> list[Finding]:
+def parse_dsn(message: Message) -> list[Finding]:
     """Each recipient's finding in a DSN (empty if it holds no status part)."""
     findings: list[Finding] = []
     for part in message.walk():

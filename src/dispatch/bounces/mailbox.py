@@ -15,10 +15,12 @@ The password is ``DISPATCH_BOUNCE_PASSWORD`` (or %-encoded in the URL).
 Nothing is ever deleted. A message dispatch recognised is moved to the
 processed folder (the maildir's ``.dispatch-processed`` subfolder, or the
 IMAP folder ``dispatch-processed``); anything else is not touched at all —
-IMAP reads use ``BODY.PEEK`` so not even the \\Seen flag changes. POP3 has
-no folders: every message stays on the server, and dispatch remembers the
-UIDL of each message it has read (in the ``bounce_mailbox_seen`` table), so
-it reads each one once; a mail client sees them all as before.
+IMAP reads use ``BODY.PEEK`` so not even the \\Seen flag changes — and is
+remembered (in the ``bounce_mailbox_seen`` table: maildir file name, IMAP
+UIDVALIDITY and UID) so that the next pass does not download it again. POP3
+has no folders: every message stays on the server, and dispatch remembers
+the UIDL of each message it has read, recognised or not, so it reads each
+one once; a mail client sees them all as before.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 class MailItem:
     uid: str
     raw: bytes
+
+
+Remember = Callable[[str, str], None]
+"""(uid, state) -> None: note a message as ``processed`` or ``ignored``."""
 
 
 class Mailbox(Protocol):
@@ -121,11 +127,19 @@ class MaildirBox:
     """A maildir: messages in ``new/`` and ``cur/``; recognised ones are moved
     (renamed, same file system) into ``.FOLDER/cur/`` with their flags kept."""
 
-    def __init__(self, root: Path, folder: str) -> None:
+    def __init__(self, root: Path, folder: str, seen: set[str], remember: Remember) -> None:
         if not (root / "new").is_dir() or not (root / "cur").is_dir():
             raise MailboxError(f"{root} is not a maildir (expected new/ and cur/ in it)")
         self.root = root
         self.target = root / f".{folder}"
+        self.seen = seen
+        self.remember = remember
+
+    @staticmethod
+    def _key(name: str) -> str:
+        # The unique part of a maildir name; a client moving the message from
+        # new/ to cur/ or changing its flags only changes what follows ":2,".
+        return name.split(":2,")[0]
 
     @property
     def name(self) -> str:
@@ -136,12 +150,15 @@ class MaildirBox:
             for path in sorted((self.root / sub).iterdir()):
                 if path.name.startswith(".") or not path.is_file():
                     continue
+                if self._key(path.name) in self.seen:
+                    continue
                 if path.stat().st_size > MAX_MESSAGE:
                     continue
                 yield MailItem(f"{sub}/{path.name}", path.read_bytes())
 
     def done(self, item: MailItem, recognised: bool) -> None:
         if not recognised:
+            self.remember(self._key(item.uid.partition("/")[2]), "ignored")
             return
         for sub in ("tmp", "new", "cur"):
             (self.target / sub).mkdir(parents=True, exist_ok=True)
@@ -150,7 +167,9 @@ class MaildirBox:
         # Maildir: a message in cur/ carries its flags after ":2,"; one
         # moved out of new/ gets an empty set, as a mail client would do.
         final = name if ":2," in name else name + ":2,"
-        if source.exists():
+        # Another process reading the same maildir (a standby `dispatch run`)
+        # may have moved it first: its decision was the same, recorded once.
+        with contextlib.suppress(FileNotFoundError):
             os.replace(source, self.target / "cur" / final)
 
     def close(self) -> None:
@@ -175,9 +194,12 @@ class ImapBox:
     recognised messages with ``UID MOVE`` (RFC 6851), or where the server lacks
     it with ``UID COPY`` and then flagging and expunging that one UID (RFC 4315)."""
 
-    def __init__(self, url: MailboxURL, folder: str, timeout: float = 30) -> None:
+    def __init__(self, url: MailboxURL, folder: str, seen: set[str], remember: Remember,
+                 timeout: float = 30) -> None:
         self.url = url
         self.target = folder
+        self.seen = seen
+        self.remember = remember
         try:
             if url.scheme == "imaps":
                 self.conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
@@ -194,6 +216,9 @@ class ImapBox:
             _ok(self.conn.select(_quoted(url.path)), f"SELECT {url.path}")
         except imaplib.IMAP4.error as exc:
             raise MailboxError(f"cannot open folder {url.path} of {url.shown}: {exc}") from None
+        # A UID names a message only together with the folder's UIDVALIDITY.
+        _, validity = self.conn.response("UIDVALIDITY")
+        self.validity = _flat(list(validity or [])).decode("ascii", "replace") or "0"
         self.created = False
 
     @property
@@ -205,6 +230,8 @@ class ImapBox:
         first = data[0] if data else b""
         uids = first.decode("ascii").split() if isinstance(first, bytes) else []
         for uid in uids:
+            if f"{self.validity}:{uid}" in self.seen:
+                continue
             size_answer = _ok(self.conn.uid("FETCH", uid, "(RFC822.SIZE)"), "FETCH SIZE")
             size = re.search(rb"RFC822\.SIZE (\d+)", _flat(size_answer))
             if size is not None and int(size.group(1)) > MAX_MESSAGE:
@@ -225,6 +252,7 @@ class ImapBox:
 
     def done(self, item: MailItem, recognised: bool) -> None:
         if not recognised:
+            self.remember(f"{self.validity}:{item.uid}", "ignored")
             return
         self._ensure_folder()
         capabilities = self.capabilities
@@ -255,7 +283,6 @@ def _flat(data: list[object]) -> bytes:
 
 # --- POP3 --------------------------------------------------------------------
 
-Remember = Callable[[str, str], None]
 
 
 class Pop3Box:
@@ -311,10 +338,6 @@ def open_mailbox(url: str, password: str | None, folder: str, root: Path, *,
                  seen: Callable[[str], set[str]] | None = None,
                  remember: Callable[[str, str, str], None] | None = None) -> Mailbox:
     parsed = parse_url(url, password, root)
-    if parsed.scheme == "maildir":
-        return MaildirBox(Path(parsed.path), folder)
-    if parsed.scheme.startswith("imap"):
-        return ImapBox(parsed, folder)
     shown = parsed.shown
     known = seen(shown) if seen is not None else set()
 
@@ -322,4 +345,8 @@ def open_mailbox(url: str, password: str | None, folder: str, root: Path, *,
         if remember is not None:
             remember(shown, uid, state)
 
+    if parsed.scheme == "maildir":
+        return MaildirBox(Path(parsed.path), folder, known, keep)
+    if parsed.scheme.startswith("imap"):
+        return ImapBox(parsed, folder, known, keep)
     return Pop3Box(parsed, known, keep)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import Message
 from enum import StrEnum
 
 
@@ -72,3 +74,18 @@ def clip(text: str | None, limit: int = 500) -> str | None:
         return None
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def header_text(message: Message, name: str) -> str:
+    """A header's value with RFC 2047 encoded-words decoded (``=?utf-8?q?…?=``);
+    the raw value when it cannot be decoded."""
+    raw = message.get(name)
+    if raw is None:
+        return ""
+    value = str(raw)
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value

@@ -12,10 +12,10 @@ status code and for words saying the failure is permanent or temporary.
 from __future__ import annotations
 
 import re
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import getaddresses
 
-from dispatch.bounces.model import ENHANCED, Finding, Kind, clip, kind_of_status
+from dispatch.bounces.model import ENHANCED, Finding, Kind, clip, header_text, kind_of_status
 
 _DAEMON_LOCAL = re.compile(r"^(mailer-daemon|mailerdaemon|mail-daemon|postmaster|"
                            r"mdaemon|bounce|bounces|mailer)$", re.IGNORECASE)
@@ -49,18 +49,18 @@ _BASIC = re.compile(r"(?<![\d.])([45][0-5]\d)(?:[ -]|$)")
 _ADDRESS = re.compile(r"<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})>?")
 
 
-def from_mail_system(message: EmailMessage) -> bool:
+def from_mail_system(message: Message) -> bool:
     if message.get("X-Failed-Recipients"):
         return True
-    for name, address in getaddresses([str(message.get("From", ""))]):
+    for name, address in getaddresses([header_text(message, "From")]):
         local = address.rpartition("@")[0] or address
         if _DAEMON_LOCAL.match(local) or _DAEMON_NAME.search(name):
             return True
     return False
 
 
-def looks_like_bounce(message: EmailMessage, text: str) -> bool:
-    subject = str(message.get("Subject", ""))
+def looks_like_bounce(message: Message, text: str) -> bool:
+    subject = header_text(message, "Subject")
     return from_mail_system(message) and (
         _SUBJECT.search(subject) is not None or _PERMANENT.search(text) is not None
         or _TEMPORARY.search(text) is not None or bool(message.get("X-Failed-Recipients")))
@@ -72,9 +72,9 @@ def _line_with(text: str, start: int) -> str:
     return text[begin:end if end != -1 else len(text)].strip()
 
 
-def parse_text_bounce(message: EmailMessage, text: str) -> Finding:
+def parse_text_bounce(message: Message, text: str) -> Finding:
     """The finding of a non-standard bounce whose readable text is ``text``."""
-    subject = str(message.get("Subject", ""))
+    subject = header_text(message, "Subject")
     failed = str(message.get("X-Failed-Recipients", "")).split(",")[0].strip()
     recipient = failed
     if not recipient:

@@ -8,7 +8,8 @@ the message moved to the processed folder. A crash between the two leaves
 the message in place: it is read again next time, and the unique key on
 (source, report id, address) makes the second reading change nothing.
 ``--dry-run`` classifies and decides the same way, and writes and moves
-nothing.
+nothing. A message read and not recognised is remembered, not read again
+(``--rescan`` forgets that, e.g. after ``[bounces] address`` was set).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dispatch.bounces.history import (
     Target,
     already_recorded,
     finding_event,
+    forget_ignored,
     insert_event,
     remember_uid,
     resolve_links,
@@ -33,7 +35,7 @@ from dispatch.bounces.history import (
     seen_uids,
     soft_count,
 )
-from dispatch.bounces.mailbox import open_mailbox
+from dispatch.bounces.mailbox import MailItem, open_mailbox, parse_url
 from dispatch.bounces.model import Finding
 from dispatch.bounces.policy import Verdict, decide
 from dispatch.bounces.settings import BounceSettings, bounce_settings, split_base
@@ -43,6 +45,8 @@ from dispatch.store.engine import Store
 from dispatch.subscribers.repository import set_status
 
 log = logging.getLogger(__name__)
+BATCH = 100
+"""Reports decided in one transaction before their messages are moved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,39 +133,60 @@ def apply_finding(conn: Connection, store: Store, config: BounceSettings, source
     return verdict, False
 
 
-def apply_report(store: Store, config: BounceSettings, source: str, report: Classified,
-                 now: datetime, *, dry_run: bool = False) -> list[Decision]:
+def apply_report(conn: Connection, store: Store, config: BounceSettings, source: str,
+                 report: Classified, now: datetime, *, dry_run: bool = False
+                 ) -> list[Decision]:
+    """Every finding of one recognised report, in the caller's transaction."""
     decisions: list[Decision] = []
-    with (store.read() if dry_run else store.write()) as conn:
-        targets = (resolve_rows(conn, report.tokens.bounce_rows)
-                   + resolve_rows(conn, report.tokens.unsubscribe_rows)
-                   + resolve_links(conn, report.tokens.links))
-        for finding in report.findings:
-            target = _pick(finding, targets)
-            verdict, repeated = apply_finding(conn, store, config, source, report.report_id,
-                                              finding, target, now, dry_run=dry_run)
-            decisions.append(Decision(source, report.report_id, report.format, finding, target,
-                                      verdict.action, verdict.status is not None, repeated))
+    targets = (resolve_rows(conn, report.tokens.bounce_rows)
+               + resolve_rows(conn, report.tokens.unsubscribe_rows)
+               + resolve_links(conn, report.tokens.links))
+    for finding in report.findings:
+        target = _pick(finding, targets)
+        verdict, repeated = apply_finding(conn, store, config, source, report.report_id,
+                                          finding, target, now, dry_run=dry_run)
+        decisions.append(Decision(source, report.report_id, report.format, finding, target,
+                                  verdict.action, verdict.status is not None, repeated))
     return decisions
 
 
 def process_mailbox(settings: Settings, store: Store, key: bytes, now: datetime, *,
-                    dry_run: bool = False, environ: Mapping[str, str] | None = None
-                    ) -> ProcessReport:
-    """Read every message of the configured mailbox once; MailboxError when
-    there is none configured or it cannot be read."""
+                    dry_run: bool = False, rescan: bool = False,
+                    environ: Mapping[str, str] | None = None) -> ProcessReport:
+    """Read every message of the configured mailbox not read before;
+    MailboxError when there is none configured or it cannot be read.
+    ``rescan`` first forgets the messages read and not recognised."""
     config = bounce_settings(settings.bounces, os.environ if environ is None else environ)
     if not config.mailbox:
         raise MailboxError("no bounce mailbox: set DISPATCH_BOUNCE_MAILBOX (or [bounces] "
                            "mailbox) to maildir:///path, imaps://user@host/INBOX or "
                            "pop3s://user@host")
     locals_ = locals_for(settings, key)
+    if rescan and not dry_run:
+        forget_ignored(store, parse_url(config.mailbox, config.password, settings.root).shown)
     box = open_mailbox(
         config.mailbox, config.password, config.options.processed_folder, settings.root,
         seen=lambda name: seen_uids(store, name),
         remember=lambda name, uid, state: remember_uid(store, name, uid, state, now))
     read = untouched = 0
     decisions: list[Decision] = []
+    pending: list[tuple[MailItem, Classified]] = []
+
+    def settle() -> None:
+        # One transaction for a batch of reports, then their moves: a crash
+        # in between leaves them in place, and reading them again changes
+        # nothing (each report is recorded once).
+        if not pending:
+            return
+        with (store.read() if dry_run else store.write()) as conn:
+            for _, report in pending:
+                decisions.extend(apply_report(conn, store, config, "mailbox", report, now,
+                                              dry_run=dry_run))
+        if not dry_run:
+            for item, _ in pending:
+                box.done(item, True)
+        pending.clear()
+
     try:
         for item in box.items():
             read += 1
@@ -171,10 +196,10 @@ def process_mailbox(settings: Settings, store: Store, key: bytes, now: datetime,
                 if not dry_run:
                     box.done(item, False)
                 continue
-            decisions.extend(apply_report(store, config, "mailbox", report, now,
-                                          dry_run=dry_run))
-            if not dry_run:
-                box.done(item, True)
+            pending.append((item, report))
+            if len(pending) >= BATCH:
+                settle()
+        settle()
     except OSError as exc:
         raise MailboxError(f"{box.name}: {exc}") from None
     finally:

@@ -15,8 +15,10 @@ def bounces() -> None:
 @bounces.command()
 @click.option("--dry-run", is_flag=True,
               help="Classify and decide, but change no subscriber and move no message.")
+@click.option("--rescan", is_flag=True,
+              help="Read again the messages an earlier run read and did not recognise.")
 @site_command
-def process(site: Site, dry_run: bool) -> None:
+def process(site: Site, dry_run: bool, rescan: bool) -> None:
     """Read DISPATCH_BOUNCE_MAILBOX: DSNs, ARF complaints, mailto unsubscribes.
 
     Recognised messages are moved to the processed folder (POP3: remembered,
@@ -25,7 +27,7 @@ def process(site: Site, dry_run: bool) -> None:
     from dispatch.unsubscribe import secret_key
 
     report = process_mailbox(site.settings, site.store, secret_key(site.settings), now(),
-                             dry_run=dry_run)
+                             dry_run=dry_run, rescan=rescan)
     for d in report.decisions:
         who = d.target.email if d.target else (d.finding.recipient or "(nobody we know)")
         code = d.finding.status_code or "-"

@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 EXPECTED = "an address like ann@example.com"
 
@@ -52,7 +52,17 @@ _DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\Z")
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
 
+# Syntax only. ``test_environment`` admits the reserved ``.test`` domain
+# (RFC 2606), which development and test setups mail through a local MTA;
+# other special-use names (localhost, .invalid, .local, …) stay refused.
+
+
+def _validate(value: str) -> ValidatedEmail:
+    return validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                          test_environment=True)
+
 _LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAK = re.compile(f"[{_LINE_BREAKS}]")
 
 
 class InvalidAddress(ValueError):
@@ -97,15 +107,38 @@ def _domain(domain: str) -> str:
 
     Cached: a list has far fewer domains than addresses."""
     try:
-        checked = validate_email(f"x@{domain}", check_deliverability=False,
-                                 allow_smtputf8=False)
+        checked = _validate(f"x@{domain}")
     except EmailNotValidError as exc:
         raise _refuse(f"…@{domain}", exc) from None
     return checked.ascii_domain
 
 
+# The common case in one match: a dot-atom local part and a domain with no
+# space, @ or bracket (the domain is then checked by email-validator, cached).
+_PLAIN = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@([^\s@<>\[\]\\\"]+)\Z")
+
+
 def parse_address(raw: str) -> Address:
     """The sending spelling and identity key of ``raw``, or :class:`InvalidAddress`."""
+    plain = _PLAIN.match(raw)
+    if plain is not None and len(plain[1]) <= _MAX_LOCAL:
+        local, domain = plain[1], plain[2]
+        try:
+            ascii_domain = _domain(domain)
+        except InvalidAddress:
+            pass  # the full path below words the reason
+        else:
+            if domain.isascii():
+                if len(raw) <= _MAX_ADDRESS:
+                    return Address(raw, f"{local}@{ascii_domain}".lower())
+            else:
+                text = f"{local}@{ascii_domain}"
+                if len(text) <= _MAX_ADDRESS:
+                    return Address(text, text.lower())
+    return _parse_slowly(raw)
+
+
+def _parse_slowly(raw: str) -> Address:
     value = _strip(raw)
     if not value:
         raise InvalidAddress("empty address")
@@ -130,7 +163,7 @@ def parse_address(raw: str) -> Address:
     else:
         # Everything unusual gets email-validator's own wording.
         try:
-            checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+            checked = _validate(value)
         except EmailNotValidError as exc:
             raise _refuse(value, exc) from None
         ascii_domain = checked.ascii_domain
@@ -163,6 +196,6 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a subscriber's name, or None. A name goes into
     the To: header: a line break there would be header injection, so it is
     refused when the name is stored, not at send time."""
-    if any(ch in name for ch in _LINE_BREAKS):
+    if _BREAK.search(name):
         return "the name spans several lines"
     return None
