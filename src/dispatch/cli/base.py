@@ -90,7 +90,7 @@ COMMAND_HELP = {
     "preview": "Render the email for SLUG (or --digest) for a sample recipient.",
     "social": "Show the post each configured network gets for article SLUG.",
     "subscribers": "Manage subscribers and lists.",
-    "send": "Queue SLUG (or --digest) for the --audience lists now.",
+    "send": "Queue SLUG (or --digest) for the --audience lists now (or --test it).",
     "queue": "Queued editions with their counts (queued = sent + failed + suppressed + "
              "cancelled + pending); subcommands pause, resume, cancel and retry.",
     "worker": "Deliver queued email; run as many as you like against one database.",
@@ -99,6 +99,9 @@ COMMAND_HELP = {
     "trigger": "Fire schedule ID now (recorded once, like any firing).",
     "serve": "Serve the feeds, one-click unsubscribe, web views and bounce webhooks with "
              "uvicorn.",
+    "staff": "Staff accounts for the admin pages (``dispatch serve``, /admin/).",
+    "editions": "Editions, newest first: when, subject, audience, and what became of each "
+                "message.",
     "bounces": "Bounces, complaints and mailto unsubscribes.",
     "dkim": "DKIM keys: make one, and check a message's signatures offline.",
 }
