@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,7 +20,13 @@ from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import DispatchError, Problem
 from dispatch.models import Article
-from dispatch.store.articles import Publication, StoreCache, record_publications, slug_holders
+from dispatch.store.articles import (
+    Publication,
+    StoreCache,
+    record_publications,
+    recorded_hashes,
+    slug_holders,
+)
 from dispatch.store.engine import Store
 
 
@@ -88,6 +94,8 @@ class PassReport:
     stages: tuple[StageReport, ...] = field(default=())
     first: bool = False
     """The store had recorded nothing before: ``new`` is the back catalogue."""
+    held: tuple[str, ...] = ()
+    """Sources of articles held back from every channel because of their errors."""
 
     @property
     def errors(self) -> int:
@@ -124,7 +132,7 @@ def run_pass(settings: Settings, store: Store, now: datetime,
              stages: list[tuple[str, Stage]] | None = None) -> PassReport:
     if now.tzinfo is None:
         raise ValueError("run_pass needs an aware 'now'")
-    result = load(settings, store)
+    result, held = hold_back(settings, store, load(settings, store), now)
     publication = record_publications(store, result.articles, now)
     ctx = PassContext(settings, store, now, result, publication)
     reports: list[StageReport] = []
@@ -143,4 +151,28 @@ def run_pass(settings: Settings, store: Store, now: datetime,
         problems=result.problems,
         stages=tuple(reports),
         first=publication.first,
+        held=held,
     )
+
+
+def hold_back(settings: Settings, store: Store, result: LoadResult,
+              now: datetime) -> tuple[LoadResult, tuple[str, ...]]:
+    """Leave out of the pass every new or changed published article that has
+    errors: it reaches no feed, post or email, and since it is not recorded
+    it is checked (and reported) again on every pass until it is fixed; once
+    fixed it is published as usual. An article already published that gains
+    an error leaves the feeds until it is fixed (it is never announced twice).
+    Returns the pass's articles and the sources held back."""
+    from dispatch.checks import article_errors
+
+    recorded = recorded_hashes(store)
+    candidates = [a for a in result.articles
+                  if a.is_published(now) and recorded.get(a.slug) != a.content_hash]
+    errors = article_errors(settings, candidates)
+    if not errors:
+        return result, ()
+    kept = tuple(a for a in result.articles if a.source not in errors)
+    problems = sorted([*result.problems, *(p for found in errors.values() for p in found)],
+                      key=lambda p: (p.path, p.line or 0, not p.is_error))
+    return (replace(result, articles=kept, problems=tuple(problems),
+                    by_slug={a.slug: a for a in kept}), tuple(sorted(errors)))

@@ -31,30 +31,34 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _LazyConsole:
-    """A rich Console made on first use: ``dispatch --help`` never needs rich.
+def _make_console(name: str) -> Console:
+    """The rich Console ``console`` (stdout) or ``err_console`` (stderr), made
+    on first use and kept: ``dispatch --help`` never imports rich.
 
     Start-up matters because every command pays it; this module is imported
     by all of them, so it imports only click and the error tree at the top.
     """
+    made = globals().get(name)
+    if made is None:
+        from rich.console import Console
 
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Console | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
-        return getattr(self._console, name)
+        # emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
+        made = Console(stderr=name == "err_console", highlight=False, soft_wrap=True,
+                       emoji=False)
+        globals()[name] = made
+    return made
 
 
-# emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
-console: Console = _LazyConsole(  # type: ignore[assignment]
-    highlight=False, soft_wrap=True, emoji=False)
-err_console: Console = _LazyConsole(  # type: ignore[assignment]
-    stderr=True, highlight=False, soft_wrap=True, emoji=False)
+if TYPE_CHECKING:
+    console: Console
+    err_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `from dispatch.cli.base import console` makes it on first import.
+    if name in ("console", "err_console"):
+        return _make_console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 LAZY_COMMANDS = {
@@ -147,13 +151,13 @@ class DispatchGroup(click.Group):
             if exc.problems:
                 print_problems(exc.problems)
             else:
-                err_console.print(f"error: {exc}", markup=False)
+                _make_console("err_console").print(f"error: {exc}", markup=False)
             sys.exit(exc.exit_code)
         except DispatchError as exc:
-            err_console.print(f"error: {exc}", markup=False)
+            _make_console("err_console").print(f"error: {exc}", markup=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            _make_console("err_console").print("interrupted")
             sys.exit(130)
 
 
@@ -194,14 +198,15 @@ def _report_merges(store: Store) -> None:
     records = merge_records(store)
     if not records:
         return
-    err_console.print(f"upgrade: {len(records)} subscriber row(s) were other spellings of an "
-                      "address already on file and were merged into it:", markup=False)
+    say = _make_console("err_console").print
+    say(f"upgrade: {len(records)} subscriber row(s) were other spellings of an "
+        "address already on file and were merged into it:", markup=False)
     for r in records[:20]:
-        err_console.print(f"  {r.merged_email} ({r.merged_status}) -> {r.kept_email} "
-                          f"(now {r.status})", markup=False)
+        say(f"  {r.merged_email} ({r.merged_status}) -> {r.kept_email} (now {r.status})",
+            markup=False)
     if len(records) > 20:
-        err_console.print(f"  … and {len(records) - 20} more", markup=False)
-    err_console.print("  (see `dispatch subscribers merges`)", markup=False)
+        say(f"  … and {len(records) - 20} more", markup=False)
+    say("  (see `dispatch subscribers merges`)", markup=False)
 
 
 def site_command(func: F) -> F:
@@ -235,7 +240,7 @@ def now() -> datetime:
 def print_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
         style = "red" if problem.is_error else "yellow"
-        err_console.print(str(problem), style=style, markup=False)
+        _make_console("err_console").print(str(problem), style=style, markup=False)
 
 
 def missing_article(loaded: LoadResult, slug: str) -> InputError:

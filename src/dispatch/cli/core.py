@@ -31,6 +31,10 @@ def check(site: Site) -> None:
     console.print(dkim_status(site.settings, os.environ)[0], markup=False)
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
+    held = sorted({p.path for p in problems if p.is_error and p.path.endswith(".md")})
+    if held:
+        console.print(f"{len(held)} article(s) with errors reach no feed, post or email "
+                      f"until fixed: {', '.join(held)}", markup=False)
     console.print(f"{errors} error(s), {warnings} warning(s)")
     raise SystemExit(1 if errors else 0)
 
@@ -76,6 +80,9 @@ def _print_report(report: PassReport) -> None:
         f"loaded {report.loaded}, published {report.published}, {fresh}, "
         f"changed {len(report.changed)}, errors {report.errors}", markup=False)
     print_problems(p for p in report.problems if p.is_error)
+    if report.held:
+        console.print(f"  held back until their errors are fixed (no feed, post or email): "
+                      f"{', '.join(report.held)}", markup=False)
     for stage in report.stages:
         console.print(f"  {stage.stage}: {stage.summary}", markup=False)
         print_problems(stage.problems)

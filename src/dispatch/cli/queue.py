@@ -26,9 +26,17 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from dispatch.cli.base import Site, console, err_console, missing_article, now, site_command
+from dispatch.cli.base import (
+    Site,
+    console,
+    err_console,
+    missing_article,
+    now,
+    print_problems,
+    site_command,
+)
 from dispatch.config import Settings
-from dispatch.errors import DeliveryError, InputError
+from dispatch.errors import DeliveryError, InputError, Problem
 from dispatch.models import Article
 from dispatch.outbox import (
     audience_size,
@@ -291,6 +299,7 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
          since: datetime | None, subject: str | None, edition_id: str | None, dry_run: bool,
          deliver_now: bool, test_to: tuple[str, ...]) -> None:
     """Queue SLUG (or --digest) for the --audience lists now (or --test it)."""
+    from dispatch.checks import article_errors
     from dispatch.pipeline import load
     from dispatch.render import render_article_edition, render_digest_edition
 
@@ -319,6 +328,13 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         start = (datetime.combine(since.date(), time(), tz) if since
                  else current - timedelta(days=7))
         chosen = _digest_articles(articles, start, current)
+        errors = article_errors(site.settings, chosen, email_checked=len(chosen))
+        if errors:
+            # The same rule as a pass: an article with errors reaches no channel.
+            print_problems(p for found in errors.values() for p in found)
+            err_console.print("left out of the digest until their errors are fixed: "
+                              + ", ".join(sorted(errors)), markup=False)
+            chosen = [a for a in chosen if a.source not in errors]
         if not chosen:
             raise InputError(f"no published articles since {start:%Y-%m-%d} for a digest")
         # Named by what it holds, not by the day it is sent: the same command
@@ -334,6 +350,11 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
             raise missing_article(loaded, slug or "")
         if not found[0].is_published(current):
             raise InputError(f"{slug} is not published yet (draft or future date)")
+        own = article_errors(site.settings, found[:1]).get(found[0].source)
+        if own:
+            raise InputError([*own, Problem(found[0].source, f"{slug!r} has errors: it "
+                                               "reaches no feed, post or email until they "
+                                               "are fixed")])
         eid = edition_id or f"{slug}.{tag}"
         edition = render_article_edition(site.settings, found[0], eid, subject=subject)
     if test_to:

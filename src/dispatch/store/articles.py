@@ -147,3 +147,13 @@ def slug_holders(store: Store) -> dict[str, str]:
     t = published_articles
     with store.read() as conn:
         return {row.slug: row.source for row in conn.execute(select(t.c.slug, t.c.source))}
+
+
+def recorded_hashes(store: Store) -> dict[str, str]:
+    """Each recorded slug and the content hash it was last published with
+    (``WITHDRAWN`` once it left): an article whose hash differs is new or
+    changed, and is checked before it reaches any channel."""
+    t = published_articles
+    with store.read() as conn:
+        return {row.slug: row.content_hash
+                for row in conn.execute(select(t.c.slug, t.c.content_hash))}
