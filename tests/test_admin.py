@@ -279,8 +279,16 @@ def test_subscriber_search_and_history(site: tuple[Settings, Store]) -> None:
     someone = find_subscribers(store, list_name="weekly")[0]
     found = client.get("/admin/subscribers", params={"q": someone.email.upper()[:6]}).text
     assert someone.email in found
+    from dispatch.bounces.history import Event, insert_event
+    from dispatch.bounces.model import Kind
+    with store.write() as conn:
+        insert_event(conn, store, Event(NOW, "mailbox", "<report-1@mx.test>", someone.email,
+                                        someone.id, None, edition_id, Kind.SOFT, "4.2.2",
+                                        "mailbox full", "counted"))
     history = client.get(f"/admin/subscribers/{someone.id}").text
     assert edition_id in history and "sent" in history
+    assert "4.2.2" in history and "mailbox full" in history
+    assert "&lt;report-1@mx.test&gt;" in history
     assert "List growth" in found and "<svg" in found
 
 
@@ -353,3 +361,19 @@ def test_staff_cli_adds_removes_and_logs(site: tuple[Settings, Store]) -> None:
     assert code == 1 and "no staff account" in out
     code, out = cli(settings.root, "staff", "log")
     assert "staff add" in out and "staff remove" in out
+
+
+def test_a_test_send_is_dkim_signed_like_the_real_send(
+        example_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = tmp_path / "dkim.pem"
+    code, out = cli(example_site, "dkim", "keygen", "--selector", "news", "--out", str(key))
+    assert code == 0, out
+    record = next(line for line in out.splitlines() if " IN TXT " in line)
+    with open(example_site / "dispatch.toml", "a", encoding="utf-8") as fh:
+        fh.write('\n[dkim]\nselector = "news"\n')
+    monkeypatch.setenv("DISPATCH_DKIM_KEY_FILE", str(key))
+    code, out = cli(example_site, "send", "handwashing-and-colds", "--test", "me@journal.test")
+    assert code == 0, out
+    [message] = (example_site / ".dispatch" / "maildir" / "new").glob("*.eml")
+    verified = CliRunner().invoke(main, ["dkim", "verify", str(message), "--txt", record])
+    assert verified.exit_code == 0 and "pass: " in verified.output, verified.output

@@ -20,9 +20,6 @@ newer than its list, or a reserved one such as ``.example``) costs
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import regex
 
 from dispatch.social import tables_x, twitter
@@ -136,30 +133,3 @@ def threads_length(text: str) -> int:
 def linkedin_length(text: str) -> int:
     """UTF-16 code units: never fewer than the characters LinkedIn counts."""
     return len(text.encode("utf-16-le")) // 2
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """How one network measures a post."""
-
-    network: str
-    measure: Callable[[str], int]
-    max_bytes: int | None = None
-
-    def fits(self, text: str, limit: int) -> bool:
-        if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
-            return False
-        return self.measure(text) <= limit
-
-
-RULES: dict[str, Rule] = {
-    "x": Rule("x", x_length),
-    "mastodon": Rule("mastodon", mastodon_length),
-    "bluesky": Rule("bluesky", bluesky_length, BLUESKY_MAX_BYTES),
-    "threads": Rule("threads", threads_length),
-    "linkedin": Rule("linkedin", linkedin_length),
-}
-
-
-def measure(network: str, text: str) -> int:
-    return RULES[network].measure(text)

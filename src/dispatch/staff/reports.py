@@ -126,15 +126,6 @@ class PersonRow:
     lists: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    edition_id: str
-    status: str
-    finished_at: datetime | None
-    attempts: int
-    detail: str | None
-
-
 def find_people(store: Store, query: str, limit: int = 50) -> list[PersonRow]:
     """Subscribers whose address or name contains ``query`` (any case)."""
     needle = query.strip().lower()
@@ -169,24 +160,6 @@ def _person(row: object, lists: tuple[str, ...]) -> PersonRow:
     m = dict(row)  # type: ignore[call-overload]
     return PersonRow(int(m["id"]), str(m["email"]), str(m["name"] or ""), str(m["status"]),
                      m["status_reason"], m["created_at"], m["status_changed_at"], lists)
-
-
-def person(store: Store, subscriber_id: int) -> tuple[PersonRow, list[MessageRow]] | None:
-    """One subscriber and every message queued for them, newest first."""
-    s, o = subscribers, outbox
-    with store.read() as conn:
-        row = conn.execute(select(s).where(s.c.id == subscriber_id)).first()
-        if row is None:
-            return None
-        lists = _lists_of(conn, [subscriber_id]).get(subscriber_id, ())
-        messages = [MessageRow(str(m.edition_id), str(m.status), m.finished_at,
-                               int(m.attempts), m.detail)
-                    for m in conn.execute(
-                        select(o.c.edition_id, o.c.status, o.c.finished_at, o.c.attempts,
-                               o.c.detail)
-                        .where(o.c.subscriber_id == subscriber_id)
-                        .order_by(o.c.id.desc()))]
-    return _person(row._mapping, lists), messages
 
 
 @dataclass(frozen=True, slots=True)

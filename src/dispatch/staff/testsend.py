@@ -64,16 +64,21 @@ def test_addresses(raw: Sequence[str]) -> list[str]:
 def send_test(settings: Settings, edition: Edition, addresses: Sequence[str],
               now: datetime) -> list[TestOutcome]:
     """Build and send one message per address over the configured transport."""
+    import os
+
     from dispatch.delivery.engine import make_transport
     from dispatch.delivery.personalise import recipient_for
     from dispatch.delivery.settings import load_delivery_settings
     from dispatch.delivery.transport import TransportUnavailable
+    from dispatch.dkim.sign import load_signer
     from dispatch.jobs.states import ResultClass
     from dispatch.render import MessageFactory
     from dispatch.unsubscribe import secret_key
 
     marked = test_edition(edition)
     factory = MessageFactory(marked, settings)
+    # Signed like the real send, so a test shows whether DKIM passes.
+    signer = load_signer(settings, os.environ)
     key = secret_key(settings)
     transport = make_transport(settings, load_delivery_settings(settings))
     outcomes: list[TestOutcome] = []
@@ -84,7 +89,8 @@ def send_test(settings: Settings, edition: Edition, addresses: Sequence[str],
     try:
         for address in addresses:
             recipient = recipient_for(settings, key, marked.edition_id, 0, address, "")
-            message = factory.build(recipient, date=now)
+            message = (factory.build(recipient, date=now) if signer is None
+                       else signer.build(factory, recipient, now))
             result = conn.send(settings.sender.email, address, message)
             ok = result.klass is ResultClass.DELIVERED
             outcomes.append(TestOutcome(address, ok, result.text or

@@ -230,16 +230,14 @@ async def subscribers(app: AdminApp, request: Request, session: StaffSession) ->
 
 
 async def person(app: AdminApp, request: Request, session: StaffSession) -> Response:
-    from dispatch.staff.reports import person as load_person
+    from dispatch.bounces.history import subscriber_history
 
-    found = await run_in_threadpool(load_person, app.store,
-                                    int(request.path_params["subscriber_id"]))
-    if found is None:
+    who = await run_in_threadpool(subscriber_history, app.store,
+                                  int(request.path_params["subscriber_id"]))
+    if who is None:
         return app.page("refused.html", 404, session=session, message="No such subscriber.")
-    who, messages = found
     await run_in_threadpool(app.audit, session.email, "view subscriber", who.email)
-    return app.page("person.html", session=session, who=who, messages=messages,
-                    tz=app.settings.site.tz)
+    return app.page("person.html", session=session, who=who, tz=app.settings.site.tz)
 
 
 # --- social and schedules -------------------------------------------------------
