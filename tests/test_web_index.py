@@ -62,18 +62,28 @@ def test_root_is_an_index_of_the_site_and_its_feeds(built: TestClient) -> None:
         assert href in page.hrefs, page.hrefs
         assert built.get(href).status_code == 200  # every link works
     assert "Heart health" in response.text  # the category's own spelling
-    assert "/archive/" not in page.hrefs  # not served by this app: not linked
+    # The archive and the signup form are served by the same app: linked.
+    assert "/archive/" in page.hrefs and "/subscribe" in page.hrefs
     assert 'rel="alternate" type="application/rss+xml"' in response.text
 
 
-def test_archive_and_subscribe_are_linked_when_served(built: TestClient) -> None:
+def test_archive_and_subscribe_are_linked_only_when_served(example_site: Path) -> None:
     async def stub(request: object) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    built.app.router.routes.append(Route("/archive/", stub))  # type: ignore[attr-defined]
-    page = Links()
-    page.feed(built.get("/").text)
-    assert "/archive/" in page.hrefs and "/subscribe" not in page.hrefs
+    settings = load_settings(example_site)
+    store = open_store(settings.database_url)
+    try:
+        app = create_app(settings, store, modules=("dispatch.web.index", "dispatch.web.feeds"))
+        page = Links()
+        page.feed(TestClient(app).get("/").text)
+        assert "/archive/" not in page.hrefs and "/subscribe" not in page.hrefs
+        app.router.routes.append(Route("/archive/", stub))
+        page = Links()
+        page.feed(TestClient(app).get("/").text)
+        assert "/archive/" in page.hrefs and "/subscribe" not in page.hrefs
+    finally:
+        store.dispose()
 
 
 def test_before_any_build_it_says_so(site_root: Path) -> None:
