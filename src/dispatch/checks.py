@@ -113,28 +113,18 @@ def article_errors(settings: Settings, articles: Sequence[Article],
     """The errors that keep each article from every channel, by source file.
 
     An article with errors reaches no channel: no feed, no social post, no
-    email. Its posts must compose for every configured network, and its email
-    must render (a Gmail clip is an error unless ``[email] allow_clip``).
-    Problems of the site rather than the article (a broken template, bad
-    settings) are not counted here: they stop every email, and ``dispatch
+    email. Beyond the loading errors (which keep it out already), that is an
+    email that cannot be rendered (a Gmail clip is an error unless ``[email]
+    allow_clip``). A post that cannot be written for one network is not
+    counted: the social stage keeps it, reports it on every pass and writes
+    it after a fix, and its cause is as often a setting (a network's limit)
+    as the article. Problems of the site rather than the article (a broken
+    template) are not counted either: they stop every email, and ``dispatch
     check`` reports them. Never raises for a user mistake.
     """
     from dispatch.errors import DispatchError, InputError
-    from dispatch.social.compose import compose
-    from dispatch.social.config import social_problems
 
     found: dict[str, list[Problem]] = {}
-    if not articles:
-        return found
-    social, config_problems = social_problems(settings)
-    networks = [] if any(p.is_error for p in config_problems) else list(social.networks)
-    for article in articles:
-        for config in networks:
-            try:
-                compose(article, config)
-            except InputError as exc:
-                found.setdefault(article.source, []).extend(p for p in exc.problems
-                                                            if p.is_error)
     emailed = sorted((a for a in articles if a.email), key=lambda a: (a.date, a.slug),
                      reverse=True)[:email_checked]
     if emailed and _emails_can_render(settings):
