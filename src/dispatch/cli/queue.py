@@ -42,7 +42,8 @@ from dispatch.outbox import (
     retry_failed,
 )
 from dispatch.store.engine import Store
-from dispatch.subscribers import find_subscribers, unknown_lists
+from dispatch.subscribers import unknown_lists
+from dispatch.subscribers.repository import iter_subscribers
 
 
 class RateColumn(ProgressColumn):
@@ -226,9 +227,11 @@ def _sample(settings: Settings, store: Store, edition: object, audience: list[st
     from dispatch.unsubscribe import secret_key
 
     assert isinstance(edition, Edition)
-    people = [p for name in audience for p in find_subscribers(store, list_name=name,
-                                                               status="active")][:1]
-    person = people[0] if people else None
+    # The first active reader of the first list that has one: one page of
+    # one row, however big the lists are.
+    person = next((p for name in audience
+                   for p in iter_subscribers(store, list_name=name, status="active", page=1)),
+                  None)
     recipient = recipient_for(settings, secret_key(settings), edition.edition_id,
                               person.id if person else 0,
                               person.email if person else "reader@example.com",
