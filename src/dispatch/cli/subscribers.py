@@ -26,8 +26,13 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.csvfile import field_names, write_csv
-from dispatch.subscribers.repository import SubscriberStatus, count_subscribers, iter_subscribers
+from dispatch.subscribers.csvfile import field_names, write_rows
+from dispatch.subscribers.repository import (
+    SubscriberStatus,
+    count_subscribers,
+    iter_subscribers,
+    stream_rows,
+)
 from dispatch.values.address import identity_key
 
 
@@ -76,14 +81,14 @@ def export(site: Site, list_name: str | None, status: str | None, output: Path |
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
     extra = field_names(site.store, list_name=list_name, status=status)
-    people = iter_subscribers(site.store, list_name=list_name, status=status)
+    rows = stream_rows(site.store, list_name=list_name, status=status)
     if output is None:
-        write_csv(sys.stdout, people, extra)
+        write_rows(sys.stdout, rows, extra)
         sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as out:
-        n = write_csv(out, people, extra)
+        n = write_rows(out, rows, extra)
     os.replace(tmp, output)
     console.print(f"wrote {n} subscriber(s) to {output}", markup=False)
 
