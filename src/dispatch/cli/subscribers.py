@@ -17,7 +17,6 @@ from dispatch.subscribers import (
     InvalidAddress,
     add_subscriber,
     change_status,
-    find_subscribers,
     get_subscriber,
     import_csv,
     list_counts,
@@ -30,6 +29,7 @@ from dispatch.subscribers.csvfile import field_names, write_rows
 from dispatch.subscribers.repository import (
     SubscriberStatus,
     count_subscribers,
+    is_member,
     iter_subscribers,
     stream_rows,
 )
@@ -150,19 +150,21 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
     # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
         ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
-    members = ({identity_key(p.email): p
-                for p in find_subscribers(site.store, list_name=list_name)}
-               if list_name is not None else None)
     chosen: dict[int, str] = {}
     addresses: dict[int, str] = {}
     refused: list[str] = []
-    if not emails and members is not None:
-        chosen = {p.id: p.status for p in members.values() if p.status in allowed}
-        addresses = {p.id: p.email for p in members.values()}
+    if not emails and list_name is not None:
+        # Only the members that could change are read, never the whole list.
+        for status in allowed:
+            for p in iter_subscribers(site.store, list_name=list_name, status=status):
+                chosen[p.id] = p.status
+                addresses[p.id] = p.email
     for raw in emails:
         address = _address(raw)
-        person = (members.get(identity_key(address)) if members is not None
-                  else get_subscriber(site.store, address))
+        person = get_subscriber(site.store, address)
+        if person is not None and list_name is not None and not is_member(
+                site.store, person.id, list_name):
+            person = None
         if person is None:
             refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
                                               else "no such subscriber"))

@@ -541,22 +541,17 @@ def field_names(store: Store, *, list_name: str | None = None,
 
 def write_csv(out: IO[str], people: Iterable[Subscriber], extra: Sequence[str]) -> int:
     """Write email, name, status, then ``extra`` fields; returns rows written."""
-    # RFC 4180 line ends: with CRLF as the terminator the writer quotes any
-    # cell holding a lone CR or LF, so no text can split a row.
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["email", "name", "status", *extra])
-    n = 0
-    for s in people:
-        writer.writerow([escape_cell(cell) for cell in
-                         (s.email, s.name, s.status, *(s.fields.get(k, "") for k in extra))])
-        n += 1
-    return n
+    return write_rows(out, ((p.email, p.name, p.status, json.dumps(dict(p.fields)))
+                            for p in people), extra)
 
 
 def write_rows(out: IO[str], rows: Iterable[tuple[str, str, str, str]],
                extra: Sequence[str]) -> int:
-    """Like :func:`write_csv` from (email, name, status, fields JSON) rows, as
-    :func:`~dispatch.subscribers.repository.stream_rows` yields them."""
+    """Write email, name, status, then ``extra`` fields from (email, name,
+    status, fields JSON) rows, as the repository's ``stream_rows`` yields them;
+    returns rows written. Formula-like cells get their quote (escape_cell)."""
+    # RFC 4180 line ends: with CRLF as the terminator the writer quotes any
+    # cell holding a lone CR or LF, so no text can split a row.
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["email", "name", "status", *extra])
     n = 0

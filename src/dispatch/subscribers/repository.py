@@ -166,6 +166,13 @@ def _read(store: Store, q: object) -> list[Any]:
         return list(conn.execute(q))  # type: ignore[call-overload]
 
 
+def is_member(store: Store, subscriber_id: int, list_name: str) -> bool:
+    lm = list_members
+    with store.read() as conn:
+        return conn.execute(select(lm.c.subscriber_id).where(
+            lm.c.list_name == list_name, lm.c.subscriber_id == subscriber_id)).first() is not None
+
+
 def count_subscribers(store: Store, *, list_name: str | None = None,
                       status: str | None = None) -> int:
     lm = list_members
