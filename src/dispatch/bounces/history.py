@@ -207,6 +207,7 @@ def remember_uid(store: Store, mailbox: str, uid: str, state: str, now: datetime
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    outbox_id: int
     edition_id: str
     subject: str
     status: str
@@ -240,10 +241,10 @@ def subscriber_history(store: Store, subscriber_id: int) -> History | None:
             select(list_members.c.list_name, list_members.c.added_at)
             .where(list_members.c.subscriber_id == subscriber_id)
             .order_by(list_members.c.list_name)))
-        deliveries = tuple(Delivery(str(r.edition_id), str(r.subject or ""), str(r.status),
-                                    r.finished_at, r.detail, int(r.attempts))
+        deliveries = tuple(Delivery(int(r.id), str(r.edition_id), str(r.subject or ""),
+                                    str(r.status), r.finished_at, r.detail, int(r.attempts))
                            for r in conn.execute(
-            select(outbox.c.edition_id, editions.c.subject, outbox.c.status,
+            select(outbox.c.id, outbox.c.edition_id, editions.c.subject, outbox.c.status,
                    outbox.c.finished_at, outbox.c.detail, outbox.c.attempts)
             .join(editions, and_(editions.c.edition_id == outbox.c.edition_id), isouter=True)
             .where(outbox.c.subscriber_id == subscriber_id)

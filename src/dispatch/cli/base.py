@@ -46,6 +46,8 @@ LAZY_COMMANDS = {
     "plan": "dispatch.cli.schedule:plan",
     "trigger": "dispatch.cli.schedule:trigger",
     "serve": "dispatch.cli.web:serve",
+    "staff": "dispatch.cli.staff:staff",
+    "editions": "dispatch.cli.editions:editions",
     "bounces": "dispatch.cli.bounces:bounces",
     "dkim": "dispatch.cli.dkim:dkim",
 }

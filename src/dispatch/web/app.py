@@ -20,7 +20,11 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.feeds",
     "dispatch.web.unsubscribe",
     "dispatch.web.webview",
+    "dispatch.web.admin",
     "dispatch.web.webhooks",
+    "dispatch.web.signup",
+    "dispatch.web.preferences",
+    "dispatch.web.archive",
 )
 
 
