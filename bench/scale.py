@@ -234,15 +234,15 @@ def _size(n: int) -> str:
 def print_table(title: str, results: dict[str, dict[int, Measure]], sizes: Sequence[int]
                 ) -> None:
     print(f"\n{title}")
-    head = "".join(f"{_size(n):>29}" for n in sizes)
+    head = "".join(f"{_size(n):>27}" for n in sizes)
     print(f"  {'command':<34}{head}   growth (CPU, RSS)")
-    print(f"  {'':<34}" + "".join(f"{'wall   CPU   peak':>29}" for _ in sizes))
+    print(f"  {'':<34}" + "".join(f"{'wall     CPU    peak':>27}" for _ in sizes))
     for name, by_size in results.items():
         cells = ""
         for n in sizes:
             m = by_size.get(n)
             cells += (f"{m.seconds:9.2f}s{m.cpu:7.2f}s{m.peak_mb:6.0f}MB{'!' if not m.ok else ' '}"
-                      if m else f"{'—':>29}")
+                      if m else f"{'—':>27}")
         et = exponent({n: m.cpu for n, m in by_size.items() if m.ok})
         er = exponent({n: m.peak_mb for n, m in by_size.items() if m.ok})
         growth = ("" if et is None or er is None else f"   n^{et:.2f}, n^{er:.2f}")
