@@ -452,7 +452,7 @@ def test_batch_size_shrinks_only_at_the_tail_of_a_burst(burst: bool, claimed: in
     unused = cast(Any, None)
     run = _Run(store=unused, settings=unused, transport=unused, source=unused,
                config=DeliverySettings(connections=4, batch_size=50), clock=unused,
-               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused, verdicts=unused,
+               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused,
                progress=None, total=1000)
     run.claimed = claimed
     assert run.batch_limit() == expected
@@ -489,7 +489,7 @@ def test_the_outage_back_off_starts_short_again_once_the_server_answers() -> Non
     unused = cast(Any, None)
     run = _Run(store=unused, settings=unused, transport=unused, source=unused,
                config=DeliverySettings(), clock=clock, burst=False, stop=unused, owner="t",
-               rng=unused, bucket=unused, verdicts=unused, progress=None, total=0)
+               rng=unused, bucket=unused, progress=None, total=0)
     for _ in range(4):
         run.server_down(TransportUnavailable("connection refused"))
     assert run.down_until == T0 + timedelta(seconds=OUTAGE_START * 8)  # 5, 10, 20, 40 s

@@ -17,7 +17,6 @@ from dispatch.subscribers import (
     InvalidAddress,
     add_subscriber,
     change_status,
-    find_subscribers,
     get_subscriber,
     import_csv,
     list_counts,
@@ -26,8 +25,14 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.csvfile import field_names, write_csv
-from dispatch.subscribers.repository import SubscriberStatus, count_subscribers, iter_subscribers
+from dispatch.subscribers.csvfile import field_names, write_rows
+from dispatch.subscribers.repository import (
+    SubscriberStatus,
+    count_subscribers,
+    is_member,
+    iter_subscribers,
+    stream_rows,
+)
 from dispatch.values.address import identity_key
 
 
@@ -80,14 +85,14 @@ def export(site: Site, list_name: str | None, status: str | None, output: Path |
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
     extra = field_names(site.store, list_name=list_name, status=status)
-    people = iter_subscribers(site.store, list_name=list_name, status=status)
+    rows = stream_rows(site.store, list_name=list_name, status=status)
     if output is None:
-        write_csv(sys.stdout, people, extra)
+        write_rows(sys.stdout, rows, extra)
         sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as out:
-        n = write_csv(out, people, extra)
+        n = write_rows(out, rows, extra)
     os.replace(tmp, output)
     console.print(f"wrote {n} subscriber(s) to {output}", markup=False)
 
@@ -149,19 +154,21 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
     # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
         ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
-    members = ({identity_key(p.email): p
-                for p in find_subscribers(site.store, list_name=list_name)}
-               if list_name is not None else None)
     chosen: dict[int, str] = {}
     addresses: dict[int, str] = {}
     refused: list[str] = []
-    if not emails and members is not None:
-        chosen = {p.id: p.status for p in members.values() if p.status in allowed}
-        addresses = {p.id: p.email for p in members.values()}
+    if not emails and list_name is not None:
+        # Only the members that could change are read, never the whole list.
+        for status in allowed:
+            for p in iter_subscribers(site.store, list_name=list_name, status=status):
+                chosen[p.id] = p.status
+                addresses[p.id] = p.email
     for raw in emails:
         address = _address(raw)
-        person = (members.get(identity_key(address)) if members is not None
-                  else get_subscriber(site.store, address))
+        person = get_subscriber(site.store, address)
+        if person is not None and list_name is not None and not is_member(
+                site.store, person.id, list_name):
+            person = None
         if person is None:
             refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
                                               else "no such subscriber"))

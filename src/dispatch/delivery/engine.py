@@ -4,8 +4,12 @@
 connection. A lane claims a batch under a lease in one short transaction,
 re-checks just before each send that the recipient is still active and the
 edition not cancelled, builds every message late from the stored edition,
-sends, then records the batch's outcomes in one fenced transaction. No
-transaction is open while a server is being talked to. A server that cannot
+and sends. A message the server accepted is committed as sent before the
+lane sends its next one (grouped with the other lanes' in one commit: see
+:mod:`dispatch.delivery.acks`), so a crash re-sends at most one message per
+connection; the batch's other outcomes are recorded in one fenced
+transaction at its end. No transaction is open while a server is being
+talked to. A server that cannot
 be reached hands the rest of the batch back and backs the whole worker off.
 
 With ``burst=True`` it returns once nothing is due (rows waiting for a retry
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from dispatch.config import Settings
+from dispatch.delivery.acks import AckCommitter, AckSlot
 from dispatch.delivery.limits import TokenBucket, allowance
 from dispatch.delivery.personalise import MessageSource
 from dispatch.delivery.registry import email_transport
@@ -41,7 +46,6 @@ from dispatch.outbox.lease import (
     Claim,
     ClaimedRow,
     RowResult,
-    VerdictReaders,
     claim,
     due_count,
     next_due,
@@ -89,9 +93,9 @@ class _Run:
     owner: str
     rng: random.Random
     bucket: TokenBucket
-    verdicts: VerdictReaders
     progress: Progress | None
     total: int
+    acks: AckCommitter | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     claim_lock: threading.Lock = field(default_factory=threading.Lock)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -186,11 +190,16 @@ def _release(rows: list[ClaimedRow], reason: str,
     return [RowResult(r.id, r.subscriber_id, outcome, reason, r.attempts) for r in rows]
 
 
-def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection | None:
+def _send_batch(run: _Run, batch: Claim, conn: Connection | None,
+                slot: AckSlot) -> Connection | None:
     results: list[RowResult] = []
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     rows = list(batch.rows)
+    acks = run.acks
+    assert acks is not None
+    sent = lost = 0
+    pending: tuple[str, int] | None = None  # an accepted row, not yet committed
     renewal_checked = float("-inf")  # look at the lease before the first send, as always
     for index, row in enumerate(rows):
         if run.stop.is_set():
@@ -205,24 +214,13 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
                 with run.writing():
                     kept = renew(run.store, batch.token, now, run.policy)
                 if not kept:
-                    run.add("lost", len(rows) - index)
+                    lost += len(rows) - index
                     log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                     break
                 lease_until = now + timedelta(seconds=run.policy.lease_seconds)
-        # Suppression is checked again just before each send, for this one
-        # recipient: an unsubscribe committed before this point is honoured
-        # even though the row was claimed (and the status read) earlier. The
-        # same lookup sees a cancel, so a cancelled edition's claimed rows
-        # are not sent either (a pause lets them finish, as documented).
-        verdict = run.verdicts(row.subscriber_id, row.edition_id)
-        if verdict != "send":
-            results.append(RowResult(row.id, row.subscriber_id, Outcome(verdict)))
-            continue
-        run.bucket.take()
-        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
-            results.extend(_release(rows[index:], run.stopped or "worker stopping",
-                                    Outcome.HANDBACK))
-            break
+        # Built before the check below, so that the check is the last thing
+        # between it and the wire (a message built for a reader who has just
+        # left is thrown away).
         try:
             message = run.source.build(row, run.send_date())
         except DispatchError as exc:
@@ -231,6 +229,30 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
             results.append(RowResult(row.id, row.subscriber_id, Outcome.FAILED,
                                      f"cannot build the message: {exc}", row.attempts))
             continue
+        # The previous accepted message must be on disk before this one
+        # leaves, and suppression is checked again just before each send,
+        # for this one recipient: an unsubscribe committed before this point
+        # is honoured even though the row was claimed (and the status read)
+        # earlier. The same lookup sees a cancel, so a cancelled edition's
+        # claimed rows are not sent either (a pause lets them finish, as
+        # documented). One request to the committer does both.
+        acks.submit(slot, pending, (row.subscriber_id, row.edition_id))
+        committed = slot.wait()
+        if pending is not None:
+            pending = None
+            if not committed:
+                lost += len(rows) - index + 1
+                sent -= 1
+                log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
+                break
+        if slot.verdict != "send":
+            results.append(RowResult(row.id, row.subscriber_id, Outcome(slot.verdict)))
+            continue
+        run.bucket.take()
+        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
+            results.extend(_release(rows[index:], run.stopped or "worker stopping",
+                                    Outcome.HANDBACK))
+            break
         try:
             if conn is None:
                 conn = run.transport.open()
@@ -245,17 +267,27 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
             results.extend(_release(rows[index:], str(exc)))
             break
         # The transport classified the reply; the engine knows no SMTP codes.
-        if result.klass is ResultClass.THROTTLED:
-            run.bucket.slow_down()
-        elif result.klass is ResultClass.DELIVERED and run.outage != OUTAGE_START:
-            run.server_up()
-        results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.text,
-                                 row.attempts))
+        if result.klass is ResultClass.DELIVERED:
+            pending = (batch.token, row.id)  # committed with the next check, or below
+            sent += 1
+            if run.outage != OUTAGE_START:
+                run.server_up()
+        else:
+            if result.klass is ResultClass.THROTTLED:
+                run.bucket.slow_down()
+            results.append(RowResult(row.id, row.subscriber_id, result.outcome, result.text,
+                                     row.attempts))
         run.tick()
+    if pending is not None:
+        acks.submit(slot, pending)
+        if not slot.wait():
+            sent -= 1
+            lost += 1
     with run.writing():
         accepted = record(run.store, batch.token, results, run.clock(), run.policy, run.rng)
     tally = Counter(_TALLY[r.outcome] for r in results)
-    tally["lost"] += len(results) - accepted
+    tally["lost"] += len(results) - accepted + lost
+    tally["sent"] += sent
     with run.lock:
         for key, n in tally.items():
             run.counts[key] = run.counts.get(key, 0) + n
@@ -264,6 +296,7 @@ def _send_batch(run: _Run, batch: Claim, conn: Connection | None) -> Connection 
 
 def _lane(run: _Run) -> None:
     conn: Connection | None = None
+    slot = AckSlot()
     try:
         while not run.stop.is_set():
             now = run.clock()
@@ -291,7 +324,7 @@ def _lane(run: _Run) -> None:
                 continue
             run.add("suppressed", batch.suppressed)
             if batch.rows:
-                conn = _send_batch(run, batch, conn)
+                conn = _send_batch(run, batch, conn, slot)
             elif not batch.suppressed:
                 if run.burst:
                     return
@@ -332,11 +365,10 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
         rng=rng or random.Random(),
         # The pace waits on the stop event, so a slow rate never delays a stop.
         bucket=TokenBucket(config.rate, config.burst, sleep=stopper.wait),
-        # A few connections for the per-send checks, whatever the lane count.
-        verdicts=VerdictReaders(store, min(4, config.connections)),
         progress=progress, total=0)
     run.add("reaped", reap(store, run.clock(), config.policy))
     run.total = due_count(store, run.clock())
+    run.acks = AckCommitter(store, run.clock, run.writing)
     lanes = [threading.Thread(target=_lane, args=(run,), name=f"dispatch-send-{i}", daemon=True)
              for i in range(max(1, config.connections))]
     for lane in lanes:
@@ -352,7 +384,7 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
             lane.join()
         raise
     finally:
-        run.verdicts.close()
+        run.acks.close()
     c = run.counts
     report = DeliveryReport(
         transport.name, sent=c.get("sent", 0), retried=c.get("retried", 0),

@@ -29,6 +29,7 @@ from dispatch.render.edition import (
     Edition,
     Recipient,
     Rendered,
+    first_name,
     render_article_edition,
     render_traced,
 )
@@ -106,7 +107,8 @@ def _aspect_problems(settings: Settings, article: Article,
 # Quotes, "&", "<" and a non-Latin letter: everything escaping can get wrong.
 SAMPLE = Recipient(email="sample.reader@example.org", name="Zoë \"Sam\" O'Neil & <Co>",
                    unsubscribe_url="https://example.invalid/unsubscribe/check?a=1&b=2",
-                   webview_url="https://example.invalid/email/check/?a=1&b=2")
+                   webview_url="https://example.invalid/email/check/?a=1&b=2",
+                   preferences_url="https://example.invalid/preferences/check?a=1&b=2")
 SAMPLE_DATE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 _LOCAL_HOST = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/|$)")
 
@@ -127,11 +129,14 @@ def _shape(message: EmailMessage) -> tuple[list[tuple[str, str]], dict[str, str]
 
 def _sample_values(html: bool) -> dict[str, str]:
     """What the factory puts in place of each token for SAMPLE."""
-    values = {"name": SAMPLE.name or "", "email": SAMPLE.email,
-              "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url}
+    values = {"name": SAMPLE.name or "", "first_name": first_name(SAMPLE.name),
+              "email": SAMPLE.email,
+              "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url,
+              "preferences_url": SAMPLE.preferences_url or ""}
     if html:
         values = {k: v.replace("&", "&amp;") for k, v in values.items()}
-        values["name"] = values["name"].replace("<", "&lt;").replace(">", "&gt;")
+        for key in ("name", "first_name"):
+            values[key] = values[key].replace("<", "&lt;").replace(">", "&gt;")
     return values
 
 
