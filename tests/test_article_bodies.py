@@ -7,6 +7,7 @@ these tests check the behaviour that makes them possible.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import marshal
 import pickle
@@ -17,6 +18,7 @@ from sqlalchemy import delete, update
 from tests.sitekit import write_article
 
 from dispatch.config import load_settings
+from dispatch.content import article as article_module
 from dispatch.content import loader
 from dispatch.content.cache import MemoryCache
 from dispatch.content.loader import load_site
@@ -112,7 +114,7 @@ def test_the_process_pool_parses_exactly_what_one_process_does(
     serial = load_site(settings, MemoryCache())
 
     used: list[int] = []
-    real = loader.ProcessPoolExecutor
+    real = concurrent.futures.ProcessPoolExecutor
 
     def spy(workers: int, **kwargs: object) -> object:
         used.append(workers)
@@ -120,7 +122,7 @@ def test_the_process_pool_parses_exactly_what_one_process_does(
 
     monkeypatch.setattr(loader, "POOL_FROM", 5)
     monkeypatch.setattr(loader, "_cores", lambda: 2)
-    monkeypatch.setattr(loader, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spy)
     store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
     pooled = load_site(settings, StoreCache(store) if with_cache else None)
     assert used == [2]  # the pool ran, with a worker per core
@@ -144,8 +146,8 @@ def test_touched_files_are_hashed_not_parsed_again(site_root: Path, tmp_path: Pa
     def no_parse(*args: object) -> object:
         raise AssertionError("parsed a file whose bytes did not change")
 
-    monkeypatch.setattr(loader, "build_article", lambda *a: no_parse() if "broken" not in a[1]
-                        else (None, []))
+    monkeypatch.setattr(article_module, "build_article",
+                        lambda *a: no_parse() if "broken" not in a[1] else (None, []))
     again = load_site(settings, StoreCache(store))
     assert again.from_cache == 5 and again.articles == first.articles
     assert load_site(settings, StoreCache(store)).from_cache == 5

@@ -70,9 +70,25 @@ def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
         tmp.write_text(secrets.token_hex(32), encoding="ascii")
         tmp.chmod(0o600)
         os.replace(tmp, path)
-    log.warning("%s is not set: signing unsubscribe links with the development key in %s; "
-                "set %s in production so links keep working", SECRET_ENV, path, SECRET_ENV)
+        # Said once, when the key is made; `dispatch check` and `dispatch
+        # serve` say it again (secret_key_note), every other command is quiet.
+        log.warning("%s", _note(path))
     return path.read_text(encoding="ascii").strip().encode("ascii")
+
+
+def _note(path: object) -> str:
+    return (f"{SECRET_ENV} is not set: unsubscribe links are signed with the development "
+            f"key in {path}; set {SECRET_ENV} in production so links keep working")
+
+
+def secret_key_note(settings: Settings, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """The reminder ``check`` and ``serve`` print when the development key is
+    in use on the embedded database (on PostgreSQL it is an error instead)."""
+    env = os.environ if environ is None else environ
+    if env.get(SECRET_ENV) or _is_scale_out(settings.database_url):
+        return None
+    return _note(settings.state_dir / "secret")
 
 
 def _is_scale_out(database_url: str) -> bool:

@@ -68,6 +68,16 @@ def _syntax_problems(settings: Settings) -> list[Problem]:
     return problems
 
 
+def template_syntax_problems(settings: Settings) -> list[Problem]:
+    """The email settings and every template's syntax: what stops every email
+    of the site, whichever article it carries."""
+    try:
+        load_email_settings(settings)
+    except InputError as exc:
+        return list(exc.problems)
+    return _syntax_problems(settings)
+
+
 def _alt_problems(html: str, where: str) -> list[Problem]:
     problems = []
     for tag in _IMG.findall(html):
