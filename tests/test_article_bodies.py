@@ -59,6 +59,7 @@ def test_warm_articles_read_their_body_from_the_cache(database_url: str,
     assert [a.sources_html for a in warm.articles] == [a.sources_html for a in plain.articles]
     assert [a.body_markdown for a in warm.articles] == [
         a.body_markdown for a in plain.articles]
+    assert [a.excerpt for a in warm.articles] == [a.excerpt for a in plain.articles]
     assert [a.body_length for a in warm.articles] == [len(a.body_html) for a in plain.articles]
     assert {str(p) for p in warm.problems} == {str(p) for p in plain.problems}
     assert len(warm.errors) == 1 and warm.errors[0].path == "content/broken.md"
@@ -67,10 +68,11 @@ def test_warm_articles_read_their_body_from_the_cache(database_url: str,
     one = warm.by_slug["a005"]
     with store.write() as conn:
         conn.execute(update(article_cache).where(article_cache.c.source == one.source).values(
-            body=marshal.dumps(("# New", "<p>New body</p>", ""))))
+            body=marshal.dumps(("# New", "<p>New body</p>", "", "New body"))))
     assert StoreCache(store).body(one.source, one._sha256)[1] == "<p>New body</p>"
     fresh = load_site(settings, StoreCache(store)).by_slug["a005"]
     assert fresh.body_html == "<p>New body</p>" and fresh.title == one.title
+    assert fresh.excerpt == "New body"
     store.dispose()
 
 

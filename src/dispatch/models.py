@@ -80,22 +80,27 @@ class Article:
         return len(self.body_html)
 
 
+Body = tuple[str, str, str, str]
+"""``(body_markdown, body_html, sources_html, excerpt)``: the fields of
+:data:`BODY_FIELDS`, in that order."""
+
+
 class BodySource(Protocol):
     """Where a :class:`StoredArticle` fetches its body when it is read."""
 
-    def body(self, source: str, sha256: str) -> tuple[str, str, str]:
-        """``(body_markdown, body_html, sources_html)`` of that exact file version."""
+    def body(self, source: str, sha256: str) -> Body:
+        """The body of that exact file version."""
         ...
 
 
 class StoredArticle(Article):
-    """An article whose three large text fields stay in the load cache until read.
+    """An article whose large text fields stay in the load cache until read.
 
     A site of fifty thousand articles would hold about 15 KB per article if
     every body stayed in memory, yet a pass renders only a feed's newest
     entries, an edition's few articles or a check's subject. Everything else
-    is here as usual; ``body_markdown``, ``body_html`` and ``sources_html``
-    are fetched from the :class:`BodySource` on each read (it keeps a few
+    is here as usual; ``body_markdown``, ``body_html``, ``sources_html`` and
+    ``excerpt`` are fetched from the :class:`BodySource` on each read (it keeps a few
     recent ones), so holding every article of a big site stays cheap.
 
     It compares equal to the plain :class:`Article` with the same fields, and
@@ -114,7 +119,7 @@ class StoredArticle(Article):
     @classmethod
     def make(cls, meta: dict[str, object], bodies: BodySource, sha256: str,
              body_length: int) -> StoredArticle:
-        """``meta``: every field of :class:`Article` except the three bodies."""
+        """``meta``: every field of :class:`Article` except :data:`BODY_FIELDS`."""
         self = object.__new__(cls)
         for name in META_FIELDS:
             object.__setattr__(self, name, meta[name])
@@ -134,6 +139,10 @@ class StoredArticle(Article):
     @property
     def sources_html(self) -> str:
         return self._bodies.body(self.source, self._sha256)[2]
+
+    @property
+    def excerpt(self) -> str:
+        return self._bodies.body(self.source, self._sha256)[3]
 
     @property
     def body_length(self) -> int:
@@ -159,7 +168,7 @@ class StoredArticle(Article):
         return (_plain, (self.plain(),))
 
 
-BODY_FIELDS = ("body_markdown", "body_html", "sources_html")
+BODY_FIELDS = ("body_markdown", "body_html", "sources_html", "excerpt")
 """The fields a :class:`StoredArticle` leaves in the load cache."""
 
 META_FIELDS = tuple(f.name for f in fields(Article) if f.name not in BODY_FIELDS)

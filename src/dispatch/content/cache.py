@@ -12,10 +12,18 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from sys import intern
 from typing import Any, Protocol
 
 from dispatch.errors import Problem, Severity
-from dispatch.models import BODY_FIELDS, Article, BodySource, StoredArticle, Takeaway
+from dispatch.models import (
+    BODY_FIELDS,
+    Article,
+    Body,
+    BodySource,
+    StoredArticle,
+    Takeaway,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,7 @@ or a changed Article layout makes old entries miss instead of loading wrongly.""
 _FIELD_NAMES = tuple(f.name for f in fields(Article))
 _META_NAMES = tuple(name for name in _FIELD_NAMES if name not in BODY_FIELDS)
 _DATE_FIELDS = {"date", "updated"}
+_SHARED_FIELDS = ("category", "author", "status")
 
 
 def article_to_bytes(article: Article) -> bytes:
@@ -85,9 +94,9 @@ def body_to_bytes(article: Article) -> bytes:
     return marshal.dumps(tuple(getattr(article, name) for name in BODY_FIELDS))
 
 
-def body_from_bytes(data: bytes) -> tuple[str, str, str]:
-    markdown, html, sources = marshal.loads(data)
-    return markdown, html, sources
+def body_from_bytes(data: bytes) -> Body:
+    markdown, html, sources, excerpt = marshal.loads(data)
+    return markdown, html, sources, excerpt
 
 
 def article_from_bytes(data: bytes, bodies: BodySource, sha256: str) -> StoredArticle:
@@ -99,6 +108,11 @@ def article_from_bytes(data: bytes, bodies: BodySource, sha256: str) -> StoredAr
             values[name] = datetime.fromisoformat(values[name])
     if values["takeaway"] is not None:
         values["takeaway"] = Takeaway(*values["takeaway"])
+    # Few distinct values across thousands of articles: one copy of each.
+    for name in _SHARED_FIELDS:
+        if values[name] is not None:
+            values[name] = intern(values[name])
+    values["tags"] = tuple(intern(tag) for tag in values["tags"])
     return StoredArticle.make(values, bodies, sha256, body_length)
 
 

@@ -13,12 +13,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
 from dispatch.content.cache import CACHE_FORMAT, ArticleCache, CacheEntry
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
@@ -198,14 +202,23 @@ def _parse_all(jobs: list[tuple[_File, str | None]], settings: Settings) -> Iter
         for file, sha in jobs:
             yield _read_and_parse(file, sha)
         return
-    # spawn, not fork: a pass may run beside threads (the web server, a
-    # scheduler), and forking a threaded process can copy a held lock. Each
-    # worker imports the parser once (a few hundred ms), paid back after a
-    # couple of hundred files.
     import multiprocessing  # here: a warm pass has no use for them
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")
+    # fork when this process has one thread: the workers start at once with
+    # the parser already imported, and (direct children) their CPU shows in
+    # this process's own accounting. Forking a threaded process (the web
+    # server, a scheduler) could copy a lock some thread holds, so then a
+    # fork server does it. Never spawn: it would run an unguarded calling
+    # script's top level again in every worker.
+    context: BaseContext
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(["dispatch.content.loader"])
+        context = server
     with ProcessPoolExecutor(_cores(), mp_context=context, initializer=_init_worker,
                              initargs=(settings.site.url, settings.site.tz)) as pool:
         # In slices, so results wait in memory for at most one slice.

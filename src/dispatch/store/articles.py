@@ -21,7 +21,7 @@ from dispatch.content.cache import (
     problems_to_json,
 )
 from dispatch.errors import ContentError
-from dispatch.models import META_FIELDS, Article, StoredArticle
+from dispatch.models import META_FIELDS, Article, Body, StoredArticle
 from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import article_cache, published_articles
 
@@ -38,7 +38,7 @@ class StoreCache:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._recent: OrderedDict[tuple[str, str], tuple[str, str, str]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], Body] = OrderedDict()
 
     def load_entries(self) -> Mapping[str, CacheEntry]:
         t = article_cache
@@ -88,7 +88,7 @@ class StoreCache:
         return StoredArticle.make({name: getattr(article, name) for name in META_FIELDS},
                                   self, entry.sha256, article.body_length)
 
-    def body(self, source: str, sha256: str) -> tuple[str, str, str]:
+    def body(self, source: str, sha256: str) -> Body:
         key = (source, sha256)
         found = self._recent.get(key)
         if found is not None:
