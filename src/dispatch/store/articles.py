@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class StoreCache:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._recent: OrderedDict[tuple[str, str], Body] = OrderedDict()
+        # A pass may render in more than one thread (delivery runs beside it).
+        self._lock = threading.Lock()
 
     def load_entries(self) -> Mapping[str, CacheEntry]:
         t = article_cache
@@ -90,10 +93,11 @@ class StoreCache:
 
     def body(self, source: str, sha256: str) -> Body:
         key = (source, sha256)
-        found = self._recent.get(key)
-        if found is not None:
-            self._recent.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._recent.get(key)
+            if found is not None:
+                self._recent.move_to_end(key)
+                return found
         t = article_cache
         with self.store.read() as conn:
             data = conn.execute(select(t.c.body).where(t.c.source == source,
@@ -102,9 +106,10 @@ class StoreCache:
             raise ContentError(f"{source}: changed while this command ran; "
                                "run it again to use the new version")
         found = body_from_bytes(data)
-        self._recent[key] = found
-        if len(self._recent) > self.RECENT_BODIES:
-            self._recent.popitem(last=False)
+        with self._lock:
+            self._recent[key] = found
+            if len(self._recent) > self.RECENT_BODIES:
+                self._recent.popitem(last=False)
         return found
 
 
