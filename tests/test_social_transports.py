@@ -462,7 +462,7 @@ url = "{server.base}"
     # A worker claims, posts, and dies before recording the result.
     (claimed,) = q.claim(store, "dead-worker", NOW, timedelta(minutes=5), 10, ["mastodon"])
     with httpx.Client(timeout=5) as client:
-        MastodonTransport(load_social(settings).networks[0], client, ENV).send(claimed, NOW)
+        MastodonTransport(load_social(settings).networks[0], client, ENV).post(claimed, NOW)
     assert deliver(settings, store, NOW + timedelta(minutes=4)).claimed == 0  # lease holds
     report = deliver(settings, store, NOW + timedelta(minutes=6))
     assert report.sent == 1

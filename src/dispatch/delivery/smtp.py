@@ -21,6 +21,7 @@ from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.transport import (
     BOUNCE_CODES,
     Connection,
+    Envelope,
     SendResult,
     TransportUnavailable,
     classify,
@@ -127,12 +128,13 @@ class SmtpConnection:
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = client
 
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+    def send(self, message: Envelope) -> SendResult:
         if self.client is None:
             self.connect()
         assert self.client is not None
+        recipient = message.recipient
         try:
-            self.client.sendmail(sender, [recipient], message)
+            self.client.sendmail(message.sender, [recipient], message.data)
             return SendResult(ResultClass.DELIVERED, "250 accepted")
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (550, b"refused"))

@@ -90,9 +90,9 @@ def _bluesky_card(article: Article, url: str) -> LinkCard:
 
 def _capture(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
              environ: Mapping[str, str]) -> Transport:
-    from dispatch.social.transports import CaptureTransport
+    from dispatch.social.transports import capture_transport
 
-    return CaptureTransport(capture_dir)
+    return capture_transport(capture_dir)
 
 
 def _webhook(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
