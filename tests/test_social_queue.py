@@ -15,6 +15,7 @@ import pytest
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.pipeline import run_pass
+from dispatch.schedule.coverage import social_schedules
 from dispatch.social import compose_post, deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
 from dispatch.social.stage import social_stage
@@ -190,7 +191,8 @@ def test_auto_leaves_networks_with_a_social_schedule_to_the_scheduler(
         site: tuple[Settings, Store]) -> None:
     settings, store = site
     (settings.root / "schedules.yaml").write_text(SOCIAL_SCHEDULE, encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
 
@@ -200,7 +202,8 @@ def test_auto_with_a_broken_schedules_file_holds_off_and_says_so(
     settings, store = site
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     stage = report.stages[0]
     assert stage.summary.startswith("queued 0") and q.posts_for(store) == []
     assert "left to the scheduler" in str(stage.problems[0]) and not stage.problems[0].is_error
@@ -212,7 +215,8 @@ def test_a_paused_social_schedule_still_holds_its_networks(
     settings, store = site
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE + "    enabled: false\n", encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
 
@@ -228,6 +232,7 @@ def test_a_broken_schedules_file_defers_to_the_last_good_copy(
     last_good_path(settings).write_text(SOCIAL_SCHEDULE, encoding="utf-8")
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]

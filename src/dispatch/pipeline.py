@@ -1,10 +1,11 @@
 """One pass of the main job: load, detect, then let every stage act.
 
-A pass takes ``now`` as a parameter (invariant 5). Stages are small callables
-listed by :func:`default_stages`; each gets the same
-:class:`PassContext` and answers with a one-line report. A stage that fails
-with a :class:`~dispatch.errors.DispatchError` is reported and the others
-still run (invariant 4).
+A pass takes ``now`` as a parameter, so a test or a catch-up can run it at
+any time. Stages are small callables listed by :func:`default_stages`; each
+gets the same :class:`~dispatch.stage.PassContext` and answers with a
+one-line report. A stage that fails with a
+:class:`~dispatch.errors.DispatchError` is reported and the others still
+run: one broken channel never stops the rest of the pass.
 """
 
 from __future__ import annotations
@@ -17,33 +18,12 @@ from datetime import datetime
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import DispatchError, Problem
-from dispatch.models import Article
-from dispatch.store.articles import Publication, StoreCache, record_publications
+from dispatch.stage import PassContext, SocialSchedules, Stage, StageReport, no_social_schedules
+from dispatch.store.articles import StoreCache, record_publications
 from dispatch.store.engine import Store
 
-
-@dataclass(frozen=True)
-class PassContext:
-    settings: Settings
-    store: Store
-    now: datetime
-    load: LoadResult
-    publication: Publication
-
-    @property
-    def published(self) -> tuple[Article, ...]:
-        return tuple(a for a in self.load.articles if a.is_published(self.now))
-
-
-@dataclass(frozen=True, slots=True)
-class StageReport:
-    stage: str
-    summary: str
-    problems: tuple[Problem, ...] = ()
-    failed: bool = False
-
-
-Stage = Callable[[PassContext], StageReport]
+__all__ = ["STAGES", "PassContext", "PassReport", "Stage", "StageReport", "default_stages",
+           "load", "run_pass"]
 
 
 STAGES: dict[str, str] = {
@@ -97,12 +77,20 @@ def load(settings: Settings, store: Store) -> LoadResult:
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,
-             stages: list[tuple[str, Stage]] | None = None) -> PassReport:
+             stages: list[tuple[str, Stage]] | None = None, *,
+             social_schedules: Callable[[], SocialSchedules] = no_social_schedules
+             ) -> PassReport:
+    """Load, record publications, then run every stage with one context.
+
+    ``social_schedules`` is what the caller knows of schedules.yaml (the
+    scheduler and ``dispatch run`` pass
+    :func:`dispatch.schedule.coverage.social_schedules`).
+    """
     if now.tzinfo is None:
         raise ValueError("run_pass needs an aware 'now'")
     result = load(settings, store)
     publication = record_publications(store, result.articles, now)
-    ctx = PassContext(settings, store, now, result, publication)
+    ctx = PassContext(settings, store, now, result, publication, social_schedules)
     reports: list[StageReport] = []
     for name, stage in (default_stages() if stages is None else stages):
         try:

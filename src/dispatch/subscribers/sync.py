@@ -24,7 +24,7 @@ from dispatch.errors import InputError, Problem
 from dispatch.subscribers.csvfile import import_csv
 
 if TYPE_CHECKING:
-    from dispatch.pipeline import PassContext, StageReport
+    from dispatch.stage import PassContext, StageReport
 
 
 def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
@@ -46,7 +46,7 @@ def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
 
 
 def subscribers_stage(ctx: PassContext) -> StageReport:
-    from dispatch.pipeline import StageReport
+    from dispatch.stage import StageReport
 
     lists, problems = synced_lists(ctx.settings)
     done = []
