@@ -34,6 +34,7 @@ from dispatch.sections import (
     validate_sections,
 )
 from dispatch.sourcelines import SourceLines, toml_lines
+from dispatch.values import controls, urls
 
 if TYPE_CHECKING:
     from dispatch.delivery.options import DeliveryOptions
@@ -47,10 +48,6 @@ __all__ = ["CONFIG_FILE", "DATABASE_ENV", "SenderSettings", "Settings", "SiteSet
            "load_settings", "locate_key"]
 
 DATABASE_ENV = "DISPATCH_DATABASE_URL"
-_URL = re.compile(r"^https?://[^/\s]+")
-# Any line break ends a header (Python's email package and some clients also
-# break on these), so a Reply-To holding one could add a Bcc: of its own.
-_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _ADDRESS = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
@@ -74,7 +71,7 @@ class SiteSettings(SectionModel):
     @field_validator("url")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not _URL.match(value):
+        if not urls.is_absolute(value):
             raise ValueError("an absolute URL: http:// or https:// followed by a host")
         return value.rstrip("/")
 
@@ -93,7 +90,9 @@ class SiteSettings(SectionModel):
 
 
 def _one_line(value: str) -> str:
-    if _LINE_BREAK.search(value):
+    # Any line break ends a header (Python's email package and some clients
+    # also break on NEL and U+2028), so a value holding one could add a Bcc:.
+    if not controls.is_one_line(value):
         raise ValueError("one line without control characters (a line break could add "
                          "email headers of its own)")
     return value
@@ -260,7 +259,7 @@ _REPLY_TO = 'one address, e.g. "help@example.org" or "Help desk <help@example.or
 
 def _reply_address(value: str) -> str | None:
     """``[sender] reply_to``: one address, optionally with a display name, on one line."""
-    if _LINE_BREAK.search(value):
+    if not controls.is_one_line(value):
         raise ValueError(f"{_REPLY_TO}; a line break or control character could add headers "
                          "of its own")
     if not value.strip():

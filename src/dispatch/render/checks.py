@@ -37,6 +37,7 @@ from dispatch.render.mime import MessageFactory, build_naive_message
 from dispatch.render.settings import load_email_settings, size_problems
 from dispatch.render.slots import PLACEHOLDERS, TOKEN
 from dispatch.unsubscribe import public_base
+from dispatch.values import urls
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT = re.compile(r'\salt=(["\'])(.*?)\1', re.IGNORECASE | re.DOTALL)
@@ -98,7 +99,6 @@ SAMPLE = Recipient(email="sample.reader@example.org", name="Zoë \"Sam\" O'Neil 
                    unsubscribe_url="https://example.invalid/unsubscribe/check?a=1&b=2",
                    webview_url="https://example.invalid/email/check/?a=1&b=2")
 SAMPLE_DATE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-_LOCAL_HOST = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/|$)")
 
 
 def _parse(data: bytes) -> EmailMessage:
@@ -191,7 +191,7 @@ def personalisation_problems(settings: Settings, kind: str, articles: Sequence[A
 def unsubscribe_base_problems(settings: Settings) -> list[Problem]:
     """Every message is refused unless its unsubscribe URL is https (or local)."""
     base = public_base(settings)
-    if base.startswith("https://") or _LOCAL_HOST.match(base):
+    if urls.is_https_or_local(base):
         return []
     key = "web.public_url" if settings.web.public_url else "site.url"
     return [settings.problem(key, f"unsubscribe links would start with {base!r}; every email "

@@ -33,6 +33,7 @@ from dispatch.render.edition import (
     render_for_recipient,
 )
 from dispatch.render.settings import load_email_settings
+from dispatch.values import controls, urls
 
 
 class RecipientError(InputError):
@@ -45,14 +46,10 @@ class HeaderInjectionError(RecipientError):
 
 # CR and LF end a header; the others are line breaks to Python's email package
 # and to some clients, so they are refused as well.
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_ANY_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = controls.LINE_BREAK
+_CONTROL = controls.CONTROL
+_ANY_BAD = controls.ONE_LINE
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-# RFC 3986 characters only: lxml leaves them alone in attributes except "&".
-_URL = re.compile(r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
-_LOCAL = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]")
-_MAILTO = re.compile(r"^mailto:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 _KEYS = {token: key for key, token in PLACEHOLDERS.items()}
 _TOKEN = re.compile("|".join(re.escape(t) for t in PLACEHOLDERS.values()))
 _SOFT = b"=\r\n"
@@ -87,13 +84,14 @@ def check_recipient(recipient: Recipient) -> None:
                                       "dispatch can send to", None, "email",
                                       "an ASCII address such as ann@example.org")])
     url = recipient.unsubscribe_url
-    if not _URL.match(url) or not (url.startswith("https://") or _LOCAL.match(url)):
+    # RFC 3986 characters only: lxml leaves them alone in attributes except "&".
+    if not urls.is_plain_uri(url) or not urls.is_https_or_local(url):
         raise RecipientError([Problem("recipient", f"unsubscribe URL {url!r} is not usable",
                                       None, "unsubscribe_url", "an https:// URL (RFC 8058)")])
-    if not _URL.match(recipient.webview_url):
+    if not urls.is_plain_uri(recipient.webview_url):
         raise RecipientError([Problem("recipient", f"web-view URL {recipient.webview_url!r} is "
                                       "not usable", None, "webview_url", "an http(s) URL")])
-    if mailto and not _MAILTO.match(mailto):
+    if mailto and not urls.is_plain_mailto(mailto):
         raise RecipientError([Problem("recipient", f"{mailto!r} is not a mailto: URL", None,
                                       "unsubscribe_mailto", "mailto:address")])
 
