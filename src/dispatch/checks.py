@@ -24,7 +24,17 @@ def all_problems(settings: Settings, now: datetime,
     problems.extend(schedule_check(settings, now))
     problems.extend(feeds_check(settings, result))
     problems.extend(email_check(settings, result, now))
+    problems.extend(dkim_check(settings))
     return problems
+
+
+def dkim_check(settings: Settings) -> list[Problem]:
+    """``[dkim]``: the key is there and parses, and the domain aligns with From."""
+    import os
+
+    from dispatch.dkim.status import dkim_status
+
+    return dkim_status(settings, os.environ)[1]
 
 
 def social_check(settings: Settings, result: LoadResult) -> list[Problem]:

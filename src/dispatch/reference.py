@@ -24,7 +24,8 @@ END = "<!-- /settings-reference -->"
 def _type(info: FieldInfo) -> str:
     text = str(info.annotation).replace("typing.", "").replace("<class '", "")
     text = text.replace("'>", "").replace(" | None", "").replace("Literal", "one of ")
-    return text.replace("Union[bool, one of ['auto']]", 'true, false or "auto"')
+    text = text.replace("Union[bool, one of ['auto']]", 'true, false or "auto"')
+    return text.replace(" | ", " or ")  # a bare "|" would end the table cell
 
 
 def _default(info: FieldInfo) -> str:

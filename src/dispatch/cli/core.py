@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -20,6 +21,9 @@ def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
     problems = all_problems(site.settings, now())
     print_problems(problems)
+    from dispatch.dkim.status import dkim_status
+
+    console.print(dkim_status(site.settings, os.environ)[0], markup=False)
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
     console.print(f"{errors} error(s), {warnings} warning(s)")

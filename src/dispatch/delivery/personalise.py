@@ -4,16 +4,19 @@ edition stored once (invariant 2).
 Each worker parses a stored edition and builds its MessageFactory once, then
 asks it for one message per recipient; nothing is re-rendered per person.
 With ``[email] unsubscribe_mailto`` set, List-Unsubscribe also carries a
-mailto: form holding the recipient's unsubscribe token.
+mailto: form holding the recipient's unsubscribe token. With ``[dkim]`` set,
+each message is signed last, on the bytes that are sent.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dispatch.config import Settings
+from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
 from dispatch.outbox.lease import ClaimedRow
 from dispatch.outbox.queue import edition_json
@@ -59,6 +62,9 @@ class MessageSource:
         from dispatch.render.settings import load_email_settings
 
         self.email_settings = load_email_settings(settings)
+        # Read once: a configured [dkim] without a usable key stops here,
+        # before anything is sent, rather than sending unsigned mail.
+        self.signer = load_signer(settings, os.environ)
 
     def factory(self, edition_id: str) -> MessageFactory:
         with self.lock:
@@ -81,4 +87,7 @@ class MessageSource:
                               unsubscribe_url=self.base + path,
                               webview_url=self.base + webview_path(row.edition_id),
                               unsubscribe_mailto=self.email_settings.mailto_for(_token(path)))
-        return self.factory(row.edition_id).build(recipient, date=date)
+        factory = self.factory(row.edition_id)
+        if self.signer is None:
+            return factory.build(recipient, date=date)
+        return self.signer.build(factory, recipient, date)

@@ -257,6 +257,20 @@ class MessageFactory:
                 layout.append(item)
         self._layout = layout
         self._slots = slots
+        # Where the body begins: after the blank line, inside the static piece
+        # that ends the header block (header values never hold a blank line).
+        at = next(i for i, piece in enumerate(layout) if b"\r\n\r\n" in piece)
+        self.body_start = (at, layout[at].index(b"\r\n\r\n") + 4)
+
+    @property
+    def layout(self) -> list[bytes]:
+        """The message's static pieces; the slots' places hold empty bytes."""
+        return self._layout
+
+    @property
+    def slot_indices(self) -> tuple[int, ...]:
+        """Positions in :attr:`layout` that a recipient's values fill."""
+        return tuple(index for index, _key in self._slots)
 
     def message_id(self, recipient: Recipient) -> str:
         digest = self._hash.copy()
@@ -275,6 +289,10 @@ class MessageFactory:
 
     def build(self, recipient: Recipient, *, date: datetime) -> bytes:
         """Full RFC 5322 message bytes (CRLF line ends) for one recipient."""
+        return b"".join(self.pieces(recipient, date=date))
+
+    def pieces(self, recipient: Recipient, *, date: datetime) -> list[bytes]:
+        """:meth:`build`'s bytes before joining: :attr:`layout` with the slots filled."""
         check_recipient(recipient)
         name = recipient.name or self._fallback
         email = recipient.email
@@ -310,7 +328,7 @@ class MessageFactory:
         out = self._layout.copy()
         for index, key in self._slots:
             out[index] = values[key]
-        return b"".join(out)
+        return out
 
 
 def assemble_naive(edition: Edition, html: str, text: str, recipient: Recipient,

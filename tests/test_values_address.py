@@ -1,0 +1,88 @@
+"""The one address module: syntax, the sending spelling and the identity key."""
+
+from __future__ import annotations
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch.values.address import (
+    InvalidAddress,
+    address_problem,
+    identity_key,
+    name_problem,
+    parse_address,
+)
+
+
+@pytest.mark.parametrize("spellings", [
+    ("Bob@Example.com", "bob@example.com", "BOB@EXAMPLE.COM", " <bOb@example.COM> "),
+    ("kim@bücher.example", "kim@xn--bcher-kva.example", "KIM@BÜCHER.example"),
+])
+def test_one_person_one_key(spellings: tuple[str, ...]) -> None:
+    assert len({identity_key(s) for s in spellings}) == 1
+
+
+def test_spelling_is_kept_for_sending() -> None:
+    bob = parse_address("  Bob@Example.com ")
+    assert (bob.text, bob.key) == ("Bob@Example.com", "bob@example.com")
+    # An internationalised domain is sent in its ASCII form.
+    assert parse_address("Kim@Bücher.example").text == "Kim@xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ("", "empty address"),
+    ("no-at-sign", "exactly one @"),
+    ("a@b@c.com", "exactly one @"),
+    ("@example.com", "nothing before the @"),
+    ("ann@", "nothing after the @"),
+    ("ann smith@example.com", "contains a space"),
+    ("ann@example", "invalid domain"),
+    ("ann@-bad-.com", "invalid domain"),
+    ("ann@example.123", "invalid domain"),
+    ("x@localhost", "invalid domain"),
+    ("ann..x@example.com", "two periods"),
+    (".ann@example.com", "start with a period"),
+    ('"ann"@example.com', "quoting"),
+    ("zoë@example.com", "internationalized characters"),
+    ("a" * 65 + "@example.com", "more than 64 characters"),
+    ("a@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 60 + ".com", "too long"),
+])
+def test_invalid_addresses_say_why(raw: str, says: str) -> None:
+    with pytest.raises(InvalidAddress) as info:
+        parse_address(raw)
+    assert says in str(info.value)
+    assert address_problem(raw) == str(info.value)
+
+
+def test_names_with_line_breaks_are_refused() -> None:
+    assert name_problem("Ann\nBcc: x@example.com") is not None
+    assert name_problem("Ann Smith") is None
+
+
+_LOCAL_CHARS = st.sampled_from([*"abcXYZ019.-_+'!#=~", "..", "ä", '"', "@", " "])
+_DOMAINS = st.sampled_from(["example.com", "Example.COM", "bücher.de", "xn--bcher-kva.de",
+                            "localhost", "-bad.com", "a.b", "ex_ample.com", "example.123",
+                            "sub.example.co.uk", "exa..mple.com", "x.test"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_LOCAL_CHARS, min_size=0, max_size=8).map("".join), _DOMAINS)
+def test_fast_path_agrees_with_email_validator(local: str, domain: str) -> None:
+    """The per-domain cache must accept and key exactly what email-validator does."""
+    raw = f"{local}@{domain}"
+    try:
+        # Surrounding spaces are ours to strip; everything else is the reference's.
+        reference = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        reference = None
+    try:
+        ours = parse_address(raw)
+    except InvalidAddress:
+        ours = None
+    if reference is None:
+        assert ours is None, raw
+    else:
+        assert ours is not None, raw
+        assert ours.key == f"{reference.local_part}@{reference.ascii_domain}".lower()
