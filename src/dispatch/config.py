@@ -48,8 +48,6 @@ __all__ = ["CONFIG_FILE", "DATABASE_ENV", "SenderSettings", "Settings", "SiteSet
            "load_settings", "locate_key"]
 
 DATABASE_ENV = "DISPATCH_DATABASE_URL"
-_ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 class SiteSettings(SectionModel):
@@ -118,10 +116,7 @@ class SenderSettings(SectionModel):
     @field_validator("email")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not _ADDRESS.match(value.strip()):
-            raise ValueError('a bare email address such as "news@example.org" '
-                             "(the display name goes in sender.name)")
-        return value.strip()
+        return _bare_address(value)
 
     @field_validator("reply_to")
     @classmethod
@@ -254,6 +249,22 @@ def locate_key(text: str, dotted: str) -> int | None:
     return None
 
 
+_BARE = 'a bare email address such as "news@example.org" (the display name goes in sender.name)'
+
+
+def _bare_address(value: str) -> str:
+    """``[sender] email``: one address by the address module's rules, no name, no <…>."""
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
+    value = value.strip()
+    if value.startswith("<"):
+        raise ValueError(_BARE)
+    problem = address_problem(value, test_domains=True)
+    if problem is not None:
+        raise ValueError(f"{problem}; {_BARE}")
+    return value
+
+
 _REPLY_TO = 'one address, e.g. "help@example.org" or "Help desk <help@example.org>"'
 
 
@@ -264,11 +275,14 @@ def _reply_address(value: str) -> str | None:
                          "of its own")
     if not value.strip():
         return None
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
     pairs = getaddresses([value])
     # The header parser that will write it must see the same single address.
     parsed = policy.SMTP.header_factory("Reply-To", value)
     addresses: tuple[Any, ...] = getattr(parsed, "addresses", ())
-    if (len(pairs) != 1 or not _ADDRESS.match(pairs[0][1]) or len(addresses) != 1
+    if (len(pairs) != 1 or address_problem(pairs[0][1], test_domains=True) is not None
+            or len(addresses) != 1
             or addresses[0].addr_spec != pairs[0][1] or parsed.defects):
         raise ValueError(_REPLY_TO)
     return value.strip()

@@ -49,7 +49,6 @@ class HeaderInjectionError(RecipientError):
 _LINE_BREAKS = controls.LINE_BREAK
 _CONTROL = controls.CONTROL
 _ANY_BAD = controls.ONE_LINE
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _KEYS = {token: key for key, token in PLACEHOLDERS.items()}
 _TOKEN = re.compile("|".join(re.escape(t) for t in PLACEHOLDERS.values()))
 _SOFT = b"=\r\n"
@@ -62,6 +61,14 @@ def check_header_value(field: str, value: str, path: str = "recipient") -> None:
         raise HeaderInjectionError([Problem(path, f"{field} contains a line break "
                                             f"({value!r}); refused to prevent header injection",
                                             None, field, "one line of text")])
+
+
+def _sendable(email: str) -> bool:
+    """An address by the address module's rules, in ASCII as every import stores it."""
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
+    return email.isascii() and not email.startswith("<") and address_problem(
+        email, test_domains=True) is None
 
 
 def check_recipient(recipient: Recipient) -> None:
@@ -79,7 +86,7 @@ def check_recipient(recipient: Recipient) -> None:
             if _CONTROL.search(value):
                 raise RecipientError([Problem("recipient", f"{field} contains a control "
                                               "character", None, field, "printable text")])
-    if not _EMAIL.match(recipient.email):
+    if not _sendable(recipient.email):
         raise RecipientError([Problem("recipient", f"{recipient.email!r} is not an address "
                                       "dispatch can send to", None, "email",
                                       "an ASCII address such as ann@example.org")])
