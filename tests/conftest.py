@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.pg_schema import scratch_schema
-from tests.sitekit import SITE_TOML
+from tests.sitekit import write_site
 
 from dispatch.store import open_store
 from dispatch.store.engine import Store
@@ -22,10 +22,7 @@ POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
 @pytest.fixture
 def site_root(tmp_path: Path) -> Path:
     """An empty site: dispatch.toml and an empty content folder."""
-    root = tmp_path / "site"
-    (root / "content").mkdir(parents=True)
-    (root / "dispatch.toml").write_text(SITE_TOML, encoding="utf-8")
-    return root
+    return write_site(tmp_path / "site")
 
 
 @pytest.fixture

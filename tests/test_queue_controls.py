@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from tests.delivery_kit import T0, Clock, edition, seed
-from tests.sitekit import write_article
+from tests.sitekit import build_site
 
 from dispatch.cli import main
-from dispatch.config import Settings, load_settings
+from dispatch.config import Settings
 from dispatch.content.loader import load_site
 from dispatch.delivery import deliver
 from dispatch.jobs.states import JobStatus, Outcome
@@ -23,7 +23,7 @@ from dispatch.outbox import RowResult, claim, edition_status, queue_edition, rec
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.social import deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
-from dispatch.store.engine import Store, open_store
+from dispatch.store.engine import Store
 
 SOCIAL = '\n[social.mastodon]\ntransport = "capture"\n'
 FRONT = "    title: Sleep\n    date: 2026-05-06T07:00:00\n"
@@ -38,11 +38,7 @@ def site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "test-secret")
     monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    write_article(site_root, "sleep.md", FRONT, BODY)
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+    settings, store = build_site(site_root, toml=SOCIAL, articles={"sleep.md": (FRONT, BODY)})
     seed(store, READERS)
     queue_edition(store, edition(), ["main"], T0)
     assert queue_social_posts(store, settings, load_site(settings).articles, T0) == 1

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.sitekit import build_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
@@ -19,7 +20,7 @@ from dispatch.schedule.coverage import social_schedules
 from dispatch.social import compose_post, deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
 from dispatch.social.stage import social_stage
-from dispatch.store.engine import Store, open_store
+from dispatch.store.engine import Store
 from sitekit import write_article
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -43,11 +44,8 @@ BODY = "Intro.\n\n## Key takeaway\n\nSleep seven hours. Keep a fixed wake-up tim
 
 @pytest.fixture
 def site(site_root: Path, database_url: str) -> Iterator[tuple[Settings, Store]]:
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    write_article(site_root, "sleep.md", FRONT, BODY)
-    settings = load_settings(site_root, environ={"DISPATCH_DATABASE_URL": database_url})
-    store = open_store(settings.database_url)
+    settings, store = build_site(site_root, toml=SOCIAL, articles={"sleep.md": (FRONT, BODY)},
+                                 database_url=database_url)
     # Both networks were configured before the article was published, so a
     # pass announces it (tests/test_social_baseline.py covers a fresh site).
     q.remember_networks(store, ["mastodon", "bluesky"], NOW - timedelta(days=60))

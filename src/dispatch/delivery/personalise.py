@@ -1,5 +1,6 @@
 """Late personalisation: each row's message built at send time from the
-edition stored once (invariant 2).
+edition stored once (never a rendered copy per recipient: an edition to
+100,000 readers is one row of HTML, not 100,000).
 
 Each worker parses a stored edition and builds its MessageFactory once, then
 asks it for one message per recipient; nothing is re-rendered per person.

@@ -1,6 +1,6 @@
 """CSV import and export of subscribers.
 
-Import is all-or-nothing per file (invariant 4): every bad row is reported
+Import is all-or-nothing per file: every bad row is reported
 with its line number and reason, and nothing is written unless the caller
 asks to skip invalid rows. Columns: ``email``, ``name``, then any custom
 fields; an optional ``status`` column carries suppressions over from another
