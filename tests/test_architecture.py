@@ -38,6 +38,7 @@ LAYERS: tuple[str, ...] = (
     "http_api",      # HTTP outcomes for any API transport
     "subscribers",
     "unsubscribe",
+    "bounces",       # bounce and complaint reports -> subscriber status
     "outbox",        # email jobs
     "render",        # editions and messages
     "delivery",      # email transports and their channel of the loop
@@ -231,9 +232,9 @@ def test_value_rules_are_written_once(rule: str, pattern: re.Pattern[str], home:
     """Regular expressions for URLs and control characters live in values/;
     everything else uses them (they used to disagree with each other)."""
     found = []
-    for module, tree, _text in SOURCES:
-        if module.startswith("dispatch.values"):
-            continue
+    for module, tree, text in SOURCES:
+        if module.startswith("dispatch.values") or text.startswith('"""GENERATED'):
+            continue  # (generated tables copy a library's own expressions)
         for node, _top in _walk(tree, True):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                     pattern.search(node.value) and not _is_docstring_like(node.value):

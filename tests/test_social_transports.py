@@ -189,6 +189,15 @@ def bluesky_api(fake: FakeNetwork) -> dict[str, dict[str, Any]]:
         return 200, {}, {"uri": f"at://{did}/app.bsky.feed.post/{rkey}", "cid": "bafyreirecord",
                          "value": records[rkey]}
 
+    def resolve(seen: Seen) -> Reply:
+        if not authorised(seen):
+            return 401, {}, {"error": "AuthMissing", "message": "Authentication Required"}
+        handle = seen.query["handle"][0]
+        if handle not in HANDLES:
+            return 400, {}, {"error": "InvalidRequest", "message": "Unable to resolve handle"}
+        return 200, {}, {"did": HANDLES[handle]}
+
+    fake.routes[("GET", "/xrpc/com.atproto.identity.resolveHandle")] = resolve
     fake.routes[("POST", "/xrpc/com.atproto.server.createSession")] = session
     fake.routes[("POST", "/xrpc/com.atproto.repo.uploadBlob")] = upload
     fake.routes[("POST", "/xrpc/com.atproto.repo.createRecord")] = create
@@ -196,6 +205,9 @@ def bluesky_api(fake: FakeNetwork) -> dict[str, dict[str, Any]]:
     fake.routes[("GET", "/images/sleep.jpg")] = lambda seen: (
         200, {"Content-Type": "image/jpeg"}, JPEG)
     return records
+
+
+HANDLES = {"ann.bsky.social": "did:plc:ann456"}
 
 
 def webhook_api(fake: FakeNetwork) -> None:
@@ -233,11 +245,11 @@ def webhook_table(server: FakeNetwork) -> str:
     return f'[social.linkedin]\ntransport = "webhook"\nurl = "{server.base}/hook"\n'
 
 
-def make_site(root: Path, database_url: str, base: str, tables: str
+def make_site(root: Path, database_url: str, base: str, tables: str, body: str = BODY
               ) -> tuple[Settings, Store]:
     # The site lives on the fake server too, so the card image can be fetched.
     settings, store = build_site(root, toml="\n[social]\nutm = \"\"\n" + tables, url=base,
-                                 articles={"sleep.md": (FRONT, BODY)},
+                                 articles={"sleep.md": (FRONT, body)},
                                  database_url=database_url)
     queue_social_posts(store, settings, load_site(settings).articles, NOW)
     return settings, store
@@ -372,6 +384,52 @@ def test_bluesky_session_record_facets_and_card(site_root: Path, database: str,
     (row,) = q.posts_for(store)
     assert body["rkey"] == tid(row["created_at"], row["id"]) and body["rkey"] in records
     assert row["remote_id"] == f"at://did:plc:clinic123/app.bsky.feed.post/{body['rkey']}"
+
+
+def test_bluesky_facets_every_link_mention_and_tag_resolving_handles(
+        site_root: Path, database: str, server: FakeNetwork) -> None:
+    bluesky_api(server)
+    body = ("Intro.\n\n## Key takeaway\n\nAsk @ann.bsky.social or @nobody.bsky.social "
+            "🔑 about example.org/sleep #SleepWell, and read https://nhs.uk/sleep.\n")
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server), body)
+    assert deliver(settings, store).sent == 1
+    (call,) = server.calls("/xrpc/com.atproto.repo.createRecord")
+    record = call.json()["record"]
+    raw = record["text"].encode("utf-8")
+    shown = [(raw[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0])
+             for f in record["facets"]]
+    article_url = f"{settings.site.url}/sleep/"
+    assert shown == [
+        ("@ann.bsky.social", {"$type": "app.bsky.richtext.facet#mention",
+                              "did": "did:plc:ann456"}),
+        # @nobody.bsky.social does not resolve: its text stays, unlinked.
+        ("example.org/sleep", {"$type": "app.bsky.richtext.facet#link",
+                               "uri": "https://example.org/sleep"}),
+        ("#SleepWell", {"$type": "app.bsky.richtext.facet#tag", "tag": "SleepWell"}),
+        ("https://nhs.uk/sleep", {"$type": "app.bsky.richtext.facet#link",
+                                  "uri": "https://nhs.uk/sleep"}),
+        (article_url, {"$type": "app.bsky.richtext.facet#link", "uri": article_url}),
+        ("#sleep", {"$type": "app.bsky.richtext.facet#tag", "tag": "sleep"}),
+        ("#BloodPressure", {"$type": "app.bsky.richtext.facet#tag", "tag": "BloodPressure"}),
+    ]
+    assert "@nobody.bsky.social" in record["text"]
+    assert [c.query["handle"] for c in server.calls(
+        "/xrpc/com.atproto.identity.resolveHandle")] == [["ann.bsky.social"],
+                                                        ["nobody.bsky.social"]]
+
+
+def test_bluesky_handle_resolution_outage_is_retried(site_root: Path, database: str,
+                                                     server: FakeNetwork) -> None:
+    bluesky_api(server)
+    server.script["/xrpc/com.atproto.identity.resolveHandle"] = [
+        (503, {}, {"error": "Unavailable"})]
+    body = "Intro.\n\n## Key takeaway\n\nAsk @ann.bsky.social about sleep.\n"
+    settings, store = make_site(site_root, database, server.base, bluesky_table(server), body)
+    report = deliver(settings, store)
+    assert report.sent == 0
+    assert server.calls("/xrpc/com.atproto.repo.createRecord") == []
+    (row,) = q.posts_for(store)
+    assert row["status"] == "queued" and "resolveHandle" in (row["last_error"] or "")
 
 
 def test_bluesky_lost_answer_is_not_posted_twice(site_root: Path, database: str,

@@ -242,10 +242,12 @@ def test_cli_reactivate_only_bounced_without_consent(db_site: Path) -> None:
     out = runner.invoke(main, ["subscribers", "reactivate", "out@example.com", "--list", "main",
                                *root])
     assert out.exit_code == 1 and "not on list main" in out.output
+    # An unsubscribed person who asked to come back can; a spam complaint never.
     out = runner.invoke(main, ["subscribers", "reactivate", "uma@example.com", "cam@example.com",
                                "--include-unsubscribed", *root])
-    assert out.exit_code == 0 and "2 subscriber(s) active again" in out.output
-    assert (status("uma"), status("cam")) == ("active", "active")
+    assert out.exit_code == 1 and "1 subscriber(s) active again" in out.output
+    assert "cam@example.com: complained" in out.output and "never" in out.output
+    assert (status("uma"), status("cam")) == ("active", "complained")
     person = get_subscriber(store, "uma@example.com")
     assert person is not None and person.status_reason == "re-activated by operator"
     out = runner.invoke(main, ["subscribers", "reactivate", *root])

@@ -25,7 +25,17 @@ def all_problems(settings: Settings, now: datetime,
     problems.extend(feeds_check(settings, result))
     problems.extend(email_check(settings, result, now))
     problems.extend(dkim_check(settings))
+    problems.extend(bounces_check(settings))
     return problems
+
+
+def bounces_check(settings: Settings) -> list[Problem]:
+    """The bounce mailbox URL, and reports that would not be matched or read."""
+    import os
+
+    from dispatch.bounces.checks import bounce_problems
+
+    return bounce_problems(settings, os.environ)
 
 
 def dkim_check(settings: Settings) -> list[Problem]:

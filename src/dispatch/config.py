@@ -37,6 +37,7 @@ from dispatch.sourcelines import SourceLines, toml_lines
 from dispatch.values import controls, urls
 
 if TYPE_CHECKING:
+    from dispatch.bounces.settings import BounceOptions
     from dispatch.delivery.options import DeliveryOptions
     from dispatch.feeds.options import FeedOptions
     from dispatch.render.options import EmailOptions
@@ -200,6 +201,10 @@ class Settings:
     @property
     def web(self) -> WebOptions:
         return cast("WebOptions", self._typed("web"))
+
+    @property
+    def bounces(self) -> BounceOptions:
+        return cast("BounceOptions", self._typed("bounces"))
 
     def section(self, name: str) -> Mapping[str, Any]:
         """A top-level table of dispatch.toml as written, or an empty mapping.

@@ -10,7 +10,8 @@ Only the CLI turns these into output and an exit code::
     │   ├── TemplateError         an email template
     │   └── ScheduleError         schedules.yaml
     ├── StoreError                the state database
-    └── DeliveryError             a transport that cannot deliver
+    ├── DeliveryError             a transport that cannot deliver
+    └── MailboxError              a bounce mailbox that cannot be read
 """
 
 from __future__ import annotations
@@ -98,3 +99,7 @@ class StoreError(DispatchError):
 
 class DeliveryError(DispatchError):
     pass
+
+
+class MailboxError(DispatchError):
+    """The bounce mailbox cannot be reached, logged into or read."""

@@ -32,6 +32,9 @@ STAGES: dict[str, str] = {
     "subscribers": "dispatch.subscribers.sync:subscribers_stage",
     "feeds": "dispatch.feeds.stage:feeds_stage",
     "social": "dispatch.social.stage:social_stage",
+    # Bounces and complaints before delivery: an address suppressed by a
+    # report read in this pass is not mailed by it.
+    "bounces": "dispatch.bounces.stage:bounces_stage",
     # Delivery stays LAST: it drains what the stages above queued this pass.
     "delivery": "dispatch.delivery.stage:delivery_stage",
 }

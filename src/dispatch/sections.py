@@ -39,6 +39,7 @@ SECTIONS: dict[str, str] = {
     "email": "dispatch.render.options:EmailOptions",
     "subscribers": "dispatch.subscribers.options:SubscriberOptions",
     "web": "dispatch.web.options:WebOptions",
+    "bounces": "dispatch.bounces.settings:BounceOptions",
     "dkim": "dispatch.dkim.options:DkimOptions",
 }
 """Section name -> the model that validates it. A new section is one line here."""

@@ -46,6 +46,7 @@ LAZY_COMMANDS = {
     "plan": "dispatch.cli.schedule:plan",
     "trigger": "dispatch.cli.schedule:trigger",
     "serve": "dispatch.cli.web:serve",
+    "bounces": "dispatch.cli.bounces:bounces",
     "dkim": "dispatch.cli.dkim:dkim",
 }
 """Each command's module is imported only when that command runs: importing

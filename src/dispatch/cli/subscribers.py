@@ -115,27 +115,33 @@ def remove(site: Site, email: str, list_name: str | None) -> None:
 @click.option("--list", "list_name",
               help="Only members of this list; without EMAIL, every bounced member of it.")
 @click.option("--include-unsubscribed", is_flag=True,
-              help="Also re-activate unsubscribed and complained addresses. Only when the "
-                   "person has asked to be subscribed again.")
+              help="Also re-activate unsubscribed addresses. Only when the person has "
+                   "asked to be subscribed again.")
 @site_command
 def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
                include_unsubscribed: bool) -> None:
     """Make bounced addresses active again (e.g. after a relay refusal was taken for a
-    bounce). Unsubscribed and complained addresses are refused without
-    --include-unsubscribed."""
+    bounce). Unsubscribed addresses are refused without --include-unsubscribed;
+    a spam complaint is never undone."""
+    from dispatch.bounces.history import record_reactivation
+
     if not emails and list_name is None:
         raise InputError("give the addresses to re-activate, or --list NAME for every "
                          "bounced member of a list")
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
+    # A complaint is never undone here: the reader told their mailbox
+    # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
-        ("bounced", "unsubscribed", "complained") if include_unsubscribed else ("bounced",))
+        ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
     members = ({p.email: p for p in find_subscribers(site.store, list_name=list_name)}
                if list_name is not None else None)
     chosen: dict[int, str] = {}
+    addresses: dict[int, str] = {}
     refused: list[str] = []
     if not emails and members is not None:
         chosen = {p.id: p.status for p in members.values() if p.status in allowed}
+        addresses = {p.id: p.email for p in members.values()}
     for raw in emails:
         address = _address(raw)
         person = (members.get(address) if members is not None
@@ -145,13 +151,22 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
                                               else "no such subscriber"))
         elif person.status == "active":
             console.print(f"{address}: already active", markup=False)
+        elif person.status == "complained":
+            refused.append(f"{address}: complained (marked our mail as spam); a complaint is "
+                           "never re-activated")
         elif person.status not in allowed:
             refused.append(f"{address}: {person.status}, not re-activated (pass "
                            "--include-unsubscribed only if they asked to be subscribed again)")
         else:
             chosen[person.id] = person.status
-    changed = reactivate_subscribers(site.store, list(chosen), now(), "re-activated by operator",
+            addresses[person.id] = person.email
+    at = now()
+    changed = reactivate_subscribers(site.store, list(chosen), at, "re-activated by operator",
                                      allowed)
+    if changed:
+        record_reactivation(site.store, [(sid, addresses[sid], f"re-activated by operator "
+                                          f"(was {status})") for sid, status in chosen.items()],
+                            at)
     before = ", ".join(f"{n} {status}" for status, n in sorted(Counter(chosen.values()).items()))
     console.print(f"{changed} subscriber(s) active again" + (f" (were {before})" if before
                                                              else ""), markup=False)
@@ -179,3 +194,48 @@ def list_(site: Site, list_name: str | None, status: str | None) -> None:
         table.add_row(p.email, p.name, p.status, p.status_reason or "")
     console.print(table)
     console.print(f"{len(people)} subscriber(s)", markup=False)
+
+
+@subscribers.command()
+@click.argument("email")
+@site_command
+def show(site: Site, email: str) -> None:
+    """One address's history: lists, every message with its outcome, and each
+    bounce, complaint and unsubscribe with its evidence."""
+    from dispatch.bounces.history import subscriber_history
+
+    address = _address(email)
+    person = get_subscriber(site.store, address)
+    history = subscriber_history(site.store, person.id) if person is not None else None
+    if history is None:
+        raise InputError(f"no subscriber {address}")
+    out = console.print
+    out(f"{history.email}" + (f" ({history.name})" if history.name else ""), markup=False)
+    out(f"status: {history.status} since {history.status_changed_at:%Y-%m-%d %H:%M} UTC"
+        + (f" ({history.status_reason})" if history.status_reason else ""), markup=False)
+    out(f"known since: {history.created_at:%Y-%m-%d %H:%M} UTC", markup=False)
+    for key, value in sorted(history.fields.items()):
+        out(f"{key}: {value}", markup=False)
+    lists = Table("list", "member since")
+    for name, added in history.lists:
+        lists.add_row(name, f"{added:%Y-%m-%d %H:%M}")
+    out(lists if history.lists else "lists: none")
+    messages = Table("edition", "subject", "outcome", "when", "attempts", "detail")
+    for d in history.deliveries:
+        messages.add_row(d.edition_id, d.subject, d.status,
+                         f"{d.finished_at:%Y-%m-%d %H:%M}" if d.finished_at else "",
+                         str(d.attempts), d.detail or "")
+    out(messages if history.deliveries else "messages: none")
+    if not history.events:
+        out("bounces, complaints, unsubscribes by mail: none", markup=False)
+        return
+    out("bounces, complaints and other reports:", markup=False)
+    for e in history.events:
+        out(f"- {e.received_at:%Y-%m-%d %H:%M} {e.kind.value} via {e.source}"
+            + (f", status {e.status_code}" if e.status_code else "")
+            + (f", edition {e.edition_id}" if e.edition_id else "")
+            + f": {e.action}", markup=False)
+        if e.diagnostic:
+            out(f"    evidence: {e.diagnostic}", markup=False)
+        if e.source != "operator":
+            out(f"    report: {e.report_id}", markup=False)

@@ -1,4 +1,5 @@
-"""``dispatch serve``: the small web app (feeds, one-click unsubscribe, web views)."""
+"""``dispatch serve``: the small web app (feeds, one-click unsubscribe, web views,
+provider bounce and complaint webhooks)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dispatch.cli.base import Site, console, site_command
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @site_command
 def serve(site: Site, host: str, port: int) -> None:
-    """Serve the feeds, one-click unsubscribe and web views with uvicorn.
+    """Serve the feeds, one-click unsubscribe, web views and bounce webhooks with uvicorn.
 
     On PostgreSQL it refuses to start without DISPATCH_SECRET_KEY."""
     import uvicorn

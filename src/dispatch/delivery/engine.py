@@ -104,7 +104,8 @@ class EmailChannel:
         return self.the_transport
 
     def build(self, job: ClaimedRow, now: datetime) -> Envelope:
-        return Envelope(self.sender, job.email, self.source.build(job, self.send_date(now)))
+        return Envelope(self.source.envelope_sender(job), job.email,
+                        self.source.build(job, self.send_date(now)))
 
     def result(self, job: ClaimedRow, outcome: Outcome, detail: str | None,
                sent: SendResult | None) -> RowResult:

@@ -5,8 +5,10 @@ edition stored once (never a rendered copy per recipient: an edition to
 Each worker parses a stored edition and builds its MessageFactory once, then
 asks it for one message per recipient; nothing is re-rendered per person.
 With ``[email] unsubscribe_mailto`` set, List-Unsubscribe also carries a
-mailto: form holding the recipient's unsubscribe token. With ``[dkim]`` set,
-each message is signed last, on the bytes that are sent.
+mailto: form, ``unsubscribe+TOKEN@…``, and with ``[bounces] address`` set the
+envelope sender is ``bounces+TOKEN@…``: TOKEN names the outbox row
+(``bounces/verp.py``), so a report or a mailto unsubscribe finds its message.
+With ``[dkim]`` set, each message is signed last, on the bytes that are sent.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from dispatch.bounces.verp import make_token, tagged_address
 from dispatch.config import Settings
 from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
@@ -34,12 +37,9 @@ if TYPE_CHECKING:  # rendering pulls in premailer: import it only when sending
     from dispatch.render import MessageFactory, Recipient
 
 
-def _token(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
 def recipient_for(settings: Settings, key: bytes, edition_id: str, subscriber_id: int,
-                  email: str, name: str) -> Recipient:
+                  email: str, name: str, row_id: int = 0) -> Recipient:
+    """A recipient outside the outbox (a sample); row 0 names no message."""
     from dispatch.render import Recipient
     from dispatch.render.settings import load_email_settings
 
@@ -47,7 +47,8 @@ def recipient_for(settings: Settings, key: bytes, edition_id: str, subscriber_id
     return Recipient(
         email=email, name=name or None, unsubscribe_url=url,
         webview_url=webview_url(settings, edition_id),
-        unsubscribe_mailto=load_email_settings(settings).mailto_for(_token(url)))
+        unsubscribe_mailto=load_email_settings(settings).mailto_for(
+            make_token(key, "unsubscribe", row_id)))
 
 
 class MessageSource:
@@ -63,9 +64,17 @@ class MessageSource:
         from dispatch.render.settings import load_email_settings
 
         self.email_settings = load_email_settings(settings)
+        self.return_base = settings.bounces.address
         # Read once: a configured [dkim] without a usable key stops here,
         # before anything is sent, rather than sending unsigned mail.
         self.signer = load_signer(settings, os.environ)
+
+    def envelope_sender(self, row: ClaimedRow) -> str:
+        """The row's return path: ``bounces+TOKEN@…`` with ``[bounces] address``,
+        else the sender's own address."""
+        if self.return_base is None:
+            return self.settings.sender.email
+        return tagged_address(self.return_base, self.key, "bounce", row.id)
 
     def factory(self, edition_id: str) -> MessageFactory:
         with self.lock:
@@ -87,7 +96,8 @@ class MessageSource:
         recipient = Recipient(email=row.email, name=row.name or None,
                               unsubscribe_url=self.base + path,
                               webview_url=self.base + webview_path(row.edition_id),
-                              unsubscribe_mailto=self.email_settings.mailto_for(_token(path)))
+                              unsubscribe_mailto=self.email_settings.mailto_for(
+                                  make_token(self.key, "unsubscribe", row.id)))
         factory = self.factory(row.edition_id)
         if self.signer is None:
             return factory.build(recipient, date=date)

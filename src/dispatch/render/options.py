@@ -67,6 +67,11 @@ class EmailOptions(SectionModel):
         if value and (address_problem(bare, test_domains=True) is not None
                       or not set(bare) <= _MAILTO_SAFE):
             raise ValueError('a plain email address such as "unsubscribe@example.org"')
+        # Each message writes "+TOKEN" (up to 37 characters) after the local
+        # part, and a local part holds at most 64.
+        if value and len(value.removeprefix("mailto:").split("@")[0]) > 27:
+            raise ValueError("an address whose part before the @ has at most 27 characters "
+                             "(room for the +TOKEN each message adds)")
         return None if value is None else value.removeprefix("mailto:")
 
     @field_validator("image_aspect", mode="before")

@@ -5,10 +5,10 @@ renders; the keys are declared and validated in ``render/options.py``.
 
 ``unsubscribe_mailto = "unsubscribe@example.org"`` adds a mailto: form to
 every message's ``List-Unsubscribe`` header, after the https one-click URL:
-``<mailto:unsubscribe@example.org?subject=unsubscribe%20TOKEN>``, where TOKEN
-is the same signed token as in the recipient's unsubscribe URL, so whoever
-reads that mailbox (or a script) can unsubscribe the sender with
-``dispatch subscribers`` / the web app. Empty (the default): https only.
+``<mailto:unsubscribe+TOKEN@example.org?subject=unsubscribe>``, where TOKEN
+is the signed token of the message's outbox row (``bounces/verp.py``), so
+``dispatch bounces process`` unsubscribes whoever writes to it, even when
+the mail client drops the subject. Empty (the default): https only.
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ class EmailSettings:
         )
 
     def mailto_for(self, token: str) -> str | None:
-        """The List-Unsubscribe mailto: URL for one recipient's token, if configured."""
+        """The List-Unsubscribe mailto: URL for one message's row token
+        (``local+TOKEN@domain``), if configured."""
         if not self.unsubscribe_mailto:
             return None
-        return f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}"
+        local, _, domain = self.unsubscribe_mailto.rpartition("@")
+        return f"mailto:{local}+{token}@{domain}?subject=unsubscribe"
 
     def list_id_for(self, settings: Settings) -> str:
         if self.list_id:

@@ -45,11 +45,17 @@ def env_name(value: str) -> str:
     return value
 
 
-# Counting rules, imported on use: twitter-text alone takes ~0.4 s to import.
+# Counting rules, imported on use: the generated tables are large.
 def _x(text: str) -> int:
     from dispatch.social.count import x_length
 
     return x_length(text)
+
+
+def _x_accepts(text: str) -> bool:
+    from dispatch.social.twitter import has_invalid_characters
+
+    return not has_invalid_characters(text)
 
 
 def _mastodon(text: str) -> int:
@@ -77,9 +83,10 @@ def _linkedin(text: str) -> int:
 
 
 def _bluesky_facets(body: str, url: str, tags: tuple[str, ...]) -> tuple[Facet, ...]:
-    from dispatch.social.compose import link_and_tag_facets
+    from dispatch.social.bsky_facets import detect_facets
+    from dispatch.social.compose import layout
 
-    return link_and_tag_facets(body, url, tags)
+    return detect_facets(layout(body, url, tags))
 
 
 def _bluesky_card(article: Article, url: str) -> LinkCard:
@@ -182,11 +189,15 @@ CAPTURE = SocialTransport("capture", NoOptions, _capture,
 WEBHOOK = SocialTransport("webhook", WebhookOptions, _webhook, "secret_env",
                           "a signed JSON POST to any URL (HMAC-SHA256)")
 
-X = Network("x", 280, _x, "twitter-text v3 weighted length; every URL 23")
-MASTODON = Network("mastodon", 500, _mastodon, "graphemes; every URL 23; @user@domain as @user",
+X = Network("x", 280, _x, "twitter-text 3.1.0 weighted length; every URL 23; "
+            "U+FEFF, U+FFFE, U+FFFF refused", accepts=_x_accepts)
+MASTODON = Network("mastodon", 500, _mastodon,
+                   "graphemes; every http(s) URL 23; a mention Mastodon recognises as @user",
                    transport=SocialTransport("mastodon", MastodonOptions, _mastodon_api,
                                              "token_env", "POST /api/v1/statuses"))
-BLUESKY = Network("bluesky", 300, _bluesky, "graphemes, URLs in full; at most 3000 UTF-8 bytes",
+BLUESKY = Network("bluesky", 300, _bluesky,
+                  "graphemes, URLs in full; at most 3000 UTF-8 bytes; "
+                  "links, mentions, tags faceted",
                   max_bytes=3000,
                   transport=SocialTransport("bluesky", BlueskyOptions, _bluesky_api,
                                             "password_env", "createSession + createRecord"),

@@ -53,6 +53,9 @@ _ATOM = regex.compile(
 )
 _SENTENCE_END = regex.compile(r"(?<=[.!?…][)\]\"'”’»]*)\s+|(?<=[。！？])")
 _CONTROL = controls.POST
+# twitter-text refuses a post holding any of these (a byte-order mark pasted
+# mid-text, or a noncharacter); no network shows them, so they are dropped.
+_REFUSED = regex.compile("[\ufeff\ufffe\uffff]")
 _TRAILING = set(" ,;:.-–—(/[{\"'“‘«")
 _TAG_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
 # Letters, digits, spaces, dashes, underscores and apostrophes: a tag made of
@@ -67,9 +70,9 @@ MAX_TAG_GRAPHEMES = 64
 MAX_TAG_BYTES = 640
 
 def clean(text: str) -> str:
-    """NFC, no control characters, whitespace collapsed to single spaces."""
+    """NFC, no control characters, no U+FEFF/U+FFFE/U+FFFF, whitespace collapsed."""
     text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
+    text = _CONTROL.sub(" ", _REFUSED.sub("", text))
     return " ".join(text.split())
 
 

@@ -1,44 +1,46 @@
 """Each network's own way of counting a post, and nothing else.
 
 ``len()`` is wrong everywhere: X weighs code points (CJK and emoji 2) and
-counts any URL as 23; Mastodon counts grapheme clusters with http(s) URLs as
-23 and ``@user@domain`` as ``@user``; Bluesky counts graphemes with URLs in
-full and also caps UTF-8 bytes; Threads counts emoji by their UTF-8 bytes.
+counts any URL as 23 (:mod:`dispatch.social.twitter`, twitter-text's own
+code); Mastodon counts grapheme clusters with http(s) URLs as 23 and a
+mention its own pattern recognises as ``@user``; Bluesky counts graphemes
+with URLs in full and also caps UTF-8 bytes; Threads counts emoji by their
+UTF-8 bytes.
 
-Where we cannot know for certain what the network will decide, we count the
-larger of the possible answers so that a post we call "fits" always fits.
-The one such case is a token that looks like a link but that the pinned
-twitter-text library does not recognise (a TLD newer than its list, or a
-reserved one such as ``.example``): the network may count it as 23 or
-literally, so it costs ``max(literal, 23)`` here.
+X is counted exactly as twitter-text 3.1.0 counts it, and
+``tests/test_social_conformance.py`` holds us to that. For Mastodon one case
+cannot be known for certain, and there we count the larger possible answer
+so that a post we call "fits" always fits: a token that looks like an
+http(s) link but that twitter-text's pattern does not take for one (a TLD
+newer than its list, or a reserved one such as ``.example``) costs
+``max(literal, 23)``.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex
-import twitter_text
+
+from dispatch.social import tables_x, twitter
 
 URL_COST = 23
 BLUESKY_MAX_BYTES = 3000
 
 _GRAPHEME = regex.compile(r"\X")
-# Anything a network might turn into a link; deliberately generous.
-_LINKISH_X = regex.compile(
-    r"(?<![\p{L}\p{N}_-])(?:https?://)?(?:[\p{L}\p{N}_-]++\.)+\p{L}[\p{L}\p{N}-]+(?::\d+)?"
-    r"(?:[/?#]\S*)?",
-    regex.IGNORECASE,
-)
+# Anything Mastodon might turn into a link; deliberately generous.
 _LINKISH_HTTP = regex.compile(r"https?://\S+", regex.IGNORECASE)
-# Mastodon counts a remote mention by its local part only.
-_REMOTE_MENTION = regex.compile(
-    r"(?<![\p{L}\p{N}_/])@([\p{L}\p{N}_]+(?:[.-]+[\p{L}\p{N}_]+)*)@[\p{L}\p{N}.-]+\p{L}",
-)
+# Mastodon's Account::MENTION_RE and USERNAME_RE (Ruby): [[:word:]] is
+# Letter, Mark, Decimal_Number, Connector_Punctuation; the username part is
+# ASCII and case-insensitive, the domain part is not.
+_RUBY_WORD = r"\p{L}\p{M}\p{Nd}\p{Pc}"
+MASTODON_MENTION = regex.compile(
+    rf"(?<![=/{_RUBY_WORD}])@(((?i:[a-z0-9_]+(?:[.-]+[a-z0-9_]+)*))"
+    rf"(?:@[{_RUBY_WORD}]+(?:[.-]+[{_RUBY_WORD}]+)*)?)")
+# twitter-text's end_mention_match: a mention followed by one of these is none.
+_END_MENTION = regex.compile(rf"[@＠{tables_x.LATIN_ACCENT_CHARS}]|://")
 _EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3\ufe0f]")
-_X_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
 
 def graphemes(text: str) -> list[str]:
@@ -47,49 +49,62 @@ def graphemes(text: str) -> list[str]:
     return clusters
 
 
-def _x_weight(text: str) -> int:
-    return sum(1 if any(lo <= ord(c) <= hi for lo, hi in _X_RANGES) else 2 for c in text)
-
-
-def _overlaps(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
-    return any(span[0] < end and start < span[1] for start, end in spans)
-
-
-def _unrecognised_link_slack(text: str, recognised: list[tuple[int, int]],
-                             pattern: regex.Pattern[str],
-                             literal: Callable[[str], int]) -> int:
-    slack = 0
-    for match in pattern.finditer(text):
-        if not _overlaps(match.span(), recognised):
-            slack += max(0, URL_COST - literal(match.group()))
-    return slack
-
-
 def x_length(text: str) -> int:
-    """twitter-text v3 weighted length (via twitter-text-parser), made safe
-    for link-like tokens the library does not recognise."""
-    if not text:
-        return 0
-    length: int = twitter_text.parse_tweet(text).weightedLength
-    normalised = unicodedata.normalize("NFC", text)
-    urls = [tuple(u["indices"]) for u in twitter_text.extract_urls_with_indices(normalised)]
-    return length + _unrecognised_link_slack(normalised, urls, _LINKISH_X, _x_weight)
+    """twitter-text 3.1.0's weighted length (``parseTweet(text).weightedLength``)."""
+    return twitter.parse_tweet(text).weighted_length if text else 0
+
+
+def x_valid(text: str) -> bool:
+    """twitter-text's ``valid``: not empty, at most 280, no character it refuses."""
+    return twitter.parse_tweet(text).valid
+
+
+def _code_point_index(units: str, index: int) -> int:
+    return len(twitter.from_utf16(units[:index]))
+
+
+def mastodon_mentions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, screen name) of each mention Mastodon's extractor keeps."""
+    if "@" not in text and "＠" not in text:
+        return []
+    found = []
+    for match in MASTODON_MENTION.finditer(text):
+        if _END_MENTION.match(text, match.end()):
+            continue  # "@ann@", "@josé": Mastodon does not take these for mentions
+        found.append((match.start(1) - 1, match.end(1), match.group(1)))
+    return found
 
 
 def mastodon_length(text: str) -> int:
-    """Graphemes, every recognised http(s) URL as 23, ``@a@b`` as ``@a``."""
-    entities = twitter_text.extract_urls_with_indices(text, extract_urls_without_protocol=False)
-    spans: list[tuple[int, int]] = [tuple(e["indices"]) for e in entities]
+    """Mastodon's StatusLengthValidator: graphemes, after every http(s) URL
+    became 23 characters and every mention ``@user@domain`` became ``@user``."""
+    if not text.strip():
+        return 0
+    units = twitter.utf16(text)
+    entities: list[tuple[int, int, str | None]] = [
+        (_code_point_index(units, u.start), _code_point_index(units, u.end), None)
+        for u in twitter.extract_urls(units, without_protocol=False)]
+    entities += mastodon_mentions(text)
+    entities.sort(key=lambda entity: entity[0])
+    kept: list[tuple[int, int, str | None]] = []
+    for entity in entities:  # remove_overlapping_entities
+        if not kept or kept[-1][1] <= entity[0]:
+            kept.append(entity)
     pieces: list[str] = []
-    pos = 0
-    for start, end in sorted(spans):
-        pieces.append(text[pos:start])
-        pieces.append("x" * URL_COST)
-        pos = end
-    pieces.append(text[pos:])
-    countable = _REMOTE_MENTION.sub(r"@\1", "".join(pieces))
-    slack = _unrecognised_link_slack(text, spans, _LINKISH_HTTP, lambda s: len(graphemes(s)))
-    return len(graphemes(countable)) + slack
+    position = 0
+    for start, end, screen_name in kept:
+        pieces.append(text[position:start])
+        pieces.append("x" * URL_COST if screen_name is None
+                      else "@" + screen_name.split("@")[0])
+        position = end
+    pieces.append(text[position:])
+    spans = [(start, end) for start, end, screen_name in kept if screen_name is None]
+    slack = 0
+    for match in _LINKISH_HTTP.finditer(text):
+        start, end = match.span()
+        if not any(start < e and s < end for s, e in spans):
+            slack += max(0, URL_COST - len(graphemes(match.group())))
+    return len(graphemes("".join(pieces))) + slack
 
 
 def bluesky_length(text: str) -> int:

@@ -86,9 +86,14 @@ class Network:
     """The network's own API transport, if dispatch has one."""
     facets: Facets | None = None
     card: Card | None = None
+    accepts: Callable[[str], bool] | None = None
+    """Whether the network would take the text at all, whatever its length
+    (X refuses a post holding U+FEFF, U+FFFE or U+FFFF)."""
 
     def fits(self, text: str, limit: int) -> bool:
         if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
+            return False
+        if self.accepts is not None and not self.accepts(text):
             return False
         return self.measure(text) <= limit
 

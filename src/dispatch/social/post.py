@@ -12,19 +12,28 @@ Source = Literal["override", "takeaway", "summary"]
 
 @dataclass(frozen=True, slots=True)
 class Facet:
-    """A Bluesky rich-text facet; offsets are UTF-8 bytes, end exclusive."""
+    """A Bluesky rich-text facet; offsets are UTF-8 bytes, end exclusive.
+
+    ``value`` is the link's URI, the tag without its ``#`` (a cashtag keeps
+    its ``$``), or a mention's handle: the transport swaps the handle for
+    the account's DID when it posts.
+    """
 
     byte_start: int
     byte_end: int
-    kind: Literal["link", "tag"]
+    kind: Literal["link", "tag", "mention"]
     value: str
 
-    def as_bluesky(self) -> dict[str, Any]:
-        feature: dict[str, Any] = (
-            {"$type": "app.bsky.richtext.facet#link", "uri": self.value}
-            if self.kind == "link"
-            else {"$type": "app.bsky.richtext.facet#tag", "tag": self.value}
-        )
+    def as_bluesky(self, did: str | None = None) -> dict[str, Any]:
+        """The facet as the record carries it; a mention needs its resolved ``did``
+        (without one it holds the handle, as RichText does before resolving)."""
+        feature: dict[str, Any]
+        if self.kind == "link":
+            feature = {"$type": "app.bsky.richtext.facet#link", "uri": self.value}
+        elif self.kind == "mention":
+            feature = {"$type": "app.bsky.richtext.facet#mention", "did": did or self.value}
+        else:
+            feature = {"$type": "app.bsky.richtext.facet#tag", "tag": self.value}
         return {"index": {"byteStart": self.byte_start, "byteEnd": self.byte_end},
                 "features": [feature]}
 
@@ -76,10 +85,11 @@ class ComposedPost:
         facets = []
         for f in data.get("facets", []):
             feature = f["features"][0]
-            is_link = feature["$type"].endswith("#link")
+            kind = feature["$type"].rpartition("#")[2]
+            value = {"link": feature.get("uri"), "mention": feature.get("did")}.get(
+                kind, feature.get("tag"))
             facets.append(Facet(f["index"]["byteStart"], f["index"]["byteEnd"],
-                                "link" if is_link else "tag",
-                                feature["uri"] if is_link else feature["tag"]))
+                                kind if kind in ("link", "mention") else "tag", str(value)))
         card = data.get("card")
         return cls(
             network=data["network"], kind=data["kind"], slug=data["slug"], text=data["text"],

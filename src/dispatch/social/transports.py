@@ -23,6 +23,7 @@ from dispatch.jobs import capture
 from dispatch.social.config import NetworkConfig
 from dispatch.social.http import Delivered, MissingSecret, PostTransport, Transport
 from dispatch.social.networks import transports
+from dispatch.social.post import ComposedPost
 from dispatch.social.queue import ClaimedPost, OutgoingPost
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ class BlueskyTransport(PostTransport):
         self.config, self.client = config, client
         self.password = _secret(config, environ)
         self.session: dict[str, Any] | None = None
+        self.dids: dict[str, str | None] = {}
+        """Handles resolved in this run (None: the handle does not resolve)."""
 
     @property
     def _secrets(self) -> tuple[str, ...]:
@@ -182,6 +185,42 @@ class BlueskyTransport(PostTransport):
                                    "post; this one was not posted")
         return str(body.get("uri") or f"at://{did}/app.bsky.feed.post/{rkey}")
 
+    def _resolve(self, handle: str, now: datetime) -> str | None:
+        """The DID of ``handle``, or None when no account has it.
+
+        A handle that does not resolve leaves its text unlinked, as the
+        Bluesky app does; a server that cannot answer now means "retry".
+        """
+        if handle not in self.dids:
+            what = f"bluesky {self.config.name} com.atproto.identity.resolveHandle"
+            try:
+                answer = self.client.get(
+                    f"{self.config.base_url}/xrpc/com.atproto.identity.resolveHandle",
+                    params={"handle": handle}, timeout=self.config.timeout,
+                    headers={"Authorization": f"Bearer {self._login(now)['accessJwt']}"})
+            except httpx.TransportError as exc:
+                raise RetryLater(f"{what}: {type(exc).__name__}") from None
+            if answer.status_code in (400, 404):
+                self.dids[handle] = None
+            else:
+                check(answer, now, what, self._secrets)
+                did = answer.json().get("did")
+                self.dids[handle] = did if isinstance(did, str) and did.startswith("did:") \
+                    else None
+        return self.dids[handle]
+
+    def _facets(self, post: ComposedPost, now: datetime) -> list[dict[str, Any]]:
+        facets = []
+        for facet in post.facets:
+            if facet.kind != "mention":
+                facets.append(facet.as_bluesky())
+            elif (did := self._resolve(facet.value, now)) is not None:
+                facets.append(facet.as_bluesky(did))
+            else:
+                log.info("@%s does not resolve to a Bluesky account; left unlinked",
+                         facet.value)
+        return facets
+
     def post(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         session = self._login(now)
         did = session["did"]
@@ -197,7 +236,7 @@ class BlueskyTransport(PostTransport):
             "createdAt": now.astimezone(UTC).isoformat(timespec="milliseconds")
                             .replace("+00:00", "Z"),
             "langs": [post.language],
-            "facets": [f.as_bluesky() for f in post.facets],
+            "facets": self._facets(post, now),
         }
         if post.card is not None:
             external: dict[str, Any] = {"uri": post.card.uri, "title": post.card.title,

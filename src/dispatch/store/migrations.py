@@ -72,6 +72,8 @@ MIGRATIONS: list[Migration] = [
     ("social_0002_network_baselines", _social_baselines),
     ("schedule_0002_firing_leases", _add_columns(schema.schedule_runs, "lease_owner",
                                                  "lease_until", "attempts")),
+    ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
+                                    schema.bounce_mailbox_seen)),
 ]
 
 

@@ -241,3 +241,49 @@ schedule_state = Table(
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("trigger", Text, nullable=False, default=""),
 )
+
+# --- bounces, complaints and mailto unsubscribes (issue 14) -------------------
+# One row per decision about a report (a DSN, an ARF complaint, a mailto
+# unsubscribe, an auto-reply, a provider webhook event), with its evidence.
+# (source, report_id, email) is unique, so reading the same report again (a
+# move that failed after the commit, a webhook retried) never counts twice.
+# kind: hard | soft | complaint | unsubscribe | autoreply | ignored | reactivated
+bounce_events = Table(
+    "bounce_events", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("report_id", String(400), nullable=False),
+    Column("email", String(320), nullable=False, default=""),
+    Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           nullable=True),
+    Column("outbox_id", _Id, nullable=True),
+    Column("edition_id", String(200), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("status_code", String(20), nullable=True),
+    Column("diagnostic", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    UniqueConstraint("source", "report_id", "email", name="uq_bounce_events_report"),
+    Index("ix_bounce_events_subscriber", "subscriber_id", "received_at"),
+)
+
+# Nonces (event ids, Mailgun tokens, SNS message ids) of webhook requests
+# already accepted: the same signed request sent again is a replay.
+webhook_receipts = Table(
+    "webhook_receipts", metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("nonce", String(200), primary_key=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_webhook_receipts_received", "received_at"),
+)
+
+# POP3 has no folders: the messages of a POP3 bounce mailbox are never
+# deleted, and their UIDLs are remembered here instead (state: processed or
+# ignored), so the next pass does not read them again.
+bounce_mailbox_seen = Table(
+    "bounce_mailbox_seen", metadata,
+    Column("mailbox", String(400), primary_key=True),
+    Column("uid", String(200), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)

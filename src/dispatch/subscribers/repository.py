@@ -135,13 +135,16 @@ def set_status(conn: Connection, subscriber_ids: Sequence[int], status: Subscrib
     suppress every row still waiting for them, so nothing queued is sent.
 
     Runs in the caller's transaction; returns how many subscribers changed.
-    A bounced or complained subscriber is not downgraded to "unsubscribed".
+    A bounced or complained subscriber is not downgraded to "unsubscribed";
+    a complaint outranks a bounce (a bounce can be undone, a complaint not).
     """
     if status == "active":
         raise ValueError("use reactivate() to make a subscriber active again")
     changed = 0
     for ids in chunks(list(subscriber_ids)):
-        allowed = ["active"] if status == "unsubscribed" else ["active", "unsubscribed"]
+        allowed = (["active"] if status == "unsubscribed"
+                   else ["active", "unsubscribed", "bounced"] if status == "complained"
+                   else ["active", "unsubscribed"])
         changed += conn.execute(
             update(subscribers).where(subscribers.c.id.in_(ids),
                                       subscribers.c.status.in_(allowed))
