@@ -26,6 +26,16 @@ def site_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The empty site, its state in the parametrized database (SQLite or
+    PostgreSQL) through DISPATCH_DATABASE_URL, as the CLI would find it (and
+    no SMTP server from the environment)."""
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
+    return site_root
+
+
+@pytest.fixture
 def example_site(tmp_path: Path) -> Path:
     """A private copy of the repository's example site."""
     root = tmp_path / "example"

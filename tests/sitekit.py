@@ -46,14 +46,21 @@ def write_article(root: Path, name: str, frontmatter: str, body: str = "Body tex
 
 
 def write_site(root: Path, *, toml: str = "", articles: Articles | None = None,
-               url: str | None = None) -> Path:
-    """A site folder: :data:`SITE_TOML` plus ``toml``, an (empty) content folder
-    and ``articles``; ``url`` replaces the site's URL (a test server's)."""
+               url: str | None = None, base: str = SITE_TOML,
+               files: Mapping[str, str] | None = None) -> Path:
+    """A site folder: ``base`` (:data:`SITE_TOML`) plus ``toml``, a content
+    folder with ``articles`` (frontmatter, body) and ``files`` (whole texts,
+    by name under content/); ``url`` replaces the site's URL (a test server's)."""
     (root / "content").mkdir(parents=True, exist_ok=True)
-    base = SITE_TOML if url is None else SITE_TOML.replace("https://journal.test", url)
+    if url is not None:
+        base = base.replace("https://journal.test", url)
     (root / "dispatch.toml").write_text(base + toml, encoding="utf-8")
     for name, (frontmatter, body) in (articles or {}).items():
         write_article(root, name, frontmatter, body)
+    for name, text in (files or {}).items():
+        path = root / "content" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return root
 
 

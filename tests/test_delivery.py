@@ -47,15 +47,6 @@ def settings_with(root: Path, extra: str = "", env: dict[str, str] | None = None
 
 
 @pytest.fixture
-def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The empty site, its state in the parametrized database (SQLite or
-    PostgreSQL) through DISPATCH_DATABASE_URL, as the CLI would find it."""
-    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
-    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
-    return site_root
-
-
-@pytest.fixture
 def site_store(db_site: Path) -> Iterator[tuple[Settings, Store]]:
     settings = load_settings(db_site)
     store = open_store(settings.database_url)
