@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -129,3 +130,40 @@ def test_the_queue_lists_posts_beside_editions(site: Site) -> None:
     assert row["status"] == JobStatus.PAUSED
     code, out = run("queue", "pause", "nope@mastodon")
     assert code == 1 and "no social post 'nope@mastodon'" in out
+
+
+def test_emails_and_posts_go_out_through_the_one_delivery_loop(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both kinds are channels of jobs.worker: the same batch loop sends them."""
+    from dispatch.jobs import worker
+
+    settings, store, _root = site
+    seen: list[tuple[str, int]] = []
+    real = worker._send_batch
+
+    def spying(run: Any, batch: Any, conns: Any) -> None:
+        seen.append((type(run.channel).__name__, len(batch.jobs)))
+        real(run, batch, conns)
+
+    monkeypatch.setattr(worker, "_send_batch", spying)
+    assert deliver(store, settings, later(), clock=Clock(later())).sent == READERS
+    assert deliver_social_posts(store, settings, later()).sent == 1
+    kinds = {kind for kind, _jobs in seen}
+    assert kinds == {"EmailChannel", "_Posts"}
+    assert sum(n for kind, n in seen if kind == "EmailChannel") == READERS
+
+
+def test_a_bug_in_a_social_transport_is_raised_not_swallowed(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatch.jobs import capture
+
+    settings, store, _root = site
+
+    def broken(self: Any, message: Any) -> Any:
+        raise RuntimeError("a bug in a transport")
+
+    monkeypatch.setattr(capture.CaptureConnection, "send", broken)
+    with pytest.raises(RuntimeError, match="a bug in a transport"):
+        deliver_social_posts(store, settings, later())
+    # The post was claimed, not lost: its lease runs out and it is sent later.
+    assert [p["status"] for p in q.posts_for(store)] == ["sending"]

@@ -198,3 +198,22 @@ def test_every_social_transport_and_its_keys_are_documented(name: str) -> None:
 def test_every_feed_format_is_documented(fmt: FeedFormat) -> None:
     # A format has no settings of its own: it is built for every feed folder.
     assert f"| `{fmt.name}` | `{fmt.file_name}` | `{fmt.media_type}` |" in README
+
+
+def test_the_readme_walk_through_quotes_the_real_telegram_module() -> None:
+    """"Adding a social network" shows Telegram's declaration and registry line as
+    they are in the code, so the example cannot drift from what it describes."""
+    import textwrap
+
+    section = README[README.index("### Adding a social network"):]
+    section = section[:section.index("\n### ", 5)]
+    code = (Path(__file__).resolve().parent.parent / "src" / "dispatch" / "social" /
+            "telegram.py").read_text(encoding="utf-8")
+    block = section[section.index("```python\n") + 10:]
+    block = textwrap.dedent(block[:block.index("```")])
+    assert block.strip() in code
+    line = '"telegram": "dispatch.social.telegram:TELEGRAM",'
+    assert line in section and NETWORKS["telegram"] == "dispatch.social.telegram:TELEGRAM"
+    for name in ("telegram_length", "TelegramOptions", "TelegramTransport(PostTransport)",
+                 "def post(", "chat_id", "token_env", "silent"):
+        assert name in code

@@ -135,6 +135,9 @@ class Tally:
 
     counts: Counter[str]
     stopped: str | None
+    error: Exception | None = None
+    """What broke a lane (a bug), for a caller that must not carry on as if
+    nothing happened; the other lanes were stopped."""
 
     def __getitem__(self, key: str) -> int:
         return self.counts.get(key, 0)
@@ -161,6 +164,7 @@ class _Run(Generic[J, M, R]):
     down_until: datetime | None = None
     outage: float = OUTAGE_START
     stopped: str | None = None
+    error: Exception | None = None
     claimed: int = 0
     batches: int = 0
 
@@ -353,6 +357,8 @@ def _lane(run: _Run[J, M, R]) -> None:
     except Exception as exc:  # a bug must not leave the other lanes waiting for ever
         log.exception("sender lane failed")
         run.halt(f"internal error: {exc}")
+        with run.lock:
+            run.error = run.error or exc
         run.stop.set()
         raise
     finally:
@@ -391,4 +397,4 @@ def work(channel: Channel[J, M, R], options: Options, policy: RetryPolicy, *, ow
         for lane in lanes:
             lane.join()
         raise
-    return Tally(run.counts, run.stopped)
+    return Tally(run.counts, run.stopped, run.error)

@@ -297,11 +297,14 @@ def deliver(store: Store, settings: Settings, now: datetime, *,
     posts = _Posts(store, transports, social.batch, policy)
     try:
         if transports:
-            work(posts, Options(lanes=1, batch_size=social.batch,
-                                max_batches=MAX_BATCHES_PER_RUN),
-                 policy, owner=owner, clock=lambda: now,
-                 due=lambda at: queue.due_count(store, at, sorted(transports)),
-                 serialise_writes=store.is_sqlite)
+            tally = work(posts, Options(lanes=1, batch_size=social.batch,
+                                        max_batches=MAX_BATCHES_PER_RUN),
+                         policy, owner=owner, clock=lambda: now,
+                         due=lambda at: queue.due_count(store, at, sorted(transports)),
+                         serialise_writes=store.is_sqlite)
+            if tally.error is not None:
+                # A bug, not a network's answer: the pass reports it as such.
+                raise tally.error
     finally:
         if client is None:
             http.close()
