@@ -11,8 +11,8 @@ the new one and never half a message.
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from dispatch.jobs.states import ResultClass, TransportResult
 
 M_contra = TypeVar("M_contra", contravariant=True)
+_counter = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +37,17 @@ def write_atomically(target: Path, data: bytes, tmp_dir: Path | None = None) -> 
     """``target`` holds ``data`` in full or keeps what it held before.
 
     The temporary file lives in ``tmp_dir`` (a maildir's ``tmp/``) or beside
-    the target, on the same file system, so the rename is atomic.
+    the target, on the same file system, so the rename is atomic. Its name
+    is unique to this process and call (no random names to draw: this runs
+    once per captured message).
     """
-    folder = tmp_dir or target.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=target.suffix)
+    tmp = (tmp_dir or target.parent) / f".tmp-{os.getpid()}-{next(_counter)}-{target.name}"
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -2,7 +2,9 @@
 
 Each transport is built once per delivery run from its network table and
 the environment, and shares one ``httpx.Client`` (which tests point at a
-server on 127.0.0.1).
+server on 127.0.0.1). All have the job engine's one transport shape: capture
+is :mod:`dispatch.jobs.capture` with a JSON file per post; the API ones are
+:class:`~dispatch.social.http.PostTransport` subclasses that write ``post()``.
 """
 
 from __future__ import annotations

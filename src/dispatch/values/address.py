@@ -54,6 +54,8 @@ _DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*\Z")
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
 
+_SPACE = re.compile(r"\s")
+"""Any character str.isspace() calls a space (the re module's class is the same set)."""
 _IN_TEXT = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 
 
@@ -111,7 +113,7 @@ def parse_address(raw: str) -> Address:
     value = _strip(raw)
     if not value:
         raise InvalidAddress("empty address")
-    if any(ch.isspace() for ch in value):
+    if _SPACE.search(value):
         raise InvalidAddress(f"{value!r} contains a space")
     if value.count("@") != 1:
         raise InvalidAddress(f"{value!r} must contain exactly one @")
