@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from dispatch.models import Article, Takeaway
 from dispatch.social.compose import compose
 from dispatch.social.config import NETWORKS, NetworkConfig
-from dispatch.social.count import RULES, graphemes
+from dispatch.social.count import graphemes
+from dispatch.social.networks import network
 
 PIECES = ["Sleep matters.", "Keep a fixed wake-up time", "👨‍👩‍👧‍👦", "👍🏽", "e\u0301",
           "日本語のテキスト。", "مرحبا بالعالم", "—", "…", "example.org", "#sleep",
@@ -58,13 +59,13 @@ def main() -> None:
     started = time.perf_counter()
     ours = [compose(a, c) for a in corpus for c in configs]
     elapsed = time.perf_counter() - started
-    over = sum(not RULES[p.kind].fits(p.text, p.limit) for p in ours)
+    over = sum(not network(p.kind).fits(p.text, p.limit) for p in ours)
 
     started = time.perf_counter()
     base = [(naive(a.takeaway.text, p.url, c.limit), c)  # type: ignore[union-attr]
             for a in corpus for c, p in zip(configs, ours[:3], strict=True)]
     base_elapsed = time.perf_counter() - started
-    base_over = sum(not RULES[c.network].fits(t, c.limit) for t, c in base)
+    base_over = sum(not network(c.network).fits(t, c.limit) for t, c in base)
     split = 0
     for (text, _c), a in zip(base, [a for a in corpus for _ in configs], strict=True):
         body = text.rsplit(" ", 1)[0]

@@ -42,7 +42,9 @@ def _high_fd(fd: int) -> int:
 
 
 class Chromium:
-    def __init__(self, binary: Path = CHROMIUM_BINARY) -> None:
+    def __init__(self, binary: Path = CHROMIUM_BINARY, *, local_server: bool = False) -> None:
+        """``local_server``: let pages reach 127.0.0.1 (a server the test
+        started); every other host still resolves to nothing."""
         self._profile = tempfile.mkdtemp(prefix="dispatch-chromium-")
         cmd_read, self._cmd_write = os.pipe()
         self._out_read, out_write = os.pipe()
@@ -53,7 +55,9 @@ class Chromium:
             str(binary), "--headless", "--remote-debugging-pipe", "--no-sandbox",
             "--disable-gpu", "--no-first-run", "--no-default-browser-check",
             "--hide-scrollbars", "--mute-audio", "--disable-extensions",
-            "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self._profile}",
+            "--host-resolver-rules=MAP * ~NOTFOUND"
+            + (", EXCLUDE 127.0.0.1" if local_server else ""),
+            f"--user-data-dir={self._profile}",
             "about:blank",
         ]
         # The shell moves our pipe ends onto fds 3 and 4, where Chromium expects them.

@@ -61,6 +61,9 @@ LINKS = [
     "mailto:someone@example.com", "someone@example.com", "https://example.com/a)b", "ex-ample.io",
     "https://xn--e1afmkfd.xn--p1ai/путь", "правительство.рф", "test.test", "a_b.com",
     "1example.com",
+    # Letters Python's case-insensitive matching pairs with ASCII and JavaScript's does not.
+    "httpſ://example.com", "a.\u0130stanbul", "exampſe.com", "example.\u212aim", "ıt.com",
+    "https://T.CO/abc?x=1", "exampl\u212be.com/x",
 ]
 MENTIONS = [
     "@alice", "@alice.bsky.social", "@bob.test", "@carol.example", "@dave.com.",

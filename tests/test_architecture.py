@@ -47,6 +47,7 @@ LAYERS: tuple[str, ...] = (
     "digest",        # which articles a digest holds, and its edition id
     "pipeline",      # one pass: load, then every stage
     "schedule",      # the scheduler runs passes and firings
+    "staff",         # staff accounts, sessions, test sends
     "web",
     "checks",        # dispatch check
     "reference",     # the README's settings reference

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from tests.bounce_kit import (
     BOUNCES,
@@ -134,6 +136,15 @@ FAMILIES: list[tuple[str, Callable[[Sent], bytes], str, Kind, str | None]] = [
      Kind.SOFT, "5.7.1"),
     ("DSN 5.2.2 mailbox full", lambda s: postfix_dsn(s, status="5.2.2"), "dsn", Kind.SOFT,
      "5.2.2"),
+    ("DSN 5.0.0, specific code in the text", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 550 5.7.1 Service unavailable; client host "
+                                       "blocked using a blocklist"), "dsn", Kind.SOFT, "5.7.1"),
+    ("DSN 5.0.0, mailbox gone", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 550 Requested action not taken: mailbox "
+                                       "unavailable (user unknown)"), "dsn", Kind.HARD, "5.0.0"),
+    ("DSN 5.0.0, no reason", lambda s: postfix_dsn(
+        s, status="5.0.0", diagnostic="smtp; 554 Transaction failed"), "dsn", Kind.SOFT,
+     "5.0.0"),
     ("DSN delivered", lambda s: postfix_dsn(s, status="2.0.0", action="delivered"), "dsn",
      Kind.IGNORED, "2.0.0"),
     ("exim", exim_bounce, "bounce", Kind.HARD, "5.1.1"),
@@ -337,7 +348,7 @@ def test_reactivate_undoes_a_bounce_never_a_complaint_and_show_lists_history(
     assert shown.exit_code == 0, shown.output
     for expected in ("bounced", "weekly", site.site.edition_id, "sent", "hard", "5.1.1",
                      "User unknown", "<20261201120501.4AB1C2@mx.example.com>",
-                     "suppressed: hard bounce"):
+                     "suppressed: hard bounce", "hard 5.1.1"):
         assert expected in shown.output, expected
 
     refused = runner.invoke(main, ["subscribers", "reactivate", BOB, "--include-unsubscribed",
@@ -457,3 +468,67 @@ def test_a_failure_between_the_decision_and_the_move_counts_nothing_twice(
     assert all(d.repeated for d in again.decisions)
     assert len(events(sqlite_site)) == recorded
     assert not list((box / "new").iterdir())
+
+
+def test_a_report_without_the_verp_token_is_matched_by_the_returned_unsubscribe_link(
+        sqlite_site: SentSite) -> None:
+    """Mail sent before [bounces] address was set came back to the sender's
+    own address; the returned headers' signed unsubscribe link still names
+    the reader and the edition."""
+    sent = sqlite_site.sent[BOB]
+    raw = postfix_dsn(sent).replace(sent.return_path.encode(), b"journal@journal.test")
+    report = classify(raw, LOCALS)
+    assert report.recognised and not report.tokens.bounce_rows
+    [link] = report.tokens.links
+    assert link.subscriber_id == sqlite_site.site.ids[BOB]
+    assert link.scope == sqlite_site.site.edition_id
+    with sqlite_site.site.store.write() as conn:
+        from dispatch.bounces.process import apply_report
+        from dispatch.bounces.settings import bounce_settings
+
+        config = bounce_settings(sqlite_site.site.settings.bounces, {})
+        [decision] = apply_report(conn, sqlite_site.site.store, config, "mailbox", report, NOW)
+    assert decision.target is not None and decision.target.outbox_id == row_id(sqlite_site, BOB)
+    assert sqlite_site.site.status(BOB) == "bounced"
+
+
+def test_two_readers_of_one_maildir_move_a_report_once(sqlite_site: SentSite,
+                                                       tmp_path: Path) -> None:
+    """A standby `dispatch run` reading the same maildir: the second move of
+    a report the first already moved is not an error."""
+    from dispatch.bounces.mailbox import MaildirBox
+
+    box = tmp_path / "two"
+    write_maildir(box, {"d": postfix_dsn(sqlite_site.sent[ALICE])})
+    first = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    second = MaildirBox(box, "dispatch-processed", set(), lambda uid, state: None)
+    [item] = list(first.items())
+    [same] = list(second.items())
+    first.done(item, True)
+    second.done(same, True)
+    assert [p.name for p in (box / ".dispatch-processed" / "cur").iterdir()] == [
+        item.uid.split("/")[1] + ":2,"]
+
+
+SCARY = ["permanent error", "could not be delivered", "550 5.1.1", "user unknown",
+         "Undeliverable:", "Delivery Status Notification (Failure)", "does not exist",
+         "4.2.2 mailbox full", "abuse", "spam", "unsubscribe", "Out of Office", "Re:",
+         "hello", "vacation", "Mail delivery failed", "X-Failed", "returned mail"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subject=st.lists(st.sampled_from(SCARY), max_size=4).map(" ".join),
+       body=st.lists(st.sampled_from([*SCARY, "\n"]), max_size=12).map(" ".join),
+       auto=st.sampled_from(["", "Auto-Submitted: auto-replied\r\n", "X-Autoreply: yes\r\n",
+                             "Precedence: auto_reply\r\n"]))
+def test_a_person_s_mail_to_the_return_path_is_never_a_bounce_or_complaint(
+        sqlite_site: SentSite, subject: str, body: str, auto: str) -> None:
+    """Whatever it says, mail from a person (not a mail system, not a report)
+    to the VERP address never bounces, complains or unsubscribes anyone."""
+    sent = sqlite_site.sent[CAROL]
+    raw = (f"From: Carol <{sent.email}>\r\nTo: {sent.return_path}\r\n{auto}"
+           f"Subject: {subject}\r\nMessage-ID: <p@example.com>\r\n\r\n{body}\r\n").encode()
+    report = classify(raw, LOCALS)
+    kinds = {f.kind for f in report.findings}
+    assert not kinds & {Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE}, report

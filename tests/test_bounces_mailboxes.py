@@ -139,3 +139,40 @@ def test_wrong_password_and_untrusted_certificate_are_clear_errors(
     with pytest.raises(MailboxError, match="CERTIFICATE_VERIFY_FAILED"):
         process_mailbox(settings, store, KEY, NOW)
     assert "wrong" not in dovecot.imaps_url()
+
+
+def test_imap_without_move_copies_then_expunges_only_that_message(
+        dovecot: Dovecot, site: SentSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server without MOVE (RFC 6851): COPY, flag \\Deleted and UID EXPUNGE
+    (RFC 4315) that one message; another message someone flagged \\Deleted
+    stays."""
+    from dispatch.bounces import mailbox as mailbox_module
+
+    _fill(dovecot, site)
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", dovecot.imaps_url())
+    real_init = mailbox_module.ImapBox.__init__
+
+    def without_move(self: mailbox_module.ImapBox, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        self.capabilities.discard("MOVE")
+
+    monkeypatch.setattr(mailbox_module.ImapBox, "__init__", without_move)
+    conn = _imap(dovecot)
+    try:  # the owner's client has flagged the stranger \Deleted, not yet expunged
+        conn.select("INBOX")
+        _, data = conn.uid("SEARCH", "ALL")
+        for uid in data[0].split():
+            _, parts = conn.uid("FETCH", uid, "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            if b"stranger" in parts[0][1]:
+                conn.uid("STORE", uid, "+FLAGS", r"(\Deleted)")
+    finally:
+        conn.logout()
+    report = process_mailbox(site.site.settings, site.site.store, KEY, NOW)
+    assert (report.read, report.recognised) == (4, 3)
+    conn = _imap(dovecot)
+    try:
+        inbox = _folder(conn, "INBOX")
+        assert len(inbox) == 1 and b"\\Deleted" in inbox[0][0]  # the owner's, untouched
+        assert len(_folder(conn, "dispatch-processed")) == 3
+    finally:
+        conn.logout()

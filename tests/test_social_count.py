@@ -109,6 +109,15 @@ def test_x_refuses_what_twitter_text_refuses() -> None:
     assert not x_valid("a" * 281) and x_valid("a" * 280)
 
 
+def test_mastodon_never_undercounts_links_its_own_pattern_reads_differently() -> None:
+    # Mastodon adds schemes to twitter-text's pattern: such a link may cost 23.
+    assert mastodon_length("ipfs://a.io") == 23
+    assert mastodon_length("gemini://example.com/long/path/here/x") == 37
+    # Its path cannot end in "=": the "=" counts after the 23.
+    assert mastodon_length("https://example.com/a==") == 23 + 2
+    assert mastodon_length("https://example.com/?a=") == 23  # a query may end in "="
+
+
 @pytest.mark.parametrize(("text", "counted"), [
     ("hi @ann@social.example.org", "hi @ann"),                  # remote mention: @user
     ("@josé@example.com", "@josé@example.com"),                 # é after "@jos": no mention

@@ -264,7 +264,7 @@ def _bare_address(value: str) -> str:
     value = value.strip()
     if value.startswith("<"):
         raise ValueError(_BARE)
-    problem = address_problem(value, test_domains=True)
+    problem = address_problem(value)
     if problem is not None:
         raise ValueError(f"{problem}; {_BARE}")
     return value
@@ -286,7 +286,7 @@ def _reply_address(value: str) -> str | None:
     # The header parser that will write it must see the same single address.
     parsed = policy.SMTP.header_factory("Reply-To", value)
     addresses: tuple[Any, ...] = getattr(parsed, "addresses", ())
-    if (len(pairs) != 1 or address_problem(pairs[0][1], test_domains=True) is not None
+    if (len(pairs) != 1 or address_problem(pairs[0][1]) is not None
             or len(addresses) != 1
             or addresses[0].addr_spec != pairs[0][1] or parsed.defects):
         raise ValueError(_REPLY_TO)

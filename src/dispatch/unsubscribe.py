@@ -37,8 +37,8 @@ from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
 from dispatch.store.engine import Store
 from dispatch.store.schema import subscribers
-from dispatch.subscribers.address import InvalidAddress, normalise_email
 from dispatch.subscribers.repository import set_status
+from dispatch.values.address import InvalidAddress, identity_key, normalise_email
 
 SECRET_ENV = "DISPATCH_SECRET_KEY"
 log = logging.getLogger(__name__)
@@ -174,8 +174,8 @@ def unsubscribe(store: Store, target: UnsubscribeToken | int | str, now: datetim
         except InvalidAddress as exc:
             raise InputError(str(exc)) from None
         with store.read() as conn:
-            sid = conn.execute(select(subscribers.c.id).where(subscribers.c.email == email)
-                               ).scalar()
+            sid = conn.execute(select(subscribers.c.id)
+                               .where(subscribers.c.email_key == identity_key(email))).scalar()
         if sid is None:
             raise InputError(f"no subscriber {email}")
     else:

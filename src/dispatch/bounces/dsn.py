@@ -16,7 +16,7 @@ import re
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from dispatch.bounces.model import ENHANCED, Finding, Kind, clip, kind_of_status
+from dispatch.bounces.model import ENHANCED, MAILBOX_GONE, Finding, Kind, clip, kind_of_status
 
 _BASIC = re.compile(r"\b([45])\d\d\b")
 
@@ -70,6 +70,18 @@ def recipient_finding(fields: dict[str, str]) -> Finding | None:
                            clip(diagnostic))
     if code is None:
         return Finding(Kind.SOFT, recipient, None, clip(diagnostic) or "failed, no status")
+    if code.endswith(".0.0"):
+        # "Other or undefined status": the server's own words may carry the
+        # specific code (550 5.7.1 …); without one, only words saying the
+        # mailbox is gone make it hard.
+        specific = [m.group(0) for m in ENHANCED.finditer(diagnostic or "")
+                    if not m.group(0).endswith(".0.0") and m.group(1) == code[0]]
+        if specific:
+            code = specific[0]
+        elif code.startswith("5"):
+            gone = MAILBOX_GONE.search(diagnostic or "") is not None
+            return Finding(Kind.HARD if gone else Kind.SOFT, recipient, code,
+                           clip(diagnostic) or f"status {code}")
     return Finding(kind_of_status(code), recipient, code, clip(diagnostic) or f"status {code}")
 
 

@@ -24,7 +24,7 @@ from dispatch.store.schema import (
 )
 from dispatch.subscribers.repository import SubscriberStatus
 from dispatch.unsubscribe import UnsubscribeToken
-from dispatch.values.address import InvalidAddress, parse_address
+from dispatch.values.address import InvalidAddress, identity_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +98,12 @@ def resolve_email(conn: Connection, address: str) -> Target | None:
     """A subscriber by address (provider webhooks name the recipient);
     two spellings of one address are one person."""
     try:
-        parsed = parse_address(address)
+        key = identity_key(address)
     except InvalidAddress:
         return None
     t = subscribers
-    row = conn.execute(select(t.c.id, t.c.email, t.c.status)
-                       .where(t.c.email == parsed.text)).first()
-    if row is None:  # the provider may spell the address in another case
-        row = conn.execute(select(t.c.id, t.c.email, t.c.status)
-                           .where(func.lower(t.c.email) == parsed.key)).first()
+    # By identity: the provider may spell the address in another case.
+    row = conn.execute(select(t.c.id, t.c.email, t.c.status).where(t.c.email_key == key)).first()
     if row is None:
         return None
     return Target(int(row.id), str(row.email), cast(SubscriberStatus, row.status))
@@ -210,6 +207,7 @@ def remember_uid(store: Store, mailbox: str, uid: str, state: str, now: datetime
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    outbox_id: int
     edition_id: str
     subject: str
     status: str
@@ -243,10 +241,10 @@ def subscriber_history(store: Store, subscriber_id: int) -> History | None:
             select(list_members.c.list_name, list_members.c.added_at)
             .where(list_members.c.subscriber_id == subscriber_id)
             .order_by(list_members.c.list_name)))
-        deliveries = tuple(Delivery(str(r.edition_id), str(r.subject or ""), str(r.status),
-                                    r.finished_at, r.detail, int(r.attempts))
+        deliveries = tuple(Delivery(int(r.id), str(r.edition_id), str(r.subject or ""),
+                                    str(r.status), r.finished_at, r.detail, int(r.attempts))
                            for r in conn.execute(
-            select(outbox.c.edition_id, editions.c.subject, outbox.c.status,
+            select(outbox.c.id, outbox.c.edition_id, editions.c.subject, outbox.c.status,
                    outbox.c.finished_at, outbox.c.detail, outbox.c.attempts)
             .join(editions, and_(editions.c.edition_id == outbox.c.edition_id), isouter=True)
             .where(outbox.c.subscriber_id == subscriber_id)

@@ -167,7 +167,9 @@ class MaildirBox:
         # Maildir: a message in cur/ carries its flags after ":2,"; one
         # moved out of new/ gets an empty set, as a mail client would do.
         final = name if ":2," in name else name + ":2,"
-        if source.exists():
+        # Another process reading the same maildir (a standby `dispatch run`)
+        # may have moved it first: its decision was the same, recorded once.
+        with contextlib.suppress(FileNotFoundError):
             os.replace(source, self.target / "cur" / final)
 
     def close(self) -> None:

@@ -45,6 +45,15 @@ class Finding:
 # RFC 3463: class.subject.detail, e.g. 5.1.1 or 4.2.2.
 ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
 
+# Without a specific status code only these words make a failure hard: they
+# say the mailbox is gone. "This is a permanent error" alone may be a spam
+# refusal, and so may RFC 5321's stock "mailbox unavailable" (it also covers
+# "not taken … for policy reasons"), so neither is here.
+MAILBOX_GONE = re.compile(
+    r"address not found|does ?n[o']t exist|no such (user|mailbox|recipient)|user unknown|"
+    r"unknown (user|recipient|mailbox)|no mailbox here|"
+    r"account (has been |is )?disabled|recipient not found|address couldn't be found",
+    re.IGNORECASE)
 # 5.x.x codes that say something about the message or the sender, not about
 # the mailbox: counted like soft bounces instead of suppressing at once, so a
 # blocklisting, a full mailbox or a too-large message never loses a reader.

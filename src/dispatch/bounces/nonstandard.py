@@ -15,7 +15,15 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from dispatch.bounces.model import ENHANCED, Finding, Kind, clip, header_text, kind_of_status
+from dispatch.bounces.model import (
+    ENHANCED,
+    MAILBOX_GONE,
+    Finding,
+    Kind,
+    clip,
+    header_text,
+    kind_of_status,
+)
 
 _DAEMON_LOCAL = re.compile(r"^(mailer-daemon|mailerdaemon|mail-daemon|postmaster|"
                            r"mdaemon|bounce|bounces|mailer)$", re.IGNORECASE)
@@ -37,13 +45,6 @@ _PERMANENT = re.compile(
     r"mailbox|recipient)|user unknown|unknown user|recipient (address )?rejected|"
     r"(couldn't|could not|wasn't|was not) (be )?delivered|delivery has failed|"
     r"not able to deliver|wasn't able to deliver|no mailbox here|account (has been )?disabled",
-    re.IGNORECASE)
-# Without a status code only these words make a failure hard: they say the
-# mailbox is gone. "This is a permanent error" alone may be a spam refusal.
-_GONE = re.compile(
-    r"address not found|does ?n[o']t exist|no such (user|mailbox|recipient)|user unknown|"
-    r"unknown (user|recipient|mailbox)|no mailbox here|mailbox unavailable|"
-    r"account (has been |is )?disabled|recipient not found|address couldn't be found",
     re.IGNORECASE)
 _BASIC = re.compile(r"(?<![\d.])([45][0-5]\d)(?:[ -]|$)")
 _ADDRESS = re.compile(r"<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})>?")
@@ -90,7 +91,7 @@ def parse_text_bounce(message: Message, text: str) -> Finding:
     if _TEMPORARY.search(subject) or (basic is not None and basic.group(1)[0] == "4"):
         detail = _line_with(text, basic.start()) if basic else subject
         return Finding(Kind.SOFT, recipient, basic.group(1) if basic else None, clip(detail))
-    gone = _GONE.search(text)
+    gone = MAILBOX_GONE.search(text)
     if gone is not None and _TEMPORARY.search(text) is None:
         return Finding(Kind.HARD, recipient, basic.group(1) if basic else None,
                        clip(_line_with(text, gone.start())))

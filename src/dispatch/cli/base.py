@@ -46,6 +46,8 @@ LAZY_COMMANDS = {
     "plan": "dispatch.cli.schedule:plan",
     "trigger": "dispatch.cli.schedule:trigger",
     "serve": "dispatch.cli.web:serve",
+    "staff": "dispatch.cli.staff:staff",
+    "editions": "dispatch.cli.editions:editions",
     "bounces": "dispatch.cli.bounces:bounces",
     "dkim": "dispatch.cli.dkim:dkim",
 }
@@ -101,11 +103,31 @@ class Site:
     def store(self) -> Store:
         if self._store is None:
             self._store = open_store(self.settings.database_url)
+            if "subscribers_0002_address_identity" in self._store.applied:
+                _report_merges(self._store)
         return self._store
 
     def close(self) -> None:
         if self._store is not None:
             self._store.dispose()
+
+
+def _report_merges(store: Store) -> None:
+    """The address-identity upgrade folds duplicate spellings into one
+    subscriber; whoever ran the command that upgraded is told what it did."""
+    from dispatch.subscribers.merges import merge_records
+
+    records = merge_records(store)
+    if not records:
+        return
+    err_console.print(f"upgrade: {len(records)} subscriber row(s) were other spellings of an "
+                      "address already on file and were merged into it:", markup=False)
+    for r in records[:20]:
+        err_console.print(f"  {r.merged_email} ({r.merged_status}) -> {r.kept_email} "
+                          f"(now {r.status})", markup=False)
+    if len(records) > 20:
+        err_console.print(f"  … and {len(records) - 20} more", markup=False)
+    err_console.print("  (see `dispatch subscribers merges`)", markup=False)
 
 
 def site_command(func: F) -> F:

@@ -28,7 +28,8 @@ from rich.text import Text
 from dispatch import digest as digest_rule
 from dispatch.cli.base import Site, console, err_console, now, site_command
 from dispatch.config import Settings
-from dispatch.errors import InputError
+from dispatch.errors import DeliveryError, InputError
+from dispatch.models import Article
 from dispatch.outbox import (
     audience_size,
     cancel,
@@ -41,7 +42,7 @@ from dispatch.outbox import (
     retry_failed,
 )
 from dispatch.store.engine import Store
-from dispatch.subscribers import find_subscribers, unknown_lists
+from dispatch.subscribers import unknown_lists
 
 
 class RateColumn(ProgressColumn):
@@ -211,22 +212,22 @@ queue.add_command(_control("cancel", cancel, _post_control("cancel")))
 queue.add_command(_control("retry", retry_failed, _post_control("retry_failed")))
 
 
-def _sample(settings: Settings, store: Store, edition: object, audience: list[str],
-            at: datetime) -> str:
-    """One personalised message, shown by --dry-run: headers and the text part."""
-    from dispatch.delivery.personalise import recipient_for
+def _digest_articles(articles: list[Article], since: datetime, until: datetime
+                     ) -> list[Article]:
+    chosen = [a for a in articles if a.is_published(until) and a.date >= since and a.email]
+    return sorted(chosen, key=lambda a: a.date, reverse=True)
+
+
+def _sample(settings: Settings, edition: object, at: datetime) -> str:
+    """One personalised message, shown by --dry-run: headers and the text part.
+
+    It is made out to a made-up reader (the one ``preview`` uses), never to a
+    real subscriber: a dry run is often pasted into a ticket or a chat."""
+    from dispatch.cli.email import sample_recipient
     from dispatch.render import Edition, MessageFactory
-    from dispatch.unsubscribe import secret_key
 
     assert isinstance(edition, Edition)
-    people = [p for name in audience for p in find_subscribers(store, list_name=name,
-                                                               status="active")][:1]
-    person = people[0] if people else None
-    recipient = recipient_for(settings, secret_key(settings), edition.edition_id,
-                              person.id if person else 0,
-                              person.email if person else "reader@example.com",
-                              person.name if person else "")
-    raw = MessageFactory(edition, settings).build(recipient, date=at)
+    raw = MessageFactory(edition, settings).build(sample_recipient(settings), date=at)
     message = email.message_from_bytes(raw, policy=policy.default)
     head = "\n".join(f"{k}: {v}" for k, v in message.items())
     body = message.get_body(("plain",))
@@ -236,7 +237,7 @@ def _sample(settings: Settings, store: Store, edition: object, audience: list[st
 
 @click.command()
 @click.argument("slug", required=False)
-@click.option("--audience", "audience", multiple=True, required=True,
+@click.option("--audience", "audience", multiple=True,
               help="A subscriber list; repeat for several (each person gets one copy).")
 @click.option("--digest", is_flag=True, help="Send a digest of recent articles instead.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
@@ -247,18 +248,30 @@ def _sample(settings: Settings, store: Store, edition: object, audience: list[st
               "queue nothing.")
 @click.option("--deliver", "deliver_now", is_flag=True,
               help="Deliver right away in the foreground after queueing.")
+@click.option("--test", "test_to", multiple=True, metavar="ADDR",
+              help="Send a [TEST] copy to ADDR only (repeat for more); nothing is "
+                   "queued or counted, and the edition itself is unaffected.")
 @site_command
 def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
          since: datetime | None, subject: str | None, edition_id: str | None, dry_run: bool,
-         deliver_now: bool) -> None:
-    """Queue SLUG (or --digest) for the --audience lists now."""
+         deliver_now: bool, test_to: tuple[str, ...]) -> None:
+    """Queue SLUG (or --digest) for the --audience lists now (or --test it)."""
     from dispatch.pipeline import load
     from dispatch.render import render_article_edition, render_digest_edition
 
     if digest == bool(slug):
         raise InputError("give either an article SLUG or --digest")
+    if test_to and (dry_run or deliver_now):
+        raise InputError("--test sends at once; it does not go with --dry-run or --deliver")
+    if not audience and not test_to:
+        raise InputError("give --audience LIST (repeat for several lists), "
+                         "or --test ADDR to send yourself a test")
+    if test_to:
+        from dispatch.staff.testsend import test_addresses
+        addresses = test_addresses(test_to)
+        audience = audience or ("test",)
     lists = sorted(set(audience))
-    missing = unknown_lists(site.store, lists)
+    missing = [] if test_to else unknown_lists(site.store, lists)
     if missing:
         raise InputError(f"no subscriber list named {', '.join(missing)} "
                          "(create one with `dispatch subscribers import FILE --list NAME`)")
@@ -287,10 +300,13 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
             raise InputError(f"{slug} is not published yet (draft or future date)")
         eid = edition_id or f"{slug}.{tag}"
         edition = render_article_edition(site.settings, found[0], eid, subject=subject)
+    if test_to:
+        _send_test(site, edition, addresses, current)
+        return
     if dry_run:
         console.print(f"edition {eid}: {audience_size(site.store, lists)} recipient(s) "
                       f"in {', '.join(lists)}; nothing queued", markup=False)
-        console.print(_sample(site.settings, site.store, edition, lists, current), markup=False)
+        console.print(_sample(site.settings, edition, current), markup=False)
         return
     queued = queue_edition(site.store, edition, lists, current)
     if queued.created:
@@ -304,6 +320,21 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         _deliver_foreground(site, burst=True)
         if edition_status(site.store, eid).failed:
             _print_reasons(site.store, eid)
+
+
+def _send_test(site: Site, edition: object, addresses: list[str], at: datetime) -> None:
+    from dispatch.render import Edition
+    from dispatch.staff.testsend import send_test, test_edition
+
+    assert isinstance(edition, Edition)
+    outcomes = send_test(site.settings, edition, addresses, at)
+    console.print(f"test of {edition.edition_id}: {test_edition(edition).subject!r}; "
+                  "nothing queued or counted", markup=False)
+    for o in outcomes:
+        console.print(f"  {o.address}: {'sent' if o.ok else 'NOT sent'} ({o.detail})",
+                      markup=False)
+    if not all(o.ok for o in outcomes):
+        raise DeliveryError("the test did not reach every address")
 
 
 @click.command()

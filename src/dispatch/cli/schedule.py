@@ -12,12 +12,13 @@ from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError, Problem, ScheduleError
 from dispatch.pipeline import load
 from dispatch.schedule import firings
-from dispatch.schedule.actions import SiteActions, edition_subject
-from dispatch.schedule.decide import edition_id, since_text
-from dispatch.schedule.engine import failure_reason, trigger_now
-from dispatch.schedule.model import EMAIL_KINDS, Schedule, ScheduleSet
+from dispatch.schedule.actions import SiteActions
+from dispatch.schedule.decide import since_text
+from dispatch.schedule.engine import trigger_now
+from dispatch.schedule.model import Schedule, ScheduleSet
 from dispatch.schedule.plan import PlannedFiring, next_window, preview_trigger
 from dispatch.schedule.plan import plan as plan_firings
+from dispatch.schedule.planview import firing_json, firing_subject
 from dispatch.schedule.sitefile import read_schedules
 from dispatch.schedule.triggers import next_firings
 
@@ -125,7 +126,7 @@ def plan(site: Site, until_text: str | None, from_text: str | None,
     planned = plan_firings(site.store, schedule_set, result.articles, current, until,
                            actions.audience_size, since)
     if as_json:
-        click.echo(json.dumps([_as_json(p, _subject(site, p, quoted=False)) for p in planned],
+        click.echo(json.dumps([firing_json(p, _subject(site, p, quoted=False)) for p in planned],
                               indent=2, ensure_ascii=False))
         return
     if not planned:
@@ -135,45 +136,10 @@ def plan(site: Site, until_text: str | None, from_text: str | None,
         _print_planned(p, _subject(site, p))
 
 
-def _iso(instant: datetime, schedule: Schedule) -> str:
-    return instant.astimezone(schedule.tz).isoformat()
-
-
-def _as_json(p: PlannedFiring, subject: str | None) -> dict[str, object]:
-    s = p.schedule
-    out: dict[str, object] = {
-        "schedule": s.id, "kind": s.kind, "timezone": s.tz.key,
-        "fire_time": _iso(p.fire_time, s), "starts_at": _iso(p.starts_at, s),
-        "action": p.verdict, "reason": p.reason or None,
-        "window": None if p.window is None else {
-            "start": _iso(p.window[0], s), "end": _iso(p.window[1], s),
-            "articles": len(p.articles)},
-        "articles": [{"slug": a.slug, "title": a.title} for a in p.articles],
-    }
-    if p.verdict == "send":
-        sends: dict[str, object] = {}
-        if s.kind in EMAIL_KINDS:
-            sends = {"email": {"audience": list(s.audience), "recipients": p.audience_size,
-                               "subject": subject}}
-        elif s.kind == "social":
-            sends = {"social": {"networks": list(s.networks or ()) or "all configured"}}
-        else:
-            sends = {"feeds": ["rss", "atom", "json"]}
-        out["sends"] = sends
-    return out
-
-
 def _subject(site: Site, p: PlannedFiring, *, quoted: bool = True) -> str | None:
-    """The subject line the firing's email would have, rendered as it will be."""
-    if p.verdict != "send" or p.schedule.kind not in EMAIL_KINDS or not p.articles:
-        return None
-    slug = p.articles[0].slug if p.schedule.kind == "article" else ""
-    try:
-        text = edition_subject(site.settings, p.schedule, p.articles,
-                               edition_id(p.schedule, p.fire_time, slug))
-        return _quoted(text) if quoted else text
-    except InputError as exc:
-        return f"cannot be rendered: {failure_reason(exc)}"
+    text = firing_subject(site.settings, p)
+    return _quoted(text) if quoted and text is not None and not text.startswith(
+        "cannot be rendered") else text
 
 
 def _quoted(text: str) -> str:

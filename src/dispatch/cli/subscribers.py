@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from dispatch.cli.base import Site, console, now, print_problems, site_command
 from dispatch.errors import InputError
@@ -16,7 +17,6 @@ from dispatch.subscribers import (
     InvalidAddress,
     add_subscriber,
     change_status,
-    export_csv,
     find_subscribers,
     get_subscriber,
     import_csv,
@@ -26,7 +26,9 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.repository import SubscriberStatus
+from dispatch.subscribers.csvfile import field_names, write_csv
+from dispatch.subscribers.repository import SubscriberStatus, count_subscribers, iter_subscribers
+from dispatch.values.address import identity_key
 
 
 def _address(raw: str) -> str:
@@ -66,15 +68,24 @@ def import_(site: Site, csv_file: Path, list_name: str, skip_invalid: bool) -> N
               help="Write to this file (atomically) instead of standard output.")
 @site_command
 def export(site: Site, list_name: str | None, status: str | None, output: Path | None) -> None:
-    """Export subscribers as CSV: email, name, status, custom fields."""
-    text = export_csv(find_subscribers(site.store, list_name=list_name, status=status))
+    """Export subscribers as CSV: email, name, status, custom fields.
+
+    Streamed a page at a time, so any size of list exports in little memory.
+    A cell starting with = + - @ tab or CR is written with a leading single
+    quote, so a spreadsheet shows it as text instead of running it."""
+    if list_name is not None and list_name not in list_names(site.store):
+        raise InputError(f"no list named {list_name}")
+    extra = field_names(site.store, list_name=list_name, status=status)
+    people = iter_subscribers(site.store, list_name=list_name, status=status)
     if output is None:
-        click.echo(text, nl=False)
+        write_csv(sys.stdout, people, extra)
+        sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8", newline="") as out:
+        n = write_csv(out, people, extra)
     os.replace(tmp, output)
-    console.print(f"wrote {output}", markup=False)
+    console.print(f"wrote {n} subscriber(s) to {output}", markup=False)
 
 
 @subscribers.command()
@@ -104,10 +115,10 @@ def remove(site: Site, email: str, list_name: str | None) -> None:
     if list_name is not None:
         if not remove_from_list(site.store, address, list_name):
             raise InputError(f"{address} is not on list {list_name}")
-        console.print(f"{address}: removed from {list_name}", markup=False)
+        console.print(f"{person.email}: removed from {list_name}", markup=False)
         return
     change_status(site.store, [person.id], "unsubscribed", now(), "removed by operator")
-    console.print(f"{address}: unsubscribed", markup=False)
+    console.print(f"{person.email}: unsubscribed", markup=False)
 
 
 @subscribers.command()
@@ -134,7 +145,8 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
     # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
         ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
-    members = ({p.email: p for p in find_subscribers(site.store, list_name=list_name)}
+    members = ({identity_key(p.email): p
+                for p in find_subscribers(site.store, list_name=list_name)}
                if list_name is not None else None)
     chosen: dict[int, str] = {}
     addresses: dict[int, str] = {}
@@ -144,18 +156,18 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
         addresses = {p.id: p.email for p in members.values()}
     for raw in emails:
         address = _address(raw)
-        person = (members.get(address) if members is not None
+        person = (members.get(identity_key(address)) if members is not None
                   else get_subscriber(site.store, address))
         if person is None:
             refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
                                               else "no such subscriber"))
         elif person.status == "active":
-            console.print(f"{address}: already active", markup=False)
+            console.print(f"{person.email}: already active", markup=False)
         elif person.status == "complained":
-            refused.append(f"{address}: complained (marked our mail as spam); a complaint is "
-                           "never re-activated")
+            refused.append(f"{person.email}: complained (marked our mail as spam); a complaint "
+                           "is never re-activated")
         elif person.status not in allowed:
-            refused.append(f"{address}: {person.status}, not re-activated (pass "
+            refused.append(f"{person.email}: {person.status}, not re-activated (pass "
                            "--include-unsubscribed only if they asked to be subscribed again)")
         else:
             chosen[person.id] = person.status
@@ -177,9 +189,14 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
 @subscribers.command("list")
 @click.option("--list", "list_name", help="Only this list.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show at most this many subscribers.")
+@click.option("--after", "after", default="",
+              help="Start after this address (the last one shown, for the next page).")
 @site_command
-def list_(site: Site, list_name: str | None, status: str | None) -> None:
-    """Show subscribers; without options, a summary of every list."""
+def list_(site: Site, list_name: str | None, status: str | None, limit: int,
+          after: str) -> None:
+    """Show subscribers a page at a time; without options, a summary of every list."""
     if list_name is None and status is None:
         table = Table("list", *STATUSES)
         for name, counts in list_counts(site.store).items():
@@ -188,12 +205,47 @@ def list_(site: Site, list_name: str | None, status: str | None) -> None:
         return
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
-    people = find_subscribers(site.store, list_name=list_name, status=status)
+    start = identity_key(after) if after else ""
+    total = count_subscribers(site.store, list_name=list_name, status=status)
     table = Table("email", "name", "status", "since reason")
-    for p in people:
+    shown = 0
+    last = ""
+    for p in iter_subscribers(site.store, list_name=list_name, status=status, after=start,
+                              page=min(limit, 2000)):
         table.add_row(p.email, p.name, p.status, p.status_reason or "")
+        shown += 1
+        last = p.email
+        if shown >= limit:
+            break
     console.print(table)
-    console.print(f"{len(people)} subscriber(s)", markup=False)
+    console.print(f"{total} subscriber(s)" + (
+        "" if shown == total else f"; {shown} shown"), markup=False)
+    if shown == limit and last:
+        more = ["dispatch", "subscribers", "list"]
+        if list_name is not None:
+            more += ["--list", list_name]
+        if status is not None:
+            more += ["--status", status]
+        console.print(f"next page: {' '.join(more)} --after {last}  (or `dispatch subscribers "
+                      "export` for everyone)", markup=False)
+
+
+@subscribers.command()
+@site_command
+def merges(site: Site) -> None:
+    """Show the subscribers the address-identity upgrade merged (other spellings
+    of one address), with the status each merged person ended with."""
+    from dispatch.subscribers.merges import merge_records
+
+    records = merge_records(site.store)
+    if not records:
+        console.print("no subscribers were merged", markup=False)
+        return
+    table = Table("merged", "was", "into", "now")
+    for r in records:
+        table.add_row(r.merged_email, r.merged_status, r.kept_email, r.status)
+    console.print(table)
+    console.print(f"{len(records)} row(s) merged", markup=False)
 
 
 @subscribers.command()
@@ -220,11 +272,19 @@ def show(site: Site, email: str) -> None:
     for name, added in history.lists:
         lists.add_row(name, f"{added:%Y-%m-%d %H:%M}")
     out(lists if history.lists else "lists: none")
-    messages = Table("edition", "subject", "outcome", "when", "attempts", "detail")
+    # Reports that came back about each message (a later bounce, a complaint).
+    later: dict[int, list[str]] = {}
+    for e in history.events:
+        if e.outbox_id is not None:
+            later.setdefault(e.outbox_id, []).append(
+                e.kind.value + (f" {e.status_code}" if e.status_code else ""))
+    messages = Table(Column("edition", overflow="fold"), Column("subject", ratio=1),
+                     "outcome", "when", "attempts", Column("detail", overflow="fold"),
+                     Column("reports since", overflow="fold"))
     for d in history.deliveries:
         messages.add_row(d.edition_id, d.subject, d.status,
                          f"{d.finished_at:%Y-%m-%d %H:%M}" if d.finished_at else "",
-                         str(d.attempts), d.detail or "")
+                         str(d.attempts), d.detail or "", "; ".join(later.get(d.outbox_id, [])))
     out(messages if history.deliveries else "messages: none")
     if not history.events:
         out("bounces, complaints, unsubscribes by mail: none", markup=False)

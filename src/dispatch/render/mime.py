@@ -67,8 +67,7 @@ def _sendable(email: str) -> bool:
     """An address by the address module's rules, in ASCII as every import stores it."""
     from dispatch.values.address import address_problem  # email-validator: slow to import
 
-    return email.isascii() and not email.startswith("<") and address_problem(
-        email, test_domains=True) is None
+    return email.isascii() and not email.startswith("<") and address_problem(email) is None
 
 
 def check_recipient(recipient: Recipient) -> None:

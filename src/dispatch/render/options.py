@@ -64,7 +64,7 @@ class EmailOptions(SectionModel):
         from dispatch.values.address import address_problem  # email-validator: slow
 
         bare = (value or "").removeprefix("mailto:")
-        if value and (address_problem(bare, test_domains=True) is not None
+        if value and (address_problem(bare) is not None
                       or not set(bare) <= _MAILTO_SAFE):
             raise ValueError('a plain email address such as "unsubscribe@example.org"')
         # Each message writes "+TOKEN" (up to 37 characters) after the local

@@ -27,7 +27,7 @@ import regex
 
 from dispatch.social.post import Facet
 from dispatch.social.tables_bluesky import TLDS
-from dispatch.social.twitter import from_utf16, utf16
+from dispatch.social.twitter import JS_CASE_MASK, from_utf16, utf16
 
 # JavaScript's \s (WhiteSpace and LineTerminator); Python's differs.
 _JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -78,15 +78,18 @@ def detect_facets(text: str) -> tuple[Facet, ...]:
         start = units.find(handle, match.start()) - 1
         facets.append(Facet(_utf8_index(units, start),
                             _utf8_index(units, start + len(handle) + 1), "mention", handle))
-    for match in _URL.finditer(units):
-        uri = match.group(2)
+    # Matched case-insensitively on a masked copy, as JavaScript matches (see twitter.py).
+    for match in _URL.finditer(units.translate(JS_CASE_MASK)):
+        found = units[match.start(2):match.end(2)]
+        uri = found
         if not uri.startswith("http"):
-            domain = match.group("domain")
+            start = match.start("domain")
+            domain = units[start:match.end("domain")] if start >= 0 else ""
             if not domain or not is_valid_domain(domain):
                 continue
             uri = f"https://{uri}"
-        start = units.find(match.group(2), match.start())
-        end = start + len(match.group(2))
+        start = units.find(found, match.start())
+        end = start + len(found)
         if uri[-1] in ".,;:!?":
             uri, end = uri[:-1], end - 1
         if uri.endswith(")") and "(" not in uri:

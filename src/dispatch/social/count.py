@@ -13,13 +13,12 @@ cannot be known for certain, and there we count the larger possible answer
 so that a post we call "fits" always fits: a token that looks like an
 http(s) link but that twitter-text's pattern does not take for one (a TLD
 newer than its list, or a reserved one such as ``.example``) costs
-``max(literal, 23)``.
+``max(literal, 23)``, and so does a link with a scheme Mastodon adds
+(``gemini://``, ``ipfs://``, …); a link path ending in ``=`` costs the
+``=`` on top of the 23, as Mastodon's path pattern does not end in one.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import regex
 
@@ -29,8 +28,10 @@ URL_COST = 23
 BLUESKY_MAX_BYTES = 3000
 
 _GRAPHEME = regex.compile(r"\X")
-# Anything Mastodon might turn into a link; deliberately generous.
-_LINKISH_HTTP = regex.compile(r"https?://\S+", regex.IGNORECASE)
+# Anything Mastodon might turn into a link; deliberately generous. Mastodon
+# widens twitter-text's URL pattern with these schemes.
+_LINKISH_HTTP = regex.compile(r"(?:https?|dat|dweb|ipfs|ipns|ssb|gopher|gemini)://\S+",
+                              regex.IGNORECASE)
 # Mastodon's Account::MENTION_RE and USERNAME_RE (Ruby): [[:word:]] is
 # Letter, Mark, Decimal_Number, Connector_Punctuation; the username part is
 # ASCII and case-insensitive, the domain part is not.
@@ -100,6 +101,12 @@ def mastodon_length(text: str) -> int:
     pieces.append(text[position:])
     spans = [(start, end) for start, end, screen_name in kept if screen_name is None]
     slack = 0
+    for start, end in spans:
+        # Mastodon's path may not end in "=" (twitter-text's may): it counts
+        # those characters after the 23, so we do too.
+        url = text[start:end]
+        if "?" not in url:
+            slack += len(url) - len(url.rstrip("="))
     for match in _LINKISH_HTTP.finditer(text):
         start, end = match.span()
         if not any(start < e and s < end for s, e in spans):
@@ -126,30 +133,3 @@ def threads_length(text: str) -> int:
 def linkedin_length(text: str) -> int:
     """UTF-16 code units: never fewer than the characters LinkedIn counts."""
     return len(text.encode("utf-16-le")) // 2
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """How one network measures a post."""
-
-    network: str
-    measure: Callable[[str], int]
-    max_bytes: int | None = None
-
-    def fits(self, text: str, limit: int) -> bool:
-        if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
-            return False
-        return self.measure(text) <= limit
-
-
-RULES: dict[str, Rule] = {
-    "x": Rule("x", x_length),
-    "mastodon": Rule("mastodon", mastodon_length),
-    "bluesky": Rule("bluesky", bluesky_length, BLUESKY_MAX_BYTES),
-    "threads": Rule("threads", threads_length),
-    "linkedin": Rule("linkedin", linkedin_length),
-}
-
-
-def measure(network: str, text: str) -> int:
-    return RULES[network].measure(text)

@@ -36,6 +36,15 @@ _PUNYCODE_SEPARATORS = re.compile("[.\u3002\uff0e\uff61]")
 _PUNYCODE_NON_ASCII = re.compile("[^\x20-\x7e]")
 
 
+# Case-insensitive matching: JavaScript (without the u flag) never matches
+# these with an ASCII letter (or U+212B with "å"); Python's re does. Matching
+# runs on a copy where they are replaced by characters that sit in the same
+# character classes of the patterns and match nothing else; values are
+# always read from the original text.
+JS_CASE_MASK = str.maketrans({"\u0130": "\u0180", "\u0131": "\u0180", "\u017f": "\u0180",
+                              "\u212a": "\u2118", "\u212b": "\u2118"})
+
+
 def _pair(match: re.Match[str]) -> str:
     code = ord(match.group()) - 0x10000
     return chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
@@ -86,7 +95,8 @@ def _punycode_to_ascii(label: str) -> str:
 
 
 def _idna_to_ascii(domain: str) -> str | None:
-    if domain[:4] == "xn--" and not _compiled("VALID_ASCII_DOMAIN").search(domain):
+    masked = domain.translate(JS_CASE_MASK)
+    if domain[:4] == "xn--" and not _compiled("VALID_ASCII_DOMAIN").search(masked):
         return None
     labels = domain.split(".")
     for label in labels:
@@ -109,9 +119,16 @@ def extract_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
     if not units or ("." not in units if without_protocol else ":" not in units):
         return []
     urls: list[UrlEntity] = []
-    for match in _compiled("EXTRACT_URL").finditer(units):
-        before, url = match.group(2) or "", match.group(3) or ""
-        protocol, domain, path = match.group(4) or "", match.group(5) or "", match.group(7) or ""
+    masked = units.translate(JS_CASE_MASK)
+
+    def group(match: re.Match[str], number: int) -> str:
+        start, end = match.span(number)
+        return units[start:end] if start >= 0 else ""
+
+    for match in _compiled("EXTRACT_URL").finditer(masked):
+        before, url = group(match, 2), group(match, 3)
+        protocol, domain, path = group(match, 4), group(match, 5), group(match, 7)
+        masked_domain = masked[match.start(5):match.end(5)] if domain else ""
         end = match.end()
         start = end - len(url)
         if not _is_valid_url(url, protocol or DEFAULT_PROTOCOL, domain):
@@ -122,8 +139,8 @@ def extract_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
                 continue
             last: UrlEntity | None = None
             ascii_end = 0
-            for found in _compiled("VALID_ASCII_DOMAIN").finditer(domain):
-                ascii_domain = found.group()
+            for found in _compiled("VALID_ASCII_DOMAIN").finditer(masked_domain):
+                ascii_domain = domain[found.start():found.end()]
                 ascii_start = domain.find(ascii_domain, ascii_end)
                 ascii_end = ascii_start + len(ascii_domain)
                 last = UrlEntity(ascii_domain, start + ascii_start, start + ascii_end)
@@ -133,12 +150,12 @@ def extract_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
             if path:
                 urls[-1] = UrlEntity(url.replace(domain, last.url, 1), last.start, end)
         else:
-            tco = _compiled("VALID_TCO_URL").search(url)
+            tco = _compiled("VALID_TCO_URL").search(url.translate(JS_CASE_MASK))
             if tco:
                 slug = tco.group(1)
                 if slug and len(slug) > MAX_TCO_SLUG_LENGTH:
                     continue
-                url = tco.group()
+                url = url[:tco.end()]
                 end = start + len(url)
             urls.append(UrlEntity(url, start, end))
     return urls

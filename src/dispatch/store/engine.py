@@ -69,6 +69,8 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.applied: list[str] = []
+        """Migrations this handle applied when it was opened (for the CLI to report)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,7 +105,8 @@ class Store:
         with self.write() as conn:
             if self.is_postgres:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            return migrate(conn)
+            self.applied = migrate(conn)
+            return self.applied
 
     def dispose(self) -> None:
         self.engine.dispose()

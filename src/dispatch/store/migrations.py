@@ -61,6 +61,16 @@ def _add_columns(table: Table, *names: str) -> Callable[[Connection], None]:
     return run
 
 
+def _address_identity(conn: Connection) -> None:
+    """One address, one subscriber: key column, duplicates folded (recorded in
+    ``subscriber_merges``), then the key made unique."""
+    from dispatch.store.address_identity import address_identity
+
+    _add_columns(schema.subscribers, "email_key")(conn)
+    _create(schema.subscriber_merges, schema.subscriber_sources)(conn)
+    address_identity(conn)
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -72,8 +82,11 @@ MIGRATIONS: list[Migration] = [
     ("social_0002_network_baselines", _social_baselines),
     ("schedule_0002_firing_leases", _add_columns(schema.schedule_runs, "lease_owner",
                                                  "lease_until", "attempts")),
+    ("staff_0001_accounts", _create(schema.staff_accounts, schema.staff_sessions,
+                                    schema.staff_login_failures, schema.staff_audit)),
     ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
                                     schema.bounce_mailbox_seen)),
+    ("subscribers_0002_address_identity", _address_identity),
 ]
 
 

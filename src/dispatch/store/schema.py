@@ -94,7 +94,11 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")
 subscribers = Table(
     "subscribers", metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
+    # The spelling first given, used for sending; ``email_key`` is who the
+    # person is (see dispatch.values.address): every lookup goes by the key,
+    # so Bob@Example.com and bob@example.com are one subscriber.
     Column("email", String(320), nullable=False, unique=True),
+    Column("email_key", String(320), nullable=False, server_default=text("''")),
     Column("name", Text, nullable=False, default=""),
     # active | unsubscribed | bounced | complained; only 'active' is ever mailed.
     Column("status", String(20), nullable=False),
@@ -102,6 +106,7 @@ subscribers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("status_changed_at", UTCDateTime(), nullable=False),
     Column("status_reason", Text, nullable=True),
+    Index("ux_subscribers_email_key", "email_key", unique=True),
 )
 
 mailing_lists = Table(
@@ -240,6 +245,81 @@ schedule_state = Table(
     Column("schedule_id", String(64), primary_key=True),
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("trigger", Text, nullable=False, default=""),
+)
+
+# --- staff (the admin pages) ---------------------------------------------------
+# Staff accounts: only an argon2 hash of the password is kept.
+staff_accounts = Table(
+    "staff_accounts", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# A session is known by the SHA-256 of its cookie value, so a copy of the
+# database does not hand out live sessions; the CSRF token of its forms lives
+# beside it.
+staff_sessions = Table(
+    "staff_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", _Id, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Failed logins, per account name and per client address, kept in the
+# database so the limit holds across several `serve` processes.
+staff_login_failures = Table(
+    "staff_login_failures", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_staff_login_failures_key", "key", "at"),
+)
+
+# Every login, logout, failed login and staff action, oldest first.
+staff_audit = Table(
+    "staff_audit", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_staff_audit_at", "at"),
+)
+
+# --- subscriber identity -----------------------------------------------------
+# What the address-identity upgrade merged: one row per subscriber row folded
+# into another because both spelled one address. Kept so an operator can see
+# (``dispatch subscribers merges``) whose history was joined and why.
+subscriber_merges = Table(
+    "subscriber_merges", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("merged_at", UTCDateTime(), nullable=False),
+    Column("email_key", String(320), nullable=False),
+    Column("kept_id", _Id, nullable=False),
+    Column("kept_email", String(320), nullable=False),
+    Column("merged_id", _Id, nullable=False),
+    Column("merged_email", String(320), nullable=False),
+    Column("merged_status", String(20), nullable=False),
+    # The status the kept subscriber ended with: the most restrictive one.
+    Column("status", String(20), nullable=False),
+)
+
+# A CSV file a list is synced from, as last imported: a pass whose file has
+# the same size and mtime (or, after a touch, the same hash) skips it.
+subscriber_sources = Table(
+    "subscriber_sources", metadata,
+    Column("list_name", String(100), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("imported_at", UTCDateTime(), nullable=False),
 )
 
 # --- bounces, complaints and mailto unsubscribes (issue 14) -------------------

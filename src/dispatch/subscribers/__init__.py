@@ -8,8 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
-    from dispatch.subscribers.csvfile import ImportReport, export_csv, import_csv, parse_csv
+    from dispatch.subscribers.csvfile import ImportReport, export_csv, import_csv
     from dispatch.subscribers.repository import (
         STATUSES,
         Subscriber,
@@ -25,15 +24,15 @@ if TYPE_CHECKING:
         remove_from_list,
         unknown_lists,
     )
+    from dispatch.values.address import InvalidAddress, name_problem, normalise_email
 
 _LAZY = {
-    "InvalidAddress": "dispatch.subscribers.address",
-    "name_problem": "dispatch.subscribers.address",
-    "normalise_email": "dispatch.subscribers.address",
+    "InvalidAddress": "dispatch.values.address",
+    "name_problem": "dispatch.values.address",
+    "normalise_email": "dispatch.values.address",
     "ImportReport": "dispatch.subscribers.csvfile",
     "export_csv": "dispatch.subscribers.csvfile",
     "import_csv": "dispatch.subscribers.csvfile",
-    "parse_csv": "dispatch.subscribers.csvfile",
     "STATUSES": "dispatch.subscribers.repository",
     "Subscriber": "dispatch.subscribers.repository",
     "SubscriberStatus": "dispatch.subscribers.repository",
@@ -65,7 +64,6 @@ __all__ = [
     "list_names",
     "name_problem",
     "normalise_email",
-    "parse_csv",
     "reactivate",
     "reactivate_subscribers",
     "remove_from_list",

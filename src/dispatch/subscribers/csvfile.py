@@ -1,28 +1,62 @@
-"""CSV import and export of subscribers.
+"""CSV import and export of subscribers, in bounded memory at any size.
 
-Import is all-or-nothing per file: every bad row is reported
-with its line number and reason, and nothing is written unless the caller
-asks to skip invalid rows. Columns: ``email``, ``name``, then any custom
-fields; an optional ``status`` column carries suppressions over from another
-tool. A file without a header row is read as email, name, custom1, …
+Import is all-or-nothing per file: every bad row is reported with its line
+number and reason, and nothing is written unless the caller asks to skip
+invalid rows. The file is read once, as a stream: each row is validated and
+written to a temporary staging table inside the one write transaction (COPY
+on PostgreSQL); duplicates, new people, updates and list membership are then
+worked out by the database, and the transaction commits or rolls back as a
+whole. Memory does not grow with the file.
+
+Columns: an address column (``email``, ``e-mail``, ``mail``, ``Email
+Address``… in any case and spacing), ``name``, then any custom fields; an
+optional ``status`` column carries suppressions over from another tool. A
+file without a header row is read as email, name, field1, … The separator is
+``,``, ``;`` or tab, whichever the first line uses most.
+
+Export writes a cell that a spreadsheet would run as a formula (starting
+with ``=``, ``+``, ``-``, ``@``, tab or carriage return) with a single quote
+in front, as OWASP recommends; import removes exactly that quote again, so
+export then import gives back the original text.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO, Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from dispatch.errors import InputError, Problem, Severity
-from dispatch.store.engine import Store, chunks
-from dispatch.store.schema import list_members, subscribers
-from dispatch.subscribers.address import InvalidAddress, name_problem, normalise_email
+from dispatch.store.engine import Store
+from dispatch.store.schema import UTCDateTime, list_members, subscribers
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
@@ -30,10 +64,377 @@ from dispatch.subscribers.repository import (
     ensure_list,
     set_status,
 )
+from dispatch.values.address import InvalidAddress, name_problem, parse_address
+
+# Header names people's tools write for the address column, compared after
+# folding case and dropping spaces, dashes, dots and underscores.
+EMAIL_HEADERS = frozenset({"email", "mail", "emailaddress", "mailaddress", "emails",
+                           "address", "emailaddr", "courriel", "correo"})
+NAME_HEADERS = frozenset({"name", "fullname", "displayname"})
+STATUS_HEADERS = frozenset({"status"})
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+# Cells a spreadsheet would evaluate (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+MAX_PROBLEMS = 200
+"""Problems kept in full; past this only a count (a wrong file can have a million)."""
+_BATCH = 5000
+_RANK = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+_QUOTE = json.encoder.encode_basestring_ascii
+
+
+def _fields_json(pairs: Iterable[tuple[str, str]]) -> str:
+    """``json.dumps(dict(pairs), sort_keys=True)`` for pairs already sorted by
+    key, without building an encoder per row (a million rows notice)."""
+    return "{" + ", ".join(f"{_QUOTE(k)}: {_QUOTE(v)}" for k, v in pairs) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    list_name: str
+    rows: int
+    """Valid addresses read (after merging duplicates)."""
+    created: int
+    updated: int
+    kept_suppressed: int
+    """Existing addresses that stayed unsubscribed/bounced/complained."""
+    merged: int
+    """Rows that repeated an address already in the file (in any spelling)."""
+    problems: tuple[Problem, ...]
+    """Invalid rows (only when skipped; otherwise they raise)."""
+    sha256: str = ""
+    """Hash of the file's bytes, for the sync stage's "unchanged" test."""
+
+
+def fold_header(cell: str) -> str:
+    return "".join(ch for ch in cell.casefold() if ch not in " -_.\ufeff")
+
+
+def escape_cell(value: str) -> str:
+    """A cell as exported: formula-like text gets a leading single quote."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def unescape_cell(value: str) -> str:
+    """The inverse of :func:`escape_cell`, applied to every imported cell."""
+    if value.startswith("'") and value[1:2] and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def sniff_separator(first_line: str) -> str:
+    """The separator the header (or first) line uses most; a comma by default."""
+    counts = {sep: first_line.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+class _Problems:
+    """Problems of one file: the first MAX_PROBLEMS in full, then a count."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.kept: list[Problem] = []
+        self.more = 0
+
+    def add(self, message: str, line: int | None, field: str | None,
+            expected: str | None = None) -> None:
+        if len(self.kept) < MAX_PROBLEMS:
+            self.kept.append(Problem(self.path, message, line, field, expected))
+        else:
+            self.more += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.kept)
+
+    def all(self, severity: Severity = Severity.ERROR) -> list[Problem]:
+        out = [Problem(p.path, p.message, p.line, p.field, p.expected, severity)
+               for p in self.kept]
+        if self.more:
+            out.append(Problem(self.path, f"… and {self.more} more invalid row(s) not shown",
+                               None, None, None, severity))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    header: tuple[str, ...]
+    """Column names, with the address column called ``email``."""
+    has_header: bool
+
+
+def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layout | None:
+    """Read the first row: a header we understand, or a first data row."""
+    names: list[str] = []
+    for cell in cells:
+        folded = fold_header(cell)
+        if folded in EMAIL_HEADERS:
+            names.append("email")
+        elif folded in NAME_HEADERS:
+            names.append("name")
+        elif folded in STATUS_HEADERS:
+            names.append("status")
+        else:
+            names.append(cell.strip().lower())
+    if "email" in names:
+        if names.count("email") > 1:
+            problems.add("two columns name an address", line, "header",
+                         "one address column")
+            return None
+        if len({n for n in names if n}) != len([n for n in names if n]):
+            problems.add("repeated column name", line, "header", "each column named once")
+            return None
+        return _Layout(tuple(names), True)
+    first = cells[0].strip() if cells else ""
+    if "@" in first and len(cells) >= 1:
+        width = max(len(cells), 2)
+        return _Layout(("email", "name", *(f"field{i}" for i in range(1, width - 1))), False)
+    shown = ", ".join(repr(c.strip()) for c in cells)
+    others = [ch for ch in "|:^~" if ch in "".join(cells)]
+    if len(cells) == 1 and others:
+        problems.add(f"separator not understood: the first line {cells[0].strip()!r} seems "
+                     f"to be separated by {others[0]!r}", line, "header",
+                     "columns separated by a comma, a semicolon or a tab")
+        return None
+    problems.add(f"header not understood: no address column among {shown} (read as "
+                 f"{SEPARATORS[sep]}-separated)", line, "header",
+                 "a column named email, e-mail, mail or email address, or a file whose "
+                 "first column holds addresses")
+    return None
+
+
+class StagedRow(NamedTuple):
+    """A valid row on its way to the staging table (a tuple: cheap by the million)."""
+
+    line: int
+    key: str
+    email: str
+    name: str
+    status: str
+    fields: str
+
+
+def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[StagedRow]:
+    """Validate rows one by one as they are read; bad rows go to ``problems``."""
+    first_line = stream.readline()
+    sep = sniff_separator(first_line)
+    reader = csv.reader(_chain(first_line, stream), delimiter=sep)
+    layout: _Layout | None = None
+    start = 1
+    width = 0
+    at_email = at_name = at_status = -1
+    extras: list[tuple[int, str]] = []
+    for raw in reader:
+        line, start = start, reader.line_num + 1
+        # This loop runs a million times for a big list: plain index work,
+        # no dict per row.
+        cells = [unescape_cell(c) if c[:1] == "'" else c for c in raw]
+        if layout is None:
+            if not any(c.strip() for c in cells):
+                continue
+            layout = _layout(cells, line, sep, problems)
+            if layout is None:
+                return
+            header = layout.header
+            width = len(header)
+            at_email = header.index("email")
+            at_name = header.index("name") if "name" in header else -1
+            at_status = header.index("status") if "status" in header else -1
+            extras = sorted(((i, h) for i, h in enumerate(header)
+                             if h not in ("email", "name", "status")), key=lambda e: e[1])
+            if layout.has_header:
+                continue
+        n = len(cells)
+        if n > width:
+            if not any(c.strip() for c in cells):
+                continue
+            problems.add(f"{n} cells but the header has {width}", line, None,
+                         "one cell per column")
+            continue
+        email = cells[at_email].strip() if at_email < n else ""
+        if not email and not any(c.strip() for c in cells):
+            continue
+        try:
+            address = parse_address(email)
+        except InvalidAddress as exc:
+            problems.add(str(exc), line, "email", exc.expected)
+            continue
+        name = cells[at_name].strip() if 0 <= at_name < n else ""
+        if name:
+            bad_name = name_problem(name)
+            if bad_name:
+                problems.add(bad_name, line, "name", "a name on one line")
+                continue
+        status = (cells[at_status].strip() if 0 <= at_status < n else "") or "active"
+        if status not in STATUSES:
+            problems.add(f"unknown status {status!r}", line, "status", " or ".join(STATUSES))
+            continue
+        fields = "{}"
+        if extras:
+            extra = [(h, v) for i, h in extras if i < n and (v := cells[i].strip())]
+            if extra:
+                fields = _fields_json(extra)
+        yield StagedRow(line, address.key, address.text, name, status, fields)
+
+
+def _chain(first: str, rest: IO[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+class _HashingReader(io.RawIOBase):
+    """Bytes of a file, hashed as they are read (one read serves both)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        self.sha.update(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _staging() -> Table:
+    return Table("subscriber_import", MetaData(),
+                 Column("line", Integer, primary_key=True),
+                 Column("key", String(320), nullable=False),
+                 Column("email", String(320), nullable=False),
+                 Column("name", Text, nullable=False),
+                 Column("status", String(20), nullable=False),
+                 Column("fields", Text, nullable=False),
+                 prefixes=["TEMPORARY"])
+
+
+def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[StagedRow]) -> None:
+    """Write rows to the staging table: COPY on PostgreSQL, batched inserts on SQLite."""
+    cols = ("line", "key", "email", "name", "status", "fields")
+    if store.is_postgres:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                f"COPY {staging.name} ({', '.join(cols)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+        return
+    sql = f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)"
+    batch: list[tuple[object, ...]] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= _BATCH:
+            conn.exec_driver_sql(sql, batch)
+            batch = []
+    if batch:
+        conn.exec_driver_sql(sql, batch)
+
+
+def _merge_repeats(conn: Connection, staging: Table) -> int:
+    """Fold rows of the file that spell one address: the first spelling and
+    the first non-empty name win, fields are united (earlier wins), and the
+    most restrictive status sticks. Returns how many rows were folded."""
+    s = staging
+    folded = 0
+    last = ""
+    while True:
+        keys = list(conn.execute(select(s.c.key).where(s.c.key > last).group_by(s.c.key)
+                                 .having(func.count() > 1).order_by(s.c.key)
+                                 .limit(500)).scalars())
+        if not keys:
+            return folded
+        rows = conn.execute(select(s).where(s.c.key.in_(keys)).order_by(s.c.key, s.c.line)
+                            ).all()
+        groups: dict[str, list[Any]] = {}
+        for row in rows:
+            groups.setdefault(row.key, []).append(row)
+        for key, group in groups.items():
+            first = group[0]
+            fields: dict[str, str] = {}
+            for r in reversed(group):
+                fields.update(json.loads(r.fields))
+            status = max((r.status for r in group), key=lambda st: _RANK[st])
+            name = next((r.name for r in group if r.name), "")
+            conn.execute(delete(s).where(s.c.key == key, s.c.line != first.line))
+            conn.execute(update(s).where(s.c.line == first.line).values(
+                name=name, status=status,
+                fields=json.dumps(fields, sort_keys=True) if fields else "{}"))
+            folded += len(group) - 1
+        last = keys[-1]
+
+
+def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
+           now: datetime) -> tuple[int, int, int, int]:
+    """Create, update and add to the list from the staging table; returns
+    (rows, created, updated, kept suppressed)."""
+    s, t = staging, subscribers
+    known = select(t.c.id).where(t.c.email_key == s.c.key).exists()
+    rows = int(conn.execute(select(func.count()).select_from(s)).scalar_one())
+    created = int(conn.execute(select(func.count()).select_from(s).where(~known)).scalar_one())
+    joined = s.join(t, t.c.email_key == s.c.key)
+    kept = int(conn.execute(select(func.count()).select_from(joined)
+                            .where(t.c.status != "active")).scalar_one())
+    # Existing people whose name, fields or status the file may change; the
+    # exact comparison is made below, a page at a time.
+    candidates = (select(s.c.line, t.c.id, t.c.name, t.c.fields, t.c.status,
+                         s.c.name.label("new_name"), s.c.fields.label("new_fields"),
+                         s.c.status.label("new_status"))
+                  .select_from(joined)
+                  .where(or_(and_(s.c.name != "", s.c.name != t.c.name),
+                             and_(s.c.fields != "{}", s.c.fields != t.c.fields),
+                             and_(s.c.status != "active", t.c.status == "active"))))
+    updated = 0
+    last = 0
+    while True:
+        page = conn.execute(candidates.where(s.c.line > last).order_by(s.c.line)
+                            .limit(_BATCH)).all()
+        if not page:
+            break
+        last = page[-1].line
+        changes = []
+        suppress: dict[SubscriberStatus, list[int]] = {}
+        for r in page:
+            if r.status == "active" and r.new_status != "active":
+                suppress.setdefault(r.new_status, []).append(r.id)
+            old = json.loads(r.fields)
+            merged = {**old, **json.loads(r.new_fields)}
+            name = r.new_name or r.name
+            if name != r.name or merged != old:
+                changes.append({"sid": r.id, "n": name, "f": json.dumps(merged, sort_keys=True)})
+        if changes:
+            conn.execute(update(t).where(t.c.id == bindparam("sid"))
+                         .values(name=bindparam("n"), fields=bindparam("f")), changes)
+            updated += len(changes)
+        for status, sids in suppress.items():
+            set_status(conn, sids, status, now, "imported")
+    # New people, in key order so the unique indexes grow at their end.
+    conn.execute(insert(t).from_select(
+        ["email", "email_key", "name", "status", "fields", "created_at", "status_changed_at",
+         "status_reason"],
+        select(s.c.email, s.c.key, s.c.name, s.c.status, s.c.fields,
+               literal(now, UTCDateTime()), literal(now, UTCDateTime()),
+               case((s.c.status == "active", null()), else_=literal("imported", String()))
+               ).where(~known).order_by(s.c.key)))
+    # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
+    conn.execute(store.insert_ignore(list_members).from_select(
+        ["list_name", "subscriber_id", "added_at"],
+        select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
+        .select_from(joined).where(true())))
+    return rows, created, updated, kept
+
+
+def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now: datetime,
+                  *, skip_invalid: bool = False) -> ImportReport:
+    """Import rows read from ``stream`` (text) in one transaction."""
+    problems = _Problems(path)
+    return _import(store, parse_rows(stream, path, problems), problems, list_name, now,
+                   skip_invalid=skip_invalid)
 
 
 @dataclass(frozen=True, slots=True)
 class ImportRow:
+    """A row from somewhere other than a CSV file (a form, a test, a benchmark)."""
+
     line: int
     email: str
     name: str
@@ -41,156 +442,113 @@ class ImportRow:
     fields: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    list_name: str
-    rows: int
-    """Valid rows read (after merging duplicates)."""
-    created: int
-    updated: int
-    kept_suppressed: int
-    """Existing addresses that stayed unsubscribed/bounced/complained."""
-    merged: int
-    """Rows that repeated an address already in the file."""
-    problems: tuple[Problem, ...]
-    """Invalid rows (only when skipped; otherwise they raise)."""
+def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
+                now: datetime) -> ImportReport:
+    """Import already-read rows exactly as a CSV file's would be (all-or-nothing)."""
+    problems = _Problems("<rows>")
 
-
-def parse_csv(text: str, path: str) -> tuple[list[ImportRow], list[Problem], int]:
-    """Read rows; return (valid rows with duplicates merged, problems, merged count)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    problems: list[Problem] = []
-    header: list[str] | None = None
-    by_email: dict[str, ImportRow] = {}
-    merged = 0
-    start = 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if not any(c.strip() for c in cells):
-            continue
-        if header is None:
-            lowered = [c.strip().lower() for c in cells]
-            if "email" in lowered:
-                header = lowered
-                if len(set(header)) != len(header):
-                    problems.append(Problem(path, "repeated column name", line, "header",
-                                            "each column named once"))
+    def staged() -> Iterator[StagedRow]:
+        for r in rows:
+            try:
+                address = parse_address(r.email)
+            except InvalidAddress as exc:
+                problems.add(str(exc), r.line, "email", exc.expected)
                 continue
-            header = ["email", "name"] + [f"field{i}" for i in range(1, len(cells) - 1)]
-        if len(cells) > len(header):
-            problems.append(Problem(path, f"{len(cells)} cells but the header has {len(header)}",
-                                    line, None, "one cell per column"))
-            continue
-        values = {key: cell.strip() for key, cell in zip(header, cells, strict=False)}
+            fields = dict(r.fields)
+            yield StagedRow(r.line, address.key, address.text, r.name, r.status,
+                            json.dumps(fields, sort_keys=True) if fields else "{}")
+
+    return _import(store, staged(), problems, list_name, now)
+
+
+def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list_name: str,
+            now: datetime, *, skip_invalid: bool = False) -> ImportReport:
+    path = problems.path
+    staging = _staging()
+    with store.write() as conn:
+        staging.create(conn)
         try:
-            email = normalise_email(values.get("email", ""))
-        except InvalidAddress as exc:
-            problems.append(Problem(path, str(exc), line, "email", exc.expected))
-            continue
-        bad_name = name_problem(values.get("name", ""))
-        if bad_name:
-            problems.append(Problem(path, bad_name, line, "name", "a name on one line"))
-            continue
-        status = values.get("status", "") or "active"
-        if status not in STATUSES:
-            problems.append(Problem(path, f"unknown status {status!r}", line, "status",
-                                    " or ".join(STATUSES)))
-            continue
-        extra = tuple((k, v) for k, v in values.items()
-                      if k not in ("email", "name", "status") and v)
-        row = ImportRow(line, email, values.get("name", ""), status, extra)
-        previous = by_email.get(email)
-        if previous is not None:
-            # Duplicates merge: the first non-empty name and the union of
-            # fields win, and a suppression anywhere in the file sticks.
-            merged += 1
-            row = ImportRow(previous.line, email, previous.name or row.name,
-                            previous.status if previous.status != "active" else row.status,
-                            tuple({**dict(row.fields), **dict(previous.fields)}.items()))
-        by_email[email] = row
-    return list(by_email.values()), problems, merged
-
-
-def read_csv_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError([Problem(str(path), f"not UTF-8 at byte {exc.start}", None, None,
-                                  "a UTF-8 CSV file")]) from None
+            _stage(conn, store, staging, staged)
+        except UnicodeDecodeError as exc:
+            raise InputError([Problem(path, f"not UTF-8 (byte {exc.object[exc.start:exc.end]!r} "
+                                            "in the text)", None, None,
+                                      "a UTF-8 CSV file")]) from None
+        except csv.Error as exc:
+            raise InputError([Problem(path, f"not readable as CSV: {exc}", None, None,
+                                      "a CSV file")]) from None
+        if problems and not skip_invalid:
+            raise InputError(problems.all())  # the transaction rolls back: nothing written
+        header_trouble = any(p.field == "header" for p in problems.kept)
+        if header_trouble:
+            raise InputError(problems.all())
+        merged = _merge_repeats(conn, staging)
+        ensure_list(conn, store, list_name, now)
+        rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
+        staging.drop(conn)
+    return ImportReport(list_name, rows, created, updated, kept, merged,
+                        tuple(problems.all(Severity.WARNING)))
 
 
 def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
                skip_invalid: bool = False) -> ImportReport:
-    rows, problems, merged = parse_csv(read_csv_file(path), str(path))
-    if problems and not skip_invalid:
-        raise InputError(problems)
-    warnings = tuple(Problem(p.path, p.message, p.line, p.field, p.expected, Severity.WARNING)
-                     for p in problems)
-    return import_rows(store, rows, list_name, now, problems=warnings, merged=merged)
+    """Import a CSV file (UTF-8, with or without a byte-order mark)."""
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a CSV file") from None
+    with raw:
+        hashing = _HashingReader(raw)
+        text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 16), encoding="utf-8-sig",
+                                newline="")
+        report = import_stream(store, text, str(path), list_name, now,
+                               skip_invalid=skip_invalid)
+        while raw.read(1 << 16):  # a file cut short by a bad header is hashed whole
+            pass
+        return ImportReport(report.list_name, report.rows, report.created, report.updated,
+                            report.kept_suppressed, report.merged, report.problems,
+                            hashing.sha.hexdigest())
 
 
-def import_rows(store: Store, rows: Sequence[ImportRow], list_name: str, now: datetime, *,
-                problems: tuple[Problem, ...] = (), merged: int = 0) -> ImportReport:
-    """Write parsed rows in one transaction: create, update, add to the list."""
-    t = subscribers
-    created = updated = kept = 0
-    with store.write() as conn:
-        ensure_list(conn, store, list_name, now)
-        existing: dict[str, tuple[int, str, str, str]] = {}
-        for part in chunks([r.email for r in rows]):
-            for sid, email, name, status, fields in conn.execute(
-                    select(t.c.id, t.c.email, t.c.name, t.c.status, t.c.fields)
-                    .where(t.c.email.in_(part))):
-                existing[email] = (sid, name, status, fields)
-        new = [r for r in rows if r.email not in existing]
-        if new:
-            conn.execute(insert(t), [
-                {"email": r.email, "name": r.name, "status": r.status,
-                 "fields": json.dumps(dict(r.fields), sort_keys=True), "created_at": now,
-                 "status_changed_at": now,
-                 "status_reason": None if r.status == "active" else "imported"}
-                for r in new])
-            created = len(new)
-        changes = []
-        suppress: dict[SubscriberStatus, list[int]] = {}
-        for r in rows:
-            if r.email not in existing:
-                continue
-            sid, name, status, fields_json = existing[r.email]
-            if status != "active":
-                kept += 1  # never re-activated by an import
-            elif r.status != "active":
-                suppress.setdefault(r.status, []).append(sid)
-            fields = {**json.loads(fields_json), **dict(r.fields)}
-            new_name = r.name or name
-            if new_name != name or fields != json.loads(fields_json):
-                changes.append({"sid": sid, "n": new_name,
-                                "f": json.dumps(fields, sort_keys=True)})
-        if changes:
-            conn.execute(update(t).where(t.c.id == bindparam("sid"))
-                         .values(name=bindparam("n"), fields=bindparam("f")), changes)
-            updated = len(changes)
-        for status, sids in suppress.items():
-            set_status(conn, sids, status, now, "imported")
-        member_ids: list[int] = []
-        for part in chunks([r.email for r in rows]):
-            member_ids.extend(conn.execute(select(t.c.id).where(t.c.email.in_(part))).scalars())
-        for batch in chunks(member_ids, 5000):
-            conn.execute(store.insert_ignore(list_members),
-                         [{"list_name": list_name, "subscriber_id": i, "added_at": now}
-                          for i in batch])
-    return ImportReport(list_name, len(rows), created, updated, kept, merged, problems)
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def field_names(store: Store, *, list_name: str | None = None,
+                status: str | None = None) -> list[str]:
+    """Every custom field name used by the selection, sorted (one streaming pass)."""
+    from dispatch.subscribers.repository import iter_fields
+
+    names: set[str] = set()
+    for fields in iter_fields(store, list_name=list_name, status=status):
+        names.update(json.loads(fields))
+    return sorted(names)
+
+
+def write_csv(out: IO[str], people: Iterable[Subscriber], extra: Sequence[str]) -> int:
+    """Write email, name, status, then ``extra`` fields; returns rows written."""
+    # RFC 4180 line ends: with CRLF as the terminator the writer quotes any
+    # cell holding a lone CR or LF, so no text can split a row.
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["email", "name", "status", *extra])
+    n = 0
+    for s in people:
+        writer.writerow([escape_cell(cell) for cell in
+                         (s.email, s.name, s.status, *(s.fields.get(k, "") for k in extra))])
+        n += 1
+    return n
 
 
 def export_csv(people: Iterable[Subscriber]) -> str:
-    """email, name, status, then every custom field seen, sorted."""
+    """email, name, status, then every custom field seen, sorted (small lists;
+    the CLI streams with :func:`write_csv`)."""
     people = list(people)
     extra = sorted({key for s in people for key in s.fields})
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["email", "name", "status", *extra])
-    for s in people:
-        writer.writerow([s.email, s.name, s.status, *(s.fields.get(k, "") for k in extra)])
+    write_csv(out, people, extra)
     return out.getvalue()

@@ -8,17 +8,18 @@ an audience is one or more list names.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dispatch.errors import InputError
+from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
-from dispatch.subscribers.address import name_problem
+from dispatch.values.address import name_problem
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
 STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced", "complained")
@@ -71,29 +72,87 @@ def list_counts(store: Store) -> dict[str, dict[str, int]]:
 
 def get_subscriber(store: Store, email_or_id: str | int) -> Subscriber | None:
     t = subscribers
-    cond = t.c.id == email_or_id if isinstance(email_or_id, int) else t.c.email == email_or_id
+    cond = (t.c.id == email_or_id if isinstance(email_or_id, int)
+            else t.c.email_key == key_of(email_or_id))
     with store.read() as conn:
         row = conn.execute(select(t).where(cond)).first()
     return _row_to_subscriber(row) if row else None
 
 
+def _selection(list_name: str | None, status: str | None) -> list[object]:
+    t = subscribers
+    conds: list[object] = []
+    if list_name is not None:
+        conds.append(t.c.id.in_(select(list_members.c.subscriber_id)
+                                .where(list_members.c.list_name == list_name)))
+    if status is not None:
+        conds.append(t.c.status == status)
+    return conds
+
+
+def iter_subscribers(store: Store, *, list_name: str | None = None, status: str | None = None,
+                     after: str = "", page: int = 2000) -> Iterator[Subscriber]:
+    """Subscribers in identity-key order, read a page at a time: memory stays
+    bounded however long the list (each page is its own short read)."""
+    t = subscribers
+    conds = _selection(list_name, status)
+    last = after
+    while True:
+        q = (select(t).where(t.c.email_key > last, *conds)  # type: ignore[arg-type]
+             .order_by(t.c.email_key).limit(page))
+        with store.read() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _row_to_subscriber(row)
+        last = rows[-1].email_key
+        if len(rows) < page:
+            return
+
+
+def iter_fields(store: Store, *, list_name: str | None = None, status: str | None = None,
+                page: int = 5000) -> Iterator[str]:
+    """The custom-fields JSON of every selected subscriber that has some, paged."""
+    t = subscribers
+    conds = _selection(list_name, status)
+    last = ""
+    while True:
+        rows = list(_read(store, select(t.c.email_key, t.c.fields)
+                          .where(t.c.email_key > last, t.c.fields != "{}",
+                                 *conds)  # type: ignore[arg-type]
+                          .order_by(t.c.email_key).limit(page)))
+        if not rows:
+            return
+        for _key, fields in rows:
+            yield str(fields)
+        last = rows[-1][0]
+
+
+def _read(store: Store, q: object) -> list[Any]:
+    with store.read() as conn:
+        return list(conn.execute(q))  # type: ignore[call-overload]
+
+
+def count_subscribers(store: Store, *, list_name: str | None = None,
+                      status: str | None = None) -> int:
+    q = select(func.count()).select_from(subscribers).where(
+        *_selection(list_name, status))  # type: ignore[arg-type]
+    with store.read() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
 def find_subscribers(store: Store, *, list_name: str | None = None,
                      status: str | None = None) -> list[Subscriber]:
-    t = subscribers
-    q = select(t).order_by(t.c.email)
-    if list_name is not None:
-        q = q.where(t.c.id.in_(select(list_members.c.subscriber_id)
-                               .where(list_members.c.list_name == list_name)))
-    if status is not None:
-        q = q.where(t.c.status == status)
-    with store.read() as conn:
-        return [_row_to_subscriber(row) for row in conn.execute(q)]
+    return list(iter_subscribers(store, list_name=list_name, status=status))
 
 
 def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
                    name: str = "", fields: Mapping[str, str] | None = None,
                    ) -> tuple[Subscriber, bool]:
-    """Add ``email`` (already normalised) to ``list_name``; return (subscriber, created).
+    """Add ``email`` (already validated; its spelling is kept for sending) to
+    ``list_name``; return (subscriber, created). Another spelling of a known
+    address is that subscriber.
 
     An existing subscriber keeps their status: adding an unsubscribed address
     to a list does not re-activate it. A name with a line break is refused
@@ -103,17 +162,18 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
     if bad_name:
         raise InputError(f"{email}: {bad_name} (expected a name on one line)")
     t = subscribers
+    key = key_of(email)
     with store.write() as conn:
         ensure_list(conn, store, list_name, now)
-        row = conn.execute(select(t).where(t.c.email == email)).first()
+        row = conn.execute(select(t).where(t.c.email_key == key)).first()
         created = row is None
         if row is None:
-            conn.execute(insert(t).values(email=email, name=name, status="active",
+            conn.execute(insert(t).values(email=email, email_key=key, name=name, status="active",
                                           fields=json.dumps(dict(fields or {}), sort_keys=True),
                                           created_at=now, status_changed_at=now))
         elif name and name != row.name:
             conn.execute(update(t).where(t.c.id == row.id).values(name=name))
-        row = conn.execute(select(t).where(t.c.email == email)).one()
+        row = conn.execute(select(t).where(t.c.email_key == key)).one()
         conn.execute(store.insert_ignore(list_members),
                      [{"list_name": list_name, "subscriber_id": row.id, "added_at": now}])
     return _row_to_subscriber(row), created
@@ -121,7 +181,8 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
 
 def remove_from_list(store: Store, email: str, list_name: str) -> bool:
     with store.write() as conn:
-        sid = conn.execute(select(subscribers.c.id).where(subscribers.c.email == email)).scalar()
+        sid = conn.execute(select(subscribers.c.id)
+                           .where(subscribers.c.email_key == key_of(email))).scalar()
         if sid is None:
             return False
         result = conn.execute(delete(list_members).where(
@@ -171,7 +232,7 @@ def reactivate(store: Store, email: str, now: datetime, reason: str) -> bool:
         raise InputError("re-activating a subscriber needs a reason to record")
     with store.write() as conn:
         return bool(conn.execute(
-            update(subscribers).where(subscribers.c.email == email,
+            update(subscribers).where(subscribers.c.email_key == key_of(email),
                                       subscribers.c.status != "active")
             .values(status="active", status_changed_at=now, status_reason=reason)).rowcount)
 

@@ -12,6 +12,12 @@ line, reason) and left out of this pass while the other files go on. It adds
 and updates; it never removes anyone, and never re-activates an address that
 unsubscribed, bounced or complained — so the example site's sample list works
 out of the box and a CRM export can be dropped in place.
+
+A file is read only when it changed: its size, modification time and
+SHA-256 are stored after each import, so a pass whose file has the same size
+and mtime does not open it, and a file merely touched (same hash) is not
+imported again. A changed file is imported as a stream and only the
+differences are written.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
-from dispatch.subscribers.csvfile import import_csv
+from dispatch.subscribers.csvfile import file_sha256, import_csv
+from dispatch.subscribers.sources import record_source, source_state
 
 if TYPE_CHECKING:
     from dispatch.stage import PassContext, StageReport
@@ -51,11 +58,25 @@ def subscribers_stage(ctx: PassContext) -> StageReport:
     lists, problems = synced_lists(ctx.settings)
     done = []
     for name, path in lists.items():
+        stat = path.stat()
+        before = source_state(ctx.store, name)
+        if before is not None and before.path == str(path) and before.size == stat.st_size:
+            if before.mtime_ns == stat.st_mtime_ns:
+                done.append(f"{name}: {path.name} unchanged")
+                continue
+            digest = file_sha256(path)
+            if digest == before.sha256:
+                record_source(ctx.store, name, str(path), stat.st_size, stat.st_mtime_ns,
+                              digest, ctx.now)
+                done.append(f"{name}: {path.name} unchanged (touched)")
+                continue
         try:
             report = import_csv(ctx.store, path, name, ctx.now)
         except InputError as exc:
             problems.extend(exc.problems or [Problem(str(path), str(exc))])
             continue
+        record_source(ctx.store, name, str(path), stat.st_size, stat.st_mtime_ns,
+                      report.sha256, ctx.now)
         done.append(f"{name}: {report.rows} from {path.name} ({report.created} new)")
     summary = "; ".join(done) if done else "no lists synced from CSV files"
     return StageReport("subscribers", summary, tuple(problems))

@@ -20,6 +20,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.feeds",
     "dispatch.web.unsubscribe",
     "dispatch.web.webview",
+    "dispatch.web.admin",
     "dispatch.web.webhooks",
 )
 

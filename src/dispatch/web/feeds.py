@@ -26,7 +26,6 @@ from dispatch.feeds.settings import load_feed_settings
 from dispatch.store.engine import Store
 from dispatch.web.conditional import none_match
 
-CONTENT_TYPES = {f.file_name: f"{f.media_type}; charset=utf-8" for f in feed_formats()}
 CACHE_CONTROL = "public, max-age=300"
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -43,6 +42,10 @@ class FeedFiles:
     """Reads feed files, re-reading one only when its size or mtime changed."""
 
     def __init__(self, out_dir: Path, base_url: str, hub: str | None) -> None:
+        # Read from the registry when the app is made, not when this module
+        # is imported: a format registered later is still served.
+        self.content_types = {f.file_name: f"{f.media_type}; charset=utf-8"
+                              for f in feed_formats()}
         self.out_dir = out_dir
         self.base_url = base_url
         self.hub = hub
@@ -64,7 +67,8 @@ class FeedFiles:
     async def serve(self, request: Request) -> Response:
         category = request.path_params.get("category")
         name = request.path_params.get("name") or request.url.path.rsplit("/", 1)[-1]
-        if name not in CONTENT_TYPES or (category is not None and not _CATEGORY.match(category)):
+        bad_category = category is not None and not _CATEGORY.match(category)
+        if name not in self.content_types or bad_category:
             return PlainTextResponse("not found", status_code=404)
         relative = f"category/{category}/{name}" if category else name
         found = self.get(relative)
@@ -85,7 +89,7 @@ class FeedFiles:
         if _not_modified(request, found.etag, modified):
             return Response(status_code=304, headers=headers)
         body = b"" if request.method == "HEAD" else found.body
-        response = Response(body, headers=headers, media_type=CONTENT_TYPES[name])
+        response = Response(body, headers=headers, media_type=self.content_types[name])
         if request.method == "HEAD":
             response.headers["Content-Length"] = str(found.size)
         return response
@@ -112,6 +116,6 @@ def routes(settings: Settings, store: Store) -> list[BaseRoute]:
     files = FeedFiles(config.out_dir, config.base_url, config.hub)
     methods = ["GET", "HEAD"]
     found: list[BaseRoute] = [Route(f"/{name}", files.serve, methods=methods)
-                              for name in CONTENT_TYPES]
+                              for name in files.content_types]
     found.append(Route("/category/{category}/{name}", files.serve, methods=methods))
     return found
