@@ -30,6 +30,7 @@ LAYERS: tuple[str, ...] = (
     "models",        # Article and the values that cross stages
     "sections",      # the settings registry
     "config",        # the one frozen Settings
+    "secret",        # the site's secret key
     "dkim",
     "content",       # Markdown articles -> Article
     "store",         # SQLite / PostgreSQL, schema, migrations
@@ -44,6 +45,7 @@ LAYERS: tuple[str, ...] = (
     "delivery",      # email transports and their channel of the loop
     "feeds",
     "social",
+    "signup",        # double opt-in, preferences, erasure
     "digest",        # which articles a digest holds, and its edition id
     "pipeline",      # one pass: load, then every stage
     "schedule",      # the scheduler runs passes and firings

@@ -30,6 +30,8 @@ STAGES: dict[str, str] = {
     # Subscriber lists synced from CSV files come first: editions queued
     # later in this pass freeze their audience from them.
     "subscribers": "dispatch.subscribers.sync:subscribers_stage",
+    # Expired signups go before anything is queued; late confirmations are sent.
+    "signup": "dispatch.signup.stage:signup_stage",
     "feeds": "dispatch.feeds.stage:feeds_stage",
     "social": "dispatch.social.stage:social_stage",
     # Bounces and complaints before delivery: an address suppressed by a

@@ -51,7 +51,11 @@ def subscribers() -> None:
 @site_command
 def import_(site: Site, csv_file: Path, list_name: str, skip_invalid: bool) -> None:
     """Import a CSV (email, name, custom fields…). All-or-nothing unless --skip-invalid."""
-    report = import_csv(site.store, csv_file, list_name, now(), skip_invalid=skip_invalid)
+    from dispatch.signup.forget import erased_check
+    from dispatch.unsubscribe import secret_key
+
+    report = import_csv(site.store, csv_file, list_name, now(), skip_invalid=skip_invalid,
+                        erased=erased_check(site.store, secret_key(site.settings)))
     print_problems(report.problems)
     console.print(
         f"{list_name}: {report.rows} address(es) read, {report.created} new, "
@@ -252,15 +256,24 @@ def merges(site: Site) -> None:
 @click.argument("email")
 @site_command
 def show(site: Site, email: str) -> None:
-    """One address's history: lists, every message with its outcome, and each
-    bounce, complaint and unsubscribe with its evidence."""
+    """One address's history: lists and the consent behind each, every message with
+    its outcome, and each bounce, complaint and unsubscribe with its evidence."""
     from dispatch.bounces.history import subscriber_history
+    from dispatch.signup.consent import consents_of
 
     address = _address(email)
     person = get_subscriber(site.store, address)
     history = subscriber_history(site.store, person.id) if person is not None else None
     if history is None:
-        raise InputError(f"no subscriber {address}")
+        from dispatch.signup.forget import data_export
+        from dispatch.unsubscribe import secret_key
+
+        # An erased address, or one with only signup requests, is not a subscriber.
+        data = data_export(site.store, secret_key(site.settings), address)  # or InputError
+        state = "erased on request" if data["erased"] else "not a subscriber"
+        console.print(f"{address}: {state}; {len(data['signup_requests'])} signup "
+                      "request(s) on record", markup=False)
+        return
     out = console.print
     out(f"{history.email}" + (f" ({history.name})" if history.name else ""), markup=False)
     out(f"status: {history.status} since {history.status_changed_at:%Y-%m-%d %H:%M} UTC"
@@ -272,6 +285,11 @@ def show(site: Site, email: str) -> None:
     for name, added in history.lists:
         lists.add_row(name, f"{added:%Y-%m-%d %H:%M}")
     out(lists if history.lists else "lists: none")
+    with site.store.read() as conn:
+        consents = consents_of(conn, history.subscriber_id)
+    out("consent:" if consents else "consent: none recorded", markup=False)
+    for consent in consents:
+        out(f"  {consent.describe()}", markup=False)
     # Reports that came back about each message (a later bounce, a complaint).
     later: dict[int, list[str]] = {}
     for e in history.events:
@@ -299,3 +317,37 @@ def show(site: Site, email: str) -> None:
             out(f"    evidence: {e.diagnostic}", markup=False)
         if e.source != "operator":
             out(f"    report: {e.report_id}", markup=False)
+
+
+@subscribers.command()
+@click.argument("email")
+@site_command
+def data(site: Site, email: str) -> None:
+    """Print, as JSON, everything stored about one address (for a data request)."""
+    import json
+
+    from dispatch.signup.forget import data_export
+    from dispatch.unsubscribe import secret_key
+
+    found = data_export(site.store, secret_key(site.settings), _address(email))
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@site_command
+def forget(site: Site, email: str, yes: bool) -> None:
+    """Erase everything personal about an address (right to erasure). Only a keyed
+    hash stays, so no later import can add it back; a signup confirmed through the
+    form can."""
+    from dispatch.signup.forget import forget as erase
+    from dispatch.unsubscribe import secret_key
+
+    address = _address(email)
+    if not yes:
+        click.confirm(f"Erase {address} and its history for good?", abort=True)
+    deleted = erase(site.store, secret_key(site.settings), address, now())
+    console.print(f"{address}: " + ("erased; only a keyed hash is kept so imports refuse it"
+                                     if deleted else "was not a subscriber; a keyed hash is "
+                                     "kept so imports refuse it"), markup=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, func, insert, inspect, select, text
+from sqlalchemy import Connection, String, Table, func, insert, inspect, literal, select, text
 
 from dispatch.store import schema
 
@@ -71,6 +71,20 @@ def _address_identity(conn: Connection) -> None:
     address_identity(conn)
 
 
+def _signup_tables(conn: Connection) -> None:
+    """Signup, consent, rate-limit and suppression tables. Members already on
+    a list get a consent record saying it predates the records (method
+    ``unrecorded``, at the time they joined), so every membership has one."""
+    for table in (schema.signup_requests, schema.consents, schema.rate_limits,
+                  schema.suppressions):
+        table.create(conn)
+    m = schema.list_members
+    conn.execute(insert(schema.consents).from_select(
+        ["subscriber_id", "list_name", "given_at", "method"],
+        select(m.c.subscriber_id, m.c.list_name, m.c.added_at,
+               literal("unrecorded", String()))))
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -87,6 +101,7 @@ MIGRATIONS: list[Migration] = [
     ("bounces_0001_events", _create(schema.bounce_events, schema.webhook_receipts,
                                     schema.bounce_mailbox_seen)),
     ("subscribers_0002_address_identity", _address_identity),
+    ("signup_0001_requests_consents", _signup_tables),
 ]
 
 

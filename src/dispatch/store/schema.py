@@ -367,3 +367,67 @@ bounce_mailbox_seen = Table(
     Column("state", String(20), nullable=False),
     Column("seen_at", UTCDateTime(), nullable=False),
 )
+
+# --- signup, consent and erasure (issue 15) ----------------------------------
+# One row per signup request (form or API). The request is recorded the same
+# way whatever the address's state; deciding whether to mail a confirmation
+# happens after the response (``processed_at``), so neither the page nor its
+# timing says whether the address was known. ``nonce`` is in the signed link:
+# a link only ever confirms the request it was made for.
+signup_requests = Table(
+    "signup_requests", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("nonce", String(32), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("lists", Text, nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("wording_version", String(40), nullable=True),
+    Column("wording", Text, nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # null until the sender decided; outcome: sent | skipped-known | limited | ...
+    Column("processed_at", UTCDateTime(), nullable=True),
+    Column("outcome", String(40), nullable=True),
+    Column("confirmed_at", UTCDateTime(), nullable=True),
+    Index("ix_signup_requests_open", "processed_at", "requested_at"),
+    Index("ix_signup_requests_expires", "expires_at"),
+)
+
+# How and when each subscription was agreed to: one row per (subscriber,
+# list) joining, kept while the subscriber exists. ``method``: form, api,
+# import, cli. ``ip`` is truncated (IPv4 /24, IPv6 /48) before it is stored.
+consents = Table(
+    "consents", metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("subscriber_id", _Id, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("list_name", String(100), nullable=False),
+    Column("given_at", UTCDateTime(), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("wording_version", String(40), nullable=True),
+    Column("wording", Text, nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("source", Text, nullable=True),
+    Column("requested_at", UTCDateTime(), nullable=True),
+    Index("ix_consents_subscriber", "subscriber_id", "list_name"),
+)
+
+# Fixed-window counters shared by every `dispatch serve` process: a bucket
+# is "ip:<network>" or "confirm:<keyed hash of the address>".
+rate_limits = Table(
+    "rate_limits", metadata,
+    Column("bucket", String(120), primary_key=True),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("hits", Integer, nullable=False),
+)
+
+# What is left of a forgotten address: a keyed hash of its identity, so an
+# import cannot add it back without new consent.
+suppressions = Table(
+    "suppressions", metadata,
+    Column("address_hash", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -26,7 +26,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,6 +57,7 @@ from sqlalchemy import (
 from dispatch.errors import InputError, Problem, Severity
 from dispatch.store.engine import Store
 from dispatch.store.schema import UTCDateTime, list_members, subscribers
+from dispatch.subscribers.consent import record_members_without
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
@@ -424,11 +425,37 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
 
 
 def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now: datetime,
-                  *, skip_invalid: bool = False) -> ImportReport:
-    """Import rows read from ``stream`` (text) in one transaction."""
+                  *, skip_invalid: bool = False, erased: Callable[[str], bool] | None = None
+                  ) -> ImportReport:
+    """Import rows read from ``stream`` (text) in one transaction.
+
+    ``erased`` says whether an address was forgotten on its owner's request
+    (``dispatch subscribers forget``): such rows are refused, each with a
+    warning naming its line, and the rest is imported."""
     problems = _Problems(path)
-    return _import(store, parse_rows(stream, path, problems), problems, list_name, now,
-                   skip_invalid=skip_invalid)
+    refused: list[Problem] = []
+    rows = parse_rows(stream, path, problems)
+    if erased is not None:
+        rows = _without_erased(rows, erased, path, refused)
+    report = _import(store, rows, problems, list_name, now, skip_invalid=skip_invalid,
+                     source=path)
+    if not refused:
+        return report
+    return ImportReport(report.list_name, report.rows, report.created, report.updated,
+                        report.kept_suppressed, report.merged, report.problems + tuple(refused),
+                        report.sha256)
+
+
+def _without_erased(rows: Iterable[StagedRow], erased: Callable[[str], bool], path: str,
+                    refused: list[Problem]) -> Iterator[StagedRow]:
+    from dispatch.subscribers.erasure import ERASED_MESSAGE
+
+    for row in rows:
+        if erased(row.key):
+            refused.append(Problem(path, f"{row.email}: not imported: {ERASED_MESSAGE}",
+                                   row.line, "email", None, Severity.WARNING))
+        else:
+            yield row
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +489,8 @@ def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
 
 
 def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list_name: str,
-            now: datetime, *, skip_invalid: bool = False) -> ImportReport:
+            now: datetime, *, skip_invalid: bool = False, source: str | None = None
+            ) -> ImportReport:
     path = problems.path
     staging = _staging()
     with store.write() as conn:
@@ -484,13 +512,16 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
         rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
+        # Consent: each membership this import created records the file and time.
+        record_members_without(conn, list_name, "import", source, now)
         staging.drop(conn)
     return ImportReport(list_name, rows, created, updated, kept, merged,
                         tuple(problems.all(Severity.WARNING)))
 
 
 def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
-               skip_invalid: bool = False) -> ImportReport:
+               skip_invalid: bool = False, erased: Callable[[str], bool] | None = None
+               ) -> ImportReport:
     """Import a CSV file (UTF-8, with or without a byte-order mark)."""
     try:
         raw = path.open("rb")
@@ -503,7 +534,7 @@ def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
         text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 16), encoding="utf-8-sig",
                                 newline="")
         report = import_stream(store, text, str(path), list_name, now,
-                               skip_invalid=skip_invalid)
+                               skip_invalid=skip_invalid, erased=erased)
         while raw.read(1 << 16):  # a file cut short by a bad header is hashed whole
             pass
         return ImportReport(report.list_name, report.rows, report.created, report.updated,

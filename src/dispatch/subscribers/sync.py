@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
     problems: list[Problem] = []
     found: dict[str, Path] = {}
-    for name, value in settings.subscribers.lists.items():
+    for name, options in settings.subscribers.list_options().items():
         key = f"subscribers.lists.{name}"
+        value = options.file
+        if value is None:
+            continue  # a list readers join through the signup form only
         if not value:
             problems.append(settings.problem(key, f"{value!r} is not a file name",
                                              'a CSV path such as "subscribers.csv"'))
@@ -53,10 +56,13 @@ def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
 
 
 def subscribers_stage(ctx: PassContext) -> StageReport:
+    from dispatch.secret import secret_key
     from dispatch.stage import StageReport
+    from dispatch.subscribers.erasure import erased_check
 
     lists, problems = synced_lists(ctx.settings)
     done = []
+    erased = erased_check(ctx.store, secret_key(ctx.settings)) if lists else None
     for name, path in lists.items():
         stat = path.stat()
         before = source_state(ctx.store, name)
@@ -71,10 +77,11 @@ def subscribers_stage(ctx: PassContext) -> StageReport:
                 done.append(f"{name}: {path.name} unchanged (touched)")
                 continue
         try:
-            report = import_csv(ctx.store, path, name, ctx.now)
+            report = import_csv(ctx.store, path, name, ctx.now, erased=erased)
         except InputError as exc:
             problems.extend(exc.problems or [Problem(str(path), str(exc))])
             continue
+        problems.extend(report.problems)
         record_source(ctx.store, name, str(path), stat.st_size, stat.st_mtime_ns,
                       report.sha256, ctx.now)
         done.append(f"{name}: {report.rows} from {path.name} ({report.created} new)")

@@ -22,6 +22,9 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dispatch.web.webview",
     "dispatch.web.admin",
     "dispatch.web.webhooks",
+    "dispatch.web.signup",
+    "dispatch.web.preferences",
+    "dispatch.web.archive",
 )
 
 
