@@ -289,6 +289,7 @@ def test_subscriber_search_and_history(site: tuple[Settings, Store]) -> None:
     assert edition_id in history and "sent" in history
     assert "4.2.2" in history and "mailbox full" in history
     assert "&lt;report-1@mx.test&gt;" in history
+    assert "Consent" in history and "import" in history  # synced from the list's CSV
     assert "List growth" in found and "<svg" in found
 
 

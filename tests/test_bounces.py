@@ -378,6 +378,11 @@ def test_each_run_pass_reads_the_mailbox_when_it_is_set(
     result = CliRunner().invoke(main, ["run", "--once", "--root", root])
     assert "1 recognised" in result.output, result.output
     assert site.site.status(CAROL) == "bounced"
+    # A mailbox that cannot be read is reported; the rest of the pass goes on.
+    monkeypatch.setenv("DISPATCH_BOUNCE_MAILBOX", f"maildir://{tmp_path / 'missing'}")
+    broken = CliRunner().invoke(main, ["run", "--once", "--root", root])
+    assert "bounce mailbox not read" in broken.output and "is not a maildir" in broken.output
+    assert "delivery" in broken.output and "Traceback" not in broken.output
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -413,3 +413,26 @@ def test_example_site_untouched_by_tests() -> None:
     # needs no key. (A copy is what the end-to-end tests change.)
     assert "[dkim]" not in (REPO / "dispatch.toml").read_text(encoding="utf-8")
     assert shutil.which("true") is not None
+
+
+def test_signup_confirmation_is_signed_too(site_root: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    from dispatch.signup.mail import confirmation_message
+    from dispatch.signup.requests import _send
+
+    pem, key = generate("ed25519")
+    monkeypatch.setenv("DISPATCH_DKIM_PRIVATE_KEY", pem.decode())
+    with open(site_root / "dispatch.toml", "a", encoding="utf-8") as fh:
+        fh.write('\n[dkim]\nselector = "conf"\nalgorithm = "ed25519-sha256"\n')
+    settings = load_settings(site_root)
+    message = confirmation_message(settings, email="ann@example.org", name="Ann",
+                                   confirm_url="https://journal.test/confirm/x", lists=[],
+                                   expires=SEND_DATE, date=SEND_DATE)
+    assert _send(settings, "ann@example.org", message, SEND_DATE) == "sent"
+    (path,) = captured(settings.state_dir / "maildir")
+    results = verify_message(path.read_bytes(), [parse_txt(key.public_record)])
+    assert [(r.ok, r.selector) for r in results] == [(True, "conf")]
+    # No usable key: the confirmation fails instead of leaving unsigned.
+    monkeypatch.delenv("DISPATCH_DKIM_PRIVATE_KEY")
+    assert _send(settings, "ann@example.org", message, SEND_DATE).startswith("failed: ")
+    assert len(captured(settings.state_dir / "maildir")) == 1

@@ -124,3 +124,71 @@ def test_wide_fixture_really_holds_the_wide_things(browser, emails) -> None:  # 
     texts = " ".join(s["text"] for s in browser.evaluate(TEXT_COLOURS_JS))
     for needle in ("result = compute_something", "A wide table", "Smith J.", "Wide things"):
         assert needle in texts, needle
+
+
+@pytest.mark.parametrize("kind", ["digest", "article"])
+def test_preheader_takes_no_space_and_has_no_colour_trick(browser, emails, kind) -> None:  # type: ignore[no-untyped-def]
+    browser.open(emails[kind], width=640)
+    found = browser.evaluate(
+        "[...document.querySelectorAll('.preheader')].map(e => {"
+        " const s = getComputedStyle(e), r = e.getBoundingClientRect();"
+        " return [s.display, r.width * r.height, s.color,"
+        "         getComputedStyle(document.body).backgroundColor]; })")
+    assert len(found) == 2
+    for display, area, colour, background in found:
+        assert display == "none" and area == 0
+        assert colour != background  # hidden by display, not by painting it invisible
+
+
+def test_footnote_marker_does_not_stretch_its_line(browser, emails) -> None:  # type: ignore[no-untyped-def]
+    """Two lines of body text, with and without the email's own footnote
+    marker: the same height. A browser's default <sup> does push its line
+    apart, so the comparison can tell."""
+    browser.open(emails["article"], width=640)
+    heights = browser.evaluate(r"""
+    (() => {
+      const sup = document.querySelector('sup.footnote-ref');
+      const p = sup.closest('p');
+      const make = (marker) => {
+        const q = document.createElement('p');
+        q.setAttribute('style', p.getAttribute('style'));
+        q.style.width = '400px';
+        q.append('Line one');
+        if (marker) q.append(marker);
+        q.append(document.createElement('br'), 'Line two');
+        p.parentElement.append(q);
+        return q.getBoundingClientRect().height;
+      };
+      const bare = sup.cloneNode(true);
+      bare.removeAttribute('style');  // a browser's default <sup>
+      return {plain: make(null), email: make(sup.cloneNode(true)), unfixed: make(bare)};
+    })()""")
+    assert abs(heights["email"] - heights["plain"]) < 0.5, heights
+    assert heights["unfixed"] > heights["plain"] + 0.5, heights
+
+
+def test_dark_mode_table_rules_are_dark(browser, emails) -> None:  # type: ignore[no-untyped-def]
+    script = ("[...document.querySelectorAll("
+              "'.content td:not(.key-takeaway-cell), .content th')].map("
+              "e => (getComputedStyle(e).borderBottomColor.match(/[\\d.]+/g) || [])"
+              ".slice(0, 3).map(Number))")
+    browser.open(emails["wide"], width=640, dark=True)
+    dark = browser.evaluate(script)
+    browser.open(emails["wide"], width=640)
+    light = browser.evaluate(script)
+    assert len(dark) >= 14 and len(light) == len(dark)
+    assert all(sum(c) > 3 * 180 for c in light), light  # the light theme's rules, really light
+    for colour in dark:
+        assert sum(colour) < 3 * 110, colour  # no bright lines on the dark background
+
+
+def test_boxes_keep_their_padding_and_border_on_the_cell(browser, emails) -> None:  # type: ignore[no-untyped-def]
+    browser.open(emails["article"], width=375)
+    cells = browser.evaluate(
+        "[...document.querySelectorAll('.key-takeaway-cell, .sources-cell')].map(e => {"
+        " const s = getComputedStyle(e);"
+        " return [e.tagName, parseFloat(s.paddingTop) + parseFloat(s.paddingLeft),"
+        "         parseFloat(s.borderLeftWidth) + parseFloat(s.borderTopWidth)]; })")
+    assert len(cells) == 2, cells
+    for tag, padding, border in cells:
+        assert tag == "TD" and padding > 0 and border > 0

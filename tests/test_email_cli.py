@@ -40,7 +40,7 @@ def test_preview_digest_since_and_default_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = (root / ".dispatch" / "preview" / "digest.txt").read_text(encoding="utf-8")
     assert "Walking after meals" in text and "Salt & the heart" not in text
-    assert "Hi Sam Sample," in text
+    assert "Hi Sam," in text
 
 
 def test_preview_mistakes_are_clean_errors(tmp_path: Path) -> None:

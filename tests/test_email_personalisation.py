@@ -23,7 +23,7 @@ from dispatch.render import (
 from dispatch.render.env import PACKAGE_DIR
 from email_fixtures import ARTICLE, NOW, SEND_DATE, articles_of, make_site, recipient, write
 
-GREETING = '<p class="greeting">Hi {{ recipient.name }},</p>'
+GREETING = '<p class="greeting">Hi {{ recipient.first_name }},</p>'
 
 
 def _digest_with(root: Path, greeting: str) -> None:

@@ -76,12 +76,12 @@ def test_web_view_shows_the_edition_without_personal_data(site: WebSite) -> None
         token = make_token(site.key, site.ids[address], site.edition_id)
         # The sent email carries this person's data (so the checks below
         # could fail), and the web view carries none of it.
-        assert name in sent and token in sent and address in sent
+        assert name.split()[0] in sent and token in sent and address in sent
         for private in (name, name.split()[0], address, address.split("@")[0], token):
             assert private not in page, private
     assert not any(token in page for token in PLACEHOLDERS.values())
     assert "/unsubscribe/" in page and "This email was sent to you" in page
-    assert "Hi reader," in page  # the name fallback from [email] name_fallback
+    assert "Hi there," in page  # the fallback from [email] first_name_fallback
     # Everything else is the edition as sent: the same article, links and footer.
     titles = re.findall(r"<h2[^>]*>(.*?)</h2>", html_of(messages[PEOPLE[0][0]]), re.S)
     assert titles and all(t in page for t in titles)

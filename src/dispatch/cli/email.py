@@ -37,12 +37,13 @@ def sample_recipient(settings: Settings) -> Recipient:
                          "preview-token"))
 
 
-def personalise(edition: Edition, recipient: Recipient, fallback: str) -> tuple[str, str]:
+def personalise(edition: Edition, recipient: Recipient, fallback: str,
+                first_fallback: str = "there") -> tuple[str, str]:
     """The edition's HTML and text with the recipient filled in, for viewing as files."""
     from dispatch.render.edition import PLACEHOLDERS, recipient_values
 
     check_recipient(recipient)
-    values = recipient_values(recipient, fallback)
+    values = recipient_values(recipient, fallback, first_fallback)
     html_out, text_out = edition.html, edition.text
     for key, token in PLACEHOLDERS.items():
         html_out = html_out.replace(token, html.escape(values[key], quote=False))
@@ -53,8 +54,8 @@ def personalise(edition: Edition, recipient: Recipient, fallback: str) -> tuple[
 def write_preview(settings: Settings, edition: Edition, name: str, out: Path,
                   current: datetime) -> list[Path]:
     recipient = sample_recipient(settings)
-    fallback = load_email_settings(settings).name_fallback
-    html_text, plain = personalise(edition, recipient, fallback)
+    es = load_email_settings(settings)
+    html_text, plain = personalise(edition, recipient, es.name_fallback, es.first_name_fallback)
     eml = MessageFactory(edition, settings).build(recipient, date=current)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.html", out / f"{name}.txt", out / f"{name}.eml"]

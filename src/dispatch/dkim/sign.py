@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -105,6 +106,7 @@ class Signer:
         self.selectors = dict(selectors)
         self._hashers: weakref.WeakKeyDictionary[MessageFactory, BodyHasher] = (
             weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()  # sender threads share one signer
 
     def __repr__(self) -> str:
         what = ", ".join(f"{k.algorithm} s={self.selectors[k.algorithm]}" for k in self.keys)
@@ -154,9 +156,10 @@ class Signer:
     def build(self, factory: MessageFactory, recipient: Recipient, date: datetime) -> bytes:
         """``factory.build(recipient)``, signed, with the body hash from cached pieces."""
         pieces = factory.pieces(recipient, date=date)
-        hasher = self._hashers.get(factory)
-        if hasher is None:
-            hasher = self._hashers[factory] = BodyHasher(factory)
+        with self._lock:
+            hasher = self._hashers.get(factory)
+            if hasher is None:
+                hasher = self._hashers[factory] = BodyHasher(factory)
         at, offset = factory.body_start
         head = b"".join(pieces[:at]) + pieces[at][:offset - 2]
         return self.header(head, hasher.digest(pieces), int(date.timestamp())) + b"".join(pieces)

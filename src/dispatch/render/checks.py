@@ -29,6 +29,7 @@ from dispatch.render.edition import (
     Edition,
     Recipient,
     Rendered,
+    first_name,
     render_article_edition,
     render_traced,
 )
@@ -117,11 +118,13 @@ def _shape(message: EmailMessage) -> tuple[list[tuple[str, str]], dict[str, str]
 
 def _sample_values(html: bool) -> dict[str, str]:
     """What the factory puts in place of each token for SAMPLE."""
-    values = {"name": SAMPLE.name or "", "email": SAMPLE.email,
+    values = {"name": SAMPLE.name or "", "first_name": first_name(SAMPLE.name),
+              "email": SAMPLE.email,
               "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url}
     if html:
         values = {k: v.replace("&", "&amp;") for k, v in values.items()}
-        values["name"] = values["name"].replace("<", "&lt;").replace(">", "&gt;")
+        for key in ("name", "first_name"):
+            values[key] = values[key].replace("<", "&lt;").replace(">", "&gt;")
     return values
 
 

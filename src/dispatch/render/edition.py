@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from dispatch.config import Settings
 from dispatch.content import markdown as md
 from dispatch.errors import Problem, TemplateError
 from dispatch.models import Article
-from dispatch.render import images, links, text
+from dispatch.render import images, links, reshape, text
 from dispatch.render.env import display_path, environment, render_subject, template_error
 from dispatch.render.inline import inline_css
 from dispatch.render.settings import EmailSettings, load_email_settings, size_problems
@@ -101,6 +102,9 @@ class ArticleView:
     takeaway_in_body: bool
     """The body has its own "Key takeaway" section (already highlighted there);
     when False, a frontmatter ``takeaway:`` is shown by the template instead."""
+    disclaimer_in_body: bool
+    """The body already has a paragraph saying what ``[email] disclaimer`` says;
+    the single-article email then leaves the setting's copy out."""
     excerpt: str
     body_text: str
 
@@ -121,6 +125,7 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
         return images.scaled_height(width, size, es.image_aspect)
 
     def email_html(html: str) -> Markup:
+        html = reshape.for_email(html)
         return Markup(links.email_images(links.track_html(html, site, utm),
                                          es.image_alt_fallback, height_for))
 
@@ -154,6 +159,7 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
         takeaway_html=email_html(article.takeaway.html) if article.takeaway else Markup(""),
         takeaway_text=article.takeaway.text if article.takeaway else "",
         takeaway_in_body='class="key-takeaway"' in article.body_html,
+        disclaimer_in_body=repeats(es.disclaimer, article.body_markdown),
         excerpt=article.excerpt,
         body_text=body_text,
     )
@@ -185,6 +191,7 @@ def _refuse_reserved(settings: Settings, es: EmailSettings, articles: Sequence[A
                                     "placeholders (DISPATCHxRCPT…)", None, "body",
                                     "any other text"))
     config = (intro or "", es.digest_intro, es.disclaimer, es.why, es.name_fallback,
+              es.first_name_fallback,
               settings.site.title, settings.sender.name, settings.sender.postal_address)
     if any(FRAGMENT.search(f) for f in config):
         problems.append(Problem("dispatch.toml", "a setting contains text dispatch reserves "
@@ -220,7 +227,10 @@ def _prepare(settings: Settings, kind: str, articles: Sequence[Article], edition
     subject_text = render_subject(subject if subject is not None else default_subject, base)
     if not subject_text:
         raise TemplateError(f"edition {edition_id}: the subject is empty")
-    preheader = views[0].dek if kind == "article" else str(base["intro"])
+    # A digest's preheader (the inbox line under the subject) is about its lead
+    # article, not the intro every edition shares.
+    lead = views[0]
+    preheader = lead.dek if kind == "article" else (lead.takeaway_text or lead.title)
     html_name = template or f"{kind}.html"
     text_name = html_name.rsplit(".", 1)[0] + ".txt"
     env = environment(settings)
@@ -299,7 +309,8 @@ def _recipient_problems(settings: Settings, job: _Job, html: str, html_uses: Seq
                 f"came out as {output[at:at + 24]!r}); it would reach every reader "
                 "unpersonalised", line, "template", "{{ recipient.name }} printed on its own"))
     for match in TOKEN.finditer(html):
-        if match.group() == PLACEHOLDERS["name"] and _in_attribute(html, match.start()):
+        if match.group() in (PLACEHOLDERS["name"], PLACEHOLDERS["first_name"]) and \
+                _in_attribute(html, match.start()):
             fallback = display_path(env.get_template(job.html_template).filename, settings)
             path, line = _located(settings, html, html_uses, match.start(), fallback)
             problems.append(Problem(
@@ -380,9 +391,43 @@ def render_digest_edition(settings: Settings, articles: Sequence[Article], editi
     return _edition(settings, job)
 
 
-def recipient_values(recipient: Recipient, fallback: str) -> dict[str, str]:
+_TITLES = {"dr", "mr", "mrs", "ms", "mx", "miss", "prof", "sir", "dame"}
+
+
+def first_name(name: str | None) -> str:
+    """What a greeting calls the reader: the first word of the name ("Ann" of
+    "Ann Reader"), the part after the comma of "Reader, Ann", a title such as
+    "Dr" skipped; "" for no name (the fallback then applies)."""
+    if not name:
+        return ""
+    family, comma, given = name.partition(",")
+    words = (given if comma and given.strip() else family).split()
+    if len(words) > 1 and words[0].rstrip(".").lower() in _TITLES:
+        words = words[1:]
+    return words[0] if words else ""
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def repeats(disclaimer: str, body_markdown: str) -> bool:
+    """Whether one paragraph of the body already says what ``disclaimer`` says:
+    at least 80% of the disclaimer's words (three letters or more) in it."""
+    wanted = {w.lower() for w in _WORD.findall(disclaimer)}
+    if not wanted:
+        return False
+    for paragraph in re.split(r"\n\s*\n", body_markdown):
+        found = {w.lower() for w in _WORD.findall(paragraph)}
+        if len(wanted & found) >= 0.8 * len(wanted):
+            return True
+    return False
+
+
+def recipient_values(recipient: Recipient, fallback: str,
+                     first_fallback: str = "there") -> dict[str, str]:
     return {"name": recipient.name or fallback, "email": recipient.email,
-            "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url}
+            "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url,
+            "first_name": first_name(recipient.name) or first_fallback}
 
 
 def render_for_recipient(settings: Settings, kind: str, articles: Sequence[Article],
@@ -396,7 +441,8 @@ def render_for_recipient(settings: Settings, kind: str, articles: Sequence[Artic
     """
     job = _prepare(settings, kind, list(articles), edition_id, subject, intro, template)
     es = load_email_settings(settings)
-    html, plain = _render(settings, job, recipient_values(recipient, es.name_fallback))
+    html, plain = _render(settings, job, recipient_values(recipient, es.name_fallback,
+                                                          es.first_name_fallback))
     edition = Edition(edition_id=edition_id, kind=kind, subject=job.subject, html=html,
                       text=plain, preheader=job.preheader, list_id=es.list_id_for(settings),
                       article_slugs=job.slugs)

@@ -30,6 +30,7 @@ from dispatch.render.edition import (
     PLACEHOLDERS,
     Edition,
     Recipient,
+    first_name,
     render_for_recipient,
 )
 from dispatch.render.settings import load_email_settings
@@ -102,8 +103,17 @@ def check_recipient(recipient: Recipient) -> None:
                                       "unsubscribe_mailto", "mailto:address")])
 
 
+_ID_MAX = 100
+
+
 def _id_slug(edition_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", edition_id).strip("-.")[:40] or "edition"
+    """The edition id as it appears in Message-ID: whole (characters outside
+    A-Z, a-z, 0-9, "." and "-" as "-"), or, past 100 characters, a hash of it:
+    never cut, so two editions whose ids share a long start stay apart."""
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", edition_id).strip("-.") or "edition"
+    if len(slug) > _ID_MAX:
+        return "e" + hashlib.sha256(edition_id.encode()).hexdigest()[:32]
+    return slug
 
 
 def message_id(edition_id: str, email: str, domain: str) -> str:
@@ -173,6 +183,7 @@ class MessageFactory:
         self.edition = edition
         es = load_email_settings(settings)
         self._fallback = es.name_fallback
+        self._first_fallback = es.first_name_fallback
         self._domain = _sender_domain(settings)
         for field, value in (("subject", edition.subject), ("list_id", edition.list_id),
                              ("sender.name", settings.sender.name),
@@ -230,7 +241,7 @@ class MessageFactory:
             key = _KEYS[match.group()]
             in_attr = html and source.rfind("<", 0, match.start()) > source.rfind(
                 ">", 0, match.start())
-            if in_attr and key == "name":
+            if in_attr and key in ("name", "first_name"):
                 # Names are free text; lxml re-quotes attributes around
                 # quotes in ways a substitution cannot follow.
                 # Rendering refuses this with the template line; this is
@@ -301,6 +312,7 @@ class MessageFactory:
         """:meth:`build`'s bytes before joining: :attr:`layout` with the slots filled."""
         check_recipient(recipient)
         name = recipient.name or self._fallback
+        first = first_name(recipient.name) or self._first_fallback
         email = recipient.email
         unsubscribe = recipient.unsubscribe_url
         webview = recipient.webview_url
@@ -308,6 +320,10 @@ class MessageFactory:
         text_name = binascii.b2a_qp(name.encode()).replace(b"=\n", b"=\r\n")
         html_name = binascii.b2a_qp(
             name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
+        ).replace(b"=\n", b"=\r\n")
+        text_first = binascii.b2a_qp(first.encode()).replace(b"=\n", b"=\r\n")
+        html_first = binascii.b2a_qp(
+            first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
         ).replace(b"=\n", b"=\r\n")
         email_qp = binascii.b2a_qp(email.encode()).replace(b"=\n", b"=\r\n")
         html_email = email_qp if "&" not in email else binascii.b2a_qp(
@@ -324,7 +340,7 @@ class MessageFactory:
             "mid": f"Message-ID: {self.message_id(recipient)}\r\n".encode(),
             "unsub_header": _list_unsubscribe(recipient).encode(),
             "t:name": text_name, "t:email": email_qp, "t:unsubscribe_url": unsub_qp,
-            "t:webview_url": web_qp,
+            "t:webview_url": web_qp, "t:first_name": text_first, "h:first_name": html_first,
             # Only validated URLs and addresses reach attributes (no quotes,
             # no <>, no spaces), so "&" is all lxml would have escaped there.
             "h:name": html_name, "h:email": html_email, "h:unsubscribe_url": html_unsub,

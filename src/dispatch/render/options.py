@@ -27,7 +27,9 @@ def aspect(value: str) -> tuple[int, int] | None:
 
 class EmailOptions(SectionModel):
     name_fallback: str | None = None
-    """Used where a subscriber has no name ("Hi reader,")."""
+    """recipient.name where a subscriber has no name (default "reader")."""
+    first_name_fallback: str | None = None
+    """recipient.first_name where a subscriber has no name (default "there": "Hi there,")."""
     list_id: str | None = None
     """``List-Id`` header, e.g. ``Weekly <weekly.example.org>``; derived from the site."""
     digest_subject: str | None = None

@@ -33,7 +33,9 @@ DEFAULT_DIGEST_SUBJECT = (
 @dataclass(frozen=True, slots=True)
 class EmailSettings:
     name_fallback: str = "reader"
-    """Used where a subscriber has no name: "Hi reader,"."""
+    """``recipient.name`` where a subscriber has no name."""
+    first_name_fallback: str = "there"
+    """``recipient.first_name`` where a subscriber has no name: "Hi there,"."""
     list_id: str = ""
     """``List-Id`` value such as ``Weekly <weekly.example.org>``; derived from the site if empty."""
     digest_subject: str = DEFAULT_DIGEST_SUBJECT
@@ -74,8 +76,9 @@ class EmailSettings:
         return f"{settings.site.title} <newsletter.{host}>"
 
 
-_STR_KEYS = ("name_fallback", "list_id", "digest_subject", "article_subject", "digest_intro",
-             "disclaimer", "why", "image_alt_fallback", "unsubscribe_mailto")
+_STR_KEYS = ("name_fallback", "first_name_fallback", "list_id", "digest_subject",
+             "article_subject", "digest_intro", "disclaimer", "why", "image_alt_fallback",
+             "unsubscribe_mailto")
 
 
 def load_email_settings(settings: Settings) -> EmailSettings:

@@ -25,6 +25,7 @@ consent, and lifts an erasure's suppression, since this is new consent.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ def process_request(store: Store, settings: Settings, key: bytes, base_url: str,
         decided = _decide(conn, settings, key, base_url, request_id, now)
     if decided.message is None or decided.email is None:
         return decided.outcome
-    outcome = _send(settings, decided.email, decided.message)
+    outcome = _send(settings, decided.email, decided.message, now)
     if outcome != "sent":
         with store.write() as conn:
             conn.execute(update(signup_requests).where(signup_requests.c.id == request_id)
@@ -171,13 +172,19 @@ def process_request(store: Store, settings: Settings, key: bytes, base_url: str,
     return outcome
 
 
-def _send(settings: Settings, email: str, message: bytes) -> str:
+def _send(settings: Settings, email: str, message: bytes, now: datetime) -> str:
     from dispatch.delivery.engine import make_transport
     from dispatch.delivery.settings import load_delivery_settings
     from dispatch.delivery.transport import Envelope
+    from dispatch.dkim.sign import load_signer
     from dispatch.jobs.states import ResultClass
 
     try:
+        # Signed like every newsletter; [dkim] without a usable key fails the
+        # send (reported as the outcome) rather than sending it unsigned.
+        signer = load_signer(settings, os.environ)
+        if signer is not None:
+            message = signer.sign(message, int(now.timestamp()))
         transport = make_transport(settings, load_delivery_settings(settings))
         connection = transport.open()
         try:

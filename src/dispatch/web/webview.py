@@ -44,6 +44,7 @@ def neutral_values(settings: Settings, edition_id: str) -> dict[str, str]:
     base = public_base(settings)
     return {
         "name": load_email_settings(settings).name_fallback,
+        "first_name": load_email_settings(settings).first_name_fallback,
         "email": "you",
         "unsubscribe_url": base + "/unsubscribe/",
         "webview_url": base + webview_path(edition_id),

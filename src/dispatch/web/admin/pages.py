@@ -230,14 +230,24 @@ async def subscribers(app: AdminApp, request: Request, session: StaffSession) ->
 
 
 async def person(app: AdminApp, request: Request, session: StaffSession) -> Response:
-    from dispatch.bounces.history import subscriber_history
+    from dispatch.bounces.history import History, subscriber_history
+    from dispatch.signup.consent import consents_of
 
-    who = await run_in_threadpool(subscriber_history, app.store,
-                                  int(request.path_params["subscriber_id"]))
-    if who is None:
+    def load() -> tuple[History, list[str]] | None:
+        who = subscriber_history(app.store, int(request.path_params["subscriber_id"]))
+        if who is None:
+            return None
+        with app.store.read() as conn:
+            consent = [c.describe() for c in consents_of(conn, who.subscriber_id)]
+        return who, consent
+
+    found = await run_in_threadpool(load)
+    if found is None:
         return app.page("refused.html", 404, session=session, message="No such subscriber.")
+    who, consent = found
     await run_in_threadpool(app.audit, session.email, "view subscriber", who.email)
-    return app.page("person.html", session=session, who=who, tz=app.settings.site.tz)
+    return app.page("person.html", session=session, who=who, consent=consent,
+                    tz=app.settings.site.tz)
 
 
 # --- social and schedules -------------------------------------------------------
