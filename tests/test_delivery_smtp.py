@@ -28,7 +28,8 @@ from tests.delivery_kit import (
 from dispatch.config import Settings
 from dispatch.delivery import DeliveryReport, deliver
 from dispatch.delivery.settings import SmtpSettings
-from dispatch.delivery.smtp import _PLAIN, SmtpTransport, dot_stuff, quote_address
+from dispatch.delivery.smtp import SmtpTransport
+from dispatch.delivery.smtp_client import _PLAIN, dot_stuff, quote_address
 from dispatch.delivery.transport import Envelope
 from dispatch.outbox import edition_status, queue_edition
 from dispatch.store.engine import Store

@@ -32,6 +32,7 @@ def sample_recipient(settings: Settings) -> Recipient:
     return Recipient(email="sample.reader@example.org", name="Sam Sample",
                      unsubscribe_url=f"{base}/unsubscribe/preview-token",
                      webview_url=f"{base}/email/preview/",
+                     preferences_url=f"{base}/preferences/preview-token",
                      # As delivery adds it, so the preview's headers are the real ones.
                      unsubscribe_mailto=load_email_settings(settings).mailto_for(
                          "preview-token"))

@@ -5,8 +5,11 @@
 under a lease in one short transaction, re-checks just before each send
 that the recipient is still active and the edition not cancelled, builds
 every message late from the stored edition, sends, then records the batch's
-outcomes in one fenced transaction. No transaction is open while a server
-is being talked to. A server that cannot be reached hands the rest of the
+outcomes in one fenced transaction, except each accepted message, which is
+committed as sent before its lane sends the next one (grouped with the
+other lanes' in one commit: see :mod:`dispatch.delivery.acks`), so a crash
+re-sends at most one message per connection. No transaction is open while
+a server is being talked to. A server that cannot be reached hands the rest of the
 batch back and backs the whole worker off. What is email's own is
 :class:`EmailChannel`: the hourly/daily caps, the re-check, the message,
 what a bounce means.
@@ -26,10 +29,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from dispatch.config import Settings
+from dispatch.delivery.acks import AckCommitter, AckSlot
 from dispatch.delivery.limits import allowance
 from dispatch.delivery.personalise import MessageSource
 from dispatch.delivery.registry import email_transport
@@ -41,7 +46,6 @@ from dispatch.jobs.worker import Batch, Options, Progress, work
 from dispatch.outbox.lease import (
     ClaimedRow,
     RowResult,
-    VerdictReaders,
     claim,
     due_count,
     next_due,
@@ -65,21 +69,42 @@ def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
     return declared.build(settings, config)
 
 
+class _Lane:
+    """One lane's acknowledgement slot and its accepted, not yet committed row."""
+
+    __slots__ = ("pending", "slot")
+
+    def __init__(self) -> None:
+        self.slot = AckSlot()
+        self.pending: tuple[str, int] | None = None
+
+
 class EmailChannel:
     """Email rows as a channel of the one delivery loop: the caps, the
-    per-send re-check, the message built late, the batch recorded at once."""
+    per-send re-check, the message built late, each accepted message
+    committed before its lane sends the next one (group commit, see
+    :mod:`dispatch.delivery.acks`), the other outcomes recorded per batch."""
 
     settle_each = False
 
     def __init__(self, store: Store, settings: Settings, config: DeliverySettings,
                  transport: Transport, rng: random.Random) -> None:
         self.store, self.config, self.policy, self.rng = store, config, config.policy, rng
-        self.sender = settings.sender.email
         self.the_transport = transport
         self.source = MessageSource(store, settings, secret_key(settings))
-        # A few connections for the per-send checks, whatever the lane count.
-        self.verdicts = VerdictReaders(store, min(4, config.connections))
+        self.acks: AckCommitter | None = None
         self.last_date: datetime | None = None
+
+    def start(self, clock: Callable[[], datetime],
+              writing: Callable[[], AbstractContextManager[None]]) -> None:
+        self.acks = AckCommitter(self.store, clock, writing)
+
+    def stop(self) -> None:
+        if self.acks is not None:
+            self.acks.close()
+
+    def lane(self) -> _Lane:
+        return _Lane()
 
     def claim(self, owner: str, now: datetime, limit: int) -> Batch[ClaimedRow] | None:
         room = allowance(self.store, now, self.config.hourly_cap, self.config.daily_cap)
@@ -96,9 +121,16 @@ class EmailChannel:
     def reap(self, now: datetime) -> int:
         return reap(self.store, now, self.policy)
 
-    def check(self, job: ClaimedRow) -> Outcome | None:
-        verdict = self.verdicts(job.subscriber_id, job.edition_id)
-        return None if verdict == "send" else Outcome(verdict)
+    def check(self, lane: object, job: ClaimedRow) -> tuple[bool, Outcome | None]:
+        # The previous accepted message must be on disk before this one
+        # leaves, and the recipient is checked again: one request to the
+        # committer does both.
+        assert isinstance(lane, _Lane) and self.acks is not None
+        self.acks.submit(lane.slot, lane.pending, (job.subscriber_id, job.edition_id))
+        ours = lane.slot.wait()
+        lane.pending = None
+        verdict = lane.slot.verdict
+        return ours, None if verdict == "send" else Outcome(verdict)
 
     def transport(self, job: ClaimedRow) -> Transport:
         return self.the_transport
@@ -106,6 +138,19 @@ class EmailChannel:
     def build(self, job: ClaimedRow, now: datetime) -> Envelope:
         return Envelope(self.source.envelope_sender(job), job.email,
                         self.source.build(job, self.send_date(now)))
+
+    def accept(self, lane: object, token: str, job: ClaimedRow, sent: SendResult) -> bool:
+        assert isinstance(lane, _Lane)
+        lane.pending = (token, job.id)  # committed with the next check, or by flush
+        return True
+
+    def flush(self, lane: object) -> bool:
+        assert isinstance(lane, _Lane) and self.acks is not None
+        if lane.pending is None:
+            return True
+        self.acks.submit(lane.slot, lane.pending)
+        lane.pending = None
+        return lane.slot.wait()
 
     def result(self, job: ClaimedRow, outcome: Outcome, detail: str | None,
                sent: SendResult | None) -> RowResult:
@@ -126,9 +171,6 @@ class EmailChannel:
         self.last_date = now
         return now
 
-    def close(self) -> None:
-        self.verdicts.close()
-
 
 def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = True,
             config: DeliverySettings | None = None, transport: Transport | None = None,
@@ -145,16 +187,13 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
                               next_due=next_due(store))
     started = time.monotonic()
     channel = EmailChannel(store, settings, config, transport, rng or random.Random())
-    try:
-        tally = work(
-            channel, Options(lanes=config.connections, batch_size=config.batch_size,
-                             rate=config.rate, burst=config.burst),
-            config.policy, owner=owner or f"{socket.gethostname()}:{os.getpid()}",
-            clock=clock or (lambda: now + timedelta(seconds=time.monotonic() - started)),
-            due=lambda at: due_count(store, at), burst=burst, stop=stop, progress=progress,
-            serialise_writes=store.is_sqlite)
-    finally:
-        channel.close()
+    tally = work(
+        channel, Options(lanes=config.connections, batch_size=config.batch_size,
+                         rate=config.rate, burst=config.burst),
+        config.policy, owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+        clock=clock or (lambda: now + timedelta(seconds=time.monotonic() - started)),
+        due=lambda at: due_count(store, at), burst=burst, stop=stop, progress=progress,
+        serialise_writes=store.is_sqlite)
     report = DeliveryReport(
         transport.name, sent=tally["sent"], retried=tally["retried"],
         failed=tally["failed"] + tally["bounced"], bounced=tally["bounced"],

@@ -24,6 +24,7 @@ from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
 from dispatch.outbox.lease import ClaimedRow
 from dispatch.outbox.queue import edition_json
+from dispatch.signup.tokens import preferences_path
 from dispatch.store.engine import Store
 from dispatch.unsubscribe import (
     public_base,
@@ -47,6 +48,7 @@ def recipient_for(settings: Settings, key: bytes, edition_id: str, subscriber_id
     return Recipient(
         email=email, name=name or None, unsubscribe_url=url,
         webview_url=webview_url(settings, edition_id),
+        preferences_url=public_base(settings) + preferences_path(key, subscriber_id),
         unsubscribe_mailto=load_email_settings(settings).mailto_for(
             make_token(key, "unsubscribe", row_id)))
 
@@ -96,6 +98,8 @@ class MessageSource:
         recipient = Recipient(email=row.email, name=row.name or None,
                               unsubscribe_url=self.base + path,
                               webview_url=self.base + webview_path(row.edition_id),
+                              preferences_url=self.base + preferences_path(
+                                  self.key, row.subscriber_id),
                               unsubscribe_mailto=self.email_settings.mailto_for(
                                   make_token(self.key, "unsubscribe", row.id)))
         factory = self.factory(row.edition_id)

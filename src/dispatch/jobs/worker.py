@@ -7,9 +7,13 @@ how to record a batch); the loop around it is shared::
 
     lane (thread) ── claim a batch under a lease (one short transaction)
          for each job:  renew the lease past half of it
-                        re-check (a reader unsubscribed? an edition cancelled?)
+                        build the message
+                        re-check (a reader unsubscribed? an edition cancelled?),
+                          committing the lane's previous delivered job if the
+                          channel keeps them (email: at most one message per
+                          connection can go out twice after a crash)
                         wait for the pace (token bucket)
-                        build the message, send it on the lane's connection
+                        send it on the lane's connection
                         the transport's classified result -> an Outcome
          settle the batch's outcomes, fenced on the lease token
          (or each outcome at once, for a channel that says so)
@@ -33,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
@@ -81,13 +85,31 @@ class Channel(Protocol[J, M, R]):
     """One kind of job's side of the loop; every call is short.
 
     ``J`` is a claimed job, ``M`` what its transport carries, ``R`` the
-    settled result the channel records.
+    settled result the channel records. A channel may keep per-lane state
+    (:meth:`lane`), and may take a delivered job into its own keeping
+    (:meth:`accept`: email commits each accepted message before its lane
+    sends the next one, so a crash can send again at most one message per
+    connection); it then commits it with the next :meth:`check` or at
+    :meth:`flush`.
     """
 
     @property
     def settle_each(self) -> bool:
         """Record every outcome at once (a post that may not be sent twice)
         instead of the whole batch in one transaction (email)."""
+        ...
+
+    def start(self, clock: Callable[[], datetime],
+              writing: Callable[[], AbstractContextManager[None]]) -> None:
+        """Before the lanes start (``writing``: the worker's SQLite write turn)."""
+        ...
+
+    def stop(self) -> None:
+        """After every lane has ended."""
+        ...
+
+    def lane(self) -> object:
+        """A new lane's own state, handed back to check, accept and flush."""
         ...
 
     def claim(self, owner: str, now: datetime, limit: int) -> Batch[J] | None:
@@ -100,14 +122,25 @@ class Channel(Protocol[J, M, R]):
         """Queue again the jobs of workers whose lease expired; how many."""
         ...
 
-    def check(self, job: J) -> Outcome | None:
-        """Just before the send: None to send, or why not (suppressed, cancelled)."""
+    def check(self, lane: object, job: J) -> tuple[bool, Outcome | None]:
+        """Just before the send: whether the job this lane accepted last (if
+        any) is now committed as ours, and None to send ``job`` or why not
+        (suppressed, cancelled)."""
         ...
 
     def transport(self, job: J) -> Transport[M]: ...
 
     def build(self, job: J, now: datetime) -> M:
         """What the transport carries; a DispatchError fails this job alone."""
+        ...
+
+    def accept(self, lane: object, token: str, job: J, sent: TransportResult) -> bool:
+        """A delivered job: True if the channel keeps it (committed by the next
+        check or flush), False to settle it with the others."""
+        ...
+
+    def flush(self, lane: object) -> bool:
+        """Commit what the lane keeps; False if the lease was lost meanwhile."""
         ...
 
     def result(self, job: J, outcome: Outcome, detail: str | None,
@@ -227,14 +260,20 @@ class _Run(Generic[J, M, R]):
     def wait(self, seconds: float) -> None:
         self.stop.wait(max(0.05, seconds))
 
-    def settle(self, batch: Batch[J], results: list[R]) -> None:
+    def settle(self, batch: Batch[J], results: list[R], *, sent: int = 0,
+               lost: int = 0) -> None:
+        """Record ``results``; count them, and ``sent`` jobs the channel
+        committed itself and ``lost`` ones whose lease was gone."""
         channel = self.channel
-        with self.writing():
-            accepted = channel.record(batch.token, results, self.clock())
+        accepted = 0
+        if results:
+            with self.writing():
+                accepted = channel.record(batch.token, results, self.clock())
         tally = Counter(TALLY[Outcome(r.outcome)] for r in results)
-        tally["lost"] += len(results) - accepted
+        tally["lost"] += len(results) - accepted + lost
+        tally["sent"] += sent
         with self.lock:
-            self.counts.update(tally)
+            self.counts.update(+tally)
 
 
 def _handback(run: _Run[J, M, R], jobs: Sequence[J], reason: str,
@@ -245,10 +284,12 @@ def _handback(run: _Run[J, M, R], jobs: Sequence[J], reason: str,
 
 
 def _send_batch(run: _Run[J, M, R], batch: Batch[J],
-                conns: dict[Transport[M], Connection[M]]) -> None:
+                conns: dict[Transport[M], Connection[M]], lane: object) -> None:
     channel = run.channel
     each = channel.settle_each
     results: list[R] = []
+    sent = lost = 0
+    held = False  # the channel keeps this lane's last delivered job, not yet committed
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     jobs = list(batch.jobs)
@@ -269,22 +310,13 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
                 with run.writing():
                     kept = channel.renew(batch.token, now)
                 if not kept:
-                    run.add("lost", len(jobs) - index)
+                    lost += len(jobs) - index
                     log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                     break
                 lease_until = now + timedelta(seconds=run.policy.lease_seconds)
-        # Checked again just before each send, for this one job: an
-        # unsubscribe committed after the claim is honoured, and a cancelled
-        # edition's claimed rows are not sent (a pause lets them finish).
-        verdict = channel.check(job)
-        if verdict is not None:
-            results.append(channel.result(job, verdict, None, None))
-            continue
-        run.bucket.take()
-        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
-            results.extend(_handback(run, jobs[index:], run.stopped or "worker stopping",
-                                     Outcome.HANDBACK))
-            break
+        # Built before the check below, so that the check is the last thing
+        # between it and the wire (a message built for a reader who has just
+        # left is thrown away).
         try:
             message = channel.build(job, run.clock())
         except DispatchError as exc:
@@ -293,12 +325,33 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
             results.append(channel.result(job, Outcome.FAILED,
                                           f"cannot build the message: {exc}", None))
             continue
+        # Checked again just before each send, for this one job: an
+        # unsubscribe committed after the claim is honoured, and a cancelled
+        # edition's claimed rows are not sent (a pause lets them finish). The
+        # same call commits the lane's previous delivered job, if the channel
+        # kept it: it is on disk before the next message leaves.
+        ours, verdict = channel.check(lane, job)
+        if held:
+            held = False
+            if not ours:
+                lost += len(jobs) - index + 1
+                sent -= 1
+                log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
+                break
+        if verdict is not None:
+            results.append(channel.result(job, verdict, None, None))
+            continue
+        run.bucket.take()
+        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
+            results.extend(_handback(run, jobs[index:], run.stopped or "worker stopping",
+                                     Outcome.HANDBACK))
+            break
         transport = channel.transport(job)
         try:
             conn = conns.get(transport)
             if conn is None:
                 conn = conns[transport] = transport.open()
-            sent = conn.send(message)
+            answer = conn.send(message)
         except TransportUnavailable as exc:
             conns.pop(transport, None)
             run.server_down(exc)
@@ -309,19 +362,30 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
             results.extend(_handback(run, jobs[index:], str(exc)))
             break
         # The transport classified the answer; the loop knows no protocol codes.
-        klass = sent.klass
-        if klass is ResultClass.THROTTLED:
-            run.bucket.slow_down()
-        elif klass is ResultClass.DELIVERED and run.outage != OUTAGE_START:
-            run.server_up()
-        results.append(channel.result(job, klass.outcome, sent.text, sent))
+        klass = answer.klass
+        if klass is ResultClass.DELIVERED:
+            if run.outage != OUTAGE_START:
+                run.server_up()
+            if channel.accept(lane, batch.token, job, answer):
+                held = True
+                sent += 1
+            else:
+                results.append(channel.result(job, klass.outcome, answer.text, answer))
+        else:
+            if klass is ResultClass.THROTTLED:
+                run.bucket.slow_down()
+            results.append(channel.result(job, klass.outcome, answer.text, answer))
         run.tick()
-    run.settle(batch, results)
+    if held and not channel.flush(lane):
+        sent -= 1
+        lost += 1
+    run.settle(batch, results, sent=sent, lost=lost)
 
 
 def _lane(run: _Run[J, M, R]) -> None:
     conns: dict[Transport[M], Connection[M]] = {}
     channel = run.channel
+    lane = channel.lane()
     try:
         while not run.stop.is_set():
             now = run.clock()
@@ -347,7 +411,7 @@ def _lane(run: _Run[J, M, R]) -> None:
                 continue
             run.add("suppressed", batch.skipped)
             if batch.jobs:
-                _send_batch(run, batch, conns)
+                _send_batch(run, batch, conns, lane)
             elif not batch.skipped:
                 if run.burst:
                     return
@@ -383,18 +447,22 @@ def work(channel: Channel[J, M, R], options: Options, policy: RetryPolicy, *, ow
     with run.writing():
         run.add("reaped", channel.reap(clock()))
     run.total = due(clock())
+    channel.start(run.clock, run.writing)
     lanes = [threading.Thread(target=_lane, args=(run,), name=f"dispatch-send-{i}", daemon=True)
              for i in range(max(1, options.lanes))]
-    for lane in lanes:
-        lane.start()
     try:
         for lane in lanes:
-            while lane.is_alive():
-                lane.join(0.2)
-    except KeyboardInterrupt:
-        run.halt("interrupted")
-        run.stop.set()
-        for lane in lanes:
-            lane.join()
-        raise
+            lane.start()
+        try:
+            for lane in lanes:
+                while lane.is_alive():
+                    lane.join(0.2)
+        except KeyboardInterrupt:
+            run.halt("interrupted")
+            run.stop.set()
+            for lane in lanes:
+                lane.join()
+            raise
+    finally:
+        channel.stop()
     return Tally(run.counts, run.stopped, run.error)

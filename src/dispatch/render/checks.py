@@ -98,7 +98,8 @@ def _aspect_problems(settings: Settings, article: Article,
 # Quotes, "&", "<" and a non-Latin letter: everything escaping can get wrong.
 SAMPLE = Recipient(email="sample.reader@example.org", name="Zoë \"Sam\" O'Neil & <Co>",
                    unsubscribe_url="https://example.invalid/unsubscribe/check?a=1&b=2",
-                   webview_url="https://example.invalid/email/check/?a=1&b=2")
+                   webview_url="https://example.invalid/email/check/?a=1&b=2",
+                   preferences_url="https://example.invalid/preferences/check?a=1&b=2")
 SAMPLE_DATE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
@@ -120,7 +121,8 @@ def _sample_values(html: bool) -> dict[str, str]:
     """What the factory puts in place of each token for SAMPLE."""
     values = {"name": SAMPLE.name or "", "first_name": first_name(SAMPLE.name),
               "email": SAMPLE.email,
-              "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url}
+              "unsubscribe_url": SAMPLE.unsubscribe_url, "webview_url": SAMPLE.webview_url,
+              "preferences_url": SAMPLE.preferences_url or ""}
     if html:
         values = {k: v.replace("&", "&amp;") for k, v in values.items()}
         for key in ("name", "first_name"):

@@ -47,6 +47,8 @@ class Recipient:
     unsubscribe_url: str
     webview_url: str
     unsubscribe_mailto: str | None = None
+    preferences_url: str | None = None
+    """The reader's preference page; the unsubscribe URL when not given."""
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,7 @@ def recipient_values(recipient: Recipient, fallback: str,
                      first_fallback: str = "there") -> dict[str, str]:
     return {"name": recipient.name or fallback, "email": recipient.email,
             "unsubscribe_url": recipient.unsubscribe_url, "webview_url": recipient.webview_url,
+            "preferences_url": recipient.preferences_url or recipient.unsubscribe_url,
             "first_name": first_name(recipient.name) or first_fallback}
 
 

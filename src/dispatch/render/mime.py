@@ -76,12 +76,13 @@ def check_recipient(recipient: Recipient) -> None:
     name = recipient.name or ""
     mailto = recipient.unsubscribe_mailto or ""
     # One scan on the happy path; the slow loop only runs to say what is wrong.
+    prefs = recipient.preferences_url or ""
     if _ANY_BAD.search(f"{name}{recipient.email}{recipient.unsubscribe_url}"
-                       f"{recipient.webview_url}{mailto}"):
+                       f"{recipient.webview_url}{mailto}{prefs}"):
         for field, value in (("name", name), ("email", recipient.email),
                              ("unsubscribe_url", recipient.unsubscribe_url),
                              ("webview_url", recipient.webview_url),
-                             ("unsubscribe_mailto", mailto)):
+                             ("unsubscribe_mailto", mailto), ("preferences_url", prefs)):
             check_header_value(field, value)
             if _CONTROL.search(value):
                 raise RecipientError([Problem("recipient", f"{field} contains a control "
@@ -98,6 +99,9 @@ def check_recipient(recipient: Recipient) -> None:
     if not urls.is_plain_uri(recipient.webview_url):
         raise RecipientError([Problem("recipient", f"web-view URL {recipient.webview_url!r} is "
                                       "not usable", None, "webview_url", "an http(s) URL")])
+    if prefs and not urls.is_plain_uri(prefs):
+        raise RecipientError([Problem("recipient", f"preferences URL {prefs!r} is not usable",
+                                      None, "preferences_url", "an http(s) URL")])
     if mailto and not urls.is_plain_mailto(mailto):
         raise RecipientError([Problem("recipient", f"{mailto!r} is not a mailto: URL", None,
                                       "unsubscribe_mailto", "mailto:address")])
@@ -334,6 +338,10 @@ class MessageFactory:
             b"=\n", b"=\r\n") if "&" in unsubscribe else unsub_qp
         html_web = binascii.b2a_qp(webview.replace("&", "&amp;").encode()).replace(
             b"=\n", b"=\r\n") if "&" in webview else web_qp
+        prefs = recipient.preferences_url or unsubscribe
+        prefs_qp = binascii.b2a_qp(prefs.encode()).replace(b"=\n", b"=\r\n")
+        html_prefs = binascii.b2a_qp(prefs.replace("&", "&amp;").encode()).replace(
+            b"=\n", b"=\r\n") if "&" in prefs else prefs_qp
         values = {
             "to": _to_header(recipient),
             "date": self._date(date),
@@ -346,6 +354,8 @@ class MessageFactory:
             "h:name": html_name, "h:email": html_email, "h:unsubscribe_url": html_unsub,
             "h:webview_url": html_web, "a:email": html_email, "a:unsubscribe_url": html_unsub,
             "a:webview_url": html_web,
+            "t:preferences_url": prefs_qp, "h:preferences_url": html_prefs,
+            "a:preferences_url": html_prefs,
         }
         out = self._layout.copy()
         for index, key in self._slots:

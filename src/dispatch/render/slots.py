@@ -28,12 +28,14 @@ PLACEHOLDERS: dict[str, str] = {
     "email": "DISPATCHxRCPTxEMAILx7Q",
     "unsubscribe_url": "DISPATCHxRCPTxUNSUBx7Q",
     "webview_url": "DISPATCHxRCPTxWEBVIEWx7Q",
+    "preferences_url": "DISPATCHxRCPTxPREFSx7Q",
     "first_name": "DISPATCHxRCPTxFIRSTx7Q",
 }
 TOKEN = re.compile("|".join(re.escape(t) for t in PLACEHOLDERS.values()))
 # What is left of a token that something changed (case, cut, joined):
 # never legitimate output.
-FRAGMENT = re.compile(r"dispatchxr|rcptx(?:name|email|unsub|webview|first)", re.IGNORECASE)
+FRAGMENT = re.compile(r"dispatchxr|rcptx(?:name|email|unsub|webview|prefs|first)",
+                      re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

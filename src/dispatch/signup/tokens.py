@@ -75,6 +75,11 @@ def preferences_token(key: bytes, subscriber_id: int) -> str:
     return sign(key, "preferences", str(subscriber_id))
 
 
+def preferences_path(key: bytes, subscriber_id: int) -> str:
+    """``/preferences/<token>``: the reader's page, linked from every email footer."""
+    return f"/preferences/{preferences_token(key, subscriber_id)}"
+
+
 def read_preferences_token(key: bytes, token: str) -> int | None:
     fields = verify(key, "preferences", token)
     if fields is None or len(fields) != 1 or not fields[0].isdigit():

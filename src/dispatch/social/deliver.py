@@ -18,7 +18,8 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -205,6 +206,16 @@ class _Posts:
         self.outcomes: list[PostOutcome] = []
         self.claimed = 0
 
+    def start(self, clock: Callable[[], datetime],
+              writing: Callable[[], AbstractContextManager[None]]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def lane(self) -> None:
+        return None
+
     def claim(self, owner: str, now: datetime, limit: int) -> Batch[queue.ClaimedPost]:
         # Posts whose lease expired are reaped by the claim itself.
         posts = queue.claim(self.store, owner, now, self.policy.lease, min(limit, self.batch),
@@ -218,8 +229,15 @@ class _Posts:
     def reap(self, now: datetime) -> int:
         return 0
 
-    def check(self, job: queue.ClaimedPost) -> Outcome | None:
-        return None
+    def check(self, lane: object, job: queue.ClaimedPost) -> tuple[bool, Outcome | None]:
+        return True, None
+
+    def accept(self, lane: object, token: str, job: queue.ClaimedPost,
+               sent: TransportResult) -> bool:
+        return False  # settled at once with its remote id, by record()
+
+    def flush(self, lane: object) -> bool:
+        return True
 
     def transport(self, job: queue.ClaimedPost) -> Transport:
         return self.transports[job.network]

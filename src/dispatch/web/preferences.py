@@ -107,6 +107,14 @@ class PreferencePages:
         return with_cookie(layout(self.settings, "Your email preferences", body,
                                   status=status), request, browser, new)
 
+    async def without_token(self, request: Request) -> Response:
+        """Where the shared web view's preferences link points: it cannot carry
+        anyone's token."""
+        return layout(self.settings, "Your email preferences",
+                      "<p>Use the <em>Preferences</em> link at the bottom of an email you "
+                      "received: it is personal to your address. New here? "
+                      '<a href="/subscribe">Subscribe</a>.</p>')
+
     async def show(self, request: Request) -> Response:
         sid = self._sid(request)
         if sid is None:
@@ -156,6 +164,7 @@ class PreferencePages:
 def routes(settings: Settings, store: Store, clock: Clock = wall_clock) -> list[BaseRoute]:
     pages = PreferencePages(settings, store, secret_key(settings), clock)
     return [
+        Route("/preferences/", pages.without_token, methods=["GET"]),
         Route("/preferences/{token}", pages.show, methods=["GET"]),
         Route("/preferences/{token}", pages.change, methods=["POST"]),
     ]

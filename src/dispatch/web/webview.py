@@ -48,6 +48,7 @@ def neutral_values(settings: Settings, edition_id: str) -> dict[str, str]:
         "email": "you",
         "unsubscribe_url": base + "/unsubscribe/",
         "webview_url": base + webview_path(edition_id),
+        "preferences_url": base + "/preferences/",
     }
 
 
