@@ -31,6 +31,7 @@ LAYERS: tuple[str, ...] = (
     "sections",      # the settings registry
     "config",        # the one frozen Settings
     "secret",        # the site's secret key
+    "tokens",        # the reader's signed tokens (confirm, preferences, forms)
     "dkim",
     "content",       # Markdown articles -> Article
     "store",         # SQLite / PostgreSQL, schema, migrations

@@ -141,9 +141,9 @@ def test_emails_and_posts_go_out_through_the_one_delivery_loop(
     seen: list[tuple[str, int]] = []
     real = worker._send_batch
 
-    def spying(run: Any, batch: Any, conns: Any) -> None:
+    def spying(run: Any, batch: Any, conns: Any, lane: Any) -> None:
         seen.append((type(run.channel).__name__, len(batch.jobs)))
-        real(run, batch, conns)
+        real(run, batch, conns, lane)
 
     monkeypatch.setattr(worker, "_send_batch", spying)
     assert deliver(store, settings, later(), clock=Clock(later())).sent == READERS

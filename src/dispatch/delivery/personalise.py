@@ -24,8 +24,8 @@ from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
 from dispatch.outbox.lease import ClaimedRow
 from dispatch.outbox.queue import edition_json
-from dispatch.signup.tokens import preferences_path
 from dispatch.store.engine import Store
+from dispatch.tokens import preferences_path
 from dispatch.unsubscribe import (
     public_base,
     unsubscribe_path,
