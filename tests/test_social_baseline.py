@@ -69,8 +69,9 @@ def test_fresh_site_announces_nothing_then_each_new_article_once(
     first = run_pass(settings, store, NOW, stages=STAGES)
     assert sorted(first.new) == ["one", "three", "two"]
     assert first.stages[0].summary.startswith(
-        "queued 0 (mastodon, bluesky: first pass, the 3 article(s) already published are "
-        "not announced")
+        "queued 0 (mastodon, bluesky: first pass, 3 already published (recorded, "
+        "not announced)")
+    assert first.first
     assert q.posts_for(store) == [] and captured(settings) == []
 
     write_article(settings.root, "four.md", front("Four", "2026-11-02T09:30:00"), BODY)

@@ -31,6 +31,10 @@ def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
         tmp.write_text(secrets.token_hex(32), encoding="ascii")
         tmp.chmod(0o600)
         os.replace(tmp, path)
-    log.warning("%s is not set: signing unsubscribe links with the development key in %s; "
-                "set %s in production so links keep working", SECRET_ENV, path, SECRET_ENV)
+        # Said once, when the key is made; `dispatch check` and `dispatch
+        # serve` say it again (unsubscribe.secret_key_note), every other
+        # command is quiet.
+        log.warning("%s is not set: unsubscribe links are signed with the development "
+                    "key in %s; set %s in production so links keep working",
+                    SECRET_ENV, path, SECRET_ENV)
     return path.read_text(encoding="ascii").strip().encode("ascii")

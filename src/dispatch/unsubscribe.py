@@ -58,6 +58,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _note(path: object) -> str:
+    return (f"{SECRET_ENV} is not set: unsubscribe links are signed with the development "
+            f"key in {path}; set {SECRET_ENV} in production so links keep working")
+
+
+def secret_key_note(settings: Settings, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """The reminder ``check`` and ``serve`` print when the development key is
+    in use on the embedded database (on PostgreSQL it is an error instead)."""
+    env = os.environ if environ is None else environ
+    if env.get(SECRET_ENV) or _is_scale_out(settings.database_url):
+        return None
+    return _note(settings.state_dir / "secret")
+
+
 def _is_scale_out(database_url: str) -> bool:
     return database_url.split(":", 1)[0].startswith("postgres")
 

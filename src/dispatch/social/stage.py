@@ -68,8 +68,8 @@ def social_stage(ctx: PassContext) -> StageReport:
     report = deliver(ctx.store, ctx.settings, ctx.now)
     summary = f"queued {queued}"
     if held:
-        summary += (f" ({', '.join(held)}: first pass, the {len(ctx.publication.new)} "
-                    "article(s) already published are not announced; "
+        summary += (f" ({', '.join(held)}: first pass, {len(ctx.publication.new)} "
+                    "already published (recorded, not announced); "
                     "`dispatch social SLUG --queue` posts one by hand)")
     summary += f", {report.summary}"
     return StageReport("social", summary, tuple(problems) + report.problems,

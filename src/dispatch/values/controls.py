@@ -13,6 +13,10 @@ The classes differ on purpose, and each says why:
   CR, and DEL. Text keeps its lines and tabs.
 - :data:`XML_ILLEGAL` — what XML 1.0 forbids or discourages in a feed: C0
   except TAB/LF/CR, DEL and C1, lone surrogates, U+FFFE/FFFF.
+- :data:`BIDI` — bidirectional embeddings, overrides and isolates
+  (U+202A-202E, U+2066-2069): invisible, they reorder what follows, so a
+  title could read differently from what was typed; refused in text that
+  reaches headers, feeds and posts.
 - :data:`POST` — what a social post replaces by a space: :data:`ONE_LINE`
   plus surrogates and private-use characters (the networks show them as
   boxes or refuse the post).
@@ -28,6 +32,7 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 POST = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ue000-\uf8ff"
                   "\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
 
