@@ -26,9 +26,12 @@ Figures, each with its baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import smtplib
+import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +49,8 @@ SCALEOUT = (1, 2, 4)
 
 from tests.smtp_sink import SinkProcess  # noqa: E402
 
-from dispatch.delivery.smtp import _Client  # noqa: E402
+LOOPBACK_EXTENSIONS = ("PIPELINING", "CHUNKING")
+"""What the loopback sink offers: what Postfix (3.4 and later) offers by default."""
 
 # --- the workload --------------------------------------------------------------
 
@@ -76,15 +80,24 @@ def seed(store: object, n: int, list_name: str) -> None:
 
 
 def blaster(port: int, messages: Sequence[tuple[str, bytes]], connections: int,
-            sender: str, client_class: type[smtplib.SMTP] = smtplib.SMTP) -> float:
+            sender: str, own: bool = False) -> float:
     """The baseline: an SMTP client over reused connections, messages built in
-    advance (stock smtplib, as the issue defines it, unless told otherwise)."""
+    advance (stock smtplib, as the issue defines it; ``own``: dispatch's client)."""
     shares = [messages[i::connections] for i in range(connections)]
 
     def run(share: Sequence[tuple[str, bytes]]) -> None:
-        with client_class("127.0.0.1", port) as client:
+        if own:
+            from dispatch.delivery.smtp_client import SmtpClient
+
+            client = SmtpClient("127.0.0.1", port, helo="bench.example")
+            client.connect()
             for rcpt, raw in share:
-                client.sendmail(sender, [rcpt], raw)
+                assert client.send(sender, [rcpt], raw).delivered
+            client.quit()
+            return
+        with smtplib.SMTP("127.0.0.1", port) as stock:
+            for rcpt, raw in share:
+                stock.sendmail(sender, [rcpt], raw)
 
     threads = [threading.Thread(target=run, args=(s,)) for s in shares]
     start = time.perf_counter()
@@ -170,6 +183,130 @@ def time_queue(tmp: Path, edition: object, n: int) -> tuple[float, float]:
     return elapsed, naive
 
 
+_BASE_RUN = """
+import os, sys, tempfile
+from pathlib import Path
+tree, n, port, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sys.path[:0] = [os.path.join(tree, "bench"), tree]
+import delivery
+os.environ.setdefault("DISPATCH_SECRET_KEY", "bench-key")
+from dispatch.render import render_article_edition
+with tempfile.TemporaryDirectory() as name:
+    settings, article = delivery.make_site(Path(name))
+    edition = render_article_edition(settings, article, "bench")
+    rate, _ = delivery.end_to_end(Path(name), settings, edition, n, port, conns, "base")
+print("E2E", rate)
+"""
+
+
+_DRAIN = """
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+print(server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+while conn.recv_into(bytearray(1 << 20)):
+    pass
+"""
+
+
+def loopback_bytes_per_second(megabytes: int = 400) -> float:
+    """The loopback's own limit: one TCP stream into a process that discards it."""
+    import socket
+
+    proc = subprocess.Popen([sys.executable, "-c", _DRAIN], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    chunk = b"x" * (1 << 20)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        start = time.perf_counter()
+        for _ in range(megabytes):
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        proc.wait(30)
+        return megabytes * (1 << 20) / (time.perf_counter() - start)
+
+
+def base_tree(tmp: Path, ref: str) -> Path:
+    """The repository at ``ref``, unpacked (its code is measured in a process of its own)."""
+    tree = tmp / "base"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def base_end_to_end(tree: Path, n: int, port: int, connections: int) -> float:
+    """The same end-to-end measurement, run by the base tree's own bench and code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tree / "src"), str(tree)))}
+    out = subprocess.run([sys.executable, "-c", _BASE_RUN, str(tree), str(n), str(port),
+                          str(connections)], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return float(out.split("E2E", 1)[1])
+
+
+# Steps of a send and the function whose CPU time (its callees included) is the step's.
+STEPS = (("claim", "outbox/lease.py", "claim"),
+         ("per-recipient check", "outbox/lease.py", "check"),
+         ("build", "delivery/personalise.py", "build"),
+         ("send (SMTP client)", "delivery/smtp.py", "send"),
+         ("ack: commit sent rows", "outbox/lease.py", "write"),
+         ("committer, all of it", "delivery/acks.py", "_run"),
+         ("ack: other outcomes", "outbox/lease.py", "record"),
+         ("lease renewal", "outbox/lease.py", "renew"))
+
+
+def profile_steps(tmp: Path, settings: object, edition: object, n: int, port: int,
+                  connections: int) -> None:
+    """CPU time per message in each step: every sender lane and the ack
+    committer run under cProfile with a per-thread CPU clock."""
+    import dispatch.delivery.acks as acks
+    import dispatch.delivery.engine as engine
+
+    profiles: list[cProfile.Profile] = []
+    lane, committer = engine._lane, acks.AckCommitter._run
+
+    def profiled(target: object) -> object:
+        def run(*args: object) -> None:
+            profile = cProfile.Profile(time.thread_time)
+            profiles.append(profile)
+            profile.enable()
+            try:
+                target(*args)  # type: ignore[operator]
+            finally:
+                profile.disable()
+        return run
+
+    engine._lane = profiled(lane)  # type: ignore[assignment]
+    acks.AckCommitter._run = profiled(committer)  # type: ignore[assignment,method-assign]
+    try:
+        end_to_end(tmp, settings, edition, n, port, connections, "profile")
+    finally:
+        engine._lane = lane
+        acks.AckCommitter._run = committer  # type: ignore[method-assign]
+    stats = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        stats.add(profile)
+    table = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in table.values())
+    print(f"profile: {n:,} messages, {connections} lanes + the ack committer; CPU "
+          f"{total / n * 1e6:,.0f} us per message in those threads (under cProfile, "
+          f"which inflates every figure alike)")
+    for label, path, name in STEPS:
+        cumulative = sum(v[3] for k, v in table.items()
+                         if k[0].endswith(path) and k[2] == name)
+        print(f"  {label:24} {cumulative / n * 1e6:8,.1f} us/msg "
+              f"({cumulative / total:5.1%})")
+    print("  top functions by own CPU time:")
+    ranked = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)[:15]
+    for (path, line, name), (_cc, calls, own, _cum, _callers) in ranked:
+        where = "/".join(Path(path).parts[-2:]) if path != "~" else "builtin"
+        print(f"    {own / n * 1e6:7,.1f} us/msg {own / total:5.1%}  {name} ({where}:{line}, "
+              f"{calls:,} calls)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipients", type=int, default=20_000)
@@ -182,6 +319,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "processes); default $DISPATCH_BENCH_POSTGRES_URL")
     parser.add_argument("--scaleout-recipients", type=int, default=2_000,
                         help="recipients per scale-out run")
+    parser.add_argument("--base", metavar="GIT_REF",
+                        help="also measure the loopback figure with the code at GIT_REF "
+                             "(e.g. main), in the same run, as the baseline of a change")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="loopback measurements of each kind; the best is shown")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the loopback run, profiled: CPU per message per step")
     args = parser.parse_args(argv)
     if args.quick:
         args.recipients, args.queue = 2_000, 10_000
@@ -200,31 +344,60 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"message size {size / 1024:.1f} KB; {args.recipients:,} recipients; "
               f"{args.connections} connections")
 
-        sink = SinkProcess(0)
+        if args.profile:
+            sink = SinkProcess(0, LOOPBACK_EXTENSIONS)
+            try:
+                profile_steps(tmp, settings, edition, args.recipients, sink.port,
+                              args.connections)
+            finally:
+                sink.stop()
+            return
+        tree = base_tree(tmp, args.base) if args.base else None
+        sink = SinkProcess(0, LOOPBACK_EXTENSIONS)
+        e2es: list[float] = []
+        bases: list[float] = []
+        raws: list[float] = []
+        sames: list[float] = []
         try:
-            # The blaster runs before AND after, so a change in the machine's
-            # load during the run shows instead of skewing the ratio.
-            before = blaster(sink.port, messages, args.connections, sender)
-            e2e, _sent = end_to_end(tmp, settings, edition, args.recipients, sink.port,
-                                    args.connections, "loopback")
-            after = blaster(sink.port, messages, args.connections, sender)
-            # dispatch's own client (smtplib with cheaper MAIL/RCPT/DATA) beats
-            # stock smtplib, so a blaster using that same client is printed
-            # too: against it the ratio is the cost of the bookkeeping alone.
-            same = blaster(sink.port, messages, args.connections, sender, _Client)
-            accepted = sink.count()
+            # Interleaved, and the best of each kind kept: on a shared
+            # machine a burst of someone else's load then hits one sample,
+            # not one kind.
+            for i in range(args.repeat):
+                raws.append(blaster(sink.port, messages, args.connections, sender))
+                e2es.append(end_to_end(tmp, settings, edition, args.recipients, sink.port,
+                                       args.connections, f"loopback{i}")[0])
+                if tree is not None:
+                    bases.append(base_end_to_end(tree, args.recipients, sink.port,
+                                                 args.connections))
+                # dispatch's own client (pipelined, no dot-stuffing with BDAT)
+                # beats stock smtplib, so a blaster using that same client is
+                # printed too: against it the ratio is the bookkeeping's cost.
+                sames.append(blaster(sink.port, messages, args.connections, sender,
+                                     own=True))
+            raws.append(blaster(sink.port, messages, args.connections, sender))
         finally:
             sink.stop()
-        assert accepted == 4 * args.recipients, accepted
-        raw = (before + after) / 2
+        raw, e2e, same = max(raws), max(e2es), max(sames)
         ratio = e2e / raw
+        wire = loopback_bytes_per_second()
+        print(f"limits: the loopback carries {wire / 1e6:,.0f} MB/s in one TCP stream = "
+              f"{wire / size:,.0f} messages of {size / 1024:.1f} KB per second; dispatch "
+              f"needs 1 round trip per message against this sink (4 for smtplib)")
+        print(f"loopback sink offers {' + '.join(LOOPBACK_EXTENSIONS)}; best of "
+              f"{args.repeat} (dispatch runs: {', '.join(f'{r:,.0f}' for r in e2es)})")
         print(f"loopback  raw smtplib blaster (baseline): {raw:8,.0f} msg/s "
-              f"(before {before:,.0f}, after {after:,.0f})")
+              f"(runs: {', '.join(f'{r:,.0f}' for r in raws)})")
         print(f"loopback  dispatch end to end           : {e2e:8,.0f} msg/s "
-              f"= {ratio:.0%} of the blaster (goal >= 70%) "
-              f"{'OK' if ratio >= 0.7 else 'MISSED'}")
+              f"= {ratio:.2f}x the blaster (goal >= 1.2x) "
+              f"{'OK' if ratio >= 1.2 else 'MISSED'}")
         print(f"loopback  blaster with dispatch's client: {same:8,.0f} msg/s "
-              f"(dispatch = {e2e / same:.0%} of it: the outbox bookkeeping's share)")
+              f"(dispatch = {e2e / same:.0%} of it, goal >= 85%: the outbox bookkeeping's "
+              f"share) {'OK' if e2e >= 0.85 * same else 'MISSED'}")
+        if bases:
+            base = max(bases)
+            print(f"loopback  dispatch at {args.base} (base)  : {base:8,.0f} msg/s (runs: "
+                  f"{', '.join(f'{r:,.0f}' for r in bases)}) → this tree = {e2e / base:.0%} "
+                  f"of it (goal >= 90%) {'OK' if e2e >= 0.9 * base else 'MISSED'}")
 
         delay = args.delay_ms / 1000
         sink = SinkProcess(args.delay_ms)

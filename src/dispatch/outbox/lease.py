@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, literal_column, null, select, update
 
 from dispatch.jobs import lease as jobs
 from dispatch.jobs.states import JobStatus, Outcome
@@ -26,7 +26,7 @@ from dispatch.outbox.control import BOUNCE_PREFIX, enforce_error_budget
 from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store, chunks
-from dispatch.store.schema import editions, outbox, subscribers
+from dispatch.store.schema import UTCDateTime, editions, outbox, subscribers
 from dispatch.subscribers.repository import set_status
 
 Verdict = Literal["send", "suppressed", "cancelled"]
@@ -73,6 +73,14 @@ _VERDICT = select(subscribers.c.status,
                   select(editions.c.state).where(editions.c.edition_id == bindparam("eid"))
                   .scalar_subquery()).where(subscribers.c.id == bindparam("id"))
 _INACTIVE = "subscriber no longer active"
+
+
+def _positional(compiled: Any) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """A compiled statement's SQL and how to order its parameters for the DBAPI."""
+    order = compiled.positiontup  # None for named parameter styles
+    if order is None:
+        return compiled.string, lambda values: values
+    return compiled.string, lambda values: [values[k] for k in order]
 
 
 def claim(store: Store, owner: str, now: datetime, limit: int, policy: RetryPolicy) -> Claim:
@@ -272,3 +280,93 @@ def next_due(store: Store) -> datetime | None:
     """When the next waiting row of a sending edition becomes due."""
     with store.read() as conn:
         return jobs.next_due(conn, EMAIL)
+
+
+_ACK = (update(outbox)
+        .where(outbox.c.id == bindparam("rid"), outbox.c.lease_owner == bindparam("tok"),
+               outbox.c.status == jobs.SENDING)
+        .values(status=literal_column(f"'{JobStatus.SENT}'"), lease_owner=null(),
+                lease_until=null(), finished_at=bindparam("now", type_=UTCDateTime()),
+                detail=null()))
+
+
+class AckWriter:
+    """Marks accepted messages sent and makes the per-send checks, for groups of
+    them, on one DBAPI connection of its own.
+
+    The fast path of :func:`record` for the one outcome that must be durable
+    before a connection sends its next message (a message the server took
+    and we forgot would be sent again after a crash), and of
+    :class:`VerdictReader`: both run once per message, where a SQLAlchemy
+    transaction around them would cost several times the statements. Each
+    row is fenced on its lease token like every other outcome, and its own
+    rowcount says whether the lease was still ours. The checks run after the
+    commit, so each sees everything committed before it began.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._sqlite = store.is_sqlite
+        self._raw = store.engine.raw_connection()
+        dialect = store.engine.dialect
+        self._ack = _positional(_ACK.compile(dialect=dialect))
+        self._verdict = _positional(_VERDICT.compile(dialect=dialect))
+        # The column type's own conversion for this backend (SQLite stores
+        # text: the exact format matters, finished_at is compared as text).
+        process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        self._when: Callable[[datetime], Any] = process or (lambda value: value)
+        self._cursor = self._raw.cursor()
+
+    def write(self, acks: Sequence[tuple[str, int]], now: datetime) -> list[bool]:
+        """Commit ``(token, row id)`` pairs as sent; for each, whether it was still ours."""
+        if not acks:
+            return []
+        when = self._when(now)
+        cursor = self._cursor
+        sql, params = self._ack
+        kept: list[bool] = []
+        if self._sqlite:
+            # The pool's SQLite connections run in autocommit; BEGIN IMMEDIATE
+            # takes the write lock now rather than failing on it later.
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            for token, row_id in acks:
+                cursor.execute(sql, params({"rid": row_id, "tok": token, "now": when}))
+                kept.append(cursor.rowcount == 1)
+            if self._sqlite:
+                cursor.execute("COMMIT")
+            else:
+                self._raw.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if self._sqlite:
+                    cursor.execute("ROLLBACK")
+                else:
+                    self._raw.rollback()
+            raise
+        return kept
+
+    def check(self, wanted: Sequence[tuple[int, str]]) -> list[Verdict]:
+        """The verdict for each ``(subscriber id, edition id)``, as :class:`VerdictReader`."""
+        cursor = self._cursor
+        sql, params = self._verdict
+        verdicts: list[Verdict] = []
+        for subscriber_id, edition_id in wanted:
+            cursor.execute(sql, params({"id": subscriber_id, "eid": edition_id}))
+            found = cursor.fetchone()
+            if found is None or found[0] != "active":
+                verdicts.append("suppressed")
+            else:
+                verdicts.append("cancelled" if found[1] == "cancelled" else "send")
+        if not self._sqlite:
+            self._raw.commit()  # end the read transaction: the next check sees new commits
+        return verdicts
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+            self._raw.close()
+
+    def discard(self) -> None:
+        """Drop a connection that failed (a restarted server, say)."""
+        with contextlib.suppress(Exception):
+            self._raw.invalidate()
