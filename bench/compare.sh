@@ -20,6 +20,8 @@ old=$(mktemp -d /tmp/dispatch-bench-base.XXXXXX)
 out=$here/bench-compare
 mkdir -p "$out"
 git -C "$here" worktree add --detach "$old" "$base" >/dev/null
+# Scripts that start `dispatch` processes look for the tree's own .venv.
+[ -e "$here/.venv" ] && ln -s "$(readlink -f "$here/.venv")" "$old/.venv"
 trap 'git -C "$here" worktree remove --force "$old" >/dev/null 2>&1 || true' EXIT
 
 for script in "$old"/bench/*.py; do
