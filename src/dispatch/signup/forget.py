@@ -3,7 +3,8 @@
 
 Forgetting deletes the subscriber row and everything that points at it:
 list memberships, consent records, signup requests, bounce and complaint
-reports, and the per-recipient outbox rows (an edition's stored body never
+reports, records of other spellings merged into it, and the per-recipient
+outbox rows (an edition's stored body never
 held personal data, so editions stay). What remains is one row in
 ``suppressions``: an HMAC-SHA256 of the address's identity keyed with
 ``DISPATCH_SECRET_KEY``. It cannot be turned back into the address without
@@ -18,10 +19,7 @@ erasures are no longer recognised by imports.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,39 +27,22 @@ from sqlalchemy import Connection, delete, func, select
 
 from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
-from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
     bounce_events,
     list_members,
     outbox,
     signup_requests,
+    subscriber_merges,
     subscribers,
     suppressions,
 )
-
-
-def identity_of(email: str) -> str:
-    """Who an address is: two spellings with one identity are one person."""
-    return key_of(email)
-
-
-def erasure_hash(key: bytes, identity: str) -> str:
-    return hmac.new(key, f"erased:{identity}".encode(), hashlib.sha256).hexdigest()
-
-
-def erased_check(store: Store, key: bytes) -> Callable[[str], bool] | None:
-    """For imports: a test "was this address forgotten?", or None when nothing
-    ever was (then an import pays nothing for it)."""
-    with store.read() as conn:
-        hashes = set(conn.execute(select(suppressions.c.address_hash)).scalars())
-    if not hashes:
-        return None
-    return lambda email: erasure_hash(key, identity_of(email)) in hashes
-
-
-ERASED_MESSAGE = ("this address was erased at its owner's request (dispatch subscribers "
-                  "forget); only a signup confirmed through the form can bring it back")
+from dispatch.subscribers.erasure import (
+    ERASED_MESSAGE,
+    erased_check,
+    erasure_hash,
+    identity_of,
+)
 
 
 def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
@@ -76,6 +57,9 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
             conn.execute(delete(subscribers).where(subscribers.c.id == sid))
         conn.execute(delete(signup_requests).where(
             func.lower(signup_requests.c.email) == identity_of(email)))
+        # Spellings folded into this address when identities were merged.
+        conn.execute(delete(subscriber_merges).where(
+            subscriber_merges.c.email_key == identity_of(email)))
         # Reports matched to the subscriber went with it; unmatched ones name the address.
         conn.execute(delete(bounce_events).where(
             func.lower(bounce_events.c.email) == identity_of(email)))
@@ -130,6 +114,12 @@ def _export(conn: Connection, key: bytes, email: str) -> dict[str, Any]:
         {"received_at": _iso(e.received_at), "kind": e.kind, "source": e.source,
          "edition": e.edition_id, "status_code": e.status_code, "diagnostic": e.diagnostic,
          "action": e.action} for e in events]
+    merges = conn.execute(select(subscriber_merges)
+                          .where(subscriber_merges.c.email_key == identity)
+                          .order_by(subscriber_merges.c.id))
+    data["merged_spellings"] = [
+        {"merged_at": _iso(m.merged_at), "kept": m.kept_email, "merged": m.merged_email,
+         "merged_status": m.merged_status} for m in merges]
     data["erased"] = None if erased is None else {"at": _iso(erased.created_at),
                                                   "reason": erased.reason}
     return data
@@ -142,3 +132,6 @@ def data_export(store: Store, key: bytes, email: str) -> dict[str, Any]:
     if data["subscriber"] is None and not data["signup_requests"] and data["erased"] is None:
         raise InputError(f"no subscriber {email}: nothing is stored about this address")
     return data
+
+
+__all__ = ["ERASED_MESSAGE", "erased_check", "erasure_hash", "forget", "identity_of"]
