@@ -9,7 +9,9 @@ size; the figure is its wall time and its peak resident memory (``ru_maxrss``
 from ``os.wait4`` on that one child, so nothing of this script is counted).
 Setting a size up (writing the CSV, the site) is not timed. After the sizes,
 each row prints its growth exponent: the slope of log(figure) against
-log(size), so 1.0 is linear and 0.0 is flat.
+log(size), for CPU time and for peak memory, so 1.0 is linear and 0.0 is
+flat. CPU time (user + system of the child) is printed beside wall time
+because on a shared machine a command may get only part of a core.
 
 ``--baseline REV`` runs the same commands, in the same run, on the code of
 git revision REV (checked out into a temporary worktree) at the sizes in
@@ -73,6 +75,9 @@ class Suite:
 @dataclass(frozen=True)
 class Measure:
     seconds: float
+    cpu: float
+    """User + system CPU seconds of the child: steadier than wall time on a
+    shared machine, where a command may get a fraction of a core."""
     peak_mb: float
     ok: bool
     tail: str
@@ -89,7 +94,8 @@ def run_child(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Measure:
         out.seek(0)
         tail = out.read().decode("utf-8", "replace").strip().splitlines()[-2:]
     # Linux reports ru_maxrss in kilobytes.
-    return Measure(seconds, usage.ru_maxrss / 1024, proc.returncode == 0, " | ".join(tail))
+    return Measure(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                   proc.returncode == 0, " | ".join(tail))
 
 
 def dispatch_argv(*args: str) -> list[str]:
@@ -204,8 +210,8 @@ def run_suite(suite: Suite, sizes: Sequence[int], src: Path, postgres: str | Non
                 m = run_child(step.argv(ws), env, ws.root)
                 results.setdefault(step.name, {})[n] = m
                 flag = "" if m.ok else f"  FAILED: {m.tail}"
-                print(f"    {n:>9,}  {step.name:<34} {m.seconds:8.2f} s {m.peak_mb:8.1f} MB"
-                      f"{flag}", flush=True)
+                print(f"    {n:>9,}  {step.name:<34} {m.seconds:8.2f} s wall "
+                      f"{m.cpu:8.2f} s CPU {m.peak_mb:8.1f} MB{flag}", flush=True)
     return results
 
 
@@ -228,19 +234,32 @@ def _size(n: int) -> str:
 def print_table(title: str, results: dict[str, dict[int, Measure]], sizes: Sequence[int]
                 ) -> None:
     print(f"\n{title}")
-    head = "".join(f"{_size(n):>20}" for n in sizes)
-    print(f"  {'command':<34}{head}   growth (time, RSS)")
+    head = "".join(f"{_size(n):>27}" for n in sizes)
+    print(f"  {'command':<34}{head}   growth (CPU, RSS)")
+    print(f"  {'':<34}" + "".join(f"{'wall     CPU    peak':>27}" for _ in sizes))
     for name, by_size in results.items():
         cells = ""
         for n in sizes:
             m = by_size.get(n)
-            cells += (f"{m.seconds:8.2f}s {m.peak_mb:6.0f}MB{'!' if not m.ok else ' '}"
-                      if m else f"{'—':>20}")
-        et = exponent({n: m.seconds for n, m in by_size.items() if m.ok})
+            cells += (f"{m.seconds:9.2f}s{m.cpu:7.2f}s{m.peak_mb:6.0f}MB{'!' if not m.ok else ' '}"
+                      if m else f"{'—':>27}")
+        et = exponent({n: m.cpu for n, m in by_size.items() if m.ok})
         er = exponent({n: m.peak_mb for n, m in by_size.items() if m.ok})
         growth = ("" if et is None or er is None else f"   n^{et:.2f}, n^{er:.2f}")
         print(f"  {name:<34}{cells}{growth}")
     print("  (! = the command failed; its figure is not used for growth)")
+
+
+def machine_reference() -> str:
+    """How busy the machine is, in the same run: a child Python's start-up and
+    a fixed CPU loop, to read the figures against (a shared 2-core machine
+    can be several times slower than an idle one)."""
+    env = dict(os.environ)
+    bare = run_child([sys.executable, "-c", "pass"], env, REPO)
+    loop = run_child([sys.executable, "-c", "sum(range(10_000_000))"], env, REPO)
+    load = os.getloadavg()[0]
+    return (f"machine: load average {load:.1f}; `python -c pass` {bare.seconds:.2f} s; "
+            f"a 10M-step loop {loop.seconds - bare.seconds:.2f} s")
 
 
 def main() -> None:
@@ -255,6 +274,7 @@ def main() -> None:
                         help="run on PostgreSQL (a throw-away schema per size)")
     args = parser.parse_args()
     db = "PostgreSQL" if args.postgres else "SQLite"
+    print(machine_reference(), flush=True)
     for name in args.suite or list(SUITES):
         suite = SUITES[name]
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(suite.sizes)
@@ -271,6 +291,7 @@ def main() -> None:
                                run_sizes))
             for title, results, run_sizes in tables:
                 print_table(title, results, run_sizes)
+    print(machine_reference())
 
 
 if __name__ == "__main__":

@@ -64,9 +64,15 @@ def test_run_once_records_new_articles_once(site_root: Path) -> None:
     write_article(site_root, "a.md", "title: A\ndate: 2026-01-01", "Body.\n")
     first = dispatch("run", "--once", "--root", str(site_root))
     assert first.returncode == 0, first.stderr
-    assert "loaded 1, published 1, new 1 (a)" in first.stdout
+    # A fresh install's back catalogue is recorded, not announced as news.
+    assert ("loaded 1, published 1, 1 already published (recorded, not announced)"
+            in first.stdout), first.stdout
+    assert "new 1" not in first.stdout
     second = dispatch("run", "--once", "--root", str(site_root))
     assert "new 0" in second.stdout
+    write_article(site_root, "b.md", "title: B\ndate: 2026-01-02", "Body.\n")
+    third = dispatch("run", "--once", "--root", str(site_root))
+    assert "loaded 2, published 2, new 1 (b)" in third.stdout
     assert (site_root / ".dispatch" / "dispatch.db").exists()
 
 

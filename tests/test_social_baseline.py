@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
+from tests.sitekit import build_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
@@ -50,12 +51,9 @@ def reload(settings: Settings) -> Settings:
 @pytest.fixture
 def site(site_root: Path, database_url: str) -> Iterator[tuple[Settings, Store]]:
     """A site with three articles already published and two networks, never run."""
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    for slug in ("one", "two", "three"):
-        write_article(site_root, f"{slug}.md", front(slug.title()), BODY)
-    settings = load_settings(site_root, environ={"DISPATCH_DATABASE_URL": database_url})
-    store = open_store(settings.database_url)
+    settings, store = build_site(
+        site_root, toml=SOCIAL, database_url=database_url,
+        articles={f"{slug}.md": (front(slug.title()), BODY) for slug in ("one", "two", "three")})
     yield settings, store
     store.dispose()
 
@@ -71,8 +69,9 @@ def test_fresh_site_announces_nothing_then_each_new_article_once(
     first = run_pass(settings, store, NOW, stages=STAGES)
     assert sorted(first.new) == ["one", "three", "two"]
     assert first.stages[0].summary.startswith(
-        "queued 0 (mastodon, bluesky: first pass, the 3 article(s) already published are "
-        "not announced")
+        "queued 0 (mastodon, bluesky: first pass, 3 already published (recorded, "
+        "not announced)")
+    assert first.first
     assert q.posts_for(store) == [] and captured(settings) == []
 
     write_article(settings.root, "four.md", front("Four", "2026-11-02T09:30:00"), BODY)

@@ -51,8 +51,8 @@ def test_first_run_announces_nothing_and_queue_by_hand_posts_once(example_site: 
     run = dispatch("run", "--once", "--root", str(example_site))
     # A fresh install: the four published articles are the back catalogue.
     # X (queued by this stage, not by a schedule) says so and posts nothing.
-    assert "social: queued 0 (x: first pass, the 4 article(s) already published are not " \
-        "announced" in run.stdout, run.stdout + run.stderr
+    assert "social: queued 0 (x: first pass, 4 already published (recorded, not " \
+        "announced)" in run.stdout, run.stdout + run.stderr
     assert not (example_site / ".dispatch" / "social").exists()
 
     queued = dispatch("social", SLUG, "--queue", "--network", "x", "--root", str(example_site))

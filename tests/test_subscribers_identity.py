@@ -303,3 +303,26 @@ def test_a_million_bad_rows_are_reported_in_bounded_form(store: Store, tmp_path:
     problems = info.value.problems
     assert len(problems) == MAX_PROBLEMS + 1
     assert "and 50 more invalid row(s)" in problems[-1].message
+
+
+def test_cli_export_streams_escaped_cells(database_url: str, site_root: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    people = site_root / "people.csv"
+    people.write_text("Email Address;Name;Note\nann@example.com;=1+2;@cmd\n"
+                      "bob@example.com;Bob;\n", encoding="utf-8")
+    runner = CliRunner()
+    root = ["--root", str(site_root)]
+    assert runner.invoke(main, ["subscribers", "import", str(people), "--list", "main",
+                                *root]).exit_code == 0
+    out = site_root / "out.csv"
+    done = runner.invoke(main, ["subscribers", "export", "--list", "main", "-o", str(out),
+                                *root])
+    assert done.exit_code == 0 and "wrote 2 subscriber(s)" in done.output
+    assert out.read_bytes().decode() == ("email,name,status,note\r\n"
+                                         "ann@example.com,'=1+2,active,'@cmd\r\n"
+                                         "bob@example.com,Bob,active,\r\n")
+    to_stdout = runner.invoke(main, ["subscribers", "export", "--list", "main", *root])
+    assert "'=1+2" in to_stdout.output
+    missing = runner.invoke(main, ["subscribers", "export", "--list", "nope", *root])
+    assert missing.exit_code == 1 and "no list named nope" in missing.output

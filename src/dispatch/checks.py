@@ -9,14 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from dispatch.config import Settings
-from dispatch.content.loader import LoadResult, load_site
+from dispatch.content.loader import LoadResult
 from dispatch.errors import Problem
+from dispatch.render.checks import EMAIL_CHECKED as EMAIL_CHECKED
+from dispatch.render.checks import article_errors as article_errors
 
 
 def all_problems(settings: Settings, now: datetime,
                  loaded: LoadResult | None = None) -> list[Problem]:
     """``now`` decides which articles are published and which `at` times are past."""
-    result = loaded if loaded is not None else load_site(settings)
+    if loaded is None:
+        from dispatch.pipeline import load_for_check
+
+        loaded = load_for_check(settings)
+    result = loaded
     problems = list(result.problems)
     problems.extend(social_check(settings, result))
     problems.extend(delivery_check(settings))

@@ -1,49 +1,36 @@
 """One pass of the main job: load, detect, then let every stage act.
 
-A pass takes ``now`` as a parameter (invariant 5). Stages are small callables
-listed by :func:`default_stages`; each gets the same
-:class:`PassContext` and answers with a one-line report. A stage that fails
-with a :class:`~dispatch.errors.DispatchError` is reported and the others
-still run (invariant 4).
+A pass takes ``now`` as a parameter, so a test or a catch-up can run it at
+any time. Stages are small callables listed by :func:`default_stages`; each
+gets the same :class:`~dispatch.stage.PassContext` and answers with a
+one-line report. A stage that fails with a
+:class:`~dispatch.errors.DispatchError` is reported and the others still
+run: one broken channel never stops the rest of the pass.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import DispatchError, Problem
-from dispatch.models import Article
-from dispatch.store.articles import Publication, StoreCache, record_publications
-from dispatch.store.engine import Store
+from dispatch.stage import PassContext, SocialSchedules, Stage, StageReport, no_social_schedules
+from dispatch.store.articles import (
+    StoreCache,
+    record_publications,
+    recorded_hashes,
+    slug_holders,
+)
+from dispatch.store.engine import Store, existing_store
 
-
-@dataclass(frozen=True)
-class PassContext:
-    settings: Settings
-    store: Store
-    now: datetime
-    load: LoadResult
-    publication: Publication
-
-    @property
-    def published(self) -> tuple[Article, ...]:
-        return tuple(a for a in self.load.articles if a.is_published(self.now))
-
-
-@dataclass(frozen=True, slots=True)
-class StageReport:
-    stage: str
-    summary: str
-    problems: tuple[Problem, ...] = ()
-    failed: bool = False
-
-
-Stage = Callable[[PassContext], StageReport]
+__all__ = ["STAGES", "PassContext", "PassReport", "Stage", "StageReport", "default_stages",
+           "load", "run_pass"]
 
 
 STAGES: dict[str, str] = {
@@ -86,6 +73,10 @@ class PassReport:
     changed: tuple[str, ...]
     problems: tuple[Problem, ...]
     stages: tuple[StageReport, ...] = field(default=())
+    first: bool = False
+    """The store had recorded nothing before: ``new`` is the back catalogue."""
+    held: tuple[str, ...] = ()
+    """Sources of articles held back from every channel because of their errors."""
 
     @property
     def errors(self) -> int:
@@ -98,16 +89,39 @@ class PassReport:
 
 
 def load(settings: Settings, store: Store) -> LoadResult:
-    return load_site(settings, StoreCache(store))
+    return load_site(settings, StoreCache(store), slug_holders(store))
+
+
+def load_for_check(settings: Settings) -> LoadResult:
+    """Load without creating a database: ``check`` and ``preview`` consult the
+    store only if it already exists (for which file holds a contested slug)."""
+    store = existing_store(settings.database_url)
+    holders: dict[str, str] = {}
+    if store is not None:
+        try:
+            holders = slug_holders(store)
+        except (DispatchError, SQLAlchemyError):
+            holders = {}  # an unreadable or older database: the date rule decides
+        finally:
+            store.dispose()
+    return load_site(settings, holders=holders)
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,
-             stages: list[tuple[str, Stage]] | None = None) -> PassReport:
+             stages: list[tuple[str, Stage]] | None = None, *,
+             social_schedules: Callable[[], SocialSchedules] = no_social_schedules
+             ) -> PassReport:
+    """Load, record publications, then run every stage with one context.
+
+    ``social_schedules`` is what the caller knows of schedules.yaml (the
+    scheduler and ``dispatch run`` pass
+    :func:`dispatch.schedule.coverage.social_schedules`).
+    """
     if now.tzinfo is None:
         raise ValueError("run_pass needs an aware 'now'")
-    result = load(settings, store)
+    result, held = hold_back(settings, store, load(settings, store), now)
     publication = record_publications(store, result.articles, now)
-    ctx = PassContext(settings, store, now, result, publication)
+    ctx = PassContext(settings, store, now, result, publication, social_schedules)
     reports: list[StageReport] = []
     for name, stage in (default_stages() if stages is None else stages):
         try:
@@ -123,4 +137,29 @@ def run_pass(settings: Settings, store: Store, now: datetime,
         changed=tuple(a.slug for a in publication.changed),
         problems=result.problems,
         stages=tuple(reports),
+        first=publication.first,
+        held=held,
     )
+
+
+def hold_back(settings: Settings, store: Store, result: LoadResult,
+              now: datetime) -> tuple[LoadResult, tuple[str, ...]]:
+    """Leave out of the pass every new or changed published article that has
+    errors: it reaches no feed, post or email, and since it is not recorded
+    it is checked (and reported) again on every pass until it is fixed; once
+    fixed it is published as usual. An article already published that gains
+    an error leaves the feeds until it is fixed (it is never announced twice).
+    Returns the pass's articles and the sources held back."""
+    from dispatch.render.checks import article_errors  # rendering: loaded when needed
+
+    recorded = recorded_hashes(store)
+    candidates = [a for a in result.articles
+                  if a.is_published(now) and recorded.get(a.slug) != a.content_hash]
+    errors = article_errors(settings, candidates)
+    if not errors:
+        return result, ()
+    kept = tuple(a for a in result.articles if a.source not in errors)
+    problems = sorted([*result.problems, *(p for found in errors.values() for p in found)],
+                      key=lambda p: (p.path, p.line or 0, not p.is_error))
+    return (replace(result, articles=kept, problems=tuple(problems),
+                    by_slug={a.slug: a for a in kept}), tuple(sorted(errors)))

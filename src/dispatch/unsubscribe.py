@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,12 +34,13 @@ from sqlalchemy import select
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
+from dispatch.secret import SECRET_ENV as SECRET_ENV
+from dispatch.secret import secret_key as secret_key
 from dispatch.store.engine import Store
 from dispatch.store.schema import subscribers
 from dispatch.subscribers.repository import set_status
 from dispatch.values.address import InvalidAddress, identity_key, normalise_email
 
-SECRET_ENV = "DISPATCH_SECRET_KEY"
 log = logging.getLogger(__name__)
 
 
@@ -58,21 +58,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes:
+def _note(path: object) -> str:
+    return (f"{SECRET_ENV} is not set: unsubscribe links are signed with the development "
+            f"key in {path}; set {SECRET_ENV} in production so links keep working")
+
+
+def secret_key_note(settings: Settings, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """The reminder ``check`` and ``serve`` print when the development key is
+    in use on the embedded database (on PostgreSQL it is an error instead)."""
     env = os.environ if environ is None else environ
-    value = env.get(SECRET_ENV, "")
-    if value:
-        return value.encode("utf-8")
-    path = settings.state_dir / "secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32), encoding="ascii")
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-    log.warning("%s is not set: signing unsubscribe links with the development key in %s; "
-                "set %s in production so links keep working", SECRET_ENV, path, SECRET_ENV)
-    return path.read_text(encoding="ascii").strip().encode("ascii")
+    if env.get(SECRET_ENV) or _is_scale_out(settings.database_url):
+        return None
+    return _note(settings.state_dir / "secret")
 
 
 def _is_scale_out(database_url: str) -> bool:

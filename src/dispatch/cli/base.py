@@ -15,20 +15,50 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
-from dispatch.config import Settings, load_settings
 from dispatch.errors import DispatchError, InputError, Problem
-from dispatch.store.engine import Store, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dispatch.config import Settings
+    from dispatch.content.loader import LoadResult
+    from dispatch.store.engine import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
-console = Console(highlight=False, soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+def _make_console(name: str) -> Console:
+    """The rich Console ``console`` (stdout) or ``err_console`` (stderr), made
+    on first use and kept: ``dispatch --help`` never imports rich.
+
+    Start-up matters because every command pays it; this module is imported
+    by all of them, so it imports only click and the error tree at the top.
+    """
+    made = globals().get(name)
+    if made is None:
+        from rich.console import Console
+
+        # emoji=False: rich would turn "schedules.yaml:100:" into "schedules.yaml💯".
+        made = Console(stderr=name == "err_console", highlight=False, soft_wrap=True,
+                       emoji=False)
+        globals()[name] = made
+    return made
+
+
+if TYPE_CHECKING:
+    console: Console
+    err_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `from dispatch.cli.base import console` makes it on first import.
+    if name in ("console", "err_console"):
+        return _make_console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 LAZY_COMMANDS = {
@@ -55,10 +85,56 @@ LAZY_COMMANDS = {
 them all (premailer, feedgen, twitter-text, SQLAlchemy dialects) cost over a
 second before `dispatch --help` could print anything."""
 
+COMMAND_HELP = {
+    "check": "Validate articles and configuration; exit 1 if anything is an error.",
+    "articles": "List articles: slug, status, date, category, key takeaway.",
+    "run": "Run the pipeline and the scheduler: one pass with --once, otherwise until "
+           "Ctrl-C or SIGTERM, delivering all along beside the passes.",
+    "build": "Write RSS, Atom and JSON feeds, site-wide and per category.",
+    "preview": "Render the email for SLUG (or --digest) for a sample recipient.",
+    "social": "Show the post each configured network gets for article SLUG.",
+    "subscribers": "Manage subscribers and lists.",
+    "send": "Queue SLUG (or --digest) for the --audience lists now (or --test it).",
+    "queue": "Queued editions with their counts (queued = sent + failed + suppressed + "
+             "cancelled + pending); subcommands pause, resume, cancel and retry.",
+    "worker": "Deliver queued email; run as many as you like against one database.",
+    "schedules": "List each schedule with its next three firings (its own timezone and UTC).",
+    "plan": "Dry run: each firing until DATE and what it would send.",
+    "trigger": "Fire schedule ID now (recorded once, like any firing).",
+    "serve": "Serve the feeds, one-click unsubscribe, web views and bounce webhooks with "
+             "uvicorn.",
+    "staff": "Staff accounts for the admin pages (``dispatch serve``, /admin/).",
+    "editions": "Editions, newest first: when, subject, audience, and what became of each "
+                "message.",
+    "bounces": "Bounces, complaints and mailto unsubscribes.",
+    "dkim": "DKIM keys: make one, and check a message's signatures offline.",
+}
+"""Each command's one-line help, so ``dispatch --help`` lists the commands
+without importing their modules (a test keeps it equal to the docstrings).
+A command missing here is imported for its help, as before."""
+
 
 class DispatchGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            text = COMMAND_HELP.get(name)
+            if text is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                rows.append((name, click.Command(name, help=text).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
@@ -75,13 +151,13 @@ class DispatchGroup(click.Group):
             if exc.problems:
                 print_problems(exc.problems)
             else:
-                err_console.print(f"error: {exc}", markup=False)
+                _make_console("err_console").print(f"error: {exc}", markup=False)
             sys.exit(exc.exit_code)
         except DispatchError as exc:
-            err_console.print(f"error: {exc}", markup=False)
+            _make_console("err_console").print(f"error: {exc}", markup=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            _make_console("err_console").print("interrupted")
             sys.exit(130)
 
 
@@ -102,6 +178,8 @@ class Site:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from dispatch.store.engine import open_store
+
             self._store = open_store(self.settings.database_url)
             if "subscribers_0002_address_identity" in self._store.applied:
                 _report_merges(self._store)
@@ -120,14 +198,15 @@ def _report_merges(store: Store) -> None:
     records = merge_records(store)
     if not records:
         return
-    err_console.print(f"upgrade: {len(records)} subscriber row(s) were other spellings of an "
-                      "address already on file and were merged into it:", markup=False)
+    say = _make_console("err_console").print
+    say(f"upgrade: {len(records)} subscriber row(s) were other spellings of an "
+        "address already on file and were merged into it:", markup=False)
     for r in records[:20]:
-        err_console.print(f"  {r.merged_email} ({r.merged_status}) -> {r.kept_email} "
-                          f"(now {r.status})", markup=False)
+        say(f"  {r.merged_email} ({r.merged_status}) -> {r.kept_email} (now {r.status})",
+            markup=False)
     if len(records) > 20:
-        err_console.print(f"  … and {len(records) - 20} more", markup=False)
-    err_console.print("  (see `dispatch subscribers merges`)", markup=False)
+        say(f"  … and {len(records) - 20} more", markup=False)
+    say("  (see `dispatch subscribers merges`)", markup=False)
 
 
 def site_command(func: F) -> F:
@@ -142,6 +221,8 @@ def site_command(func: F) -> F:
                             format="%(levelname)s %(name)s: %(message)s")
         if not root.is_dir():
             raise InputError(f"site folder {root} does not exist")
+        from dispatch.config import load_settings
+
         site = Site(load_settings(root), verbose)
         try:
             return func(*args, site=site, **kwargs)
@@ -159,4 +240,15 @@ def now() -> datetime:
 def print_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
         style = "red" if problem.is_error else "yellow"
-        err_console.print(str(problem), style=style, markup=False)
+        _make_console("err_console").print(str(problem), style=style, markup=False)
+
+
+def missing_article(loaded: LoadResult, slug: str) -> InputError:
+    """What a command given an unknown SLUG says: the file's errors if one of
+    the site's files would have had that slug (it reaches no channel until
+    they are fixed), otherwise where to look."""
+    errors = loaded.errors_for_slug(slug)
+    if errors:
+        return InputError([*errors, Problem(errors[0].path, f"{slug!r} has errors: it reaches "
+                                            "no feed, post or email until they are fixed")])
+    return InputError(f"no article with slug {slug!r} (see `dispatch articles`)")

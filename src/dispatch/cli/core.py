@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from dispatch.checks import all_problems
-from dispatch.cli.base import Site, console, now, print_problems, site_command
+from dispatch.cli.base import Site, console, err_console, now, print_problems, site_command
 from dispatch.pipeline import PassReport, default_stages, load, run_pass
 
 
@@ -19,13 +19,25 @@ from dispatch.pipeline import PassReport, default_stages, load, run_pass
 @site_command
 def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
+    from dispatch.unsubscribe import secret_key_note
+
     problems = all_problems(site.settings, now())
     print_problems(problems)
+    note = secret_key_note(site.settings)
+    if note:
+        err_console.print(f"note: {note}", markup=False)
     from dispatch.dkim.status import dkim_status
 
     console.print(dkim_status(site.settings, os.environ)[0], markup=False)
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
+    # The pass's rule (README, "An article with errors"): a post that cannot be
+    # written holds back only that post, so it is not counted here.
+    held = sorted({p.path for p in problems if p.is_error and p.path.endswith(".md")
+                   and not (p.field or "").startswith("social.")})
+    if held:
+        console.print(f"{len(held)} article(s) with errors reach no feed, post or email "
+                      f"until fixed: {', '.join(held)}", markup=False)
     console.print(f"{errors} error(s), {warnings} warning(s)")
     raise SystemExit(1 if errors else 0)
 
@@ -60,11 +72,20 @@ def articles(site: Site) -> None:
 
 
 def _print_report(report: PassReport) -> None:
+    if report.first and report.new:
+        # A fresh install's back catalogue is recorded, not news: calling it
+        # "new" and then "not announced" read like a contradiction.
+        fresh = f"{len(report.new)} already published (recorded, not announced)"
+    else:
+        fresh = (f"new {len(report.new)}"
+                 f"{' (' + ', '.join(report.new) + ')' if report.new else ''}")
     console.print(
-        f"loaded {report.loaded}, published {report.published}, new {len(report.new)}"
-        f"{' (' + ', '.join(report.new) + ')' if report.new else ''}, "
+        f"loaded {report.loaded}, published {report.published}, {fresh}, "
         f"changed {len(report.changed)}, errors {report.errors}", markup=False)
     print_problems(p for p in report.problems if p.is_error)
+    if report.held:
+        console.print(f"  held back until their errors are fixed (no feed, post or email): "
+                      f"{', '.join(report.held)}", markup=False)
     for stage in report.stages:
         console.print(f"  {stage.stage}: {stage.summary}", markup=False)
         print_problems(stage.problems)
@@ -98,6 +119,7 @@ def run(site: Site, once: bool, interval: float, poll: float) -> None:
     per database runs the schedules; a second one waits as a standby (and
     delivers) and takes over if the first one dies."""
     from dispatch.delivery.stage import BackgroundDelivery, burst_delivery
+    from dispatch.schedule.coverage import social_schedules
     from dispatch.schedule.leader import leadership_for
     from dispatch.schedule.runner import SchedulerService, serve, with_delivery_stage
     from dispatch.unsubscribe import require_secret_key
@@ -119,7 +141,8 @@ def run(site: Site, once: bool, interval: float, poll: float) -> None:
         else:
             console.print("another scheduler is active: schedule firings are left to it")
             report = run_pass(site.settings, site.store, current,
-                              with_delivery_stage(default_stages(), delivery))
+                              with_delivery_stage(default_stages(), delivery),
+                              social_schedules=lambda: social_schedules(site.settings))
         _print_report(report)
         raise SystemExit(0 if report.ok else 1)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from dispatch.cli.base import Site, console, now, print_problems, site_command
+from dispatch.cli.base import Site, console, missing_article, now, print_problems, site_command
 from dispatch.config import Settings
-from dispatch.content.loader import load_site
 from dispatch.errors import InputError
 from dispatch.models import Article
+from dispatch.pipeline import load_for_check
 from dispatch.render import (
     Edition,
     MessageFactory,
@@ -89,7 +89,7 @@ def _since(value: str | None, settings: Settings, current: datetime) -> datetime
 
 
 def _published(settings: Settings, current: datetime) -> list[Article]:
-    result = load_site(settings)
+    result = load_for_check(settings)
     print_problems(result.errors)
     return [a for a in result.articles if a.is_published(current)]
 
@@ -129,9 +129,10 @@ def preview(site: Site, slug: str | None, digest: bool, since: str | None, out: 
     if slug and digest:
         raise InputError("give either SLUG or --digest, not both")
     if slug:
-        found = {a.slug: a for a in load_site(settings).articles}
+        loaded = load_for_check(settings)
+        found = loaded.by_slug
         if slug not in found:
-            raise InputError(f"no article with slug {slug!r} (see `dispatch articles`)")
+            raise missing_article(loaded, slug)
         edition = render_article_edition(settings, found[slug], f"preview-{slug}")
         paths = write_preview(settings, edition, slug, folder, current)
     elif digest:

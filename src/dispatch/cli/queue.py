@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import email
-import hashlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -26,10 +25,18 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from dispatch.cli.base import Site, console, err_console, now, site_command
+from dispatch import digest as digest_rule
+from dispatch.cli.base import (
+    Site,
+    console,
+    err_console,
+    missing_article,
+    now,
+    print_problems,
+    site_command,
+)
 from dispatch.config import Settings
-from dispatch.errors import DeliveryError, InputError
-from dispatch.models import Article
+from dispatch.errors import DeliveryError, InputError, Problem
 from dispatch.outbox import (
     audience_size,
     cancel,
@@ -74,7 +81,8 @@ def _stop_on_sigterm() -> threading.Event:
     return stop
 
 
-def _deliver_foreground(site: Site, *, burst: bool) -> None:
+def _deliver_foreground(site: Site, *, burst: bool) -> list[str]:
+    """Deliver; for a burst, the lines saying what is left (none when done)."""
     from dispatch.delivery import deliver
     from dispatch.unsubscribe import require_secret_key
 
@@ -84,6 +92,40 @@ def _deliver_foreground(site: Site, *, burst: bool) -> None:
         report = deliver(site.store, site.settings, now(), burst=burst, stop=stop,
                          progress=update)
     console.print(report.summary(), markup=False)
+    return what_is_left(site) if burst and not report.dry_run else []
+
+
+def _exit_if_left(left: list[str]) -> None:
+    if left:
+        for line in left:
+            err_console.print(line, markup=False)
+        raise SystemExit(EX_TEMPFAIL)
+
+
+EX_TEMPFAIL = 75
+"""sysexits.h's "temporary failure, try again later": what a burst exits with
+when rows are left (server unreachable, retries pending, leases held)."""
+
+
+def what_is_left(site: Site) -> list[str]:
+    """Lines saying what a burst left in the outbox and when it moves again;
+    none when the outbox holds nothing pending for a sending edition."""
+    from dispatch.outbox.backlog import email_backlog
+
+    left = email_backlog(site.store)
+    lines: list[str] = []
+    if left.waiting:
+        when = (f"{left.next_due:%Y-%m-%d %H:%M:%S} UTC" if left.next_due is not None
+                else "the next run")
+        lines.append(f"not done: {left.waiting} message(s) still queued; the next retry is due "
+                     f"{when} (`dispatch worker` or the next `dispatch run` pass sends them)")
+    if left.leased:
+        until = (f"{left.lease_ends:%Y-%m-%d %H:%M:%S} UTC" if left.lease_ends is not None
+                 else "its lease runs out")
+        held = f" by {', '.join(left.owners)}" if left.owners else ""
+        lines.append(f"not done: {left.leased} message(s) leased{held} until {until}; "
+                     "if that worker was stopped or killed they are retried after then")
+    return lines
 
 
 @click.group(invoke_without_command=True)
@@ -212,12 +254,6 @@ queue.add_command(_control("cancel", cancel, _post_control("cancel")))
 queue.add_command(_control("retry", retry_failed, _post_control("retry_failed")))
 
 
-def _digest_articles(articles: list[Article], since: datetime, until: datetime
-                     ) -> list[Article]:
-    chosen = [a for a in articles if a.is_published(until) and a.date >= since and a.email]
-    return sorted(chosen, key=lambda a: a.date, reverse=True)
-
-
 def _sample(settings: Settings, edition: object, at: datetime) -> str:
     """One personalised message, shown by --dry-run: headers and the text part.
 
@@ -256,6 +292,7 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
          since: datetime | None, subject: str | None, edition_id: str | None, dry_run: bool,
          deliver_now: bool, test_to: tuple[str, ...]) -> None:
     """Queue SLUG (or --digest) for the --audience lists now (or --test it)."""
+    from dispatch.checks import article_errors
     from dispatch.pipeline import load
     from dispatch.render import render_article_edition, render_digest_edition
 
@@ -276,28 +313,43 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         raise InputError(f"no subscriber list named {', '.join(missing)} "
                          "(create one with `dispatch subscribers import FILE --list NAME`)")
     current = now()
-    articles = list(load(site.settings, site.store).articles)
+    loaded = load(site.settings, site.store)
+    articles = list(loaded.articles)
     tag = "+".join(lists)
     if digest:
         tz = site.settings.site.tz
         start = (datetime.combine(since.date(), time(), tz) if since
                  else current - timedelta(days=7))
-        chosen = _digest_articles(articles, start, current)
-        if not chosen:
+        # The scheduler's rule (dispatch.digest), with a window that includes
+        # its start ("on or after") and an id named by what it holds.
+        published = digest_rule.published_at(articles, current)
+        window = digest_rule.Window(start, current, includes_start=True)
+        candidates = digest_rule.choose(published, window)
+        errors = article_errors(site.settings, candidates, email_checked=len(candidates))
+        if errors:
+            # The same rule as a pass: an article with errors reaches no channel.
+            print_problems(p for found in errors.values() for p in found)
+            err_console.print("left out of the digest until their errors are fixed: "
+                              + ", ".join(sorted(errors)), markup=False)
+        chosen = digest_rule.decide(
+            published, window, digest_rule.ByHand(tuple(lists)),
+            wanted=lambda a: digest_rule.wants_email(a) and a.source not in errors)
+        if not chosen.articles:
             raise InputError(f"no published articles since {start:%Y-%m-%d} for a digest")
-        # Named by what it holds, not by the day it is sent: the same command
-        # run again tomorrow finds the same edition and sends nothing twice;
-        # a new article since makes it a new edition.
-        held = hashlib.sha1("\n".join(sorted(a.slug for a in chosen)).encode(),
-                            usedforsecurity=False).hexdigest()[:8]
-        eid = edition_id or f"digest.{start:%Y-%m-%d}.{len(chosen)}a-{held}.{tag}"
-        edition = render_digest_edition(site.settings, chosen, eid, subject=subject)
+        eid = edition_id or chosen.edition_id
+        edition = render_digest_edition(site.settings, list(chosen.articles), eid,
+                                        subject=subject)
     else:
         found = [a for a in articles if a.slug == slug]
         if not found:
-            raise InputError(f"no article with slug {slug!r} (see `dispatch articles`)")
+            raise missing_article(loaded, slug or "")
         if not found[0].is_published(current):
             raise InputError(f"{slug} is not published yet (draft or future date)")
+        own = article_errors(site.settings, found[:1]).get(found[0].source)
+        if own:
+            raise InputError([*own, Problem(found[0].source, f"{slug!r} has errors: it "
+                                               "reaches no feed, post or email until they "
+                                               "are fixed")])
         eid = edition_id or f"{slug}.{tag}"
         edition = render_article_edition(site.settings, found[0], eid, subject=subject)
     if test_to:
@@ -317,9 +369,10 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         console.print(f"edition {eid} was already queued ({queued.queued} recipient(s)); "
                       "nothing more queued", markup=False)
     if deliver_now:
-        _deliver_foreground(site, burst=True)
+        left = _deliver_foreground(site, burst=True)
         if edition_status(site.store, eid).failed:
             _print_reasons(site.store, eid)
+        _exit_if_left(left)
 
 
 def _send_test(site: Site, edition: object, addresses: list[str], at: datetime) -> None:
@@ -341,5 +394,9 @@ def _send_test(site: Site, edition: object, addresses: list[str], at: datetime) 
 @click.option("--burst", is_flag=True, help="Deliver what is due now, then exit.")
 @site_command
 def worker(site: Site, burst: bool) -> None:
-    """Deliver queued email; run as many as you like against one database."""
-    _deliver_foreground(site, burst=burst)
+    """Deliver queued email; run as many as you like against one database.
+
+    With --burst, exits 75 when messages are left (the server could not be
+    reached, retries are pending, or another worker holds leases), saying
+    how many and when they are retried."""
+    _exit_if_left(_deliver_foreground(site, burst=burst))

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from dispatch.cli.base import Site, console, now, site_command
+from dispatch.cli.base import Site, console, missing_article, now, site_command
 from dispatch.config import Settings
 from dispatch.errors import ContentError, InputError
 from dispatch.models import Article
@@ -62,6 +62,8 @@ def social(site: Site, slug: str, as_json: bool, networks: tuple[str, ...],
     result = load(settings, site.store)
     article = next((a for a in result.articles if a.slug == slug), None)
     if article is None:
+        if result.errors_for_slug(slug):
+            raise missing_article(result, slug)
         known = ", ".join(sorted(a.slug for a in result.articles)) or "none"
         raise InputError(f"no article with slug {slug!r} (known: {known})")
     chosen = networks or tuple(n.name for n in social_settings.networks)

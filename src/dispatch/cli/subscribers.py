@@ -17,7 +17,6 @@ from dispatch.subscribers import (
     InvalidAddress,
     add_subscriber,
     change_status,
-    find_subscribers,
     get_subscriber,
     import_csv,
     list_counts,
@@ -26,8 +25,14 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.csvfile import field_names, write_csv
-from dispatch.subscribers.repository import SubscriberStatus, count_subscribers, iter_subscribers
+from dispatch.subscribers.csvfile import field_names, write_rows
+from dispatch.subscribers.repository import (
+    SubscriberStatus,
+    count_subscribers,
+    is_member,
+    iter_subscribers,
+    stream_rows,
+)
 from dispatch.values.address import identity_key
 
 
@@ -80,14 +85,14 @@ def export(site: Site, list_name: str | None, status: str | None, output: Path |
     if list_name is not None and list_name not in list_names(site.store):
         raise InputError(f"no list named {list_name}")
     extra = field_names(site.store, list_name=list_name, status=status)
-    people = iter_subscribers(site.store, list_name=list_name, status=status)
+    rows = stream_rows(site.store, list_name=list_name, status=status)
     if output is None:
-        write_csv(sys.stdout, people, extra)
+        write_rows(sys.stdout, rows, extra)
         sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as out:
-        n = write_csv(out, people, extra)
+        n = write_rows(out, rows, extra)
     os.replace(tmp, output)
     console.print(f"wrote {n} subscriber(s) to {output}", markup=False)
 
@@ -149,19 +154,21 @@ def reactivate(site: Site, emails: tuple[str, ...], list_name: str | None,
     # provider this is spam, and mailing them again hurts every reader's mail.
     allowed: tuple[SubscriberStatus, ...] = (
         ("bounced", "unsubscribed") if include_unsubscribed else ("bounced",))
-    members = ({identity_key(p.email): p
-                for p in find_subscribers(site.store, list_name=list_name)}
-               if list_name is not None else None)
     chosen: dict[int, str] = {}
     addresses: dict[int, str] = {}
     refused: list[str] = []
-    if not emails and members is not None:
-        chosen = {p.id: p.status for p in members.values() if p.status in allowed}
-        addresses = {p.id: p.email for p in members.values()}
+    if not emails and list_name is not None:
+        # Only the members that could change are read, never the whole list.
+        for status in allowed:
+            for p in iter_subscribers(site.store, list_name=list_name, status=status):
+                chosen[p.id] = p.status
+                addresses[p.id] = p.email
     for raw in emails:
         address = _address(raw)
-        person = (members.get(identity_key(address)) if members is not None
-                  else get_subscriber(site.store, address))
+        person = get_subscriber(site.store, address)
+        if person is not None and list_name is not None and not is_member(
+                site.store, person.id, list_name):
+            person = None
         if person is None:
             refused.append(f"{address}: " + (f"not on list {list_name}" if list_name
                                               else "no such subscriber"))
@@ -211,16 +218,26 @@ def list_(site: Site, list_name: str | None, status: str | None, limit: int,
         raise InputError(f"no list named {list_name}")
     start = identity_key(after) if after else ""
     total = count_subscribers(site.store, list_name=list_name, status=status)
-    table = Table("email", "name", "status", "since reason")
-    shown = 0
-    last = ""
+    people = []
     for p in iter_subscribers(site.store, list_name=list_name, status=status, after=start,
                               page=min(limit, 2000)):
-        table.add_row(p.email, p.name, p.status, p.status_reason or "")
-        shown += 1
-        last = p.email
-        if shown >= limit:
+        people.append(p)
+        if len(people) >= limit:
             break
+    shown = len(people)
+    last = people[-1].email if people else ""
+    tz = site.settings.site.tz
+    table = Table()
+    # The address is what `subscribers remove` needs typed in: never cut it.
+    table.add_column("email", no_wrap=True, min_width=max([5] + [len(p.email) for p in people]))
+    table.add_column("name")
+    table.add_column("status", no_wrap=True, min_width=12)
+    table.add_column("since", no_wrap=True, min_width=10)
+    table.add_column("reason")
+    for p in people:
+        since = p.status_since.astimezone(tz).strftime("%Y-%m-%d") if p.status_since else ""
+        # An active reader has no reason to show: "—" says so rather than a blank.
+        table.add_row(p.email, p.name, p.status, since, p.status_reason or "—")
     console.print(table)
     console.print(f"{total} subscriber(s)" + (
         "" if shown == total else f"; {shown} shown"), markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from dispatch.cli.base import Site, console, site_command
+from dispatch.cli.base import Site, console, err_console, site_command
 
 
 @click.command()
@@ -18,10 +18,13 @@ def serve(site: Site, host: str, port: int) -> None:
     On PostgreSQL it refuses to start without DISPATCH_SECRET_KEY."""
     import uvicorn
 
-    from dispatch.unsubscribe import require_secret_key
+    from dispatch.unsubscribe import require_secret_key, secret_key_note
     from dispatch.web.app import create_app
 
     require_secret_key(site.store)  # on PostgreSQL: a shared key, never a per-machine one
+    note = secret_key_note(site.settings)
+    if note:
+        err_console.print(f"note: {note}", markup=False)
     app = create_app(site.settings, site.store)
     console.print(f"serving {site.settings.root} on http://{host}:{port}/  (Ctrl-C to stop)",
                   markup=False)

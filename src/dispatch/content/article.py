@@ -11,11 +11,12 @@ from dispatch.content import markdown as md
 from dispatch.content.meta import FrontmatterError, split, validate
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article, Takeaway
+from dispatch.values import controls
 
 WORDS_PER_MINUTE = 230
 EXCERPT_CHARS = 280
 # XML 1.0 forbids these; they also have no business in an email.
-ILLEGAL_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ILLEGAL_CONTROL = controls.BODY
 
 
 def slug_from_path(source: str) -> str:
@@ -56,6 +57,12 @@ def build_article(
     slug = meta.slug or slug_from_path(source)
     url = f"{site_url}/{slug}/"
     parsed = md.parse(body)
+    deep = md.nesting_issue(parsed.tokens)
+    if deep is not None:
+        # Rendering what was read would silently drop the rest of the article.
+        problems.append(Problem(source, deep.message, parts.body_line + deep.line - 1, "body",
+                                deep.expected))
+        return None, problems
     for issue in md.body_issues(parsed.tokens):
         problems.append(Problem(source, issue.message, parts.body_line + issue.line - 1, "body",
                                 issue.expected, Severity.WARNING))
@@ -82,6 +89,11 @@ def build_article(
         body_html = md.render(main, parsed.env)
     if meta.takeaway:
         override = md.parse(meta.takeaway)
+        deep = md.nesting_issue(override.tokens)
+        if deep is not None:
+            problems.append(Problem(source, deep.message, parts.key_lines.get("takeaway"),
+                                    "takeaway", deep.expected))
+            return None, problems
         # Checked like the body: a script in the frontmatter is as unwelcome.
         for issue in md.body_issues(override.tokens):
             problems.append(Problem(source, issue.message, parts.key_lines.get("takeaway"),

@@ -35,12 +35,19 @@ class ArticleCache(Protocol):
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None: ...
 
 
+RULES_VERSION = "2"
+"""Raised whenever loading starts refusing or warning about something it used
+to accept (version 2: dates near the calendar's ends, nesting too deep to
+render, bidirectional controls in text fields): an article cached under the
+old rules is checked again instead of skipping the new ones."""
+
 CACHE_FORMAT = "|".join([
-    "marshal", str(marshal.version), f"py{sys.version_info[0]}.{sys.version_info[1]}",
+    f"rules{RULES_VERSION}", "marshal", str(marshal.version),
+    f"py{sys.version_info[0]}.{sys.version_info[1]}",
     ",".join(f.name for f in fields(Article)),
 ])
-"""Part of every cache key: a new Python (marshal's format) or a changed
-Article layout makes old entries miss instead of loading wrongly."""
+"""Part of every cache key: new loading rules, a new Python (marshal's format)
+or a changed Article layout makes old entries miss instead of loading wrongly."""
 
 
 def article_to_bytes(article: Article) -> bytes:

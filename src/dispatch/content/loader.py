@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 
 from dispatch.config import Settings
-from dispatch.content.article import build_article
 from dispatch.content.cache import CACHE_FORMAT, ArticleCache, CacheEntry
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article
@@ -39,6 +38,14 @@ class LoadResult:
     @property
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if not p.is_error)
+
+    def errors_for_slug(self, slug: str) -> tuple[Problem, ...]:
+        """The errors of files that would have had ``slug``, to say why a
+        command given that slug cannot find it (the file has errors)."""
+        from dispatch.content.article import slug_from_path
+
+        return tuple(p for p in self.errors
+                     if slug_from_path(p.path) == slug or f"duplicate slug {slug!r}" in p.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +141,17 @@ def load_one(file: _File, data: bytes, digest: str,
         line = data.count(b"\n", 0, at) + 1
         return None, [Problem(file.source, f"not UTF-8: byte 0x{data[at]:02x} at byte "
                               f"offset {at}", line, None, "a UTF-8 text file")]
+    # Imported on the first file that misses the cache: a warm pass (and
+    # `dispatch articles`) never loads markdown-it, nh3 or YAML at all.
+    from dispatch.content.article import build_article
+
     return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
 
 
-def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResult:
+def load_site(settings: Settings, cache: ArticleCache | None = None,
+              holders: Mapping[str, str] | None = None) -> LoadResult:
+    """Every article of the site; ``holders`` maps each slug already recorded
+    as published to the file that holds it (it keeps that slug)."""
     files, problems = discover(settings)
     cached = cache.load_entries() if cache is not None else {}
     fingerprint = f"{settings.fingerprint}|{CACHE_FORMAT}"
@@ -173,7 +187,7 @@ def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResu
             fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
                                     article, tuple(p for p in found if not p.is_error)))
 
-    articles = _reject_duplicate_slugs(loaded, problems)
+    articles = _reject_duplicate_slugs(loaded, problems, holders or {})
     if cache is not None:
         present = {f.source for f in files}
         cache.save_entries(fresh, [source for source in cached if source not in present])
@@ -183,9 +197,15 @@ def load_site(settings: Settings, cache: ArticleCache | None = None) -> LoadResu
                       {a.slug: a for a in articles})
 
 
-def _reject_duplicate_slugs(articles: list[Article], problems: list[Problem]) -> list[Article]:
-    """Two files claiming one slug is ambiguous: which one would readers get?
-    Neither is sent until a person decides."""
+def _reject_duplicate_slugs(articles: list[Article], problems: list[Problem],
+                            holders: Mapping[str, str]) -> list[Article]:
+    """Two files claiming one slug: the one that held it first keeps it.
+
+    That is the file recorded as publishing the slug, if it is one of them;
+    otherwise the one with the earliest date (then the first path in sorted
+    order). The others are refused, naming the holder, so an article
+    readers already have never leaves the feeds because of a newcomer.
+    """
     groups: dict[str, list[Article]] = defaultdict(list)
     for article in articles:
         groups[article.slug].append(article)
@@ -194,9 +214,15 @@ def _reject_duplicate_slugs(articles: list[Article], problems: list[Problem]) ->
         if len(group) == 1:
             kept.append(group[0])
             continue
-        sources = sorted(a.source for a in group)
-        for source in sources:
-            others = ", ".join(s for s in sources if s != source)
-            problems.append(Problem(source, f"duplicate slug {slug!r}, also used by {others}",
-                                    None, "slug", "a slug unique across content/"))
+        recorded = [a for a in group if a.source == holders.get(slug)]
+        keeper = recorded[0] if recorded else min(group, key=lambda a: (a.date, a.source))
+        kept.append(keeper)
+        why = "published it first" if recorded else "has the earlier date"
+        for article in sorted(group, key=lambda a: a.source):
+            if article is keeper:
+                continue
+            problems.append(Problem(
+                article.source, f"duplicate slug {slug!r}: {keeper.source} {why} and keeps it; "
+                "this file is refused", None, "slug",
+                "a slug unique across content/ (set slug: or rename the file)"))
     return kept

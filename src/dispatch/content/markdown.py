@@ -46,10 +46,26 @@ _ALLOWED_ATTRIBUTES = {
 }
 
 
+MAX_DEPTH = 40
+"""Lists and block quotes may nest this deep; deeper is an error naming the
+line. markdown-it's own limit (``maxNesting``) counts tokens, not levels, and
+at CommonMark's default of 20 a list ten levels deep silently ended the
+article there: everything after it, the key takeaway included, was gone."""
+
+_TOKEN_NESTING = 4 * MAX_DEPTH + 40
+"""markdown-it's limit, set well above what MAX_DEPTH levels need (a list
+level opens two tokens, a paragraph a third; tables and footnotes add a
+few), so the parser never stops silently before our check speaks."""
+
+_CONTAINERS = {"bullet_list_open", "ordered_list_open", "blockquote_open"}
+
+
 def _make_parser() -> MarkdownIt:
     # CommonMark keeps raw HTML; nh3 removes what must not survive, and
     # body_problems() reports it so the writer knows.
-    return MarkdownIt("commonmark").enable("table").use(footnote_plugin)
+    parser = MarkdownIt("commonmark").enable("table").use(footnote_plugin)
+    parser.options["maxNesting"] = _TOKEN_NESTING
+    return parser
 
 
 _PARSER = _make_parser()
@@ -239,6 +255,24 @@ def body_issues(tokens: Sequence[Token]) -> list[BodyIssue]:
 
     walk(tokens, 1)
     return issues
+
+
+def nesting_issue(tokens: Sequence[Token]) -> BodyIssue | None:
+    """The first place lists or quotes nest deeper than MAX_DEPTH (or deep
+    enough that markdown-it may have stopped reading), as an issue; None if
+    the whole body was read."""
+    depth = 0
+    for tok in tokens:
+        if tok.type in _CONTAINERS:
+            depth += 1
+        elif tok.type in ("bullet_list_close", "ordered_list_close", "blockquote_close"):
+            depth -= 1
+        if depth > MAX_DEPTH or tok.level >= _TOKEN_NESTING - 1:
+            line = tok.map[0] + 1 if tok.map else 1
+            return BodyIssue(line, f"lists or quotes nest more than {MAX_DEPTH} levels deep "
+                             "here; the article cannot be rendered whole",
+                             f"at most {MAX_DEPTH} levels of nested lists and quotes")
+    return None
 
 
 def first_paragraph_text(tokens: Sequence[Token]) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,14 +19,19 @@ import yaml
 
 from dispatch.errors import Problem, Severity
 from dispatch.sourcelines import SourceLines
+from dispatch.values import controls, urls
 
 KNOWN_KEYS = (
     "title", "date", "updated", "summary", "category", "tags", "author", "status", "slug",
     "image", "image_alt", "canonical_url", "takeaway", "social", "email",
 )
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# C0 and C1 controls (U+0085 NEL is a line break too) and Unicode line separators.
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Bidirectional embeddings, overrides and isolates: invisible, they reorder
+# what follows them, so a Subject or a feed title can read differently from
+# what was typed ("Trojan Source"). The class is values/controls.BIDI.
+BIDI_RE = controls.BIDI
+BIDI_FIELDS = ("title", "summary", "category", "author", "image_alt", "takeaway")
+"""Frontmatter fields that reach email headers, feeds or posts as text."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -119,7 +124,25 @@ class Meta:
     email: bool
 
 
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
+"""Article dates must lie in this range (UTC). A UTC offset is under a day, so
+any date in it can be shown in any timezone; a date within a day of the
+calendar's ends could not be (Python's datetime stops at years 1 and 9999),
+and would fail in every feed, email and store write that converts it."""
+DATE_RANGE = "a date between 0001-01-02 and 9999-12-30"
+
+
+class DateOutOfRange(ValueError):
+    """A date that parses but cannot be converted to UTC or another zone."""
+
+
 def parse_datetime(value: Any, tz: ZoneInfo) -> datetime | None:
+    """The frontmatter value as an aware datetime; None when it is not a date.
+
+    Raises :class:`DateOutOfRange` for a real date too close to the ends of
+    the calendar to be converted between timezones.
+    """
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
@@ -133,7 +156,38 @@ def parse_datetime(value: Any, tz: ZoneInfo) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
+    try:
+        in_utc = parsed.astimezone(UTC)
+        parsed.astimezone(tz)
+    except (OverflowError, ValueError):
+        raise DateOutOfRange(value) from None
+    if not EARLIEST <= in_utc <= LATEST:
+        raise DateOutOfRange(value)
     return parsed
+
+
+def _bidi_warnings(data: Mapping[str, Any], path: str,
+                   line: Callable[[str], int]) -> list[Problem]:
+    """A warning for each text field holding a bidirectional control."""
+    found: list[Problem] = []
+    values: list[tuple[str, Any]] = [(key, data.get(key)) for key in BIDI_FIELDS]
+    tags = data.get("tags")
+    values += [("tags", t) for t in (tags if isinstance(tags, list) else [tags])]
+    social = data.get("social")
+    if isinstance(social, Mapping):
+        values += [("social", v) for v in social.values()]
+    for key, value in values:
+        if isinstance(value, str) and (match := BIDI_RE.search(value)):
+            found.append(Problem(
+                path, f"invisible bidirectional control U+{ord(match.group()):04X} would reach "
+                "email subjects and feeds and can make the text read in another order",
+                line(key), key, "plain text (remove the character)", Severity.WARNING))
+    return found
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[Problem]]:
@@ -160,6 +214,17 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
             return None
         return value.strip() or None
 
+    def date_field(key: str, raw: Any, expected: str) -> datetime | None:
+        try:
+            parsed = parse_datetime(raw, tz)
+        except DateOutOfRange:
+            error(key, f"{_shown(raw)} is too close to the ends of the calendar to be "
+                  "shown in UTC and the site's timezone", DATE_RANGE)
+            return None
+        if parsed is None:
+            error(key, f"{_shown(raw)} is not a date", expected)
+        return parsed
+
     for key, at in split_.repeated:
         # PyYAML silently keeps the last value; a writer who pasted a second
         # `title:` should know which one is used.
@@ -177,7 +242,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
         error("title", "missing", "a title: line")
     elif not isinstance(title, str):
         error("title", f"{title!r} is not text", "a string")
-    elif CONTROL_RE.search(title):
+    elif not controls.is_one_line(title):
         error("title", "contains a line break or control character, which would break "
               "email headers", "a title on one line")
 
@@ -186,15 +251,11 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
     if raw_date is None:
         error("date", "missing", "an ISO 8601 date such as 2026-03-01 or 2026-03-01T09:00+01:00")
     else:
-        published = parse_datetime(raw_date, tz)
-        if published is None:
-            error("date", f"{raw_date!r} is not a date",
-                  "ISO 8601, such as 2026-03-01 or 2026-03-01T09:00+01:00")
+        published = date_field("date", raw_date,
+                               "ISO 8601, such as 2026-03-01 or 2026-03-01T09:00+01:00")
     updated: datetime | None = None
     if data.get("updated") is not None:
-        updated = parse_datetime(data["updated"], tz)
-        if updated is None:
-            error("updated", f"{data['updated']!r} is not a date", "ISO 8601")
+        updated = date_field("updated", data["updated"], "ISO 8601")
 
     raw_tags = data.get("tags")
     tags: tuple[str, ...] = ()
@@ -220,7 +281,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
         slug = None
 
     canonical = optional_str("canonical_url")
-    if canonical is not None and not re.match(r"^https?://\S+$", canonical):
+    if canonical is not None and not urls.is_absolute(canonical):
         error("canonical_url", f"{canonical!r} is not an absolute URL", "https://…")
         canonical = None
 
@@ -242,6 +303,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
 
     fields = {key: optional_str(key) for key in
               ("summary", "category", "author", "image", "image_alt", "takeaway")}
+    problems.extend(_bidi_warnings(data, path, line))
 
     if any(p.is_error for p in problems) or published is None or not isinstance(title, str):
         return None, problems

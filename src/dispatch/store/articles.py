@@ -77,6 +77,9 @@ class Publication:
 
     new: tuple[Article, ...]
     changed: tuple[Article, ...]
+    first: bool = False
+    """Nothing was recorded before this pass: a fresh install's back catalogue
+    is recorded as already published, not announced as news."""
 
 
 def record_publications(store: Store, articles: Sequence[Article], now: datetime) -> Publication:
@@ -120,7 +123,7 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
         for article in changed:
             conn.execute(update(t).where(t.c.slug == article.slug).values(
                 content_hash=article.content_hash, source=article.source, changed_at=now))
-    return Publication(tuple(new), tuple(changed))
+    return Publication(tuple(new), tuple(changed), first=not known)
 
 
 def first_seen(store: Store) -> dict[str, datetime]:
@@ -136,3 +139,21 @@ def changed_since(store: Store, since: datetime) -> set[str]:
     t = published_articles
     with store.read() as conn:
         return set(conn.execute(select(t.c.slug).where(t.c.changed_at >= since)).scalars())
+
+
+def slug_holders(store: Store) -> dict[str, str]:
+    """Each recorded slug and the file that published it: it keeps the slug
+    when another file claims it too."""
+    t = published_articles
+    with store.read() as conn:
+        return {row.slug: row.source for row in conn.execute(select(t.c.slug, t.c.source))}
+
+
+def recorded_hashes(store: Store) -> dict[str, str]:
+    """Each recorded slug and the content hash it was last published with
+    (``WITHDRAWN`` once it left): an article whose hash differs is new or
+    changed, and is checked before it reaches any channel."""
+    t = published_articles
+    with store.read() as conn:
+        return {row.slug: row.content_hash
+                for row in conn.execute(select(t.c.slug, t.c.content_hash))}

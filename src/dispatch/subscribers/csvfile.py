@@ -32,9 +32,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     Column,
     Connection,
+    Index,
     Integer,
     MetaData,
     String,
@@ -55,9 +57,9 @@ from sqlalchemy import (
 )
 
 from dispatch.errors import InputError, Problem, Severity
-from dispatch.signup.consent import record_members_without
 from dispatch.store.engine import Store
 from dispatch.store.schema import UTCDateTime, list_members, subscribers
+from dispatch.subscribers.consent import record_members_without
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
@@ -228,7 +230,9 @@ def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[Stag
         line, start = start, reader.line_num + 1
         # This loop runs a million times for a big list: plain index work,
         # no dict per row.
-        cells = [unescape_cell(c) if c[:1] == "'" else c for c in raw]
+        # Only a row with a cell starting with a quote needs unescaping.
+        cells = ([unescape_cell(c) for c in raw] if "\x00'" in "\x00" + "\x00".join(raw)
+                 else raw)
         if layout is None:
             if not any(c.strip() for c in cells):
                 continue
@@ -417,10 +421,12 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
                case((s.c.status == "active", null()), else_=literal("imported", String()))
                ).where(~known).order_by(s.c.key)))
     # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
+    # In id order, so the membership key grows at its end instead of being
+    # written all over (a million random inserts thrash the page cache).
     conn.execute(store.insert_ignore(list_members).from_select(
         ["list_name", "subscriber_id", "added_at"],
         select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
-        .select_from(joined).where(true())))
+        .select_from(joined).where(true()).order_by(t.c.id)))
     return rows, created, updated, kept
 
 
@@ -448,7 +454,7 @@ def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now:
 
 def _without_erased(rows: Iterable[StagedRow], erased: Callable[[str], bool], path: str,
                     refused: list[Problem]) -> Iterator[StagedRow]:
-    from dispatch.signup.forget import ERASED_MESSAGE
+    from dispatch.subscribers.erasure import ERASED_MESSAGE
 
     for row in rows:
         if erased(row.key):
@@ -509,6 +515,9 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list
         header_trouble = any(p.field == "header" for p in problems.kept)
         if header_trouble:
             raise InputError(problems.all())
+        # One sort, after loading: the duplicate search, the joins and the
+        # key-ordered insert below all walk this index.
+        Index("ix_subscriber_import_key", staging.c.key).create(conn)
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
         rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
@@ -553,24 +562,35 @@ def file_sha256(path: Path) -> str:
 def field_names(store: Store, *, list_name: str | None = None,
                 status: str | None = None) -> list[str]:
     """Every custom field name used by the selection, sorted (one streaming pass)."""
-    from dispatch.subscribers.repository import iter_fields
+    from dispatch.subscribers.repository import distinct_fields
 
     names: set[str] = set()
-    for fields in iter_fields(store, list_name=list_name, status=status):
+    for fields in distinct_fields(store, list_name=list_name, status=status):
         names.update(json.loads(fields))
     return sorted(names)
 
 
 def write_csv(out: IO[str], people: Iterable[Subscriber], extra: Sequence[str]) -> int:
     """Write email, name, status, then ``extra`` fields; returns rows written."""
+    return write_rows(out, ((p.email, p.name, p.status, json.dumps(dict(p.fields)))
+                            for p in people), extra)
+
+
+def write_rows(out: IO[str], rows: Iterable[tuple[str, str, str, str]],
+               extra: Sequence[str]) -> int:
+    """Write email, name, status, then ``extra`` fields from (email, name,
+    status, fields JSON) rows, as the repository's ``stream_rows`` yields them;
+    returns rows written. Formula-like cells get their quote (escape_cell)."""
     # RFC 4180 line ends: with CRLF as the terminator the writer quotes any
     # cell holding a lone CR or LF, so no text can split a row.
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["email", "name", "status", *extra])
     n = 0
-    for s in people:
-        writer.writerow([escape_cell(cell) for cell in
-                         (s.email, s.name, s.status, *(s.fields.get(k, "") for k in extra))])
+    starts = FORMULA_STARTS
+    for email, name, status, fields_json in rows:
+        fields = orjson.loads(fields_json) if fields_json != "{}" else {}
+        cells = [email, name, status, *(fields.get(k, "") for k in extra)]
+        writer.writerow(["'" + c if c.startswith(starts) else c for c in cells])
         n += 1
     return n
 

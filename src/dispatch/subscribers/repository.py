@@ -34,13 +34,16 @@ class Subscriber:
     status: SubscriberStatus
     fields: Mapping[str, str] = field(default_factory=dict)
     status_reason: str | None = None
+    status_since: datetime | None = None
+    """When the status last changed (subscribed, unsubscribed, bounced …)."""
 
 
 def _row_to_subscriber(row: object) -> Subscriber:
     r = cast("Mapping[str, object]", row._mapping)  # type: ignore[attr-defined]
     return Subscriber(int(cast(int, r["id"])), str(r["email"]), str(r["name"]),
                       cast(SubscriberStatus, r["status"]), json.loads(str(r["fields"])),
-                      cast("str | None", r["status_reason"]))
+                      cast("str | None", r["status_reason"]),
+                      cast("datetime | None", r.get("status_changed_at")))
 
 
 def ensure_list(conn: Connection, store: Store, name: str, now: datetime) -> None:
@@ -83,8 +86,12 @@ def _selection(list_name: str | None, status: str | None) -> list[object]:
     t = subscribers
     conds: list[object] = []
     if list_name is not None:
-        conds.append(t.c.id.in_(select(list_members.c.subscriber_id)
-                                .where(list_members.c.list_name == list_name)))
+        # A correlated EXISTS, probed through the membership key for each row
+        # the email_key index yields: an IN (SELECT …) would be rebuilt for
+        # every page, which is quadratic over a million members.
+        lm = list_members
+        conds.append(select(lm.c.subscriber_id).where(
+            lm.c.list_name == list_name, lm.c.subscriber_id == t.c.id).exists())
     if status is not None:
         conds.append(t.c.status == status)
     return conds
@@ -111,6 +118,34 @@ def iter_subscribers(store: Store, *, list_name: str | None = None, status: str 
             return
 
 
+def stream_rows(store: Store, *, list_name: str | None = None, status: str | None = None
+                ) -> Iterator[tuple[str, str, str, str]]:
+    """(email, name, status, fields JSON) of every selected subscriber in
+    identity-key order, from one streaming read (rows are fetched as they are
+    consumed: an export of a million holds a few thousand at a time)."""
+    t = subscribers
+    q = (select(t.c.email, t.c.name, t.c.status, t.c.fields)
+         .where(*_selection(list_name, status))  # type: ignore[arg-type]
+         .order_by(t.c.email_key))
+    with store.read() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=5000).execute(q)
+        for row in result:
+            yield row[0], row[1], row[2], row[3]
+
+
+def distinct_fields(store: Store, *, list_name: str | None = None,
+                    status: str | None = None) -> Iterator[str]:
+    """Each distinct custom-fields JSON of the selection (the database
+    de-duplicates, so a million people with fifty kinds of fields give fifty)."""
+    t = subscribers
+    q = (select(t.c.fields).distinct()
+         .where(t.c.fields != "{}", *_selection(list_name, status)))  # type: ignore[arg-type]
+    with store.read() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=5000).execute(q)
+        for row in result:
+            yield str(row[0])
+
+
 def iter_fields(store: Store, *, list_name: str | None = None, status: str | None = None,
                 page: int = 5000) -> Iterator[str]:
     """The custom-fields JSON of every selected subscriber that has some, paged."""
@@ -134,10 +169,25 @@ def _read(store: Store, q: object) -> list[Any]:
         return list(conn.execute(q))  # type: ignore[call-overload]
 
 
+def is_member(store: Store, subscriber_id: int, list_name: str) -> bool:
+    lm = list_members
+    with store.read() as conn:
+        return conn.execute(select(lm.c.subscriber_id).where(
+            lm.c.list_name == list_name, lm.c.subscriber_id == subscriber_id)).first() is not None
+
+
 def count_subscribers(store: Store, *, list_name: str | None = None,
                       status: str | None = None) -> int:
-    q = select(func.count()).select_from(subscribers).where(
-        *_selection(list_name, status))  # type: ignore[arg-type]
+    lm = list_members
+    if list_name is not None:
+        q = (select(func.count()).select_from(lm.join(subscribers,
+                                                      subscribers.c.id == lm.c.subscriber_id))
+             .where(lm.c.list_name == list_name))
+        if status is not None:
+            q = q.where(subscribers.c.status == status)
+    else:
+        q = select(func.count()).select_from(subscribers).where(
+            *_selection(None, status))  # type: ignore[arg-type]
     with store.read() as conn:
         return int(conn.execute(q).scalar_one())
 
@@ -176,7 +226,7 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
         row = conn.execute(select(t).where(t.c.email_key == key)).one()
         conn.execute(store.insert_ignore(list_members),
                      [{"list_name": list_name, "subscriber_id": row.id, "added_at": now}])
-        from dispatch.signup.consent import record_members_without
+        from dispatch.subscribers.consent import record_members_without
 
         record_members_without(conn, list_name, "cli", None, now)
     return _row_to_subscriber(row), created

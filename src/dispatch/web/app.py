@@ -17,6 +17,7 @@ from dispatch.config import Settings
 from dispatch.store.engine import Store
 
 ROUTE_MODULES: tuple[str, ...] = (
+    "dispatch.web.index",
     "dispatch.web.feeds",
     "dispatch.web.unsubscribe",
     "dispatch.web.webview",

@@ -1,0 +1,66 @@
+"""Start-up: `dispatch --help` imports only what it needs (click and the error
+tree), checked through sys.modules in a fresh interpreter rather than timed;
+bench/startup.py measures the import time of each command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from dispatch.cli.base import COMMAND_HELP, LAZY_COMMANDS, main
+
+HEAVY = ("pydantic", "sqlalchemy", "rich", "markdown_it", "jinja2", "twitter_text",
+         "premailer", "feedgen", "httpx", "yaml", "starlette", "uvicorn", "lxml", "nh3",
+         "frontmatter", "apscheduler", "dispatch.config", "dispatch.store", "dispatch.content",
+         "dispatch.render", "dispatch.social", "dispatch.feeds", "dispatch.delivery")
+
+PROBE = """
+import contextlib, io, json, sys
+sys.argv = ["dispatch", *json.loads(sys.argv[1])]
+from dispatch.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main()
+    except SystemExit:
+        pass
+print(json.dumps({"modules": sorted(sys.modules), "out": out.getvalue()}))
+"""
+
+
+def modules_after(*args: str) -> tuple[set[str], str]:
+    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args))],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.splitlines()[-1])
+    return set(data["modules"]), data["out"]
+
+
+def test_help_imports_nothing_heavy() -> None:
+    modules, out = modules_after("--help")
+    assert "Commands:" in out and "articles" in out
+    loaded = sorted(m for m in modules for heavy in HEAVY
+                    if m == heavy or m.startswith(heavy + "."))
+    assert loaded == [], loaded
+    # None of the commands' own modules either: their help comes from a table.
+    assert not any(m.startswith("dispatch.cli.") and m != "dispatch.cli.base"
+                   for m in modules), sorted(m for m in modules if m.startswith("dispatch.cli"))
+
+
+def test_every_command_is_listed_with_its_own_help() -> None:
+    assert set(COMMAND_HELP) == set(LAZY_COMMANDS)
+    ctx = click.Context(main)
+    for name in LAZY_COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None
+        assert COMMAND_HELP[name] == command.get_short_help_str(10_000), name
+
+
+def test_a_subcommand_help_still_works() -> None:
+    _modules, out = modules_after("check", "--help")
+    assert "--root" in out and "Validate articles" in out
