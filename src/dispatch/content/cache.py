@@ -108,6 +108,8 @@ def article_from_bytes(data: bytes, bodies: BodySource, sha256: str) -> StoredAr
             values[name] = datetime.fromisoformat(values[name])
     if values["takeaway"] is not None:
         values["takeaway"] = Takeaway(*values["takeaway"])
+    if values["content_hash"] == sha256:
+        values["content_hash"] = sha256  # the file's digest: one string, not two
     # Few distinct values across thousands of articles: one copy of each.
     for name in _SHARED_FIELDS:
         if values[name] is not None:
