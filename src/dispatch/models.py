@@ -100,11 +100,13 @@ class StoredArticle(Article):
     every body stayed in memory, yet a pass renders only a feed's newest
     entries, an edition's few articles or a check's subject. Everything else
     is here as usual; ``body_markdown``, ``body_html``, ``sources_html`` and
-    ``excerpt`` are fetched from the :class:`BodySource` on each read (it keeps a few
-    recent ones), so holding every article of a big site stays cheap.
+    ``excerpt`` are fetched from the :class:`BodySource` on each read (it
+    keeps a few recent ones), so holding every article of a big site stays
+    cheap.
 
     It compares equal to the plain :class:`Article` with the same fields, and
-    pickles or copies as that plain article.
+    pickles or copies as that plain article; ``dataclasses.replace`` wants
+    :meth:`plain` first.
     """
 
     __slots__ = ("_bodies", "_body_length", "_sha256")
