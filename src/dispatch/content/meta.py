@@ -34,20 +34,46 @@ BIDI_FIELDS = ("title", "summary", "category", "author", "image_alt", "takeaway"
 """Frontmatter fields that reach email headers, feeds or posts as text."""
 
 
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's parser when PyYAML was built with it: the pure-Python one was a
-third of the time a cold load spends per article. Same nodes, same marks."""
-
-
-class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
+class _Loader(yaml.SafeLoader):
     """SafeLoader that leaves timestamps as text, so dates are parsed by us
     (with the site's timezone for naive ones) and errors can say why."""
 
 
-_Loader.yaml_implicit_resolvers = {
+_NO_TIMESTAMPS = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
+_Loader.yaml_implicit_resolvers = _NO_TIMESTAMPS
+
+_FastLoader: type[Any] | None = None
+"""The same on libyaml's parser, when PyYAML was built with it: the pure
+Python parser was a third of a cold load's time per article. libyaml refuses
+some valid YAML (a ``\\U0001xxxx`` escape), so any error it raises is
+checked again by the pure parser, whose answer (and wording) stands."""
+if hasattr(yaml, "CSafeLoader"):
+    class _CLoader(yaml.CSafeLoader):
+        pass
+
+    _CLoader.yaml_implicit_resolvers = _NO_TIMESTAMPS
+    _FastLoader = _CLoader
+
+
+def _compose(fm_text: str) -> tuple[Any, Any]:
+    """(root node, data) of the frontmatter; ``yaml.YAMLError`` if invalid."""
+    for kind in (_FastLoader, _Loader):
+        if kind is None:
+            continue
+        loader = kind(fm_text)
+        try:
+            node = loader.get_single_node()
+            return node, (loader.construct_document(node) if node is not None else {})
+        except yaml.YAMLError:
+            if kind is _Loader:
+                raise
+        finally:
+            loader.dispose()
+    raise AssertionError("unreachable: the pure parser answers or raises")
+
 
 _HANDLER = frontmatter.default_handlers.YAMLHandler()
 
@@ -82,18 +108,14 @@ def split(text: str, path: str) -> Split:
     body_line = text.count("\n", 0, body_start) + 1
     # fm_text starts with the newline that ends the opening '---' line, so a
     # YAML line index is also the file's 1-based line number minus one.
-    loader = _Loader(fm_text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
+        node, data = _compose(fm_text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         reason = getattr(exc, "problem", None) or str(exc)
         raise FrontmatterError(Problem(path, f"YAML syntax error: {reason}", line, None,
                                        "valid YAML 'key: value' lines")) from None
-    finally:
-        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
