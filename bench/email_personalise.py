@@ -7,7 +7,7 @@ Prints, from the same run:
 * the fast path: MessageFactory.build() per recipient (edition rendered and
   inlined once, MIME pre-serialised, placeholders filled in as bytes);
 * an intermediate path: inline once, but str.replace + a stdlib EmailMessage
-  per recipient (what FIELD-NOTES §1.7 measured as "inline-once + substitution");
+  per recipient ("inline once + substitution", the obvious optimisation);
 * the naive path on a sample: Jinja2 render + premailer + EmailMessage per
   recipient (build_naive_message).
 

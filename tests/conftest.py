@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.pg_schema import scratch_schema
-from tests.sitekit import SITE_TOML
+from tests.sitekit import write_site
 
 from dispatch.store import open_store
 from dispatch.store.engine import Store
@@ -22,10 +22,17 @@ POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
 @pytest.fixture
 def site_root(tmp_path: Path) -> Path:
     """An empty site: dispatch.toml and an empty content folder."""
-    root = tmp_path / "site"
-    (root / "content").mkdir(parents=True)
-    (root / "dispatch.toml").write_text(SITE_TOML, encoding="utf-8")
-    return root
+    return write_site(tmp_path / "site")
+
+
+@pytest.fixture
+def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The empty site, its state in the parametrized database (SQLite or
+    PostgreSQL) through DISPATCH_DATABASE_URL, as the CLI would find it (and
+    no SMTP server from the environment)."""
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
+    return site_root
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.sitekit import SITE_TOML
+from tests.sitekit import SITE_TOML, write_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
@@ -18,10 +18,11 @@ ARTIFACTS = REPO / "test-artifacts" / "email"
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 SEND_DATE = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
 
-TOML = SITE_TOML + """
+EMAIL_TOML = """
 [email]
 disclaimer = "General information, not medical advice."
 """
+TOML = SITE_TOML + EMAIL_TOML
 
 ARTICLE = """\
 ---
@@ -115,11 +116,11 @@ def write(root: Path, name: str, text: str) -> Path:
 
 
 def make_site(root: Path, articles: dict[str, str] | None = None) -> Settings:
-    root.mkdir(parents=True, exist_ok=True)
-    write(root, "dispatch.toml", TOML)
-    for name, text in (articles or {"salt.md": ARTICLE, "walking.md": SECOND}).items():
-        write(root, f"content/{name}", text)
-    return load_settings(root)
+    """The email site, through the one site factory (tests/sitekit.py)."""
+    texts = articles or {"salt.md": ARTICLE, "walking.md": SECOND}
+    return load_settings(write_site(root, toml=EMAIL_TOML, files={
+        name: textwrap.dedent(text) if text.startswith("\n") else text
+        for name, text in texts.items()}))
 
 
 def articles_of(settings: Settings) -> list[Article]:

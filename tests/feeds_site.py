@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests import sitekit
+
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.models import Article
@@ -94,11 +96,9 @@ Future body.
 
 
 def write_site(root: Path, articles: dict[str, str] | None = None, config: str = CONFIG) -> Path:
-    (root / "content").mkdir(parents=True, exist_ok=True)
-    (root / "dispatch.toml").write_text(config, encoding="utf-8")
-    for name, text in (ARTICLES if articles is None else articles).items():
-        (root / "content" / name).write_text(text, encoding="utf-8")
-    return root
+    """The feeds site, through the one site factory (tests/sitekit.py)."""
+    return sitekit.write_site(root, base=config,
+                              files=ARTICLES if articles is None else articles)
 
 
 def load(root: Path) -> tuple[Settings, tuple[Article, ...]]:

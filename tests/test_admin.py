@@ -79,7 +79,8 @@ def test_every_admin_route_refuses_an_anonymous_request(site: tuple[Settings, St
     app = create_app(settings, store)
     served = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/admin")}
     # Nothing under /admin/ escapes the list the guard is applied from.
-    assert served - {p for p, _m, _f in ADMIN_ROUTES} == {"/admin/login", "/admin/admin.css"}
+    assert served - {p for p, _m, _f in ADMIN_ROUTES} == {"/admin/login", "/admin/admin.css",
+                                                          "/admin/progress.js"}
     client = TestClient(app, base_url="https://testserver")
     for path, methods, _page in ADMIN_ROUTES:
         url = concrete(path)
@@ -191,7 +192,9 @@ def test_pausing_an_edition_needs_confirmation_and_csrf(
     log_in(client)
     page = client.get(f"/admin/editions/{edition_id}")
     assert page.status_code == 200 and "sending" in page.text
-    assert 'http-equiv="refresh"' in page.text  # live progress without script
+    assert 'src="/admin/progress.js"' in page.text  # live counts while it sends
+    live = client.get(f"/admin/editions/{edition_id}/progress").json()
+    assert live["state"] == "sending" and live["pending"] == live["total"] > 0
     assert 'sandbox=""' in page.text
     # Without the token: refused, nothing changes.
     no_token = client.post(f"/admin/editions/{edition_id}/control/pause", data={})

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.email_browser import CHROMIUM, SKIP_REASON, Chromium
+from tests.email_browser import CHROMIUM, SKIP_REASON
+from tests.web_browser import AXE, AXE_SKIP, WebBrowser
 from tests.web_kit import dispatch_serve
 
 from dispatch.cli import main
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=SKIP_REASON)
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason=SKIP_REASON),
+              pytest.mark.skipif(not AXE.exists(), reason=AXE_SKIP)]
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "test-artifacts" / "admin"
@@ -31,11 +33,11 @@ def cli(root: Path, *args: str, input: str | None = None) -> str:
 
 
 class Browser:
-    """Navigation and forms on top of the CDP pipe driver."""
+    """Navigation and forms on top of the reader pages' browser driver."""
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.chrome = Chromium(local_server=True)
+        self.chrome = WebBrowser()
         self.width = 1280
 
     def size(self, width: int, *, dark: bool = False) -> None:
@@ -72,13 +74,15 @@ class Browser:
 
     def shot(self, name: str) -> None:
         """Screenshots at 1280 px and 375 px (and dark at 375), each checked for
-        sideways overflow of the page itself."""
+        sideways overflow of the page itself and by axe-core."""
         for width, dark, suffix in ((1280, False, ""), (375, False, "-375"),
                                     (375, True, "-375-dark")):
             self.size(width, dark=dark)
             overflow = self.js("document.documentElement.scrollWidth")
             assert isinstance(overflow, int) and overflow <= width + 1, (name, width, overflow)
             assert self.js("document.documentElement.lang") == "en"
+            violations = self.chrome.axe()
+            assert violations == [], (name, width, dark, violations)
             self.chrome.screenshot(SHOTS / f"{name}{suffix}.png", width=width)
         self.size(1280)
 
@@ -131,6 +135,13 @@ def test_a_staff_member_steers_the_week_from_the_browser(staff_site: tuple[Path,
             assert "sending" in b.text()
             frame = b.js("document.querySelector('iframe.email').getAttribute('sandbox')")
             assert frame == ""
+            # The live counts' source answers the page's own script (same origin,
+            # the session cookie travels with it).
+            live = b.chrome.call("Runtime.evaluate", {
+                "expression": "fetch(document.getElementById('progress').dataset.url)"
+                              ".then(r => r.json())", "awaitPromise": True,
+                "returnByValue": True})["result"]["value"]
+            assert live["state"] == "sending" and live["total"] > 0
             b.shot("edition")
             b.click("a[href$=\"/control/pause\"]")
             assert "Yes, pause" in b.text()

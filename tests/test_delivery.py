@@ -29,6 +29,7 @@ from dispatch.delivery import (
 )
 from dispatch.delivery.settings import config_problems
 from dispatch.errors import ConfigError, Severity
+from dispatch.jobs import worker
 from dispatch.outbox import RetryPolicy, edition_status, queue_edition
 from dispatch.pipeline import default_stages, run_pass
 from dispatch.store import open_store
@@ -43,15 +44,6 @@ def settings_with(root: Path, extra: str = "", env: dict[str, str] | None = None
     path = root / "dispatch.toml"
     path.write_text(path.read_text() + extra)
     return load_delivery_settings(load_settings(root), env or {})
-
-
-@pytest.fixture
-def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The empty site, its state in the parametrized database (SQLite or
-    PostgreSQL) through DISPATCH_DATABASE_URL, as the CLI would find it."""
-    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
-    monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
-    return site_root
 
 
 @pytest.fixture
@@ -426,7 +418,7 @@ def test_the_lease_is_looked_at_at_most_every_few_tenths_of_a_second(
         return real_renew(store, token, now, policy)
 
     monkeypatch.setattr(engine, "renew", counting_renew)
-    monkeypatch.setattr(engine, "_monotonic", lambda: 1000.0)
+    monkeypatch.setattr(worker, "_monotonic", lambda: 1000.0)
     clock = Clock()
 
     def racing() -> datetime:
@@ -447,13 +439,11 @@ def test_the_lease_is_looked_at_at_most_every_few_tenths_of_a_second(
 ])
 def test_batch_size_shrinks_only_at_the_tail_of_a_burst(burst: bool, claimed: int,
                                                         expected: int) -> None:
-    from dispatch.delivery.engine import _Run
-
     unused = cast(Any, None)
-    run = _Run(store=unused, settings=unused, transport=unused, source=unused,
-               config=DeliverySettings(connections=4, batch_size=50), clock=unused,
-               burst=burst, stop=unused, owner="t", rng=unused, bucket=unused,
-               progress=None, total=1000)
+    run: worker._Run[Any, Any, Any] = worker._Run(
+        channel=unused, options=worker.Options(lanes=4, batch_size=50), policy=RetryPolicy(),
+        clock=unused, burst=burst, stop=unused, owner="t", bucket=unused, progress=None,
+        total=1000, serialise_writes=False)
     run.claimed = claimed
     assert run.batch_limit() == expected
 
@@ -482,14 +472,15 @@ def test_the_same_digest_command_tomorrow_sends_nothing_twice(
 
 
 def test_the_outage_back_off_starts_short_again_once_the_server_answers() -> None:
-    from dispatch.delivery.engine import OUTAGE_START, _Run
     from dispatch.delivery.transport import TransportUnavailable
+    from dispatch.jobs.worker import OUTAGE_START
 
     clock = Clock()
     unused = cast(Any, None)
-    run = _Run(store=unused, settings=unused, transport=unused, source=unused,
-               config=DeliverySettings(), clock=clock, burst=False, stop=unused, owner="t",
-               rng=unused, bucket=unused, progress=None, total=0)
+    run: worker._Run[Any, Any, Any] = worker._Run(
+        channel=unused, options=worker.Options(), policy=RetryPolicy(), clock=clock,
+        burst=False, stop=unused, owner="t", bucket=unused, progress=None, total=0,
+        serialise_writes=False)
     for _ in range(4):
         run.server_down(TransportUnavailable("connection refused"))
     assert run.down_until == T0 + timedelta(seconds=OUTAGE_START * 8)  # 5, 10, 20, 40 s

@@ -30,6 +30,7 @@ from dispatch.delivery import DeliveryReport, deliver
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.smtp import SmtpTransport
 from dispatch.delivery.smtp_client import _PLAIN, dot_stuff, quote_address
+from dispatch.delivery.transport import Envelope
 from dispatch.outbox import edition_status, queue_edition
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox, subscribers
@@ -64,8 +65,10 @@ def test_leading_dots_and_odd_addresses_survive_a_real_server() -> None:
         conn = SmtpTransport(SmtpSettings("127.0.0.1", ctl.port, tls="none", timeout=10)).open()
         message = (b"Subject: dots\r\n\r\n.starts with a dot\r\n..two\r\nmiddle . dot\r\n"
                    b".\r\nno final line end")
-        first = conn.send("Sender Name <news@example.org>", "reader@example.com", message)
-        second = conn.send("news@example.org", "o'neil+tag@mail.example.com", b".\r\n")
+        first = conn.send(Envelope("Sender Name <news@example.org>", "reader@example.com",
+                                   message))
+        second = conn.send(Envelope("news@example.org", "o'neil+tag@mail.example.com",
+                                    b".\r\n"))
         conn.close()
     finally:
         ctl.stop()

@@ -1,4 +1,5 @@
-"""One test per feedgen 1.0.0 work-around (FIELD-NOTES §2.2); each fails without it.
+"""One test per feedgen 1.0.0 work-around (see src/dispatch/feeds/rss_atom.py); each fails
+without it.
 
 The "canary" tests show the defect is still in feedgen: when one starts
 failing after an upgrade, the matching work-around can go.

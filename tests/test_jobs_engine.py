@@ -7,19 +7,23 @@ import ast
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from dispatch.delivery.transport import classify
+from dispatch.http_api import PermanentFailure, RetryLater
 from dispatch.jobs import JobStatus, Outcome, ResultClass, RetryPolicy, TransportResult
-from dispatch.social.http import PermanentFailure, RetryLater, attempt
+from dispatch.social.http import attempt
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "dispatch"
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("module", ["delivery/engine.py", "jobs/lease.py", "jobs/control.py",
-                                    "jobs/states.py", "outbox/lease.py", "social/deliver.py"])
+                                    "jobs/states.py", "outbox/lease.py", "social/deliver.py",
+                                    "jobs/worker.py", "jobs/transport.py", "jobs/capture.py"])
 def test_the_engines_know_no_protocol_codes(module: str) -> None:
     """Reply codes live in the transports; the engine acts on a result's class."""
     tree = ast.parse((SRC / module).read_text(encoding="utf-8"))
@@ -68,7 +72,7 @@ class _Fake:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
 
-    def send(self, claimed: object, now: datetime) -> object:
+    def post(self, claimed: object, now: datetime) -> object:
         if self.error is not None:
             raise self.error
         from dispatch.social.http import Delivered
@@ -86,7 +90,8 @@ class _Fake:
 def test_social_outcomes_are_classified_for_the_engine(error: Exception | None,
                                                        klass: ResultClass,
                                                        after: float | None) -> None:
-    result = attempt(_Fake(error), object(), NOW)  # type: ignore[arg-type]
+    message = cast(Any, SimpleNamespace(claimed=object(), now=NOW))
+    result = attempt(_Fake(error), message)  # type: ignore[arg-type]
     assert isinstance(result, TransportResult)
     assert (result.klass, result.retry_after) == (klass, after)
     if error is None:

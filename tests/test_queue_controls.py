@@ -8,14 +8,15 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from tests.delivery_kit import T0, Clock, edition, seed
-from tests.sitekit import write_article
+from tests.sitekit import build_site
 
 from dispatch.cli import main
-from dispatch.config import Settings, load_settings
+from dispatch.config import Settings
 from dispatch.content.loader import load_site
 from dispatch.delivery import deliver
 from dispatch.jobs.states import JobStatus, Outcome
@@ -23,7 +24,7 @@ from dispatch.outbox import RowResult, claim, edition_status, queue_edition, rec
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.social import deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
-from dispatch.store.engine import Store, open_store
+from dispatch.store.engine import Store
 
 SOCIAL = '\n[social.mastodon]\ntransport = "capture"\n'
 FRONT = "    title: Sleep\n    date: 2026-05-06T07:00:00\n"
@@ -38,11 +39,7 @@ def site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "test-secret")
     monkeypatch.delenv("DISPATCH_SMTP_URL", raising=False)
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    write_article(site_root, "sleep.md", FRONT, BODY)
-    settings = load_settings(site_root)
-    store = open_store(settings.database_url)
+    settings, store = build_site(site_root, toml=SOCIAL, articles={"sleep.md": (FRONT, BODY)})
     seed(store, READERS)
     queue_edition(store, edition(), ["main"], T0)
     assert queue_social_posts(store, settings, load_site(settings).articles, T0) == 1
@@ -133,3 +130,40 @@ def test_the_queue_lists_posts_beside_editions(site: Site) -> None:
     assert row["status"] == JobStatus.PAUSED
     code, out = run("queue", "pause", "nope@mastodon")
     assert code == 1 and "no social post 'nope@mastodon'" in out
+
+
+def test_emails_and_posts_go_out_through_the_one_delivery_loop(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both kinds are channels of jobs.worker: the same batch loop sends them."""
+    from dispatch.jobs import worker
+
+    settings, store, _root = site
+    seen: list[tuple[str, int]] = []
+    real = worker._send_batch
+
+    def spying(run: Any, batch: Any, conns: Any, lane: Any) -> None:
+        seen.append((type(run.channel).__name__, len(batch.jobs)))
+        real(run, batch, conns, lane)
+
+    monkeypatch.setattr(worker, "_send_batch", spying)
+    assert deliver(store, settings, later(), clock=Clock(later())).sent == READERS
+    assert deliver_social_posts(store, settings, later()).sent == 1
+    kinds = {kind for kind, _jobs in seen}
+    assert kinds == {"EmailChannel", "_Posts"}
+    assert sum(n for kind, n in seen if kind == "EmailChannel") == READERS
+
+
+def test_a_bug_in_a_social_transport_is_raised_not_swallowed(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatch.jobs import capture
+
+    settings, store, _root = site
+
+    def broken(self: Any, message: Any) -> Any:
+        raise RuntimeError("a bug in a transport")
+
+    monkeypatch.setattr(capture.CaptureConnection, "send", broken)
+    with pytest.raises(RuntimeError, match="a bug in a transport"):
+        deliver_social_posts(store, settings, later())
+    # The post was claimed, not lost: its lease runs out and it is sent later.
+    assert [p["status"] for p in q.posts_for(store)] == ["sending"]

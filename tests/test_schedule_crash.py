@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import column, delete, func, insert, select, table, text
 from tests.schedulekit import article, schedules, utc
-from tests.sitekit import SITE_TOML
+from tests.sitekit import build_site
 
-from dispatch.config import Settings, load_settings
+from dispatch.config import Settings
 from dispatch.delivery import captured, deliver
 from dispatch.schedule import firings
 from dispatch.schedule.actions import SiteActions
@@ -91,11 +91,7 @@ print("survived")
 def site(tmp_path: Path, database_url: str,
          monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, Store, str]:
     monkeypatch.setenv("DISPATCH_SECRET_KEY", "test-secret")
-    root = tmp_path / "site"
-    (root / "content").mkdir(parents=True)
-    (root / "dispatch.toml").write_text(SITE_TOML)
-    settings = load_settings(root)
-    store = open_store(database_url)
+    settings, store = build_site(tmp_path / "site", database_url=database_url)
     for name in READERS:
         add_subscriber(store, f"{name}@example.com", "weekly", utc(2026, 3, 1))
     # The weekly digest begins on 2 March; a1 is published on the 3rd.

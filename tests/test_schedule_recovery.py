@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from tests.schedulekit import article, schedules, utc
-from tests.sitekit import SITE_TOML
+from tests.sitekit import write_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.errors import TemplateError
@@ -46,9 +46,7 @@ schedules:
 
 
 def make_site(root: Path, extra_toml: str = "") -> Settings:
-    (root / "content").mkdir(parents=True)
-    (root / "dispatch.toml").write_text(SITE_TOML + extra_toml)
-    return load_settings(root)
+    return load_settings(write_site(root, toml=extra_toml))
 
 
 def weekly_with_a1(root: Path, store: Store, readers: tuple[str, ...] = ("ana",)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.sitekit import write_site
 
 from dispatch.config import load_settings
 from dispatch.errors import Problem
@@ -214,11 +215,7 @@ def test_crontab_both_day_and_weekday_is_a_warning() -> None:
 
 
 def _site(tmp_path: Path) -> Path:
-    root = tmp_path / "site"
-    (root / "content").mkdir(parents=True)
-    (root / "dispatch.toml").write_text('[site]\nurl = "https://journal.test"\n'
-                                        'timezone = "Europe/London"\n')
-    return root
+    return write_site(tmp_path / "site")
 
 
 def test_audience_template_and_past_at_are_checked_against_the_site(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from dispatch.delivery import deliver
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.smtp import SmtpTransport
 from dispatch.delivery.smtp_client import SmtpClient, SmtpError, dot_stuff
-from dispatch.delivery.transport import TransportUnavailable
+from dispatch.delivery.transport import Envelope, TransportUnavailable
 from dispatch.jobs.states import ResultClass
 from dispatch.outbox import edition_status, queue_edition
 from dispatch.store.engine import Store
@@ -158,7 +158,7 @@ def test_starttls_and_auth_through_the_transport(certificate: tuple[str, str],
     with EsmtpServer(chunking=True, starttls=certificate, auth=("ann", "s3cret")) as server:
         good = SmtpSettings("localhost", server.port, "ann", "s3cret", tls="starttls", timeout=5)
         conn = SmtpTransport(good).open()
-        result = conn.send("news@example.org", "a@example.com", MESSAGE)
+        result = conn.send(Envelope("news@example.org", "a@example.com", MESSAGE))
         conn.close()
         bad = SmtpSettings("localhost", server.port, "ann", "wrong", tls="starttls", timeout=5)
         with pytest.raises(TransportUnavailable, match=r"login refused .*535"):
@@ -176,8 +176,8 @@ def test_starttls_refused_when_not_offered() -> None:
 def test_a_non_ascii_address_without_smtputf8_fails_that_row_only() -> None:
     with EsmtpServer(chunking=True) as server:
         conn = SmtpTransport(SmtpSettings("127.0.0.1", server.port, tls="none", timeout=5)).open()
-        odd = conn.send("news@example.org", "jörg@example.com", MESSAGE)
-        fine = conn.send("news@example.org", "joerg@example.com", MESSAGE)
+        odd = conn.send(Envelope("news@example.org", "jörg@example.com", MESSAGE))
+        fine = conn.send(Envelope("news@example.org", "joerg@example.com", MESSAGE))
         conn.close()
     assert odd.klass is ResultClass.PERMANENT and "SMTPUTF8" in odd.text
     assert fine.klass is ResultClass.DELIVERED and len(server.received) == 1

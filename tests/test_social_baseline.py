@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
+from tests.sitekit import build_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
@@ -50,12 +51,9 @@ def reload(settings: Settings) -> Settings:
 @pytest.fixture
 def site(site_root: Path, database_url: str) -> Iterator[tuple[Settings, Store]]:
     """A site with three articles already published and two networks, never run."""
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    for slug in ("one", "two", "three"):
-        write_article(site_root, f"{slug}.md", front(slug.title()), BODY)
-    settings = load_settings(site_root, environ={"DISPATCH_DATABASE_URL": database_url})
-    store = open_store(settings.database_url)
+    settings, store = build_site(
+        site_root, toml=SOCIAL, database_url=database_url,
+        articles={f"{slug}.md": (front(slug.title()), BODY) for slug in ("one", "two", "three")})
     yield settings, store
     store.dispose()
 

@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.sitekit import build_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
 from dispatch.pipeline import run_pass
+from dispatch.schedule.coverage import social_schedules
 from dispatch.social import compose_post, deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
 from dispatch.social.stage import social_stage
-from dispatch.store.engine import Store, open_store
+from dispatch.store.engine import Store
 from sitekit import write_article
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -42,11 +44,8 @@ BODY = "Intro.\n\n## Key takeaway\n\nSleep seven hours. Keep a fixed wake-up tim
 
 @pytest.fixture
 def site(site_root: Path, database_url: str) -> Iterator[tuple[Settings, Store]]:
-    with (site_root / "dispatch.toml").open("a", encoding="utf-8") as handle:
-        handle.write(SOCIAL)
-    write_article(site_root, "sleep.md", FRONT, BODY)
-    settings = load_settings(site_root, environ={"DISPATCH_DATABASE_URL": database_url})
-    store = open_store(settings.database_url)
+    settings, store = build_site(site_root, toml=SOCIAL, articles={"sleep.md": (FRONT, BODY)},
+                                 database_url=database_url)
     # Both networks were configured before the article was published, so a
     # pass announces it (tests/test_social_baseline.py covers a fresh site).
     q.remember_networks(store, ["mastodon", "bluesky"], NOW - timedelta(days=60))
@@ -190,7 +189,8 @@ def test_auto_leaves_networks_with_a_social_schedule_to_the_scheduler(
         site: tuple[Settings, Store]) -> None:
     settings, store = site
     (settings.root / "schedules.yaml").write_text(SOCIAL_SCHEDULE, encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
 
@@ -200,7 +200,8 @@ def test_auto_with_a_broken_schedules_file_holds_off_and_says_so(
     settings, store = site
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     stage = report.stages[0]
     assert stage.summary.startswith("queued 0") and q.posts_for(store) == []
     assert "left to the scheduler" in str(stage.problems[0]) and not stage.problems[0].is_error
@@ -212,7 +213,8 @@ def test_a_paused_social_schedule_still_holds_its_networks(
     settings, store = site
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE + "    enabled: false\n", encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]
 
@@ -228,6 +230,7 @@ def test_a_broken_schedules_file_defers_to_the_last_good_copy(
     last_good_path(settings).write_text(SOCIAL_SCHEDULE, encoding="utf-8")
     (settings.root / "schedules.yaml").write_text(
         SOCIAL_SCHEDULE.replace("delay: 30m", "delay: soon"), encoding="utf-8")
-    report = run_pass(settings, store, NOW, stages=[("social", social_stage)])
+    report = run_pass(settings, store, NOW, stages=[("social", social_stage)],
+                      social_schedules=lambda: social_schedules(settings))
     assert report.stages[0].summary.startswith("queued 1, sent 1")
     assert [r["network"] for r in q.posts_for(store)] == ["bluesky"]

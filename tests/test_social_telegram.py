@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.sitekit import build_site
 
 from dispatch.config import Settings, load_settings
 from dispatch.content.loader import load_site
@@ -24,7 +25,7 @@ from dispatch.social.compose import compose
 from dispatch.social.config import load_social
 from dispatch.social.networks import NETWORKS, network
 from dispatch.social.telegram import LIMIT, telegram_length
-from dispatch.store.engine import Store, open_store
+from dispatch.store.engine import Store
 from sitekit import write_article
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -90,13 +91,9 @@ def bot() -> Iterator[BotApi]:
 
 
 def site(root: Path, tmp_path: Path, table: str) -> tuple[Settings, Store]:
-    toml = root / "dispatch.toml"
-    toml.write_text(toml.read_text(encoding="utf-8") + '\n[social]\nutm = ""\n' + table,
-                    encoding="utf-8")
-    write_article(root, "sleep.md", FRONT, BODY)
-    settings = load_settings(root, environ={
-        "DISPATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}"})
-    store = open_store(settings.database_url)
+    settings, store = build_site(root, toml='\n[social]\nutm = ""\n' + table,
+                                 articles={"sleep.md": (FRONT, BODY)},
+                                 database_url=f"sqlite:///{tmp_path / 'state.db'}")
     queue_social_posts(store, settings, load_site(settings).articles, NOW)
     return settings, store
 

@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import regex
+from tests.sitekit import build_site
 
-from dispatch.config import Settings, load_settings
+from dispatch.config import Settings
 from dispatch.content.loader import load_site
 from dispatch.social import deliver_social_posts, queue_social_posts
 from dispatch.social import queue as q
@@ -29,7 +30,6 @@ from dispatch.social.config import load_social
 from dispatch.social.post import ComposedPost
 from dispatch.social.transports import MastodonTransport, tid
 from dispatch.store.engine import Store, open_store
-from sitekit import write_article
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TOKEN = "mastodon-token-s3cret"
@@ -247,14 +247,10 @@ def webhook_table(server: FakeNetwork) -> str:
 
 def make_site(root: Path, database_url: str, base: str, tables: str, body: str = BODY
               ) -> tuple[Settings, Store]:
-    toml = (root / "dispatch.toml").read_text(encoding="utf-8")
     # The site lives on the fake server too, so the card image can be fetched.
-    toml = toml.replace('url = "https://journal.test"', f'url = "{base}"')
-    (root / "dispatch.toml").write_text(toml + "\n[social]\nutm = \"\"\n" + tables,
-                                        encoding="utf-8")
-    write_article(root, "sleep.md", FRONT, body)
-    settings = load_settings(root, environ={"DISPATCH_DATABASE_URL": database_url})
-    store = open_store(settings.database_url)
+    settings, store = build_site(root, toml="\n[social]\nutm = \"\"\n" + tables, url=base,
+                                 articles={"sleep.md": (FRONT, body)},
+                                 database_url=database_url)
     queue_social_posts(store, settings, load_site(settings).articles, NOW)
     return settings, store
 
@@ -520,7 +516,7 @@ url = "{server.base}"
     # A worker claims, posts, and dies before recording the result.
     (claimed,) = q.claim(store, "dead-worker", NOW, timedelta(minutes=5), 10, ["mastodon"])
     with httpx.Client(timeout=5) as client:
-        MastodonTransport(load_social(settings).networks[0], client, ENV).send(claimed, NOW)
+        MastodonTransport(load_social(settings).networks[0], client, ENV).post(claimed, NOW)
     assert deliver(settings, store, NOW + timedelta(minutes=4)).claimed == 0  # lease holds
     report = deliver(settings, store, NOW + timedelta(minutes=6))
     assert report.sent == 1

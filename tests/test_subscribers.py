@@ -29,13 +29,6 @@ from dispatch.subscribers import (
 )
 
 
-@pytest.fixture
-def db_site(site_root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The empty site with its state in the parametrized database, as the CLI finds it."""
-    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
-    return site_root
-
-
 def count(store: Store) -> int:
     with store.read() as conn:
         return int(conn.execute(select(func.count()).select_from(subscribers)).scalar_one())

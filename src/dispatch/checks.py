@@ -6,13 +6,13 @@ a check returns problems and never raises for a user mistake.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult
 from dispatch.errors import Problem
-from dispatch.models import Article
+from dispatch.render.checks import EMAIL_CHECKED as EMAIL_CHECKED
+from dispatch.render.checks import article_errors as article_errors
 
 
 def all_problems(settings: Settings, now: datetime,
@@ -100,55 +100,3 @@ def feeds_check(settings: Settings, result: LoadResult) -> list[Problem]:
     from dispatch.feeds.checks import feed_problems
 
     return feed_problems(settings, result.articles)
-
-
-EMAIL_CHECKED = 10
-"""How many of a pass's new or changed articles get the full email check
-(the newest; as many as ``dispatch check`` renders). A fresh install's back
-catalogue is never emailed, so rendering all of it would only cost time."""
-
-
-def article_errors(settings: Settings, articles: Sequence[Article],
-                   email_checked: int = EMAIL_CHECKED) -> dict[str, list[Problem]]:
-    """The errors that keep each article from every channel, by source file.
-
-    An article with errors reaches no channel: no feed, no social post, no
-    email. Beyond the loading errors (which keep it out already), that is an
-    email that cannot be rendered (a Gmail clip is an error unless ``[email]
-    allow_clip``). A post that cannot be written for one network is not
-    counted: the social stage keeps it, reports it on every pass and writes
-    it after a fix, and its cause is as often a setting (a network's limit)
-    as the article. Problems of the site rather than the article (a broken
-    template) are not counted either: they stop every email, and ``dispatch
-    check`` reports them. Never raises for a user mistake.
-    """
-    from dispatch.errors import DispatchError, InputError
-
-    found: dict[str, list[Problem]] = {}
-    emailed = sorted((a for a in articles if a.email), key=lambda a: (a.date, a.slug),
-                     reverse=True)[:email_checked]
-    if emailed and _emails_can_render(settings):
-        from dispatch.render import render_article_edition
-
-        for article in emailed:
-            try:
-                render_article_edition(settings, article, f"check-{article.slug}")
-            except InputError as exc:
-                for p in exc.problems:
-                    if p.field == "size":
-                        found.setdefault(article.source, []).append(Problem(
-                            article.source, p.message, None, "email", p.expected, p.severity))
-                    elif p.path == article.source and p.is_error:
-                        found.setdefault(article.source, []).append(p)
-            except DispatchError as exc:
-                found.setdefault(article.source, []).append(
-                    Problem(article.source, str(exc), None, "email"))
-    return {source: problems for source, problems in found.items() if problems}
-
-
-def _emails_can_render(settings: Settings) -> bool:
-    """False when the email settings or templates are themselves broken: then
-    no article is to blame, and check names the template."""
-    from dispatch.render.checks import template_syntax_problems
-
-    return not any(p.is_error for p in template_syntax_problems(settings))

@@ -34,6 +34,7 @@ from dispatch.sections import (
     validate_sections,
 )
 from dispatch.sourcelines import SourceLines, toml_lines
+from dispatch.values import controls, urls
 
 if TYPE_CHECKING:
     from dispatch.bounces.settings import BounceOptions
@@ -48,12 +49,6 @@ __all__ = ["CONFIG_FILE", "DATABASE_ENV", "SenderSettings", "Settings", "SiteSet
            "load_settings", "locate_key"]
 
 DATABASE_ENV = "DISPATCH_DATABASE_URL"
-_URL = re.compile(r"^https?://[^/\s]+")
-# Any line break ends a header (Python's email package and some clients also
-# break on these), so a Reply-To holding one could add a Bcc: of its own.
-_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-_ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 class SiteSettings(SectionModel):
@@ -75,7 +70,7 @@ class SiteSettings(SectionModel):
     @field_validator("url")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not _URL.match(value):
+        if not urls.is_absolute(value):
             raise ValueError("an absolute URL: http:// or https:// followed by a host")
         return value.rstrip("/")
 
@@ -94,7 +89,9 @@ class SiteSettings(SectionModel):
 
 
 def _one_line(value: str) -> str:
-    if _LINE_BREAK.search(value):
+    # Any line break ends a header (Python's email package and some clients
+    # also break on NEL and U+2028), so a value holding one could add a Bcc:.
+    if not controls.is_one_line(value):
         raise ValueError("one line without control characters (a line break could add "
                          "email headers of its own)")
     return value
@@ -120,10 +117,7 @@ class SenderSettings(SectionModel):
     @field_validator("email")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not _ADDRESS.match(value.strip()):
-            raise ValueError('a bare email address such as "news@example.org" '
-                             "(the display name goes in sender.name)")
-        return value.strip()
+        return _bare_address(value)
 
     @field_validator("reply_to")
     @classmethod
@@ -260,21 +254,40 @@ def locate_key(text: str, dotted: str) -> int | None:
     return None
 
 
+_BARE = 'a bare email address such as "news@example.org" (the display name goes in sender.name)'
+
+
+def _bare_address(value: str) -> str:
+    """``[sender] email``: one address by the address module's rules, no name, no <…>."""
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
+    value = value.strip()
+    if value.startswith("<"):
+        raise ValueError(_BARE)
+    problem = address_problem(value)
+    if problem is not None:
+        raise ValueError(f"{problem}; {_BARE}")
+    return value
+
+
 _REPLY_TO = 'one address, e.g. "help@example.org" or "Help desk <help@example.org>"'
 
 
 def _reply_address(value: str) -> str | None:
     """``[sender] reply_to``: one address, optionally with a display name, on one line."""
-    if _LINE_BREAK.search(value):
+    if not controls.is_one_line(value):
         raise ValueError(f"{_REPLY_TO}; a line break or control character could add headers "
                          "of its own")
     if not value.strip():
         return None
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
     pairs = getaddresses([value])
     # The header parser that will write it must see the same single address.
     parsed = policy.SMTP.header_factory("Reply-To", value)
     addresses: tuple[Any, ...] = getattr(parsed, "addresses", ())
-    if (len(pairs) != 1 or not _ADDRESS.match(pairs[0][1]) or len(addresses) != 1
+    if (len(pairs) != 1 or address_problem(pairs[0][1]) is not None
+            or len(addresses) != 1
             or addresses[0].addr_spec != pairs[0][1] or parsed.defects):
         raise ValueError(_REPLY_TO)
     return value.strip()

@@ -1,10 +1,11 @@
 """One pass of the main job: load, detect, then let every stage act.
 
-A pass takes ``now`` as a parameter (invariant 5). Stages are small callables
-listed by :func:`default_stages`; each gets the same
-:class:`PassContext` and answers with a one-line report. A stage that fails
-with a :class:`~dispatch.errors.DispatchError` is reported and the others
-still run (invariant 4).
+A pass takes ``now`` as a parameter, so a test or a catch-up can run it at
+any time. Stages are small callables listed by :func:`default_stages`; each
+gets the same :class:`~dispatch.stage.PassContext` and answers with a
+one-line report. A stage that fails with a
+:class:`~dispatch.errors.DispatchError` is reported and the others still
+run: one broken channel never stops the rest of the pass.
 """
 
 from __future__ import annotations
@@ -19,39 +20,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
 from dispatch.errors import DispatchError, Problem
-from dispatch.models import Article
+from dispatch.stage import PassContext, SocialSchedules, Stage, StageReport, no_social_schedules
 from dispatch.store.articles import (
-    Publication,
     StoreCache,
     record_publications,
     recorded_hashes,
     slug_holders,
 )
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, existing_store
 
-
-@dataclass(frozen=True)
-class PassContext:
-    settings: Settings
-    store: Store
-    now: datetime
-    load: LoadResult
-    publication: Publication
-
-    @property
-    def published(self) -> tuple[Article, ...]:
-        return tuple(a for a in self.load.articles if a.is_published(self.now))
-
-
-@dataclass(frozen=True, slots=True)
-class StageReport:
-    stage: str
-    summary: str
-    problems: tuple[Problem, ...] = ()
-    failed: bool = False
-
-
-Stage = Callable[[PassContext], StageReport]
+__all__ = ["STAGES", "PassContext", "PassReport", "Stage", "StageReport", "default_stages",
+           "load", "run_pass"]
 
 
 STAGES: dict[str, str] = {
@@ -116,9 +95,7 @@ def load(settings: Settings, store: Store) -> LoadResult:
 def load_for_check(settings: Settings) -> LoadResult:
     """Load without creating a database: ``check`` and ``preview`` consult the
     store only if it already exists (for which file holds a contested slug)."""
-    from dispatch.schedule.sitefile import validation_store
-
-    store = validation_store(settings)
+    store = existing_store(settings.database_url)
     holders: dict[str, str] = {}
     if store is not None:
         try:
@@ -131,12 +108,20 @@ def load_for_check(settings: Settings) -> LoadResult:
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,
-             stages: list[tuple[str, Stage]] | None = None) -> PassReport:
+             stages: list[tuple[str, Stage]] | None = None, *,
+             social_schedules: Callable[[], SocialSchedules] = no_social_schedules
+             ) -> PassReport:
+    """Load, record publications, then run every stage with one context.
+
+    ``social_schedules`` is what the caller knows of schedules.yaml (the
+    scheduler and ``dispatch run`` pass
+    :func:`dispatch.schedule.coverage.social_schedules`).
+    """
     if now.tzinfo is None:
         raise ValueError("run_pass needs an aware 'now'")
     result, held = hold_back(settings, store, load(settings, store), now)
     publication = record_publications(store, result.articles, now)
-    ctx = PassContext(settings, store, now, result, publication)
+    ctx = PassContext(settings, store, now, result, publication, social_schedules)
     reports: list[StageReport] = []
     for name, stage in (default_stages() if stages is None else stages):
         try:
@@ -165,7 +150,7 @@ def hold_back(settings: Settings, store: Store, result: LoadResult,
     fixed it is published as usual. An article already published that gains
     an error leaves the feeds until it is fixed (it is never announced twice).
     Returns the pass's articles and the sources held back."""
-    from dispatch.checks import article_errors
+    from dispatch.render.checks import article_errors  # rendering: loaded when needed
 
     recorded = recorded_hashes(store)
     candidates = [a for a in result.articles

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,12 +35,13 @@ from sqlalchemy import select
 
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
+from dispatch.secret import SECRET_ENV as SECRET_ENV
+from dispatch.secret import secret_key as secret_key
 from dispatch.store.engine import Store
 from dispatch.store.schema import subscribers
 from dispatch.subscribers.repository import set_status
 from dispatch.values.address import InvalidAddress, identity_key, normalise_email
 
-SECRET_ENV = "DISPATCH_SECRET_KEY"
 log = logging.getLogger(__name__)
 
 
@@ -57,24 +57,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes:
-    env = os.environ if environ is None else environ
-    value = env.get(SECRET_ENV, "")
-    if value:
-        return value.encode("utf-8")
-    path = settings.state_dir / "secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32), encoding="ascii")
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-        # Said once, when the key is made; `dispatch check` and `dispatch
-        # serve` say it again (secret_key_note), every other command is quiet.
-        log.warning("%s", _note(settings))
-    return path.read_text(encoding="ascii").strip().encode("ascii")
 
 
 def _note(settings: Settings) -> str:

@@ -17,11 +17,11 @@ from dispatch.errors import MailboxError, Problem, Severity
 from dispatch.unsubscribe import secret_key
 
 if TYPE_CHECKING:
-    from dispatch.pipeline import PassContext, StageReport
+    from dispatch.stage import PassContext, StageReport
 
 
 def bounces_stage(ctx: PassContext) -> StageReport:
-    from dispatch.pipeline import StageReport
+    from dispatch.stage import StageReport
 
     config = bounce_settings(ctx.settings.bounces, os.environ)
     if not config.mailbox:

@@ -119,6 +119,7 @@ def run(site: Site, once: bool, interval: float, poll: float) -> None:
     per database runs the schedules; a second one waits as a standby (and
     delivers) and takes over if the first one dies."""
     from dispatch.delivery.stage import BackgroundDelivery, burst_delivery
+    from dispatch.schedule.coverage import social_schedules
     from dispatch.schedule.leader import leadership_for
     from dispatch.schedule.runner import SchedulerService, serve, with_delivery_stage
     from dispatch.unsubscribe import require_secret_key
@@ -140,7 +141,8 @@ def run(site: Site, once: bool, interval: float, poll: float) -> None:
         else:
             console.print("another scheduler is active: schedule firings are left to it")
             report = run_pass(site.settings, site.store, current,
-                              with_delivery_stage(default_stages(), delivery))
+                              with_delivery_stage(default_stages(), delivery),
+                              social_schedules=lambda: social_schedules(site.settings))
         _print_report(report)
         raise SystemExit(0 if report.ok else 1)
 

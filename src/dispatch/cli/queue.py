@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import email
-import hashlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from dispatch import digest as digest_rule
 from dispatch.cli.base import (
     Site,
     console,
@@ -37,7 +37,6 @@ from dispatch.cli.base import (
 )
 from dispatch.config import Settings
 from dispatch.errors import DeliveryError, InputError, Problem
-from dispatch.models import Article
 from dispatch.outbox import (
     audience_size,
     cancel,
@@ -255,12 +254,6 @@ queue.add_command(_control("cancel", cancel, _post_control("cancel")))
 queue.add_command(_control("retry", retry_failed, _post_control("retry_failed")))
 
 
-def _digest_articles(articles: list[Article], since: datetime, until: datetime
-                     ) -> list[Article]:
-    chosen = [a for a in articles if a.is_published(until) and a.date >= since and a.email]
-    return sorted(chosen, key=lambda a: a.date, reverse=True)
-
-
 def _sample(settings: Settings, edition: object, at: datetime) -> str:
     """One personalised message, shown by --dry-run: headers and the text part.
 
@@ -327,23 +320,25 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
         tz = site.settings.site.tz
         start = (datetime.combine(since.date(), time(), tz) if since
                  else current - timedelta(days=7))
-        chosen = _digest_articles(articles, start, current)
-        errors = article_errors(site.settings, chosen, email_checked=len(chosen))
+        # The scheduler's rule (dispatch.digest), with a window that includes
+        # its start ("on or after") and an id named by what it holds.
+        published = digest_rule.published_at(articles, current)
+        window = digest_rule.Window(start, current, includes_start=True)
+        candidates = digest_rule.choose(published, window)
+        errors = article_errors(site.settings, candidates, email_checked=len(candidates))
         if errors:
             # The same rule as a pass: an article with errors reaches no channel.
             print_problems(p for found in errors.values() for p in found)
             err_console.print("left out of the digest until their errors are fixed: "
                               + ", ".join(sorted(errors)), markup=False)
-            chosen = [a for a in chosen if a.source not in errors]
-        if not chosen:
+        chosen = digest_rule.decide(
+            published, window, digest_rule.ByHand(tuple(lists)),
+            wanted=lambda a: digest_rule.wants_email(a) and a.source not in errors)
+        if not chosen.articles:
             raise InputError(f"no published articles since {start:%Y-%m-%d} for a digest")
-        # Named by what it holds, not by the day it is sent: the same command
-        # run again tomorrow finds the same edition and sends nothing twice;
-        # a new article since makes it a new edition.
-        held = hashlib.sha1("\n".join(sorted(a.slug for a in chosen)).encode(),
-                            usedforsecurity=False).hexdigest()[:8]
-        eid = edition_id or f"digest.{start:%Y-%m-%d}.{len(chosen)}a-{held}.{tag}"
-        edition = render_digest_edition(site.settings, chosen, eid, subject=subject)
+        eid = edition_id or chosen.edition_id
+        edition = render_digest_edition(site.settings, list(chosen.articles), eid,
+                                        subject=subject)
     else:
         found = [a for a in articles if a.slug == slug]
         if not found:

@@ -11,11 +11,12 @@ from dispatch.content import markdown as md
 from dispatch.content.meta import FrontmatterError, split, validate
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article, Takeaway
+from dispatch.values import controls
 
 WORDS_PER_MINUTE = 230
 EXCERPT_CHARS = 280
 # XML 1.0 forbids these; they also have no business in an email.
-ILLEGAL_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ILLEGAL_CONTROL = controls.BODY
 
 
 def slug_from_path(source: str) -> str:

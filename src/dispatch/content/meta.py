@@ -19,18 +19,17 @@ import yaml
 
 from dispatch.errors import Problem, Severity
 from dispatch.sourcelines import SourceLines
+from dispatch.values import controls, urls
 
 KNOWN_KEYS = (
     "title", "date", "updated", "summary", "category", "tags", "author", "status", "slug",
     "image", "image_alt", "canonical_url", "takeaway", "social", "email",
 )
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# C0 and C1 controls (U+0085 NEL is a line break too) and Unicode line separators.
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# Bidirectional embeddings, overrides and isolates (U+202A-U+202E,
-# U+2066-U+2069): invisible, they reorder what follows them, so a Subject or
-# a feed title can read differently from what was typed ("Trojan Source").
-BIDI_RE = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# Bidirectional embeddings, overrides and isolates: invisible, they reorder
+# what follows them, so a Subject or a feed title can read differently from
+# what was typed ("Trojan Source"). The class is values/controls.BIDI.
+BIDI_RE = controls.BIDI
 BIDI_FIELDS = ("title", "summary", "category", "author", "image_alt", "takeaway")
 """Frontmatter fields that reach email headers, feeds or posts as text."""
 
@@ -243,7 +242,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
         error("title", "missing", "a title: line")
     elif not isinstance(title, str):
         error("title", f"{title!r} is not text", "a string")
-    elif CONTROL_RE.search(title):
+    elif not controls.is_one_line(title):
         error("title", "contains a line break or control character, which would break "
               "email headers", "a title on one line")
 
@@ -282,7 +281,7 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
         slug = None
 
     canonical = optional_str("canonical_url")
-    if canonical is not None and not re.match(r"^https?://\S+$", canonical):
+    if canonical is not None and not urls.is_absolute(canonical):
         error("canonical_url", f"{canonical!r} is not an absolute URL", "https://…")
         canonical = None
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dispatch.delivery.smtp import SmtpTransport
     from dispatch.delivery.transport import (
         Connection,
+        Envelope,
         SendResult,
         Transport,
         TransportUnavailable,
@@ -41,6 +42,7 @@ _LAZY = {
     "parse_smtp_url": "dispatch.delivery.settings",
     "SmtpTransport": "dispatch.delivery.smtp",
     "Connection": "dispatch.delivery.transport",
+    "Envelope": "dispatch.delivery.transport",
     "SendResult": "dispatch.delivery.transport",
     "Transport": "dispatch.delivery.transport",
     "TransportUnavailable": "dispatch.delivery.transport",
@@ -52,6 +54,7 @@ __all__ = [
     "Connection",
     "DeliveryReport",
     "DeliverySettings",
+    "Envelope",
     "SendResult",
     "SmtpSettings",
     "SmtpTransport",

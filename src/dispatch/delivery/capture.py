@@ -2,9 +2,11 @@
 in a maildir (``.dispatch/maildir/new/``), so the whole pipeline runs with no
 mail server and any mail client can open the result.
 
-Files are written to ``tmp/`` and renamed into ``new/`` (the maildir rule),
-so a reader never sees half a message; names are unique per delivery, so a
-duplicate send shows up as a second file instead of hiding behind the first.
+It is the job engine's one capture mechanism
+(:class:`dispatch.jobs.capture.CaptureTransport`) with email's file: written
+in ``tmp/`` and renamed into ``new/`` (the maildir rule), so a reader never
+sees half a message; names are unique per delivery, so a duplicate send
+shows up as a second file instead of hiding behind the first.
 """
 
 from __future__ import annotations
@@ -17,47 +19,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatch.delivery.registry import EmailTransport
-from dispatch.delivery.transport import Connection, SendResult
-from dispatch.jobs.states import ResultClass
+from dispatch.delivery.transport import Envelope
+from dispatch.jobs import capture
 
 if TYPE_CHECKING:
     from dispatch.config import Settings
     from dispatch.delivery.settings import DeliverySettings
 
 _counter = itertools.count()
+_HOST = socket.gethostname().replace("/", "_").replace(":", "_")
 
 
-class CaptureConnection:
+def as_maildir_file(message: Envelope) -> capture.Captured:
+    """``new/<unique>.eml``; Return-Path and Delivered-To record the envelope,
+    as a local delivery agent would."""
+    name = f"new/{time.time_ns()}.P{os.getpid()}Q{next(_counter)}.{_HOST}.eml"
+    envelope = f"Return-Path: <{message.sender}>\r\nDelivered-To: {message.recipient}\r\n"
+    return capture.Captured(name, envelope.encode() + message.data)
+
+
+class CaptureTransport(capture.CaptureTransport[Envelope]):
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.host = socket.gethostname().replace("/", "_").replace(":", "_")
-
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
-        name = f"{time.time_ns()}.P{os.getpid()}Q{next(_counter)}.{self.host}.eml"
-        tmp = self.root / "tmp" / name
-        # Return-Path and Delivered-To record the envelope, as a local MDA would.
-        envelope = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
-        with open(tmp, "wb") as fh:
-            fh.write(envelope + message)
-        os.replace(tmp, self.root / "new" / name)
-        return SendResult(ResultClass.DELIVERED, f"captured in {self.root / 'new' / name}")
-
-    def close(self) -> None:
-        pass
-
-
-class CaptureTransport:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @property
-    def name(self) -> str:
-        return f"capture {self.root}"
-
-    def open(self) -> Connection:
-        for sub in ("tmp", "new", "cur"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        return CaptureConnection(self.root)
+        super().__init__(root, as_maildir_file, tmp="tmp", folders=("tmp", "new", "cur"))
 
 
 def captured(root: Path) -> list[Path]:

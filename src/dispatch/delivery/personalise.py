@@ -1,5 +1,6 @@
 """Late personalisation: each row's message built at send time from the
-edition stored once (invariant 2).
+edition stored once (never a rendered copy per recipient: an edition to
+100,000 readers is one row of HTML, not 100,000).
 
 Each worker parses a stored edition and builds its MessageFactory once, then
 asks it for one message per recipient; nothing is re-rendered per person.
@@ -23,8 +24,8 @@ from dispatch.dkim.sign import load_signer
 from dispatch.errors import DeliveryError
 from dispatch.outbox.lease import ClaimedRow
 from dispatch.outbox.queue import edition_json
-from dispatch.signup.tokens import preferences_path
 from dispatch.store.engine import Store
+from dispatch.tokens import preferences_path
 from dispatch.unsubscribe import (
     public_base,
     unsubscribe_path,

@@ -21,6 +21,7 @@ from dispatch.delivery.smtp_client import SmtpClient, SmtpError, SmtpReplyError
 from dispatch.delivery.transport import (
     BOUNCE_CODES,
     Connection,
+    Envelope,
     SendResult,
     TransportUnavailable,
     classify,
@@ -55,12 +56,13 @@ class SmtpConnection:
             raise TransportUnavailable(f"{c.display}: cannot connect ({exc})") from None
         self.client = client
 
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+    def send(self, message: Envelope) -> SendResult:
         if self.client is None or not self.client.connected:
             self.connect()
         assert self.client is not None
+        recipient = message.recipient
         try:
-            done = self.client.send(sender, (recipient,), message)
+            done = self.client.send(message.sender, (recipient,), message.data)
         except SmtpError as exc:
             # Ambiguous if it broke after the data went out: the server may
             # have accepted the message, so a retry can duplicate; losing it

@@ -30,7 +30,7 @@ from dispatch.errors import DispatchError
 from dispatch.store.engine import Store
 
 if TYPE_CHECKING:
-    from dispatch.pipeline import PassContext, Stage, StageReport
+    from dispatch.stage import PassContext, Stage, StageReport
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def burst_delivery(stop: threading.Event | None = None) -> Stage:
     worker), or stop early, handing claimed rows back, once ``stop`` is set."""
 
     def stage(ctx: PassContext) -> StageReport:
-        from dispatch.pipeline import StageReport
+        from dispatch.stage import StageReport
 
         with linked(stop) as inner:
             report = deliver(ctx.store, ctx.settings, ctx.now, burst=True, stop=inner)
@@ -163,7 +163,7 @@ class BackgroundDelivery:
 
     def stage(self, _ctx: PassContext) -> StageReport:
         """The pass's delivery line: what the thread has done, never any sending."""
-        from dispatch.pipeline import StageReport
+        from dispatch.stage import StageReport
 
         with self._lock:
             handed, error = self._handed + self._current, self._error

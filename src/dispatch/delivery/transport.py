@@ -1,8 +1,8 @@
-"""The one small protocol every email transport implements, and SMTP reply classes.
+"""Email on the job engine's one transport shape, and SMTP reply classes.
 
-A :class:`Transport` opens :class:`Connection` objects; a connection sends
-one message to one recipient and says what happened as a classified
-:class:`SendResult` (the job engine's
+An email transport is a :class:`dispatch.jobs.transport.Transport` of
+:class:`Envelope`: a connection sends one message to one recipient and says
+what happened as a classified :class:`SendResult` (the job engine's
 :class:`~dispatch.jobs.states.TransportResult`: delivered, throttled,
 temporary, permanent or bounced, with the server's text). It never raises
 for a reply, only :class:`TransportUnavailable` when it cannot reach the
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Protocol
+from dataclasses import dataclass
 
-from dispatch.errors import DeliveryError
+from dispatch.jobs import transport as jobs
 from dispatch.jobs.states import ResultClass, TransportResult
+from dispatch.jobs.transport import TransportUnavailable
 
 SendResult = TransportResult
 THROTTLING_CODES = (421, 451, 452, 454)
@@ -43,19 +44,22 @@ _NO_MAILBOX = re.compile(
     re.IGNORECASE)
 
 
-class TransportUnavailable(DeliveryError):
-    """The server could not be reached; nothing was sent."""
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One email to one recipient, as a transport carries it."""
+
+    sender: str
+    """The envelope sender (MAIL FROM; the Return-Path a reader sees)."""
+    recipient: str
+    data: bytes
+    """The whole message, headers and body, CRLF line ends."""
 
 
-class Connection(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> SendResult: ...
-    def close(self) -> None: ...
+Connection = jobs.Connection[Envelope]
+Transport = jobs.Transport[Envelope]
 
-
-class Transport(Protocol):
-    @property
-    def name(self) -> str: ...
-    def open(self) -> Connection: ...
+__all__ = ["Connection", "Envelope", "SendResult", "Transport", "TransportUnavailable",
+           "classify", "enhanced_code", "is_hard_bounce"]
 
 
 def enhanced_code(text: str) -> tuple[int, int, int] | None:

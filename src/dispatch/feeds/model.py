@@ -34,12 +34,13 @@ from dispatch.config import Settings
 from dispatch.feeds.formats import file_name, format_names
 from dispatch.feeds.settings import FeedSettings
 from dispatch.models import Article
+from dispatch.values import controls
 
 # XML 1.0 forbids C0 controls other than TAB/LF/CR, surrogates and U+FFFE/FFFF;
 # DEL and the C1 block are legal but never meant in prose and break some
 # readers. feedgen accepts them when set and then fails the whole render,
 # so they are stripped before feedgen ever sees them.
-XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+XML_ILLEGAL = controls.XML_ILLEGAL
 
 
 

@@ -3,14 +3,12 @@ values derived from it)."""
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator
 
 from dispatch.sections import SectionModel
+from dispatch.values import urls
 
 MAX_ENTRIES = 1000
-_ABSOLUTE = re.compile(r"^https?://[^/\s]+\S*$")
 
 
 class FeedOptions(SectionModel):
@@ -37,6 +35,6 @@ class FeedOptions(SectionModel):
     @field_validator("url", "hub")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not _ABSOLUTE.match(value):
+        if value is not None and not urls.is_absolute(value):
             raise ValueError("an absolute URL: http:// or https:// followed by a host")
         return value

@@ -15,7 +15,6 @@ Every key is optional::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -23,9 +22,9 @@ from urllib.parse import urljoin, urlsplit
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, Problem
 from dispatch.feeds.options import MAX_ENTRIES as MAX_ENTRIES
+from dispatch.values import urls
 
 SECTION = "feeds"
-_ABSOLUTE = re.compile(r"^https?://[^/\s]+\S*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ def load_feed_settings(settings: Settings) -> FeedSettings:
     defaults filled in from ``[site]``."""
     options = settings.feeds
     base_url = (options.url or settings.site.url).rstrip("/")
-    if not _ABSOLUTE.match(base_url):
+    if not urls.is_absolute(base_url):
         raise ConfigError([settings.problem(f"{SECTION}.url", f"{base_url!r} is not an "
                                             "absolute URL",
                                             "http:// or https:// followed by a host")])

@@ -16,7 +16,7 @@ from datetime import datetime
 from dispatch.feeds.build import build_feeds, update_feeds
 from dispatch.feeds.formats import file_name
 from dispatch.feeds.settings import load_feed_settings
-from dispatch.pipeline import PassContext, StageReport
+from dispatch.stage import PassContext, StageReport
 from dispatch.store.articles import changed_since
 
 STAGE = "feeds"

@@ -34,6 +34,12 @@ Guarantees:
   (delivered, throttled, temporary, permanent, bounced, with the server's
   text); the engine acts on the class and knows no protocol codes;
 - no transaction is ever open while a server is being talked to.
+
+Emails and social posts are delivered by one loop,
+:func:`dispatch.jobs.worker.work` (claim, renew, re-check, pace, send,
+settle); a kind adds a small channel. Every transport has one shape
+(:mod:`dispatch.jobs.transport`), and local capture is one mechanism
+(:mod:`dispatch.jobs.capture`).
 """
 
 from dispatch.jobs.control import Target, TargetStatus

@@ -10,7 +10,6 @@ while workers are sending.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,9 +134,6 @@ def retry_failed(store: Store, edition_id: str, now: datetime) -> int:
                          only=outbox.c.subscriber_id.in_(active))
 
 
-_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
-
-
 def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple[str, int]]:
     """The commonest reasons this edition's rows failed, with counts, commonest first."""
     q = select(outbox.c.detail).where(outbox.c.edition_id == edition_id,
@@ -146,7 +142,9 @@ def failure_reasons(store: Store, edition_id: str, limit: int = 3) -> list[tuple
         details = conn.execute(q).scalars().all()
     # Servers quote the recipient in their reply ("<ann@…>: User unknown"):
     # without it, ten bounces for the same reason count as one reason.
-    counts = Counter(_ADDRESS.sub("<…>", d) if d else "no reason recorded" for d in details)
+    from dispatch.values.address import mask_addresses  # email-validator: slow to import
+
+    counts = Counter(mask_addresses(d) if d else "no reason recorded" for d in details)
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 

@@ -1,6 +1,6 @@
 """Queueing an edition: store it once, freeze its audience, one row per recipient.
 
-Idempotent on the edition id (invariant 1): the editions primary key decides,
+Idempotent on the edition id (an edition is sent at most once): the editions primary key decides,
 inside the same transaction that writes the rows, so a second call — from a
 re-run, a second scheduler or a retry — queues nothing more and reports what
 the first call queued.

@@ -38,6 +38,7 @@ from dispatch.render.mime import MessageFactory, build_naive_message
 from dispatch.render.settings import load_email_settings, size_problems
 from dispatch.render.slots import PLACEHOLDERS, TOKEN
 from dispatch.unsubscribe import public_base
+from dispatch.values import urls
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT = re.compile(r'\salt=(["\'])(.*?)\1', re.IGNORECASE | re.DOTALL)
@@ -110,7 +111,6 @@ SAMPLE = Recipient(email="sample.reader@example.org", name="Zoë \"Sam\" O'Neil 
                    webview_url="https://example.invalid/email/check/?a=1&b=2",
                    preferences_url="https://example.invalid/preferences/check?a=1&b=2")
 SAMPLE_DATE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-_LOCAL_HOST = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/|$)")
 
 
 def _parse(data: bytes) -> EmailMessage:
@@ -206,7 +206,7 @@ def personalisation_problems(settings: Settings, kind: str, articles: Sequence[A
 def unsubscribe_base_problems(settings: Settings) -> list[Problem]:
     """Every message is refused unless its unsubscribe URL is https (or local)."""
     base = public_base(settings)
-    if base.startswith("https://") or _LOCAL_HOST.match(base):
+    if urls.is_https_or_local(base):
         return []
     key = "web.public_url" if settings.web.public_url else "site.url"
     return [settings.problem(key, f"unsubscribe links would start with {base!r}; every email "
@@ -300,3 +300,53 @@ def template_problems(settings: Settings, articles: Sequence[Article],
                                       edition.html_size, es.allow_clip))
         problems.extend(p for p in _alt_problems(edition.html, name) if str(p) not in seen)
     return problems
+
+
+EMAIL_CHECKED = 10
+"""How many of a pass's new or changed articles get the full email check
+(the newest; as many as ``dispatch check`` renders). A fresh install's back
+catalogue is never emailed, so rendering all of it would only cost time."""
+
+
+def article_errors(settings: Settings, articles: Sequence[Article],
+                   email_checked: int = EMAIL_CHECKED) -> dict[str, list[Problem]]:
+    """The errors that keep each article from every channel, by source file.
+
+    An article with errors reaches no channel: no feed, no social post, no
+    email. Beyond the loading errors (which keep it out already), that is an
+    email that cannot be rendered (a Gmail clip is an error unless ``[email]
+    allow_clip``). A post that cannot be written for one network is not
+    counted: the social stage keeps it, reports it on every pass and writes
+    it after a fix, and its cause is as often a setting (a network's limit)
+    as the article. Problems of the site rather than the article (a broken
+    template) are not counted either: they stop every email, and ``dispatch
+    check`` reports them. Never raises for a user mistake.
+    """
+    from dispatch.errors import DispatchError, InputError
+
+    found: dict[str, list[Problem]] = {}
+    emailed = sorted((a for a in articles if a.email), key=lambda a: (a.date, a.slug),
+                     reverse=True)[:email_checked]
+    if emailed and _emails_can_render(settings):
+        from dispatch.render import render_article_edition
+
+        for article in emailed:
+            try:
+                render_article_edition(settings, article, f"check-{article.slug}")
+            except InputError as exc:
+                for p in exc.problems:
+                    if p.field == "size":
+                        found.setdefault(article.source, []).append(Problem(
+                            article.source, p.message, None, "email", p.expected, p.severity))
+                    elif p.path == article.source and p.is_error:
+                        found.setdefault(article.source, []).append(p)
+            except DispatchError as exc:
+                found.setdefault(article.source, []).append(
+                    Problem(article.source, str(exc), None, "email"))
+    return {source: problems for source, problems in found.items() if problems}
+
+
+def _emails_can_render(settings: Settings) -> bool:
+    """False when the email settings or templates are themselves broken: then
+    no article is to blame, and check names the template."""
+    return not any(p.is_error for p in template_syntax_problems(settings))

@@ -32,6 +32,7 @@ from dispatch.render.env import display_path, environment, render_subject, templ
 from dispatch.render.inline import inline_css
 from dispatch.render.settings import EmailSettings, load_email_settings, size_problems
 from dispatch.render.slots import FRAGMENT, PLACEHOLDERS, TOKEN, Use, slots
+from dispatch.values import urls
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def article_view(settings: Settings, es: EmailSettings, article: Article,
 
     def text_link(href: str) -> str | None:
         absolute = md.make_url_absolutizer(site, article.url)(href)
-        if not absolute.lower().startswith(("http://", "https://", "mailto:")):
+        if not urls.is_web_or_mail(absolute):
             return None  # javascript: and friends never reach the reader
         return links.add_utm(absolute, site, utm)
 

@@ -34,6 +34,7 @@ from dispatch.render.edition import (
     render_for_recipient,
 )
 from dispatch.render.settings import load_email_settings
+from dispatch.values import controls, urls
 
 
 class RecipientError(InputError):
@@ -46,14 +47,9 @@ class HeaderInjectionError(RecipientError):
 
 # CR and LF end a header; the others are line breaks to Python's email package
 # and to some clients, so they are refused as well.
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_ANY_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-# RFC 3986 characters only: lxml leaves them alone in attributes except "&".
-_URL = re.compile(r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
-_LOCAL = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]")
-_MAILTO = re.compile(r"^mailto:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
+_LINE_BREAKS = controls.LINE_BREAK
+_CONTROL = controls.CONTROL
+_ANY_BAD = controls.ONE_LINE
 _KEYS = {token: key for key, token in PLACEHOLDERS.items()}
 _TOKEN = re.compile("|".join(re.escape(t) for t in PLACEHOLDERS.values()))
 _SOFT = b"=\r\n"
@@ -66,6 +62,13 @@ def check_header_value(field: str, value: str, path: str = "recipient") -> None:
         raise HeaderInjectionError([Problem(path, f"{field} contains a line break "
                                             f"({value!r}); refused to prevent header injection",
                                             None, field, "one line of text")])
+
+
+def _sendable(email: str) -> bool:
+    """An address by the address module's rules, in ASCII as every import stores it."""
+    from dispatch.values.address import address_problem  # email-validator: slow to import
+
+    return email.isascii() and not email.startswith("<") and address_problem(email) is None
 
 
 def check_recipient(recipient: Recipient) -> None:
@@ -84,21 +87,22 @@ def check_recipient(recipient: Recipient) -> None:
             if _CONTROL.search(value):
                 raise RecipientError([Problem("recipient", f"{field} contains a control "
                                               "character", None, field, "printable text")])
-    if not _EMAIL.match(recipient.email):
+    if not _sendable(recipient.email):
         raise RecipientError([Problem("recipient", f"{recipient.email!r} is not an address "
                                       "dispatch can send to", None, "email",
                                       "an ASCII address such as ann@example.org")])
     url = recipient.unsubscribe_url
-    if not _URL.match(url) or not (url.startswith("https://") or _LOCAL.match(url)):
+    # RFC 3986 characters only: lxml leaves them alone in attributes except "&".
+    if not urls.is_plain_uri(url) or not urls.is_https_or_local(url):
         raise RecipientError([Problem("recipient", f"unsubscribe URL {url!r} is not usable",
                                       None, "unsubscribe_url", "an https:// URL (RFC 8058)")])
-    if not _URL.match(recipient.webview_url):
+    if not urls.is_plain_uri(recipient.webview_url):
         raise RecipientError([Problem("recipient", f"web-view URL {recipient.webview_url!r} is "
                                       "not usable", None, "webview_url", "an http(s) URL")])
-    if prefs and not _URL.match(prefs):
+    if prefs and not urls.is_plain_uri(prefs):
         raise RecipientError([Problem("recipient", f"preferences URL {prefs!r} is not usable",
                                       None, "preferences_url", "an http(s) URL")])
-    if mailto and not _MAILTO.match(mailto):
+    if mailto and not urls.is_plain_mailto(mailto):
         raise RecipientError([Problem("recipient", f"{mailto!r} is not a mailto: URL", None,
                                       "unsubscribe_mailto", "mailto:address")])
 

@@ -9,8 +9,10 @@ from pydantic import field_validator
 
 from dispatch.sections import SectionModel
 
-# A bare address whose characters need no escaping in a mailto: URL inside a header.
-_MAILBOX = re.compile(r"^[A-Za-z0-9.!$'*+=_~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+# Characters a bare address may use and need no escaping in a mailto: URL
+# inside a header (the address itself is checked by values.address).
+_MAILTO_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                         ".!$'*+=_~-@")
 _ASPECT = re.compile(r"\s*([0-9]{1,5})\s*:\s*([0-9]{1,5})\s*")
 
 
@@ -61,7 +63,11 @@ class EmailOptions(SectionModel):
     @field_validator("unsubscribe_mailto")
     @classmethod
     def _mailbox(cls, value: str | None) -> str | None:
-        if value and not _MAILBOX.match(value.removeprefix("mailto:")):
+        from dispatch.values.address import address_problem  # email-validator: slow
+
+        bare = (value or "").removeprefix("mailto:")
+        if value and (address_problem(bare) is not None
+                      or not set(bare) <= _MAILTO_SAFE):
             raise ValueError('a plain email address such as "unsubscribe@example.org"')
         # Each message writes "+TOKEN" (up to 37 characters) after the local
         # part, and a local part holds at most 64.

@@ -13,13 +13,13 @@ the mail client drops the subject. Empty (the default): https only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from dispatch.config import Settings
 from dispatch.errors import Problem, Severity
 from dispatch.render.options import aspect
+from dispatch.values import urls
 
 # Gmail clips the HTML part at about 102 KB; warn well before it.
 WARN_BYTES = 90 * 1024
@@ -72,7 +72,7 @@ class EmailSettings:
     def list_id_for(self, settings: Settings) -> str:
         if self.list_id:
             return self.list_id
-        host = re.sub(r"^https?://", "", settings.site.url).split("/")[0].split(":")[0]
+        host = urls.host(settings.site.url)
         return f"{settings.site.title} <newsletter.{host}>"
 
 

@@ -10,7 +10,6 @@ table rows are broken or reflowed to fit, since nothing is lost by that.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +18,11 @@ import nh3
 from markdown_it.token import Token
 
 from dispatch.content import markdown as md
+from dispatch.values import urls
 
 WIDTH = 78
 # Anything that may be a link for a mail client: never cut.
-_URLISH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|mailto:|www\.)\S", re.IGNORECASE)
+_URLISH = urls.IN_TEXT
 
 
 def _cut_long_words(line: str, room: int) -> str:

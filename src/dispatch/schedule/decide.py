@@ -7,11 +7,13 @@ store remembers and carries the decisions out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from dispatch import digest
 from dispatch.models import Article
 from dispatch.schedule.model import EMAIL_KINDS, Schedule, format_duration
 from dispatch.schedule.triggers import due_firings
@@ -132,22 +134,16 @@ def select_articles(schedule: Schedule, published: Sequence[tuple[Article, datet
                     sent: Collection[str] = ()) -> list[Article]:
     """Matching articles that belong to the window ``(start, end]``, newest first, capped.
 
-    A window is about articles *published* (dated) before its slot: an
-    article dated at or before ``end`` belongs to it if it is new to the
-    schedule since ``start`` (dated after it, or first seen after it: a
-    backdated file added later still goes out once). So a firing run late
-    after an outage includes what was dated before its slot but first seen
-    during the outage. ``sent`` (slugs already in one of this schedule's
-    editions) keeps such an article out of the next window: never in two.
+    The rule is :func:`dispatch.digest.choose`'s (the same as ``dispatch send
+    --digest``): an article dated at or before ``end`` belongs if it is new
+    to the schedule since ``start`` (dated after it, or first seen after it),
+    so a firing run late after an outage includes what was dated before its
+    slot but first seen during the outage. ``sent`` (slugs already in one of
+    this schedule's editions) keeps such an article out of the next window.
     """
-    start, end = window
-    chosen = [a for a, seen in published
-              if a.date <= end and (a.date > start or seen > start) and a.slug not in sent
-              and matches(schedule, a)]
-    chosen.sort(key=lambda a: (a.date, a.slug), reverse=True)
-    if schedule.max_articles is not None:
-        chosen = chosen[:schedule.max_articles]
-    return chosen
+    return digest.choose(published, digest.Window(*window),
+                         wanted=functools.partial(matches, schedule), sent=sent,
+                         limit=schedule.max_articles)
 
 
 def since_text(start: datetime, schedule: Schedule) -> str:
@@ -163,7 +159,9 @@ def too_few(schedule: Schedule, count: int, start: datetime) -> str:
 
 
 def edition_id(schedule: Schedule, fire_time: datetime, article: str = "") -> str:
-    """Deterministic from (schedule, firing): a re-run queues nothing twice."""
+    """Deterministic from (schedule, firing): a re-run queues nothing twice.
+    A digest's is :func:`dispatch.digest.edition_id`'s."""
     if article:
         return f"{schedule.id}-{article}"
-    return f"{schedule.id}-{fire_time:%Y%m%dT%H%M%SZ}"
+    return digest.edition_id(digest.Firing(schedule.id, fire_time),
+                             digest.Window(fire_time, fire_time), ())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from dispatch import digest
 from dispatch.errors import DispatchError, InputError
 from dispatch.models import Article
 from dispatch.schedule import firings
@@ -35,7 +36,6 @@ from dispatch.schedule.decide import (
     edition_id,
     judge,
     matches,
-    select_articles,
     too_few,
     window_start,
 )
@@ -286,15 +286,20 @@ def plan_firing(store: Store, schedule: Schedule, decision: Decision, published:
     if schedule.kind == "feeds":
         return Plan("feeds", articles=everything)
     window = window_for(store, schedule, fire, base)
-    chosen = tuple(select_articles(schedule, published, window,
-                                   sent_articles(store, schedule.id)))
+    # One rule for a digest's articles and its edition id, shared with
+    # `dispatch send --digest` (dispatch.digest).
+    found = digest.decide(published, digest.Window(*window),
+                          digest.Firing(schedule.id, fire),
+                          wanted=functools.partial(matches, schedule),
+                          sent=sent_articles(store, schedule.id), limit=schedule.max_articles)
+    chosen = found.articles
     slugs = tuple(a.slug for a in chosen)
     if len(chosen) < schedule.min_articles:
         return Plan("skip", too_few(schedule, len(chosen), window[0]), slugs=slugs)
     if schedule.kind == "social":
         return Plan("social", articles=chosen, slugs=slugs, window=window)
     return Plan("digest", articles=chosen, slugs=slugs, window=window,
-                edition_id=edition_id(schedule, fire))
+                edition_id=found.edition_id)
 
 
 def _act(schedule: Schedule, plan: Plan, fire: datetime, now: datetime,

@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -41,6 +42,7 @@ from dispatch.pipeline import (
     run_pass,
 )
 from dispatch.schedule.actions import Actions, SiteActions
+from dispatch.schedule.coverage import social_schedules
 from dispatch.schedule.engine import FiringReport, tick
 from dispatch.schedule.leader import Leadership, leadership_for
 from dispatch.schedule.model import ScheduleSet
@@ -113,7 +115,8 @@ class SchedulerService:
         with self.lock:
             stages = with_delivery_stage(default_stages(), self.delivery)
             report = run_pass(self.settings, self.store, self.clock(),
-                              with_schedule_stage(stages, self.stage))
+                              with_schedule_stage(stages, self.stage),
+                              social_schedules=partial(social_schedules, self.settings))
         self.report(report)
         return report
 

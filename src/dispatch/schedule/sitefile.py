@@ -393,15 +393,6 @@ def validation_store(settings: Settings) -> Store | None:
     ``dispatch check`` must not create a database as a side effect, so a
     missing SQLite file or an unreachable server means "cannot check".
     """
-    from dispatch.errors import StoreError
-    from dispatch.store.engine import open_store
+    from dispatch.store.engine import existing_store
 
-    url = settings.database_url
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if not path or path == ":memory:" or not Path(path).exists():
-            return None
-    try:
-        return open_store(url, create_dirs=False, run_migrations=False)
-    except StoreError:
-        return None
+    return existing_store(settings.database_url)

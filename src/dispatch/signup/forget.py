@@ -18,10 +18,7 @@ erasures are no longer recognised by imports.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +26,6 @@ from sqlalchemy import Connection, delete, func, select
 
 from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
-from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store
 from dispatch.store.schema import (
     bounce_events,
@@ -39,29 +35,12 @@ from dispatch.store.schema import (
     subscribers,
     suppressions,
 )
-
-
-def identity_of(email: str) -> str:
-    """Who an address is: two spellings with one identity are one person."""
-    return key_of(email)
-
-
-def erasure_hash(key: bytes, identity: str) -> str:
-    return hmac.new(key, f"erased:{identity}".encode(), hashlib.sha256).hexdigest()
-
-
-def erased_check(store: Store, key: bytes) -> Callable[[str], bool] | None:
-    """For imports: a test "was this address forgotten?", or None when nothing
-    ever was (then an import pays nothing for it)."""
-    with store.read() as conn:
-        hashes = set(conn.execute(select(suppressions.c.address_hash)).scalars())
-    if not hashes:
-        return None
-    return lambda email: erasure_hash(key, identity_of(email)) in hashes
-
-
-ERASED_MESSAGE = ("this address was erased at its owner's request (dispatch subscribers "
-                  "forget); only a signup confirmed through the form can bring it back")
+from dispatch.subscribers.erasure import (
+    ERASED_MESSAGE,
+    erased_check,
+    erasure_hash,
+    identity_of,
+)
 
 
 def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
@@ -142,3 +121,6 @@ def data_export(store: Store, key: bytes, email: str) -> dict[str, Any]:
     if data["subscriber"] is None and not data["signup_requests"] and data["erased"] is None:
         raise InputError(f"no subscriber {email}: nothing is stored about this address")
     return data
+
+
+__all__ = ["ERASED_MESSAGE", "erased_check", "erasure_hash", "forget", "identity_of"]

@@ -175,6 +175,7 @@ def process_request(store: Store, settings: Settings, key: bytes, base_url: str,
 def _send(settings: Settings, email: str, message: bytes, now: datetime) -> str:
     from dispatch.delivery.engine import make_transport
     from dispatch.delivery.settings import load_delivery_settings
+    from dispatch.delivery.transport import Envelope
     from dispatch.dkim.sign import load_signer
     from dispatch.jobs.states import ResultClass
 
@@ -187,7 +188,7 @@ def _send(settings: Settings, email: str, message: bytes, now: datetime) -> str:
         transport = make_transport(settings, load_delivery_settings(settings))
         connection = transport.open()
         try:
-            result = connection.send(settings.sender.email, email, message)
+            result = connection.send(Envelope(settings.sender.email, email, message))
         finally:
             connection.close()
     except (DispatchError, OSError) as exc:

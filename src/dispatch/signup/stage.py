@@ -15,14 +15,14 @@ from dispatch.signup.requests import expire, process_request, unprocessed
 from dispatch.unsubscribe import public_base, secret_key
 
 if TYPE_CHECKING:
-    from dispatch.pipeline import PassContext, StageReport
+    from dispatch.stage import PassContext, StageReport
 
 GRACE = timedelta(minutes=1)
 """How long a web process has to send a confirmation itself."""
 
 
 def signup_stage(ctx: PassContext) -> StageReport:
-    from dispatch.pipeline import StageReport
+    from dispatch.stage import StageReport
 
     requests, people = expire(ctx.store, ctx.now)
     left = unprocessed(ctx.store, ctx.now - GRACE)

@@ -8,9 +8,10 @@ Modules, in pipeline order::
     post        ComposedPost, Facet, LinkCard: the frozen values that cross stages
     compose     article -> ComposedPost (sentences, cut, hashtags, UTM, facets)
     queue       the social_posts outbox: enqueue once, claim with a lease, fenced acks
-    http        outcomes (RetryLater / PermanentFailure), Retry-After, redaction
+    http        PostTransport: the job engine's transport shape for posts
     transports  capture (default), Mastodon, Bluesky, webhook
-    deliver     queue posts for new articles; deliver due posts
+    deliver     queue posts for new articles; deliver due posts (the job
+                engine's one delivery loop, posts as its channel)
     stage       the pipeline stage
     checks      what `dispatch check` reports
 """

@@ -18,6 +18,7 @@ from pydantic import field_validator
 
 from dispatch.sections import SectionModel
 from dispatch.social.networks import Network, NoOptions, SocialTransport
+from dispatch.values import urls
 
 if TYPE_CHECKING:
     import httpx
@@ -27,13 +28,12 @@ if TYPE_CHECKING:
     from dispatch.social.http import Transport
     from dispatch.social.post import Facet, LinkCard
 
-_URL = re.compile(r"^https?://[^/\s]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def http_url(value: str) -> str:
     """A validator body: an http(s) URL with a host."""
-    if not _URL.match(value):
+    if not urls.is_absolute(value):
         raise ValueError("an http:// or https:// URL")
     return value.rstrip("/")
 
@@ -97,9 +97,9 @@ def _bluesky_card(article: Article, url: str) -> LinkCard:
 
 def _capture(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
              environ: Mapping[str, str]) -> Transport:
-    from dispatch.social.transports import CaptureTransport
+    from dispatch.social.transports import capture_transport
 
-    return CaptureTransport(capture_dir)
+    return capture_transport(capture_dir)
 
 
 def _webhook(config: NetworkConfig, client: httpx.Client, capture_dir: Path,

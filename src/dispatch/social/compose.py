@@ -33,6 +33,7 @@ from dispatch.social.config import NetworkConfig
 from dispatch.social.count import graphemes
 from dispatch.social.networks import network
 from dispatch.social.post import ComposedPost, Facet, LinkCard, Source
+from dispatch.values import controls
 
 ELLIPSIS = "…"
 SEPARATOR = "\n\n"
@@ -51,7 +52,7 @@ _ATOM = regex.compile(
     regex.IGNORECASE,
 )
 _SENTENCE_END = regex.compile(r"(?<=[.!?…][)\]\"'”’»]*)\s+|(?<=[。！？])")
-_CONTROL = regex.compile(r"[\p{Cc}\p{Cs}\p{Co}\u2028\u2029]")
+_CONTROL = controls.POST
 # twitter-text refuses a post holding any of these (a byte-order mark pasted
 # mid-text, or a noncharacter); no network shows them, so they are dropped.
 _REFUSED = regex.compile("[\ufeff\ufffe\uffff]")

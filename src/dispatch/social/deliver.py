@@ -5,8 +5,10 @@ just reported: it is recorded as a failed row, composed again when what it
 depends on changes (:func:`retry_unfit`), and can be queued by hand
 (:func:`queue_by_hand`).
 
-Delivery claims a small batch in one short transaction, talks HTTP with no
-transaction open, and records each outcome in its own short transaction.
+Delivery is the job engine's one loop (:func:`dispatch.jobs.worker.work`)
+with posts as its channel: it claims a small batch in one short
+transaction, talks HTTP with no transaction open, and records each outcome
+in its own short transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,12 +29,13 @@ from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
 from dispatch.jobs.lease import JobResult
 from dispatch.jobs.policy import RetryPolicy
-from dispatch.jobs.states import Outcome
+from dispatch.jobs.states import Outcome, TransportResult
+from dispatch.jobs.worker import Batch, Options, work
 from dispatch.models import Article
 from dispatch.social import queue
 from dispatch.social.compose import compose, fingerprint
 from dispatch.social.config import SocialSettings, load_social
-from dispatch.social.http import MissingSecret, Transport, attempt
+from dispatch.social.http import MissingSecret, Transport
 from dispatch.social.post import ComposedPost
 from dispatch.social.transports import build_transport
 from dispatch.store.engine import Store
@@ -184,9 +189,111 @@ def queue_by_hand(store: Store, settings: Settings, article: Article, now: datet
     return out
 
 
+class _Posts:
+    """Social posts as a channel of the one delivery loop (:mod:`dispatch.jobs.worker`).
+
+    Each outcome is settled as soon as it is known, in its own short
+    transaction: a network without idempotency (Telegram) must not post
+    again because a later post of the same batch crashed the worker.
+    """
+
+    settle_each = True
+
+    def __init__(self, store: Store, transports: Mapping[str, Transport], batch: int,
+                 policy: RetryPolicy) -> None:
+        self.store, self.transports, self.batch, self.policy = store, transports, batch, policy
+        self.networks = sorted(transports)
+        self.outcomes: list[PostOutcome] = []
+        self.claimed = 0
+
+    def start(self, clock: Callable[[], datetime],
+              writing: Callable[[], AbstractContextManager[None]]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def lane(self) -> None:
+        return None
+
+    def claim(self, owner: str, now: datetime, limit: int) -> Batch[queue.ClaimedPost]:
+        # Posts whose lease expired are reaped by the claim itself.
+        posts = queue.claim(self.store, owner, now, self.policy.lease, min(limit, self.batch),
+                            self.networks, self.policy.max_attempts)
+        self.claimed += len(posts)
+        return Batch(owner, now + self.policy.lease, posts)
+
+    def renew(self, token: str, now: datetime) -> bool:
+        return queue.renew(self.store, token, now + self.policy.lease)
+
+    def reap(self, now: datetime) -> int:
+        return 0
+
+    def check(self, lane: object, job: queue.ClaimedPost) -> tuple[bool, Outcome | None]:
+        return True, None
+
+    def accept(self, lane: object, token: str, job: queue.ClaimedPost,
+               sent: TransportResult) -> bool:
+        return False  # settled at once with its remote id, by record()
+
+    def flush(self, lane: object) -> bool:
+        return True
+
+    def transport(self, job: queue.ClaimedPost) -> Transport:
+        return self.transports[job.network]
+
+    def build(self, job: queue.ClaimedPost, now: datetime) -> queue.OutgoingPost:
+        return queue.OutgoingPost(job, now)
+
+    def result(self, job: queue.ClaimedPost, outcome: Outcome, detail: str | None,
+               sent: TransportResult | None) -> _Settled:
+        detail = detail or ""
+        if outcome is Outcome.RETRY:
+            if job.attempts >= self.policy.max_attempts:
+                outcome = Outcome.FAILED
+                detail = f"gave up after {job.attempts} attempts: {detail}"
+            else:
+                log.info("social %s/%s: %s, retry later: %s", job.slug, job.network,
+                         sent.klass if sent else outcome, detail)
+        return _Settled(job, outcome, detail, sent)
+
+    def record(self, token: str, results: Sequence[_Settled], now: datetime) -> int:
+        accepted = 0
+        for r in results:
+            job = JobResult(r.job_id, r.outcome, r.detail, r.attempts,
+                            r.sent.retry_after if r.sent else None)
+            if r.outcome is Outcome.SENT and r.sent is not None:
+                ok = queue.settle(self.store, token, job, now, self.policy,
+                                  remote_id=r.sent.remote_id, remote_url=r.sent.remote_url)
+            else:
+                ok = queue.settle(self.store, token, job, now, self.policy)
+            accepted += ok
+            status = {Outcome.SENT: "sent", Outcome.RETRY: "retry"}.get(r.outcome, "failed")
+            self.outcomes.append(PostOutcome(r.post.slug, r.post.network,
+                                             status if ok else "lost-lease", r.detail))
+        return accepted
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    post: queue.ClaimedPost
+    outcome: Outcome
+    detail: str
+    sent: TransportResult | None
+
+    @property
+    def job_id(self) -> int:
+        return self.post.id
+
+    @property
+    def attempts(self) -> int:
+        return self.post.attempts
+
+
 def deliver(store: Store, settings: Settings, now: datetime, *,
             client: httpx.Client | None = None, environ: Mapping[str, str] | None = None,
             owner: str | None = None) -> SocialDeliveryReport:
+    """Send every due post once, through the one delivery loop."""
     social = load_social(settings)
     env = os.environ if environ is None else environ
     owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -204,49 +311,24 @@ def deliver(store: Store, settings: Settings, now: datetime, *,
                 problems.append(settings.problem(
                     f"social.{config.name}", f"{exc} ({waiting} waiting)",
                     f"{config.secret_env} set in the environment"))
-    counts = {"sent": 0, "retry": 0, "failed": 0, "lost-lease": 0}
-    outcomes: list[PostOutcome] = []
-    claimed_total = 0
     policy = queue.policy_for(social.max_attempts, social.backoff_seconds, social.lease_seconds)
+    posts = _Posts(store, transports, social.batch, policy)
     try:
-        for _ in range(MAX_BATCHES_PER_RUN):
-            batch = queue.claim(store, owner, now, policy.lease, social.batch,
-                                sorted(transports), social.max_attempts)
-            if not batch:
-                break
-            claimed_total += len(batch)
-            for claimed in batch:
-                status, detail = _deliver_one(store, policy, transports[claimed.network],
-                                              claimed, owner, now)
-                counts[status] += 1
-                outcomes.append(PostOutcome(claimed.slug, claimed.network, status, detail))
+        if transports:
+            tally = work(posts, Options(lanes=1, batch_size=social.batch,
+                                        max_batches=MAX_BATCHES_PER_RUN),
+                         policy, owner=owner, clock=lambda: now,
+                         due=lambda at: queue.due_count(store, at, sorted(transports)),
+                         serialise_writes=store.is_sqlite)
+            if tally.error is not None:
+                # A bug, not a network's answer: the pass reports it as such.
+                raise tally.error
     finally:
         if client is None:
             http.close()
+    outcomes = posts.outcomes
+    count = Counter(o.status for o in outcomes)
     return SocialDeliveryReport(
-        claimed=claimed_total, sent=counts["sent"], retried=counts["retry"],
-        failed=counts["failed"], lost_lease=counts["lost-lease"], outcomes=tuple(outcomes),
+        claimed=posts.claimed, sent=count["sent"], retried=count["retry"],
+        failed=count["failed"], lost_lease=count["lost-lease"], outcomes=tuple(outcomes),
         problems=tuple(problems))
-
-
-def _deliver_one(store: Store, policy: RetryPolicy, transport: Transport,
-                 claimed: queue.ClaimedPost, owner: str, now: datetime) -> tuple[str, str]:
-    """Send one claimed post; its outcome is settled by the job engine."""
-    result = attempt(transport, claimed, now)
-    outcome = result.outcome
-    detail = result.text
-    if outcome is Outcome.RETRY:
-        if claimed.attempts >= policy.max_attempts:
-            outcome = Outcome.FAILED
-            detail = f"gave up after {claimed.attempts} attempts: {result.text}"
-        else:
-            log.info("social %s/%s: %s, retry later: %s", claimed.slug, claimed.network,
-                     result.klass, detail)
-    job = JobResult(claimed.id, outcome, detail, claimed.attempts, result.retry_after)
-    if outcome is Outcome.SENT:
-        ok = queue.settle(store, owner, job, now, policy, remote_id=result.remote_id,
-                          remote_url=result.remote_url)
-    else:
-        ok = queue.settle(store, owner, job, now, policy)
-    status = {Outcome.SENT: "sent", Outcome.RETRY: "retry"}.get(outcome, "failed")
-    return (status, detail) if ok else ("lost-lease", detail)

@@ -94,6 +94,15 @@ class ClaimedPost:
         return f"dispatch:{self.slug}:{self.network}:{self.text_hash[:16]}"
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingPost:
+    """What a social transport carries: the claimed post, and the time of
+    the attempt (for Retry-After dates, timestamps and signatures)."""
+
+    claimed: ClaimedPost
+    now: datetime
+
+
 def enqueue(store: Store, posts: Sequence[ComposedPost], now: datetime) -> int:
     """Queue posts; a (slug, network) that already has a row is left alone."""
     if not posts:
@@ -286,6 +295,12 @@ def settle(store: Store, owner: str, result: jobs.JobResult, now: datetime,
             return bool(jobs.finish(conn, SOCIAL, owner, [result.job_id], SENT, now, None,
                                     **values))
         return bool(jobs.settle(conn, SOCIAL, owner, [result], now, policy))
+
+
+def renew(store: Store, owner: str, until: datetime) -> bool:
+    """Extend the lease of ``owner``'s posts; False if it was lost."""
+    with store.write() as conn:
+        return bool(jobs.renew(conn, SOCIAL, owner, until))
 
 
 def mark_sent(store: Store, post_id: int, owner: str, now: datetime,

@@ -31,6 +31,7 @@ from pydantic import field_validator
 
 from dispatch.sections import SectionModel
 from dispatch.social.builtin import env_name, http_url
+from dispatch.social.http import PostTransport
 from dispatch.social.networks import Network, SocialTransport
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class TelegramOptions(SectionModel):
         return env_name(value)
 
 
-class TelegramTransport:
+class TelegramTransport(PostTransport):
     """``sendMessage`` once per post, with the article as the link preview."""
 
     def __init__(self, config: NetworkConfig, client: httpx.Client,
@@ -90,10 +91,11 @@ class TelegramTransport:
             raise MissingSecret(f"social.{config.name}: environment variable "
                                 f"{config.secret_env} is not set; posts stay queued")
 
-    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+    def post(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         import httpx
 
-        from dispatch.social.http import Delivered, RetryLater, check, redact
+        from dispatch.http_api import RetryLater, check, redact
+        from dispatch.social.http import Delivered
 
         what = f"telegram {self.config.name}"
         body: dict[str, Any] = {

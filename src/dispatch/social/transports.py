@@ -2,7 +2,9 @@
 
 Each transport is built once per delivery run from its network table and
 the environment, and shares one ``httpx.Client`` (which tests point at a
-server on 127.0.0.1).
+server on 127.0.0.1). All have the job engine's one transport shape: capture
+is :mod:`dispatch.jobs.capture` with a JSON file per post; the API ones are
+:class:`~dispatch.social.http.PostTransport` subclasses that write ``post()``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,20 +20,13 @@ from typing import Any
 
 import httpx
 
+from dispatch.http_api import PermanentFailure, RetryLater, check, error_text, request
+from dispatch.jobs import capture
 from dispatch.social.config import NetworkConfig
-from dispatch.social.http import (
-    Delivered,
-    MissingSecret,
-    PermanentFailure,
-    RetryLater,
-    Transport,
-    check,
-    error_text,
-    request,
-)
+from dispatch.social.http import Delivered, MissingSecret, PostTransport, Transport
 from dispatch.social.networks import transports
 from dispatch.social.post import ComposedPost
-from dispatch.social.queue import ClaimedPost
+from dispatch.social.queue import ClaimedPost, OutgoingPost
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +42,22 @@ def _secret(config: NetworkConfig, environ: Mapping[str, str]) -> str:
     return value
 
 
-class CaptureTransport:
-    """Writes each post as JSON under ``.dispatch/social/<network>/``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
-        folder = self.directory / claimed.network
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{claimed.slug}.json"
-        document = {**claimed.post.to_json(), "idempotency_key": claimed.idempotency_key,
-                    "captured_at": now.astimezone(UTC).isoformat()}
-        # Atomic: a reader sees the old file or the new one, never half.
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-        os.replace(tmp, target)
-        return Delivered(remote_id=str(target.relative_to(self.directory)), remote_url=None)
+def as_json_file(message: OutgoingPost) -> capture.Captured:
+    """``<network>/<slug>.json``: the post, its idempotency key and when it was captured."""
+    claimed = message.claimed
+    document = {**claimed.post.to_json(), "idempotency_key": claimed.idempotency_key,
+                "captured_at": message.now.astimezone(UTC).isoformat()}
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    return capture.Captured(f"{claimed.network}/{claimed.slug}.json", text.encode("utf-8"))
 
 
-class MastodonTransport:
+def capture_transport(directory: Path) -> capture.CaptureTransport[OutgoingPost]:
+    """Each post as JSON under ``.dispatch/social/<network>/``, by the job
+    engine's one capture mechanism (written whole, then renamed into place)."""
+    return capture.CaptureTransport(directory, as_json_file)
+
+
+class MastodonTransport(PostTransport):
     """``POST /api/v1/statuses`` with a deterministic ``Idempotency-Key``."""
 
     def __init__(self, config: NetworkConfig, client: httpx.Client,
@@ -78,7 +65,7 @@ class MastodonTransport:
         self.config, self.client = config, client
         self.token = _secret(config, environ)
 
-    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+    def post(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         post = claimed.post
         response = request(
             self.client, "POST", f"{self.config.base_url}/api/v1/statuses", now,
@@ -117,7 +104,7 @@ def tid(moment: datetime, row_id: int) -> str:
     return "".join(reversed(chars))
 
 
-class BlueskyTransport:
+class BlueskyTransport(PostTransport):
     """createSession once per run, then createRecord per post.
 
     Bluesky has no idempotency header, so the record key is derived from the
@@ -236,7 +223,7 @@ class BlueskyTransport:
                          facet.value)
         return facets
 
-    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+    def post(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         session = self._login(now)
         did = session["did"]
         rkey = tid(claimed.created_at, claimed.id)
@@ -265,7 +252,7 @@ class BlueskyTransport:
         return Delivered(response.json().get("uri"), web)
 
 
-class WebhookTransport:
+class WebhookTransport(PostTransport):
     """JSON POST signed with HMAC-SHA256 over ``"<timestamp>.<body>"``.
 
     The receiver recomputes the signature with the shared secret and rejects
@@ -277,7 +264,7 @@ class WebhookTransport:
         self.config, self.client = config, client
         self.secret = _secret(config, environ)
 
-    def send(self, claimed: ClaimedPost, now: datetime) -> Delivered:
+    def post(self, claimed: ClaimedPost, now: datetime) -> Delivered:
         body = json.dumps({"event": "social.post", "idempotency_key": claimed.idempotency_key,
                            **claimed.post.to_json()}, ensure_ascii=False).encode("utf-8")
         timestamp = str(int(now.timestamp()))

@@ -69,7 +69,7 @@ def send_test(settings: Settings, edition: Edition, addresses: Sequence[str],
     from dispatch.delivery.engine import make_transport
     from dispatch.delivery.personalise import recipient_for
     from dispatch.delivery.settings import load_delivery_settings
-    from dispatch.delivery.transport import TransportUnavailable
+    from dispatch.delivery.transport import Envelope, TransportUnavailable
     from dispatch.dkim.sign import load_signer
     from dispatch.jobs.states import ResultClass
     from dispatch.render import MessageFactory
@@ -91,7 +91,7 @@ def send_test(settings: Settings, edition: Edition, addresses: Sequence[str],
             recipient = recipient_for(settings, key, marked.edition_id, 0, address, "")
             message = (factory.build(recipient, date=now) if signer is None
                        else signer.build(factory, recipient, now))
-            result = conn.send(settings.sender.email, address, message)
+            result = conn.send(Envelope(settings.sender.email, address, message))
             ok = result.klass is ResultClass.DELIVERED
             outcomes.append(TestOutcome(address, ok, result.text or
                                         ("sent" if ok else str(result.klass))))

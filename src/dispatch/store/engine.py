@@ -133,3 +133,19 @@ def open_store(url: str, *, create_dirs: bool = True, run_migrations: bool = Tru
     except SQLAlchemyError as exc:
         raise StoreError(f"database error: {exc}") from None
     return store
+
+
+def existing_store(url: str) -> Store | None:
+    """The store at ``url`` if it already exists, for checks that must not
+    create a database as a side effect: a missing SQLite file or an
+    unreachable server means "cannot check"."""
+    from dispatch.errors import StoreError
+
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).exists():
+            return None
+    try:
+        return open_store(url, create_dirs=False, run_migrations=False)
+    except StoreError:
+        return None

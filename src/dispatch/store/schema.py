@@ -126,7 +126,8 @@ list_members = Table(
 )
 
 # One row per queued edition; the rendered edition (Edition.to_json()) lives
-# here ONCE, never in the per-recipient rows (invariant 2).
+# here ONCE, never in the per-recipient rows (their messages are built at
+# send time from it, so the outbox grows by a few integers per reader).
 editions = Table(
     "editions", metadata,
     Column("edition_id", String(200), primary_key=True),
@@ -208,7 +209,8 @@ social_networks = Table(
 
 # --- scheduler (issue 8) -----------------------------------------------------
 # One row per firing, written BEFORE the firing acts: the primary key is the
-# "every firing happens once" guarantee (invariant 1). ``article`` is "" for
+# "every firing happens once" guarantee (a second scheduler, a restart or a
+# catch-up finds the row and does nothing). ``article`` is "" for
 # calendar firings and the slug for on-publish ones, so two articles published
 # at the same instant are still two firings.
 # status: running -> sent | skipped | failed. A running firing is held under

@@ -57,9 +57,9 @@ from sqlalchemy import (
 )
 
 from dispatch.errors import InputError, Problem, Severity
-from dispatch.signup.consent import record_members_without
 from dispatch.store.engine import Store
 from dispatch.store.schema import UTCDateTime, list_members, subscribers
+from dispatch.subscribers.consent import record_members_without
 from dispatch.subscribers.repository import (
     STATUSES,
     Subscriber,
@@ -454,7 +454,7 @@ def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now:
 
 def _without_erased(rows: Iterable[StagedRow], erased: Callable[[str], bool], path: str,
                     refused: list[Problem]) -> Iterator[StagedRow]:
-    from dispatch.signup.forget import ERASED_MESSAGE
+    from dispatch.subscribers.erasure import ERASED_MESSAGE
 
     for row in rows:
         if erased(row.key):

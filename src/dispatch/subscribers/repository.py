@@ -226,7 +226,7 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
         row = conn.execute(select(t).where(t.c.email_key == key)).one()
         conn.execute(store.insert_ignore(list_members),
                      [{"list_name": list_name, "subscriber_id": row.id, "added_at": now}])
-        from dispatch.signup.consent import record_members_without
+        from dispatch.subscribers.consent import record_members_without
 
         record_members_without(conn, list_name, "cli", None, now)
     return _row_to_subscriber(row), created

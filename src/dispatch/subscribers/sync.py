@@ -31,7 +31,7 @@ from dispatch.subscribers.csvfile import file_sha256, import_csv
 from dispatch.subscribers.sources import record_source, source_state
 
 if TYPE_CHECKING:
-    from dispatch.pipeline import PassContext, StageReport
+    from dispatch.stage import PassContext, StageReport
 
 
 def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
@@ -56,9 +56,9 @@ def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
 
 
 def subscribers_stage(ctx: PassContext) -> StageReport:
-    from dispatch.pipeline import StageReport
-    from dispatch.signup.forget import erased_check
-    from dispatch.unsubscribe import secret_key
+    from dispatch.secret import secret_key
+    from dispatch.stage import StageReport
+    from dispatch.subscribers.erasure import erased_check
 
     lists, problems = synced_lists(ctx.settings)
     done = []

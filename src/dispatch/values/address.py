@@ -41,6 +41,8 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
+from dispatch.values.controls import has_line_break
+
 EXPECTED = "an address like ann@example.com"
 
 # RFC 5322 dot-atom in ASCII: the local parts email-validator accepts when
@@ -55,14 +57,14 @@ _MAX_ADDRESS = 254
 # Syntax only. ``test_environment`` admits the reserved ``.test`` domain
 # (RFC 2606), which development and test setups mail through a local MTA;
 # other special-use names (localhost, .invalid, .local, …) stay refused.
-
-
 def _validate(value: str) -> ValidatedEmail:
     return validate_email(value, check_deliverability=False, allow_smtputf8=False,
                           test_environment=True)
 
-_LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_BREAK = re.compile(f"[{_LINE_BREAKS}]")
+
+_SPACE = re.compile(r"\s")
+"""Any character str.isspace() calls a space (the re module's class is the same set)."""
+_IN_TEXT = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 
 
 class InvalidAddress(ValueError):
@@ -142,7 +144,7 @@ def _parse_slowly(raw: str) -> Address:
     value = _strip(raw)
     if not value:
         raise InvalidAddress("empty address")
-    if any(ch.isspace() for ch in value):
+    if _SPACE.search(value):
         raise InvalidAddress(f"{value!r} contains a space")
     if value.count("@") != 1:
         raise InvalidAddress(f"{value!r} must contain exactly one @")
@@ -196,6 +198,13 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a subscriber's name, or None. A name goes into
     the To: header: a line break there would be header injection, so it is
     refused when the name is stored, not at send time."""
-    if _BREAK.search(name):
+    if has_line_break(name):
         return "the name spans several lines"
     return None
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with every address in it (``<ann@…>``, ``ann@…``) as ``<…>``:
+    a server's reply quotes the recipient, and ten bounces for one reason
+    must count as one reason."""
+    return _IN_TEXT.sub("<…>", text)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import field_validator
 
 from dispatch.sections import SectionModel
+from dispatch.values import urls
 
 
 class WebOptions(SectionModel):
@@ -17,6 +16,6 @@ class WebOptions(SectionModel):
     @field_validator("public_url")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^https?://[^/\s]+", value):
+        if value and not urls.is_absolute(value):
             raise ValueError("an absolute URL: http:// or https:// followed by a host")
         return value

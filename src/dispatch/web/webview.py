@@ -1,7 +1,7 @@
 """``/editions/<id>/``: the web view of a sent edition ("view this email in your browser").
 
 The outbox stores each edition once, rendered, with placeholder tokens where
-each recipient's values go (invariant 2). The web view fills those tokens with
+each recipient's values go (never a copy per reader). The web view fills those tokens with
 neutral values — the name fallback, "you", a generic unsubscribe page — so one
 page serves every reader and holds nobody's name, address or unsubscribe
 token: the link is often forwarded, and anyone may open it.

@@ -8,7 +8,8 @@ with a redirect to the login page (or 403 for a POST); ``ADMIN_ROUTES``
 lists them all so a test can walk every one.
 
 Server-rendered HTML with one small stylesheet; nothing needs JavaScript.
-A sending edition's page refreshes itself with ``<meta http-equiv=refresh>``.
+A sending edition's page updates its counts with one small script (the
+only one), which reads ``/admin/editions/<id>/progress``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex, nofollow",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; img-src 'self' data:; "
                                "frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'",
 }
@@ -150,11 +152,18 @@ async def stylesheet(request: Request) -> Response:
                     headers={"Cache-Control": "private, max-age=300"})
 
 
+async def script(request: Request) -> Response:
+    js = (TEMPLATES / "progress.js").read_text(encoding="utf-8")
+    return Response(js, media_type="text/javascript",
+                    headers={"Cache-Control": "private, max-age=300"})
+
+
 ADMIN_ROUTES: tuple[tuple[str, tuple[str, ...], Page], ...] = (
     ("/admin/", ("GET",), pages.home),
     ("/admin/calendar", ("GET",), pages.calendar),
     ("/admin/editions", ("GET",), pages.editions),
     ("/admin/editions/{edition_id:path}/email", ("GET",), pages.edition_email),
+    ("/admin/editions/{edition_id:path}/progress", ("GET",), pages.progress),
     ("/admin/editions/{edition_id:path}/control/{action}", ("GET", "POST"), pages.control),
     ("/admin/editions/{edition_id:path}", ("GET",), pages.edition),
     ("/admin/subscribers", ("GET",), pages.subscribers),
@@ -182,6 +191,7 @@ def admin_routes(admin: AdminApp) -> list[BaseRoute]:
     found: list[BaseRoute] = [
         Route("/admin/login", _bound(admin, login_page), methods=["GET", "POST"]),
         Route("/admin/admin.css", stylesheet, methods=["GET"]),
+        Route("/admin/progress.js", script, methods=["GET"]),
     ]
     for path, methods, page in ADMIN_ROUTES:
         found.append(Route(path, guarded(admin, page), methods=list(methods)))

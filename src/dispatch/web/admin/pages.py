@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from dispatch.errors import DispatchError, InputError
 from dispatch.staff import StaffSession, audit_entries
@@ -157,7 +157,23 @@ async def edition(app: AdminApp, request: Request, session: StaffSession) -> Res
     sending = row.status.state == "sending"
     return app.page("edition.html", session=session, row=row, chart=found.chart,
                     rate_table=found.rate_table, reasons=found.reasons, controls=CONTROLS,
-                    refresh=sending, tz=tz)
+                    live=sending, tz=tz)
+
+
+async def progress(app: AdminApp, request: Request, session: StaffSession) -> Response:
+    """An edition's counts as JSON, for the live progress script."""
+    from dispatch.staff.reports import edition_rows
+
+    rows = await run_in_threadpool(edition_rows, app.store,
+                                   edition_id=str(request.path_params["edition_id"]))
+    if not rows:
+        return JSONResponse({"error": "no such edition"}, status_code=404)
+    r = rows[0]
+    s = r.status
+    return JSONResponse({"state": str(s.state), "total": s.total, "sent": s.sent,
+                         "pending": s.pending, "failed": s.failed, "bounced": r.bounced,
+                         "unsubscribed": r.unsubscribed, "suppressed": s.suppressed,
+                         "cancelled": s.cancelled}, headers={"Cache-Control": "no-store"})
 
 
 async def edition_email(app: AdminApp, request: Request, session: StaffSession) -> Response:
