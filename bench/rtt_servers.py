@@ -17,8 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import socket
 import sys
 from typing import Any
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 
 # --- the delaying proxy -----------------------------------------------------------
 
@@ -53,14 +57,24 @@ class _Pipe:
 
 
 class _Side(asyncio.Protocol):
-    def __init__(self, pipe: _Pipe, back: _Pipe) -> None:
+    def __init__(self, pipe: _Pipe, back: _Pipe, *, quickack: bool = False) -> None:
         self.pipe, self.back = pipe, back  # pipe: where my bytes go; back: bytes to me
+        self.quickack = quickack
+        self.sock: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.back.out = transport
+        self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
+        if self.quickack and self.sock is not None:
+            # The proxy is the server's TCP peer: it must acknowledge like the
+            # client it stands for would, or its delayed ACKs (up to 40 ms)
+            # hold back a server's second small reply (Nagle). dispatch's
+            # client asks for prompt ACKs (TCP_QUICKACK) on its own socket.
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         self.pipe.push(data)
 
     def eof_received(self) -> bool | None:
@@ -71,7 +85,7 @@ class _Side(asyncio.Protocol):
         self.pipe.push(None)
 
 
-async def _proxy(delay: float, upstream: int) -> None:
+async def _proxy(delay: float, upstream: int, quickack: bool) -> None:
     loop = asyncio.get_running_loop()
     dialling: set[asyncio.Task[None]] = set()
 
@@ -80,7 +94,8 @@ async def _proxy(delay: float, upstream: int) -> None:
         client = _Side(up, down)
 
         async def dial() -> None:
-            await loop.create_connection(lambda: _Side(down, up), "127.0.0.1", upstream)
+            await loop.create_connection(lambda: _Side(down, up, quickack=quickack),
+                                         "127.0.0.1", upstream)
 
         task = loop.create_task(dial())
         dialling.add(task)  # a task needs a reference until it is done
@@ -156,12 +171,14 @@ def main() -> None:
     proxy = sub.add_parser("proxy")
     proxy.add_argument("--delay-ms", type=float, default=5.0)
     proxy.add_argument("--upstream", type=int, required=True)
+    proxy.add_argument("--quickack", action="store_true",
+                       help="acknowledge the server's bytes at once (as dispatch's client does)")
     sink = sub.add_parser("sink")
     sink.add_argument("--chunking", action="store_true")
     sink.add_argument("--no-pipelining", action="store_true")
     args = parser.parse_args()
     if args.what == "proxy":
-        asyncio.run(_proxy(args.delay_ms / 1000, args.upstream))
+        asyncio.run(_proxy(args.delay_ms / 1000, args.upstream, args.quickack))
     else:
         _sink(args.chunking, not args.no_pipelining)
 

@@ -3,6 +3,7 @@
 Run:  .venv/bin/python bench/scale.py                        # subscribers, 10k 100k 1M, SQLite
       .venv/bin/python bench/scale.py --sizes 10000,100000 --baseline e4ee3e1
       .venv/bin/python bench/scale.py --postgres postgresql://postgres@127.0.0.1:5432/test
+      .venv/bin/python bench/scale.py --suite articles --baseline main  # 1k 10k 50k articles
 
 Every command runs as its own ``dispatch`` process on a site built for the
 size; the figure is its wall time and its peak resident memory (``ru_maxrss``
@@ -15,13 +16,15 @@ because on a shared machine a command may get only part of a core.
 
 ``--baseline REV`` runs the same commands, in the same run, on the code of
 git revision REV (checked out into a temporary worktree) at the sizes in
-``--baseline-sizes`` (default 10k and 100k: the old code needs minutes and
-gigabytes at a million). A command the old code did not have is left out.
+``--baseline-sizes`` (default: the suite's own, 10k and 100k subscribers or
+1k and 10k articles: the old code needs minutes and gigabytes at the top
+size). A command the old code did not have is left out.
 
 Suites are rows of a table (:data:`SUITES`): a name, the sizes, a ``setup``
 that builds a workspace for one size, and the ordered steps, each a command
-line (and optionally something to do, untimed, before it). Another suite —
-articles, say — is one more entry.
+line (and optionally something to do, untimed, before it): subscribers
+(import, list, export, send, passes over a synced list) and articles (a cold
+pass, a warm pass and a build over generated Markdown files).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class Suite:
     sizes: tuple[int, ...]
     setup: Callable[[Path, int], Workspace]
     steps: tuple[Step, ...]
+    baseline_sizes: tuple[int, ...] = (10_000, 100_000)
+    """Sizes for ``--baseline`` unless given: the old code needs minutes and
+    gigabytes at the largest."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,34 @@ SUBSCRIBERS = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (SUBSCRIBERS,)}
+
+# --- the articles suite ------------------------------------------------------
+
+def articles_setup(root: Path, n: int) -> Workspace:
+    """n generated articles (bench/load_articles.py), 4-10 paragraphs each."""
+    from bench.load_articles import write_site
+
+    root.mkdir(parents=True)
+    write_site(root, n)
+    return Workspace(root, n, {})
+
+
+ARTICLES = Suite(
+    "articles",
+    (1_000, 10_000, 50_000),
+    articles_setup,
+    (
+        # The first pass parses every file and fills the load cache.
+        Step("run --once (cold cache)", lambda ws: dispatch_argv("run", "--once")),
+        # Nothing changed: stat, read the cache, render only what changed.
+        Step("run --once (warm)", lambda ws: dispatch_argv("run", "--once")),
+        # Every feed written again from the cache (20 entries each).
+        Step("build (warm cache)", lambda ws: dispatch_argv("build", "--out", "rebuilt")),
+    ),
+    baseline_sizes=(1_000, 10_000),
+)
+
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (SUBSCRIBERS, ARTICLES)}
 
 
 # --- running -----------------------------------------------------------------
@@ -268,7 +301,8 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated sizes (default: the suite's own)")
     parser.add_argument("--baseline", metavar="REV",
                         help="also run the code of this git revision, same run")
-    parser.add_argument("--baseline-sizes", default="10000,100000")
+    parser.add_argument("--baseline-sizes",
+                        help="comma-separated sizes for the baseline (default: the suite's own)")
     parser.add_argument("--postgres", metavar="URL",
                         default=os.environ.get("DISPATCH_BENCH_POSTGRES_URL"),
                         help="run on PostgreSQL (a throw-away schema per size)")
@@ -281,7 +315,8 @@ def main() -> None:
         with ExitStack() as stack:
             runs = [(stack.enter_context(code_at(None)), sizes, False)]
             if args.baseline:
-                base_sizes = [int(s) for s in args.baseline_sizes.split(",")]
+                base_sizes = ([int(s) for s in args.baseline_sizes.split(",")]
+                              if args.baseline_sizes else list(suite.baseline_sizes))
                 runs.append((stack.enter_context(code_at(args.baseline)), base_sizes, True))
             tables = []
             for (label, src), run_sizes, is_base in runs:

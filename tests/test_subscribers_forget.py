@@ -133,3 +133,43 @@ def test_forget_leaves_only_the_hash_and_imports_refuse_the_address(db_site: Pat
                for p in report.problems)
     assert get_subscriber(store, "Ann@example.com") is None
     store.dispose()
+
+
+def test_forget_also_erases_merged_spellings_and_data_lists_them(db_site: Path) -> None:
+    from dispatch.store.schema import subscriber_merges
+
+    cli(db_site, "subscribers", "import", str(db_site / "people.csv"), "--list", "weekly")
+    settings = load_settings(db_site)
+    store = open_store(settings.database_url)
+    person = get_subscriber(store, ANN)
+    assert person is not None
+    with store.write() as conn:
+        conn.execute(subscriber_merges.insert().values(
+            merged_at=T0, email_key=ANN, kept_id=person.id, kept_email=person.email,
+            merged_id=person.id + 100, merged_email="ANN@example.com", merged_status="active",
+            status=person.status))
+    code, out = cli(db_site, "subscribers", "data", ANN)
+    assert code == 0 and json.loads(out)["merged_spellings"][0]["merged"] == "ANN@example.com"
+    cli(db_site, "subscribers", "forget", ANN, "--yes")
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(subscriber_merges)).scalar() == 0
+    store.dispose()
+
+
+def test_forget_takes_the_address_out_of_the_staff_audit_log(db_site: Path) -> None:
+    from dispatch.staff import audit_entries, record_action
+
+    cli(db_site, "subscribers", "import", str(db_site / "people.csv"), "--list", "weekly")
+    store = open_store(load_settings(db_site).database_url)
+    with store.write() as conn:
+        record_action(conn, T0, "editor@journal.test", "view subscriber", "Ann@Example.com")
+        record_action(conn, T0, "editor@journal.test", "test send", "digest",
+                      "me@journal.test, ann@example.com")
+        record_action(conn, T0, "editor@journal.test", "view subscriber", "bob@example.com")
+    code, out = cli(db_site, "subscribers", "forget", ANN, "--yes")
+    assert code == 0, out
+    entries = audit_entries(store)
+    store.dispose()
+    assert len(entries) >= 3  # the entries stay: who did what, and when
+    text = " ".join(f"{e.target} {e.detail}" for e in entries).lower()
+    assert ANN not in text and "bob@example.com" in text

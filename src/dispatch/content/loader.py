@@ -13,11 +13,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
 from dispatch.content.cache import CACHE_FORMAT, ArticleCache, CacheEntry
 from dispatch.errors import Problem, Severity
 from dispatch.models import Article
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
@@ -131,8 +136,8 @@ def _rel(path: Path, settings: Settings) -> str:
         return path.as_posix()
 
 
-def load_one(file: _File, data: bytes, digest: str,
-             settings: Settings) -> tuple[Article | None, list[Problem]]:
+def _decode_and_build(file: _File, data: bytes, digest: str, site_url: str,
+                      tz: ZoneInfo) -> tuple[Article | None, list[Problem]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -145,7 +150,87 @@ def load_one(file: _File, data: bytes, digest: str,
     # `dispatch articles`) never loads markdown-it, nh3 or YAML at all.
     from dispatch.content.article import build_article
 
-    return build_article(text, file.source, digest, settings.site.url, settings.site.tz)
+    return build_article(text, file.source, digest, site_url, tz)
+
+
+FLUSH_EVERY = 500
+"""Parsed articles saved to the cache at a time, so a cold load of a big site
+never holds more than this many bodies."""
+
+POOL_FROM = 200
+"""Files to parse from which a load parses them in a process pool, one
+worker per core: below it, starting the workers costs more than it saves."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What reading and parsing one file gave (in a worker or in this process)."""
+
+    file: _File
+    digest: str
+    article: Article | None
+    problems: tuple[Problem, ...]
+    unchanged: bool = False
+    """Same bytes as the cache entry (only touched): nothing was parsed."""
+
+
+_worker_site: tuple[str, ZoneInfo] | None = None
+
+
+def _init_worker(site_url: str, tz: ZoneInfo) -> None:
+    global _worker_site
+    _worker_site = (site_url, tz)
+
+
+def _read_and_parse(file: _File, cached_sha: str | None) -> _Parsed:
+    assert _worker_site is not None
+    try:
+        data = Path(file.path).read_bytes()
+    except OSError as exc:
+        return _Parsed(file, "", None, (Problem(file.source, f"cannot be read: {exc.strerror}"),))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == cached_sha:
+        return _Parsed(file, digest, None, (), unchanged=True)
+    article, found = _decode_and_build(file, data, digest, *_worker_site)
+    return _Parsed(file, digest, article, tuple(found))
+
+
+def _parse_all(jobs: list[tuple[_File, str | None]], settings: Settings) -> Iterator[_Parsed]:
+    """Read and parse every job, in order; across all cores when there are many."""
+    if len(jobs) < POOL_FROM or _cores() < 2:
+        _init_worker(settings.site.url, settings.site.tz)
+        for file, sha in jobs:
+            yield _read_and_parse(file, sha)
+        return
+    import multiprocessing  # here: a warm pass has no use for them
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork when this process has one thread: the workers start at once with
+    # the parser already imported, and (direct children) their CPU shows in
+    # this process's own accounting. Forking a threaded process (the web
+    # server, a scheduler) could copy a lock some thread holds, so then a
+    # fork server does it. Never spawn: it would run an unguarded calling
+    # script's top level again in every worker.
+    context: BaseContext
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(["dispatch.content.loader"])
+        context = server
+    with ProcessPoolExecutor(_cores(), mp_context=context, initializer=_init_worker,
+                             initargs=(settings.site.url, settings.site.tz)) as pool:
+        # In slices, so results wait in memory for at most one slice.
+        for start in range(0, len(jobs), FLUSH_EVERY * 4):
+            part = jobs[start:start + FLUSH_EVERY * 4]
+            yield from pool.map(_read_and_parse, [f for f, _ in part], [s for _, s in part],
+                                chunksize=25)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
 
 
 def load_site(settings: Settings, cache: ArticleCache | None = None,
@@ -158,39 +243,61 @@ def load_site(settings: Settings, cache: ArticleCache | None = None,
     loaded: list[Article] = []
     fresh: list[CacheEntry] = []
     hits = 0
+
+    def flush() -> None:
+        # Save what was parsed, then hold what the cache hands back (an
+        # article whose body stays in the cache) instead of the parsed one.
+        if cache is None or not fresh:
+            return
+        cache.save_entries(fresh, [])
+        kept = {e.source: cache.kept(e) for e in fresh}
+        for index in range(len(loaded) - 1, -1, -1):
+            if not kept:
+                break
+            swap = kept.pop(loaded[index].source, None)
+            if swap is not None:
+                loaded[index] = swap
+        fresh.clear()
+
+    jobs: list[tuple[_File, str | None]] = []
     for file in files:
         entry = cached.get(file.source)
-        if (entry is not None and entry.fingerprint == fingerprint
-                and entry.size == file.size and entry.mtime_ns == file.mtime_ns):
+        usable = entry is not None and entry.fingerprint == fingerprint
+        if usable and entry is not None and (entry.size, entry.mtime_ns) == (file.size,
+                                                                            file.mtime_ns):
             loaded.append(entry.article)
             problems.extend(entry.warnings)
             hits += 1
-            continue
-        try:
-            data = Path(file.path).read_bytes()
-        except OSError as exc:
-            problems.append(Problem(file.source, f"cannot be read: {exc.strerror}"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if entry is not None and entry.fingerprint == fingerprint and entry.sha256 == digest:
+        else:
+            jobs.append((file, entry.sha256 if usable and entry is not None else None))
+
+    for parsed in _parse_all(jobs, settings):
+        file = parsed.file
+        if parsed.unchanged:
             # Touched but unchanged (a checkout, a copy): reuse, refresh the stat key.
+            entry = cached[file.source]
             loaded.append(entry.article)
             problems.extend(entry.warnings)
-            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
-                                    entry.article, entry.warnings))
+            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, parsed.digest,
+                                    fingerprint, entry.article, entry.warnings))
             hits += 1
-            continue
-        article, found = load_one(file, data, digest, settings)
-        problems.extend(found)
-        if article is not None:
-            loaded.append(article)
-            fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, digest, fingerprint,
-                                    article, tuple(p for p in found if not p.is_error)))
+        else:
+            problems.extend(parsed.problems)
+            if parsed.article is not None:
+                loaded.append(parsed.article)
+                fresh.append(CacheEntry(file.source, file.size, file.mtime_ns, parsed.digest,
+                                        fingerprint, parsed.article,
+                                        tuple(p for p in parsed.problems if not p.is_error)))
+        if len(fresh) >= FLUSH_EVERY:
+            flush()
+    flush()
 
     articles = _reject_duplicate_slugs(loaded, problems, holders or {})
     if cache is not None:
         present = {f.source for f in files}
-        cache.save_entries(fresh, [source for source in cached if source not in present])
+        gone = [source for source in cached if source not in present]
+        if gone:
+            cache.save_entries([], gone)
     articles.sort(key=lambda a: (a.date, a.slug))
     problems.sort(key=lambda p: (p.path, p.line or 0, p.severity is Severity.WARNING))
     return LoadResult(tuple(articles), tuple(problems), len(files), hits,

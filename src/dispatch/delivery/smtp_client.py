@@ -42,6 +42,7 @@ from dispatch.errors import DeliveryError
 MAX_LINE = 8192
 """Longest reply line accepted (RFC 5321 allows 512; servers add longer texts)."""
 CRLF = b"\r\n"
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 class SmtpError(DeliveryError):
@@ -358,6 +359,21 @@ class SmtpClient:
                 self.rset()
         return result
 
+    def _ack_at_once(self) -> None:
+        """Acknowledge the next segments at once instead of up to 40 ms later.
+
+        Postfix flushes its MAIL and RCPT replies before it has read the
+        whole chunk, then writes the final reply as a second small segment,
+        which its kernel holds (Nagle) until the first one is acknowledged;
+        a client delaying that ACK stalls every BDAT transaction by the
+        delayed-ACK timer (measured: 46 ms a message on loopback). Linux
+        only, and only until the kernel's next own decision: hence per
+        transaction.
+        """
+        if _QUICKACK is not None and self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
     def _reply(self, got: list[Reply]) -> Reply:
         reply = self.read_reply()
         if reply.code == 421:
@@ -372,6 +388,7 @@ class SmtpClient:
             # chunk even when it refuses it (RFC 3030 section 2), so the
             # stream stays in step whatever it says.
             self.write(b"".join((mail, *rcpts, b"BDAT %d LAST\r\n" % len(message), message)))
+            self._ack_at_once()
             for _ in range(len(rcpts) + 1):
                 self._reply(got)
             return Transaction(got[0], tuple(got[1:]), self._reply(got))

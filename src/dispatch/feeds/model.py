@@ -300,7 +300,7 @@ class FeedPlan:
         h.update(f"{context}\0{self.path}\0{self.title}\0{self.description}\n".encode(
             "utf-8", "surrogatepass"))
         h.update("\n".join([
-            f"{a.slug}\0{a.content_hash}\0{a.title}\0{a.category}\0{len(a.body_html)}"
+            f"{a.slug}\0{a.content_hash}\0{a.title}\0{a.category}\0{a.body_length}"
             for a in self.articles
         ]).encode("utf-8", "surrogatepass"))
         return h.hexdigest()

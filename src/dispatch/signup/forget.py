@@ -3,8 +3,9 @@
 
 Forgetting deletes the subscriber row and everything that points at it:
 list memberships, consent records, signup requests, bounce and complaint
-reports, and the per-recipient outbox rows (an edition's stored body never
-held personal data, so editions stay). What remains is one row in
+reports, records of other spellings merged into it, the address in staff
+audit-log entries (the entries stay), and the per-recipient outbox rows (an
+edition's stored body never held personal data, so editions stay). What remains is one row in
 ``suppressions``: an HMAC-SHA256 of the address's identity keyed with
 ``DISPATCH_SECRET_KEY``. It cannot be turned back into the address without
 the key, and it lets an import recognise the address and refuse it, so a CRM
@@ -22,7 +23,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
@@ -32,6 +33,8 @@ from dispatch.store.schema import (
     list_members,
     outbox,
     signup_requests,
+    staff_audit,
+    subscriber_merges,
     subscribers,
     suppressions,
 )
@@ -41,6 +44,8 @@ from dispatch.subscribers.erasure import (
     erasure_hash,
     identity_of,
 )
+
+FORGOTTEN = "(a forgotten address)"
 
 
 def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
@@ -55,9 +60,18 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
             conn.execute(delete(subscribers).where(subscribers.c.id == sid))
         conn.execute(delete(signup_requests).where(
             func.lower(signup_requests.c.email) == identity_of(email)))
+        # Spellings folded into this address when identities were merged.
+        conn.execute(delete(subscriber_merges).where(
+            subscriber_merges.c.email_key == identity_of(email)))
         # Reports matched to the subscriber went with it; unmatched ones name the address.
         conn.execute(delete(bounce_events).where(
             func.lower(bounce_events.c.email) == identity_of(email)))
+        # The staff audit log keeps its entries (who did what, when) but not
+        # the address: a viewed subscriber or a test send no longer names them.
+        named = func.lower(staff_audit.c.target) == identity_of(email)
+        conn.execute(update(staff_audit).where(named).values(target=FORGOTTEN))
+        mentions = func.lower(staff_audit.c.detail).contains(identity_of(email), autoescape=True)
+        conn.execute(update(staff_audit).where(mentions).values(detail=FORGOTTEN))
         conn.execute(store.insert_ignore(suppressions), [
             {"address_hash": digest, "reason": "erased on request", "created_at": now}])
     return sid is not None
@@ -109,6 +123,12 @@ def _export(conn: Connection, key: bytes, email: str) -> dict[str, Any]:
         {"received_at": _iso(e.received_at), "kind": e.kind, "source": e.source,
          "edition": e.edition_id, "status_code": e.status_code, "diagnostic": e.diagnostic,
          "action": e.action} for e in events]
+    merges = conn.execute(select(subscriber_merges)
+                          .where(subscriber_merges.c.email_key == identity)
+                          .order_by(subscriber_merges.c.id))
+    data["merged_spellings"] = [
+        {"merged_at": _iso(m.merged_at), "kept": m.kept_email, "merged": m.merged_email,
+         "merged_status": m.merged_status} for m in merges]
     data["erased"] = None if erased is None else {"at": _iso(erased.created_at),
                                                   "reason": erased.reason}
     return data

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,46 +16,64 @@ from dispatch.content.cache import (
     CacheEntry,
     article_from_bytes,
     article_to_bytes,
+    body_from_bytes,
+    body_to_bytes,
     problems_from_json,
     problems_to_json,
 )
-from dispatch.models import Article
+from dispatch.errors import ContentError
+from dispatch.models import META_FIELDS, Article, Body, StoredArticle
 from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import article_cache, published_articles
 
 
 class StoreCache:
-    """:class:`~dispatch.content.cache.ArticleCache` backed by the store."""
+    """:class:`~dispatch.content.cache.ArticleCache` backed by the store.
+
+    It hands out :class:`~dispatch.models.StoredArticle` objects: their
+    bodies stay in the ``body`` column until read, and the few most recently
+    read are kept here (an email or a feed entry reads one body several times).
+    """
+
+    RECENT_BODIES = 64
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._recent: OrderedDict[tuple[str, str], Body] = OrderedDict()
+        # A pass may render in more than one thread (delivery runs beside it).
+        self._lock = threading.Lock()
 
     def load_entries(self) -> Mapping[str, CacheEntry]:
         t = article_cache
-        with self.store.read() as conn:
-            rows = conn.execute(select(t.c.source, t.c.size, t.c.mtime_ns, t.c.sha256,
-                                       t.c.fingerprint, t.c.article, t.c.warnings)).all()
+        query = select(t.c.source, t.c.size, t.c.mtime_ns, t.c.sha256, t.c.fingerprint,
+                       t.c.article, t.c.warnings)
+        entries: dict[str, CacheEntry] = {}
         # Tens of thousands of new objects, none of them garbage: pausing the
         # cyclic collector spares it repeated walks over everything already
         # loaded (a third of a warm pass on a 10,000-article site).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return {
-                row.source: CacheEntry(row.source, row.size, row.mtime_ns, row.sha256,
-                                       row.fingerprint, article_from_bytes(row.article),
-                                       problems_from_json(row.warnings))
-                for row in rows
-            }
+            with self.store.read() as conn:
+                # Streamed in batches: all rows at once would be a second copy
+                # of the whole cache in memory.
+                rows = conn.execution_options(yield_per=1000).execute(query)
+                for row in rows:
+                    sha = row.sha256
+                    entries[row.source] = CacheEntry(
+                        row.source, row.size, row.mtime_ns, sha,
+                        sys.intern(row.fingerprint), article_from_bytes(row.article, self, sha),
+                        problems_from_json(row.warnings))
         finally:
             if gc_was_enabled:
                 gc.enable()
+        return entries
 
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None:
         rows = [
             {"source": e.source, "size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256,
              "fingerprint": e.fingerprint, "article": article_to_bytes(e.article),
-             "warnings": problems_to_json(e.warnings)}
+             "body": body_to_bytes(e.article), "warnings": problems_to_json(e.warnings)}
             for e in entries
         ]
         gone = list(forget)
@@ -64,6 +85,32 @@ class StoreCache:
                 conn.execute(delete(article_cache).where(article_cache.c.source.in_(part)))
             if rows:
                 conn.execute(insert(article_cache), rows)
+
+    def kept(self, entry: CacheEntry) -> Article:
+        article = entry.article
+        return StoredArticle.make({name: getattr(article, name) for name in META_FIELDS},
+                                  self, entry.sha256, article.body_length)
+
+    def body(self, source: str, sha256: str) -> Body:
+        key = (source, sha256)
+        with self._lock:
+            found = self._recent.get(key)
+            if found is not None:
+                self._recent.move_to_end(key)
+                return found
+        t = article_cache
+        with self.store.read() as conn:
+            data = conn.execute(select(t.c.body).where(t.c.source == source,
+                                                       t.c.sha256 == sha256)).scalar()
+        if data is None:
+            raise ContentError(f"{source}: changed while this command ran; "
+                               "run it again to use the new version")
+        found = body_from_bytes(data)
+        with self._lock:
+            self._recent[key] = found
+            if len(self._recent) > self.RECENT_BODIES:
+                self._recent.popitem(last=False)
+        return found
 
 
 WITHDRAWN = "withdrawn"

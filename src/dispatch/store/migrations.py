@@ -102,6 +102,7 @@ MIGRATIONS: list[Migration] = [
                                     schema.bounce_mailbox_seen)),
     ("subscribers_0002_address_identity", _address_identity),
     ("signup_0001_requests_consents", _signup_tables),
+    ("articles_0001_cache_body_column", _recreate(schema.article_cache)),
 ]
 
 

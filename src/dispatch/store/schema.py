@@ -83,6 +83,9 @@ article_cache = Table(
     Column("fingerprint", Text, nullable=False),
     Column("article", LargeBinary, nullable=False),
     Column("warnings", Text, nullable=False),
+    # The body apart from the rest: a pass reads every row's "article" but
+    # only the few bodies it renders (fifty thousand articles, bounded memory).
+    Column("body", LargeBinary, nullable=False),
 )
 
 # Later stages add their tables below, each with a migration.
