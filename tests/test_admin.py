@@ -412,3 +412,18 @@ def test_an_oversized_login_form_says_so_rather_than_expired(
                                              "password": "x" * 20_000})
     assert page.status_code == 413 and "too big" in page.text
     assert log_in(client).status_code == 303  # a normal login still works
+
+
+def test_a_password_too_long_for_the_login_form_is_refused_at_staff_add(
+        site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    code, out = cli(settings.root, "staff", "add", "huge@journal.test", "--password-stdin",
+                    input="p" * 100_000 + "\n")
+    assert code == 1 and "at most 1024 characters" in out and "Traceback" not in out
+    # The longest allowed one, in the widest characters, still logs in through the form.
+    longest = "\U0001f511" * 1024
+    code, out = cli(settings.root, "staff", "add", "wide@journal.test", "--password-stdin",
+                    input=longest + "\n")
+    assert code == 0, out
+    client = client_for(settings, store)
+    assert log_in(client, password=longest, who="wide@journal.test").status_code == 303
