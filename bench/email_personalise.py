@@ -59,7 +59,9 @@ def recipients(count: int) -> list[Recipient]:
 def intermediate(edition, settings, person, date) -> bytes:  # type: ignore[no-untyped-def]
     """Inline once, then str.replace and a stdlib EmailMessage per recipient."""
     values = {"name": person.name or "reader", "email": person.email,
-              "unsubscribe_url": person.unsubscribe_url, "webview_url": person.webview_url}
+              "unsubscribe_url": person.unsubscribe_url, "webview_url": person.webview_url,
+              "preferences_url": person.unsubscribe_url,
+              "first_name": (person.name or "reader").split()[0]}
     body, text = edition.html, edition.text
     for key, token in PLACEHOLDERS.items():
         body = body.replace(token, html.escape(values[key], quote=False))

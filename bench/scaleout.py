@@ -82,15 +82,22 @@ def run_workers(root: Path, url: str, sink: SinkLike, processes: int, connection
                 marks[mark] = time.perf_counter()
         time.sleep(0.02)  # sampling the sink's counter, not waiting for time
     wall = time.perf_counter() - start
+    everything = sink.count() - before >= expected
     for proc in procs:
         _, err = proc.communicate()
-        if proc.returncode:
+        # 75: this burst ended while another worker still held leases; fine
+        # once every message of the run reached the sink.
+        if proc.returncode and not (proc.returncode == EX_TEMPFAIL and everything):
             raise SystemExit(f"a worker failed ({proc.returncode}): {err.decode()[-2000:]}")
     steady = ((high - low) / (marks[high] - marks[low])
               if expected and low in marks and high in marks and marks[high] > marks[low]
               else float("nan"))
     return wall, steady
 
+
+EX_TEMPFAIL = 75
+"""What `dispatch worker --burst` exits with when rows are left (here: leased
+by the other workers of the run)."""
 
 POSTGRES_ENVS = ("DISPATCH_BENCH_POSTGRES_URL", "DISPATCH_TEST_POSTGRES_URL")
 

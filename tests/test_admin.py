@@ -381,3 +381,49 @@ def test_a_test_send_is_dkim_signed_like_the_real_send(
     [message] = (example_site / ".dispatch" / "maildir" / "new").glob("*.eml")
     verified = CliRunner().invoke(main, ["dkim", "verify", str(message), "--txt", record])
     assert verified.exit_code == 0 and "pass: " in verified.output, verified.output
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/subscribers/99999999999999999999999",   # beyond any database integer
+    "/admin/subscribers/9223372036854775808",
+    "/admin/editions/no.such.edition",
+    "/admin/editions/a'b\"c<x>",
+    "/admin/editions/a/b/c",
+    "/admin/editions/..%2F..%2Fetc%2Fpasswd/email",
+    "/admin/editions/no.such.edition/control/pause",
+    "/admin/editions/no.such.edition/control/explode",
+])
+def test_odd_ids_in_the_address_are_a_plain_not_found(
+        site: tuple[Settings, Store], path: str) -> None:
+    settings, store = site
+    client = client_for(settings, store)
+    log_in(client)
+    page = client.get(path)
+    assert page.status_code == 404, (path, page.text[:300])
+    assert "<x>" not in page.text  # whatever came in the address is escaped
+
+
+def test_an_oversized_login_form_says_so_rather_than_expired(
+        site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    client = client_for(settings, store)
+    token = login_form(client)
+    page = client.post("/admin/login", data={"csrf": token, "email": STAFF,
+                                             "password": "x" * 20_000})
+    assert page.status_code == 413 and "too big" in page.text
+    assert log_in(client).status_code == 303  # a normal login still works
+
+
+def test_a_password_too_long_for_the_login_form_is_refused_at_staff_add(
+        site: tuple[Settings, Store]) -> None:
+    settings, store = site
+    code, out = cli(settings.root, "staff", "add", "huge@journal.test", "--password-stdin",
+                    input="p" * 100_000 + "\n")
+    assert code == 1 and "at most 1024 characters" in out and "Traceback" not in out
+    # The longest allowed one, in the widest characters, still logs in through the form.
+    longest = "\U0001f511" * 1024
+    code, out = cli(settings.root, "staff", "add", "wide@journal.test", "--password-stdin",
+                    input=longest + "\n")
+    assert code == 0, out
+    client = client_for(settings, store)
+    assert log_in(client, password=longest, who="wide@journal.test").status_code == 303

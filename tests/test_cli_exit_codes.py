@@ -81,8 +81,9 @@ def test_burst_after_a_killed_worker_names_the_leases(example_site: Path) -> Non
         store.dispose()
     assert len(lease.rows) == 3
     burst = dispatch(example_site, "worker", "--burst")
-    assert burst.returncode == 75, burst.stdout + burst.stderr
-    expected = (f"not done: 3 message(s) leased by deadhost:4242 until "
+    # Leases are said, not failed on: several bursts may drain one queue.
+    assert burst.returncode == 0, burst.stdout + burst.stderr
+    expected = (f"note: 3 message(s) leased by deadhost:4242 until "
                 f"{lease.lease_until:%Y-%m-%d %H:%M:%S} UTC; if that worker was stopped or "
                 "killed they are retried after then")
     assert expected in burst.stderr

@@ -64,3 +64,15 @@ def test_every_command_is_listed_with_its_own_help() -> None:
 def test_a_subcommand_help_still_works() -> None:
     _modules, out = modules_after("check", "--help")
     assert "--root" in out and "Validate articles" in out
+
+
+def test_a_warm_articles_loads_no_markdown_or_email_renderer(example_site) -> None:  # type: ignore[no-untyped-def]
+    assert modules_after("articles", "--root", str(example_site))[1]  # warms the load cache
+    modules, out = modules_after("articles", "--root", str(example_site))
+    assert "sleep-and-blood-pressure" in out
+    heavy = ("markdown_it", "nh3", "yaml", "frontmatter", "jinja2", "premailer", "lxml",
+             "twitter_text", "dispatch.render.edition", "dispatch.render.inline",
+             "dispatch.social.compose")
+    loaded = sorted(m for m in modules for name in heavy
+                    if m == name or m.startswith(name + "."))
+    assert loaded == [], loaded

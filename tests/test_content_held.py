@@ -60,6 +60,10 @@ def test_an_article_with_errors_reaches_no_channel_until_fixed(example_site: Pat
     send = dispatch(example_site, "send", slug, "--audience", "weekly", "--deliver")
     assert send.returncode == 1
     assert f"'{slug}' has errors: it reaches no feed, post or email" in send.stderr
+    by_hand = dispatch(example_site, "social", slug, "--queue")
+    assert by_hand.returncode == 1
+    assert f"'{slug}' has errors: it reaches no feed, post or email" in by_hand.stderr
+    assert posts_for(example_site, slug) == []
     digest = dispatch(example_site, "send", "--digest", "--audience", "weekly", "--since",
                       "2026-10-01", "--dry-run")
     assert digest.returncode == 0, digest.stderr

@@ -297,3 +297,16 @@ def test_schedules_shows_each_digest_window(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     block = result.stdout.split("daily  [digest]")[1].split("gap  [feeds]")[0]
     assert "    window: 0 new articles since Mon 2026-11-30 08:00 (America/New_York)" in block
+
+
+def test_a_date_option_that_is_not_a_date_names_the_option_once(example_site: Path) -> None:
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    for option in ("--until", "--from"):
+        result = CliRunner().invoke(main, ["plan", option, "garbage",
+                                           "--root", str(example_site)])
+        assert result.exit_code == 1, result.output
+        assert f"{option}: 'garbage' is not a date" in result.output
+        assert result.output.count(option) == 1, result.output

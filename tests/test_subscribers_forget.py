@@ -154,3 +154,22 @@ def test_forget_also_erases_merged_spellings_and_data_lists_them(db_site: Path) 
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(subscriber_merges)).scalar() == 0
     store.dispose()
+
+
+def test_forget_takes_the_address_out_of_the_staff_audit_log(db_site: Path) -> None:
+    from dispatch.staff import audit_entries, record_action
+
+    cli(db_site, "subscribers", "import", str(db_site / "people.csv"), "--list", "weekly")
+    store = open_store(load_settings(db_site).database_url)
+    with store.write() as conn:
+        record_action(conn, T0, "editor@journal.test", "view subscriber", "Ann@Example.com")
+        record_action(conn, T0, "editor@journal.test", "test send", "digest",
+                      "me@journal.test, ann@example.com")
+        record_action(conn, T0, "editor@journal.test", "view subscriber", "bob@example.com")
+    code, out = cli(db_site, "subscribers", "forget", ANN, "--yes")
+    assert code == 0, out
+    entries = audit_entries(store)
+    store.dispose()
+    assert len(entries) >= 3  # the entries stay: who did what, and when
+    text = " ".join(f"{e.target} {e.detail}" for e in entries).lower()
+    assert ANN not in text and "bob@example.com" in text

@@ -89,3 +89,20 @@ def test_fast_path_agrees_with_email_validator(local: str, domain: str) -> None:
     else:
         assert ours is not None, raw
         assert ours.key == f"{reference.local_part}@{reference.ascii_domain}".lower()
+
+
+@pytest.mark.parametrize("raw", [
+    "ann@example.org", "Bob.Smith+news@Example.COM", "a@b", "ann@localhost", "ann@example",
+    "ann@@example.org", "ann@exa mple.org", "ann@bücher.de", "ann@xn--bcher-kva.de",
+    "josé@example.org", "<ann@example.org>", " ann@example.org", "x" * 65 + "@example.org",
+    "a@" + "b" * 250 + ".org", "ann.@example.org", ".ann@example.org", "ann@-example.org",
+    "ann@example.test", "\"quoted\"@example.org", "ann@example.org\r\nBcc: x@y.org",
+])
+def test_is_sendable_agrees_with_the_full_parse(raw: str) -> None:
+    from dispatch.values.address import InvalidAddress, is_sendable, parse_address
+
+    try:
+        expected = raw.isascii() and parse_address(raw).text == raw
+    except InvalidAddress:
+        expected = False
+    assert is_sendable(raw) is expected

@@ -72,5 +72,10 @@ def test_limits_hold_across_two_serve_processes_on_postgres(two_servers) -> None
     finally:
         store.dispose()
     assert outcomes == ["limited"] * (PER_NETWORK - 1) + ["sent"]
+    # The decision is recorded before the message goes out (so a crash never
+    # sends twice): wait for the one confirmation to land in the maildir.
+    while not confirmations(root, ANN):
+        assert time.monotonic() < deadline, "the confirmation was never sent"
+        time.sleep(0.05)  # polling
     assert len(confirmations(root, ANN)) == 1
 

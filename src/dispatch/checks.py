@@ -7,12 +7,25 @@ a check returns problems and never raises for a user mistake.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult
 from dispatch.errors import Problem
-from dispatch.render.checks import EMAIL_CHECKED as EMAIL_CHECKED
-from dispatch.render.checks import article_errors as article_errors
+
+if TYPE_CHECKING:
+    from dispatch.render.checks import EMAIL_CHECKED as EMAIL_CHECKED
+    from dispatch.render.checks import article_errors as article_errors
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the email renderer (premailer, lxml, Jinja) is imported only
+    # by what uses these, never by `dispatch articles` or `--help`.
+    if name in ("EMAIL_CHECKED", "article_errors"):
+        from dispatch.render import checks
+
+        return getattr(checks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def all_problems(settings: Settings, now: datetime,

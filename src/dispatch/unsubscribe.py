@@ -22,6 +22,7 @@ stop working, so a production site sets the variable once and keeps it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -58,7 +59,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _note(path: object) -> str:
+def _note(settings: Settings) -> str:
+    path = settings.state_dir / "secret"
+    with contextlib.suppress(ValueError):  # shown relative to the site when inside it
+        path = path.relative_to(settings.root)
     return (f"{SECRET_ENV} is not set: unsubscribe links are signed with the development "
             f"key in {path}; set {SECRET_ENV} in production so links keep working")
 
@@ -70,7 +74,7 @@ def secret_key_note(settings: Settings, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     if env.get(SECRET_ENV) or _is_scale_out(settings.database_url):
         return None
-    return _note(settings.state_dir / "secret")
+    return _note(settings)
 
 
 def _is_scale_out(database_url: str) -> bool:

@@ -103,7 +103,7 @@ COMMAND_HELP = {
     "trigger": "Fire schedule ID now (recorded once, like any firing).",
     "serve": "Serve the feeds, one-click unsubscribe, web views and bounce webhooks with "
              "uvicorn.",
-    "staff": "Staff accounts for the admin pages (``dispatch serve``, /admin/).",
+    "staff": "Staff accounts for the admin pages (`dispatch serve`, /admin/).",
     "editions": "Editions, newest first: when, subject, audience, and what became of each "
                 "message.",
     "bounces": "Bounces, complaints and mailto unsubscribes.",

@@ -35,6 +35,9 @@ def keygen(site: Site, selector: str, algorithm: str, out: Path, domain: str | N
     if not _LABEL.match(selector):
         raise InputError([Problem("--selector", f"{selector!r} is not a DNS label", None, None,
                                   "letters, digits and hyphens, e.g. news2026")])
+    if domain is not None and not _LABEL.match(domain):
+        raise InputError([Problem("--domain", f"{domain!r} is not a domain name", None, None,
+                                  "a domain like example.org")])
     options = configured(site.settings)
     if domain is None:
         from dispatch.dkim.options import DkimOptions
@@ -70,7 +73,7 @@ def verify(message: Path, records: tuple[str, ...]) -> None:
     from dispatch.dkim.verify import parse_txt, verify_message
 
     parsed = [parse_txt(r) for r in records] if records else None
-    results = verify_message(message.read_bytes(), parsed)
+    results = verify_message(message.read_bytes(), parsed, str(message))
     if not results:
         raise InputError([Problem(str(message), "has no DKIM-Signature header", None, None,
                                   "a message sent or captured with [dkim] configured")])

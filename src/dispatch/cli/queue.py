@@ -96,9 +96,13 @@ def _deliver_foreground(site: Site, *, burst: bool) -> list[str]:
 
 
 def _exit_if_left(left: list[str]) -> None:
-    if left:
-        for line in left:
-            err_console.print(line, markup=False)
+    """Say what is left; exit 75 when messages wait for a retry. Leases alone
+    are said but are not a failure: another worker may be sending them now
+    (several bursts drain one queue together), and if it was killed they
+    come back when the lease runs out."""
+    for line in left:
+        err_console.print(line, markup=False)
+    if any(line.startswith("not done:") for line in left):
         raise SystemExit(EX_TEMPFAIL)
 
 
@@ -123,7 +127,7 @@ def what_is_left(site: Site) -> list[str]:
         until = (f"{left.lease_ends:%Y-%m-%d %H:%M:%S} UTC" if left.lease_ends is not None
                  else "its lease runs out")
         held = f" by {', '.join(left.owners)}" if left.owners else ""
-        lines.append(f"not done: {left.leased} message(s) leased{held} until {until}; "
+        lines.append(f"note: {left.leased} message(s) leased{held} until {until}; "
                      "if that worker was stopped or killed they are retried after then")
     return lines
 
@@ -396,7 +400,7 @@ def _send_test(site: Site, edition: object, addresses: list[str], at: datetime) 
 def worker(site: Site, burst: bool) -> None:
     """Deliver queued email; run as many as you like against one database.
 
-    With --burst, exits 75 when messages are left (the server could not be
-    reached, retries are pending, or another worker holds leases), saying
-    how many and when they are retried."""
+    With --burst, exits 75 when messages are left waiting (the server could
+    not be reached, retries are pending), saying how many and when they are
+    retried; messages another worker holds are named with their lease."""
     _exit_if_left(_deliver_foreground(site, burst=burst))

@@ -81,7 +81,7 @@ def _parse_until(text: str, tz_name: str, *, start_of_day: bool = False,
             return edge
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError([Problem(option, f"{text!r} is not a date", None, option,
+        raise InputError([Problem(option, f"{text!r} is not a date", None, None,
                                   "YYYY-MM-DD or YYYY-MM-DDTHH:MM")]) from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dispatch.cli.base import Site, console, missing_article, now, site_command
 from dispatch.config import Settings
-from dispatch.errors import ContentError, InputError
+from dispatch.errors import ContentError, InputError, Problem
 from dispatch.models import Article
 from dispatch.pipeline import load
 from dispatch.social import ComposedPost, compose_post, load_social, queue_by_hand
@@ -76,6 +76,13 @@ def social(site: Site, slug: str, as_json: bool, networks: tuple[str, ...],
         if not article.is_published(moment):
             raise InputError(f"{slug} is not published yet ({article.status}, dated "
                              f"{article.date.isoformat()}): nothing to announce")
+        from dispatch.checks import article_errors
+
+        own = article_errors(settings, [article]).get(article.source)
+        if own:  # the same rule as a pass: an article with errors reaches no channel
+            raise InputError([*own, Problem(article.source, f"{slug!r} has errors: it "
+                                            "reaches no feed, post or email until they "
+                                            "are fixed")])
         for outcome in queue_by_hand(site.store, settings, article, moment, list(chosen)):
             console.print(f"{outcome.network}: {outcome.outcome}"
                           + (f": {outcome.detail}" if outcome.detail else ""), markup=False)

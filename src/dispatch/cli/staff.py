@@ -13,7 +13,7 @@ from dispatch.errors import InputError
 
 @click.group()
 def staff() -> None:
-    """Staff accounts for the admin pages (``dispatch serve``, /admin/)."""
+    """Staff accounts for the admin pages (`dispatch serve`, /admin/)."""
 
 
 @staff.command("add")

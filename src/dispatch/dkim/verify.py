@@ -69,8 +69,12 @@ def _choose(records: Sequence[TxtRecord], name: str, algorithm: str) -> TxtRecor
     return unnamed[0] if unnamed else None
 
 
-def verify_message(message: bytes, records: Sequence[TxtRecord] | None) -> list[SignatureResult]:
-    """One result per DKIM-Signature header, top first. ``records=None`` asks DNS."""
+def verify_message(message: bytes, records: Sequence[TxtRecord] | None,
+                   source: str = "message") -> list[SignatureResult]:
+    """One result per DKIM-Signature header, top first. ``records=None`` asks DNS.
+
+    Raises InputError naming ``source`` when the bytes are not an email at all
+    (a Markdown file, a binary), rather than letting dkimpy's exception out."""
     import dkim
     from dkim.util import parse_tag_value
 
@@ -80,7 +84,14 @@ def verify_message(message: bytes, records: Sequence[TxtRecord] | None) -> list[
     quiet = logging.getLogger("dispatch.dkim.verify")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
-    checker = dkim.DKIM(message, logger=quiet)
+    try:
+        checker = dkim.DKIM(message, logger=quiet)
+    except dkim.MessageFormatError as exc:
+        detail = str(exc)  # may quote a whole binary line: keep it short
+        detail = detail if len(detail) <= 100 else detail[:100] + "…"
+        raise InputError([Problem(source, f"is not an email message ({detail})", None, None,
+                                  "an .eml file: headers, a blank line, then the body")]
+                         ) from None
     signatures = [v for k, v in checker.headers if k.lower() == b"dkim-signature"]
     body = message.partition(b"\r\n\r\n")[2]
     results: list[SignatureResult] = []
@@ -104,6 +115,16 @@ def verify_message(message: bytes, records: Sequence[TxtRecord] | None) -> list[
 
             def dnsfunc(_name: bytes, timeout: int = 5, _v: str = record.value) -> bytes:
                 return _v.encode()
+        if dnsfunc is None:
+            from dkim.dnsplug import get_txt
+
+            # Without this, a missing record reads like a tampered message.
+            if not get_txt(f"{name}.".encode()):
+                results.append(SignatureResult(
+                    domain, selector, algorithm, False,
+                    f"no DNS TXT record at {name} (publish the one keygen printed, "
+                    "or pass it with --txt)"))
+                continue
         try:
             ok = (checker.verify(index) if dnsfunc is None
                   else checker.verify(index, dnsfunc=dnsfunc))

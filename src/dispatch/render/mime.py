@@ -57,6 +57,15 @@ _SOFT = b"=\r\n"
 _WORD_BYTES = 45
 
 
+def _qp_value(value: str) -> bytes:
+    """One recipient value quoted-printable on its own, with CRLF soft line breaks."""
+    return binascii.b2a_qp(value.encode()).replace(b"=\n", b"=\r\n")
+
+
+def _escape_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def check_header_value(field: str, value: str, path: str = "recipient") -> None:
     if _LINE_BREAKS.search(value):
         raise HeaderInjectionError([Problem(path, f"{field} contains a line break "
@@ -66,9 +75,9 @@ def check_header_value(field: str, value: str, path: str = "recipient") -> None:
 
 def _sendable(email: str) -> bool:
     """An address by the address module's rules, in ASCII as every import stores it."""
-    from dispatch.values.address import address_problem  # email-validator: slow to import
+    from dispatch.values.address import is_sendable  # email-validator: slow to import
 
-    return email.isascii() and not email.startswith("<") and address_problem(email) is None
+    return not email.startswith("<") and is_sendable(email)
 
 
 def check_recipient(recipient: Recipient) -> None:
@@ -278,6 +287,12 @@ class MessageFactory:
                 layout.append(item)
         self._layout = layout
         self._slots = slots
+        # Which values this edition's templates use at all: a value no slot
+        # takes (say first_name in a template that never greets) costs nothing.
+        used = {key.split(":", 1)[-1] for _index, key in slots}
+        self._wants_name = "name" in used
+        self._wants_first = "first_name" in used
+        self._wants_prefs = "preferences_url" in used
         # Where the body begins: after the blank line, inside the static piece
         # that ends the header block (header values never hold a blank line).
         at = next(i for i, piece in enumerate(layout) if b"\r\n\r\n" in piece)
@@ -315,48 +330,43 @@ class MessageFactory:
     def pieces(self, recipient: Recipient, *, date: datetime) -> list[bytes]:
         """:meth:`build`'s bytes before joining: :attr:`layout` with the slots filled."""
         check_recipient(recipient)
-        name = recipient.name or self._fallback
-        first = first_name(recipient.name) or self._first_fallback
         email = recipient.email
         unsubscribe = recipient.unsubscribe_url
         webview = recipient.webview_url
         # Values are QP-encoded on their own, between soft line breaks.
-        text_name = binascii.b2a_qp(name.encode()).replace(b"=\n", b"=\r\n")
-        html_name = binascii.b2a_qp(
-            name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
-        ).replace(b"=\n", b"=\r\n")
-        text_first = binascii.b2a_qp(first.encode()).replace(b"=\n", b"=\r\n")
-        html_first = binascii.b2a_qp(
-            first.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
-        ).replace(b"=\n", b"=\r\n")
-        email_qp = binascii.b2a_qp(email.encode()).replace(b"=\n", b"=\r\n")
-        html_email = email_qp if "&" not in email else binascii.b2a_qp(
-            email.replace("&", "&amp;").encode()).replace(b"=\n", b"=\r\n")
-        unsub_qp = binascii.b2a_qp(unsubscribe.encode()).replace(b"=\n", b"=\r\n")
-        web_qp = binascii.b2a_qp(webview.encode()).replace(b"=\n", b"=\r\n")
-        html_unsub = binascii.b2a_qp(unsubscribe.replace("&", "&amp;").encode()).replace(
-            b"=\n", b"=\r\n") if "&" in unsubscribe else unsub_qp
-        html_web = binascii.b2a_qp(webview.replace("&", "&amp;").encode()).replace(
-            b"=\n", b"=\r\n") if "&" in webview else web_qp
-        prefs = recipient.preferences_url or unsubscribe
-        prefs_qp = binascii.b2a_qp(prefs.encode()).replace(b"=\n", b"=\r\n")
-        html_prefs = binascii.b2a_qp(prefs.replace("&", "&amp;").encode()).replace(
-            b"=\n", b"=\r\n") if "&" in prefs else prefs_qp
+        email_qp = _qp_value(email)
+        html_email = email_qp if "&" not in email else _qp_value(email.replace("&", "&amp;"))
+        unsub_qp = _qp_value(unsubscribe)
+        web_qp = _qp_value(webview)
+        html_unsub = (_qp_value(unsubscribe.replace("&", "&amp;")) if "&" in unsubscribe
+                      else unsub_qp)
+        html_web = _qp_value(webview.replace("&", "&amp;")) if "&" in webview else web_qp
         values = {
             "to": _to_header(recipient),
             "date": self._date(date),
             "mid": f"Message-ID: {self.message_id(recipient)}\r\n".encode(),
             "unsub_header": _list_unsubscribe(recipient).encode(),
-            "t:name": text_name, "t:email": email_qp, "t:unsubscribe_url": unsub_qp,
-            "t:webview_url": web_qp, "t:first_name": text_first, "h:first_name": html_first,
+            "t:email": email_qp, "t:unsubscribe_url": unsub_qp, "t:webview_url": web_qp,
             # Only validated URLs and addresses reach attributes (no quotes,
             # no <>, no spaces), so "&" is all lxml would have escaped there.
-            "h:name": html_name, "h:email": html_email, "h:unsubscribe_url": html_unsub,
+            "h:email": html_email, "h:unsubscribe_url": html_unsub,
             "h:webview_url": html_web, "a:email": html_email, "a:unsubscribe_url": html_unsub,
             "a:webview_url": html_web,
-            "t:preferences_url": prefs_qp, "h:preferences_url": html_prefs,
-            "a:preferences_url": html_prefs,
         }
+        if self._wants_name:
+            name = recipient.name or self._fallback
+            values["t:name"] = _qp_value(name)
+            values["h:name"] = _qp_value(_escape_text(name))
+        if self._wants_first:
+            first = first_name(recipient.name) or self._first_fallback
+            values["t:first_name"] = _qp_value(first)
+            values["h:first_name"] = _qp_value(_escape_text(first))
+        if self._wants_prefs:
+            prefs = recipient.preferences_url or unsubscribe
+            prefs_qp = _qp_value(prefs)
+            html_prefs = _qp_value(prefs.replace("&", "&amp;")) if "&" in prefs else prefs_qp
+            values["t:preferences_url"] = prefs_qp
+            values["h:preferences_url"] = values["a:preferences_url"] = html_prefs
         out = self._layout.copy()
         for index, key in self._slots:
             out[index] = values[key]

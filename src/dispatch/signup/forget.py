@@ -3,9 +3,9 @@
 
 Forgetting deletes the subscriber row and everything that points at it:
 list memberships, consent records, signup requests, bounce and complaint
-reports, records of other spellings merged into it, and the per-recipient
-outbox rows (an edition's stored body never
-held personal data, so editions stay). What remains is one row in
+reports, records of other spellings merged into it, the address in staff
+audit-log entries (the entries stay), and the per-recipient outbox rows (an
+edition's stored body never held personal data, so editions stay). What remains is one row in
 ``suppressions``: an HMAC-SHA256 of the address's identity keyed with
 ``DISPATCH_SECRET_KEY``. It cannot be turned back into the address without
 the key, and it lets an import recognise the address and refuse it, so a CRM
@@ -23,7 +23,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from dispatch.errors import InputError
 from dispatch.signup.consent import consents_of
@@ -33,6 +33,7 @@ from dispatch.store.schema import (
     list_members,
     outbox,
     signup_requests,
+    staff_audit,
     subscriber_merges,
     subscribers,
     suppressions,
@@ -43,6 +44,8 @@ from dispatch.subscribers.erasure import (
     erasure_hash,
     identity_of,
 )
+
+FORGOTTEN = "(a forgotten address)"
 
 
 def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
@@ -63,6 +66,12 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
         # Reports matched to the subscriber went with it; unmatched ones name the address.
         conn.execute(delete(bounce_events).where(
             func.lower(bounce_events.c.email) == identity_of(email)))
+        # The staff audit log keeps its entries (who did what, when) but not
+        # the address: a viewed subscriber or a test send no longer names them.
+        named = func.lower(staff_audit.c.target) == identity_of(email)
+        conn.execute(update(staff_audit).where(named).values(target=FORGOTTEN))
+        mentions = func.lower(staff_audit.c.detail).contains(identity_of(email), autoescape=True)
+        conn.execute(update(staff_audit).where(mentions).values(detail=FORGOTTEN))
         conn.execute(store.insert_ignore(suppressions), [
             {"address_hash": digest, "reason": "erased on request", "created_at": now}])
     return sid is not None

@@ -32,6 +32,9 @@ SESSION_LIFETIME = timedelta(hours=12)
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES = 5
 MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+"""Far beyond any passphrase; a longer one would never fit through the login
+form, whose body is capped (web/admin/auth.py MAX_FORM)."""
 
 _HASHER = PasswordHasher()
 # Checked against when the account does not exist, so an unknown name costs
@@ -73,6 +76,9 @@ def add_staff(store: Store, email: str, password: str, now: datetime, *,
     address = _staff_email(email)
     if len(password) < MIN_PASSWORD:
         raise InputError(f"the password must be at least {MIN_PASSWORD} characters long")
+    if len(password) > MAX_PASSWORD:
+        raise InputError(f"the password must be at most {MAX_PASSWORD} characters long "
+                         f"({len(password)} given): the login form could never send it")
     hashed = _HASHER.hash(password)
     with store.write() as conn:
         found = conn.execute(select(staff_accounts.c.id)

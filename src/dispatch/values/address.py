@@ -175,6 +175,22 @@ def _parse_slowly(raw: str) -> Address:
     return Address(text, f"{local.lower()}@{ascii_domain.lower()}")
 
 
+def is_sendable(raw: str) -> bool:
+    """Whether ``raw`` is an ASCII address exactly as stored (what a message
+    goes to). Called once per message, so the common case is one regex match
+    and a cached domain lookup; anything unusual takes the full parse."""
+    plain = _PLAIN.match(raw)
+    if plain is not None and raw.isascii():
+        if len(plain[1]) > _MAX_LOCAL or len(raw) > _MAX_ADDRESS:
+            return False
+        try:
+            _domain(plain[2])
+        except InvalidAddress:
+            return False
+        return True
+    return raw.isascii() and address_problem(raw) is None and parse_address(raw).text == raw
+
+
 def normalise_email(raw: str) -> str:
     """The sending spelling of ``raw`` (see :func:`parse_address`)."""
     return parse_address(raw).text

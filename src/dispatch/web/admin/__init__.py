@@ -116,7 +116,11 @@ async def login_page(app: AdminApp, request: Request) -> Response:
         return page
     form = await auth.read_form(request)
     expected = request.cookies.get(auth.LOGIN_COOKIE, "")
-    if form is None or not expected or not auth.csrf_ok(expected, form.get("csrf")):
+    if form is None:
+        return app.page("refused.html", 413,
+                        message="That login form was too big or not a form. Go back and "
+                                "try again.")
+    if not expected or not auth.csrf_ok(expected, form.get("csrf")):
         return app.page("refused.html", 403,
                         message="The login form had expired. Reload it and try again.")
     client = request.client.host if request.client else "unknown"

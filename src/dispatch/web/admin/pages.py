@@ -31,6 +31,9 @@ CONTROLS = {
     "retry": ("Retry failed", "Failed messages to still-active readers are queued again."),
 }
 
+_LARGEST_ID = 2**63 - 1
+"""The biggest integer SQLite and PostgreSQL's bigint store."""
+
 
 async def home(app: AdminApp, request: Request, session: StaffSession) -> Response:
     def load() -> dict[str, Any]:
@@ -204,6 +207,13 @@ async def control(app: AdminApp, request: Request, session: StaffSession) -> Res
     if action not in CONTROLS:
         return app.page("refused.html", 404, session=session, message="No such action.")
     if request.method == "GET":
+        from dispatch.staff.reports import edition_rows
+
+        # Asking "Pause?" about an edition that does not exist would only
+        # fail one click later.
+        if not await run_in_threadpool(edition_rows, app.store, edition_id=edition_id):
+            return app.page("refused.html", 404, session=session,
+                            message=f"No edition {edition_id!r}.")
         label, consequence = CONTROLS[action]
         return app.page("confirm.html", session=session, edition_id=edition_id, action=action,
                         label=label, consequence=consequence)
@@ -249,8 +259,13 @@ async def person(app: AdminApp, request: Request, session: StaffSession) -> Resp
     from dispatch.bounces.history import History, subscriber_history
     from dispatch.signup.consent import consents_of
 
+    subscriber_id = int(request.path_params["subscriber_id"])
+    if subscriber_id > _LARGEST_ID:
+        # The database cannot even hold such a number: no such subscriber.
+        return app.page("refused.html", 404, session=session, message="No such subscriber.")
+
     def load() -> tuple[History, list[str]] | None:
-        who = subscriber_history(app.store, int(request.path_params["subscriber_id"]))
+        who = subscriber_history(app.store, subscriber_id)
         if who is None:
             return None
         with app.store.read() as conn:
