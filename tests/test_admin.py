@@ -427,3 +427,14 @@ def test_a_password_too_long_for_the_login_form_is_refused_at_staff_add(
     assert code == 0, out
     client = client_for(settings, store)
     assert log_in(client, password=longest, who="wide@journal.test").status_code == 303
+
+
+def test_check_does_not_call_a_key_file_an_article(example_site: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    with open(example_site / "dispatch.toml", "a", encoding="utf-8") as fh:
+        fh.write('\n[dkim]\nselector = "news"\n')
+    (example_site / "notes.md").write_text("not a key\n", encoding="utf-8")
+    monkeypatch.setenv("DISPATCH_DKIM_KEY_FILE", str(example_site / "notes.md"))
+    code, out = cli(example_site, "check")
+    assert code == 1
+    assert "article(s) with errors" not in out

@@ -33,13 +33,26 @@ def check(site: Site) -> None:
     warnings = len(problems) - errors
     # The pass's rule (README, "An article with errors"): a post that cannot be
     # written holds back only that post, so it is not counted here.
-    held = sorted({p.path for p in problems if p.is_error and p.path.endswith(".md")
+    held = sorted({p.path for p in problems if p.is_error and _is_article(site, p.path)
                    and not (p.field or "").startswith("social.")})
     if held:
         console.print(f"{len(held)} article(s) with errors reach no feed, post or email "
                       f"until fixed: {', '.join(held)}", markup=False)
     console.print(f"{errors} error(s), {warnings} warning(s)")
     raise SystemExit(1 if errors else 0)
+
+
+def _is_article(site: Site, path: str) -> bool:
+    """Whether a problem's path is an article in the content folder (a key
+    file or template that happens to end in .md is not)."""
+    if not path.endswith(".md"):
+        return False
+    where = site.settings.root / path
+    try:
+        where.resolve().relative_to(site.settings.content_dir.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 @click.command()
