@@ -47,7 +47,7 @@ def test_addresses(raw: Sequence[str]) -> list[str]:
             try:
                 address = normalise_email(part)
             except InvalidAddress as exc:
-                bad.append(f"{part}: {exc}")
+                bad.append(str(exc) if len(part) <= 200 else f"{part[:60]}…: not an address")
                 continue
             if address.lower() not in {a.lower() for a in found}:
                 found.append(address)
