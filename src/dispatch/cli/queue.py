@@ -63,10 +63,12 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(),
                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
                   transient=False) as bar:
-        task = bar.add_task(label, total=None)
+        # Hidden until there is something to send: a run with nothing due
+        # should not draw an empty "0/?" bar.
+        task = bar.add_task(label, total=None, visible=False)
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, completed=done, total=total, visible=total > 0)
 
         yield update
 
