@@ -6,6 +6,25 @@ from __future__ import annotations
 import click
 
 from dispatch.cli.base import Site, console, err_console, site_command
+from dispatch.errors import InputError
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Say plainly when the address is taken or unknown, before claiming to serve."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InputError(f"--host {host!r}: not an address of this machine ({exc})") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror} "
+                             "(another program may be using the port; try --port)") from None
 
 
 @click.command()
@@ -25,6 +44,7 @@ def serve(site: Site, host: str, port: int) -> None:
     note = secret_key_note(site.settings)
     if note:
         err_console.print(f"note: {note}", markup=False)
+    _check_can_listen(host, port)
     app = create_app(site.settings, site.store)
     console.print(f"serving {site.settings.root} on http://{host}:{port}/  (Ctrl-C to stop)",
                   markup=False)
