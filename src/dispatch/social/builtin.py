@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import AfterValidator, field_validator
 
 from dispatch.sections import SectionModel
 from dispatch.social.networks import Network, NoOptions, SocialTransport
@@ -43,6 +43,12 @@ def env_name(value: str) -> str:
     if not _ENV_NAME.fullmatch(value):
         raise ValueError("the NAME of a variable holding the secret, never the secret itself")
     return value
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+"""A settings field holding an http(s) URL with a host (trailing "/" dropped)."""
+EnvName = Annotated[str, AfterValidator(env_name)]
+"""A settings field naming the environment variable that holds a secret."""
 
 
 # Counting rules, imported on use: the generated tables are large.
@@ -124,57 +130,27 @@ def _bluesky_api(config: NetworkConfig, client: httpx.Client, capture_dir: Path,
 
 
 class WebhookOptions(SectionModel):
-    url: str
+    url: HttpUrl
     """Where the signed JSON is POSTed (Buffer, Zapier, your own service)."""
-    secret_env: str = "DISPATCH_WEBHOOK_SECRET"
+    secret_env: EnvName = "DISPATCH_WEBHOOK_SECRET"
     """Environment variable holding the HMAC signing secret."""
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _env(cls, value: str) -> str:
-        return env_name(value)
 
 
 class MastodonOptions(SectionModel):
-    url: str = "https://mastodon.social"
+    url: HttpUrl = "https://mastodon.social"
     """The Mastodon instance."""
-    token_env: str = "DISPATCH_MASTODON_TOKEN"
+    token_env: EnvName = "DISPATCH_MASTODON_TOKEN"
     """Environment variable holding an access token with write:statuses."""
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _env(cls, value: str) -> str:
-        return env_name(value)
 
 
 class BlueskyOptions(SectionModel):
     handle: str
     """The account's handle, e.g. clinic.bsky.social."""
-    url: str = "https://bsky.social"
+    url: HttpUrl = "https://bsky.social"
     """The PDS or entryway."""
-    password_env: str = "DISPATCH_BLUESKY_PASSWORD"
+    password_env: EnvName = "DISPATCH_BLUESKY_PASSWORD"
     """Environment variable holding an app password."""
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
-
-    @field_validator("password_env")
-    @classmethod
-    def _env(cls, value: str) -> str:
-        return env_name(value)
 
     @field_validator("handle")
     @classmethod

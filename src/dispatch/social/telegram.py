@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import field_validator
 
 from dispatch.sections import SectionModel
-from dispatch.social.builtin import env_name, http_url
+from dispatch.social.builtin import EnvName, HttpUrl
 from dispatch.social.http import PostTransport
 from dispatch.social.networks import Network, SocialTransport
 
@@ -52,9 +52,9 @@ def telegram_length(text: str) -> int:
 class TelegramOptions(SectionModel):
     chat_id: str
     """``@channelname`` of a public channel, or the numeric id of a chat (as text)."""
-    url: str = "https://api.telegram.org"
+    url: HttpUrl = "https://api.telegram.org"
     """The Bot API server (a local one, or a test server)."""
-    token_env: str = "DISPATCH_TELEGRAM_TOKEN"
+    token_env: EnvName = "DISPATCH_TELEGRAM_TOKEN"
     """Environment variable holding the bot token from @BotFather."""
     silent: bool = False
     """Send without a notification sound."""
@@ -65,16 +65,6 @@ class TelegramOptions(SectionModel):
         if not (value.startswith("@") and len(value) > 5) and not value.lstrip("-").isdigit():
             raise ValueError('"@channelname" or a numeric chat id such as "-1001234567890"')
         return value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return http_url(value)
-
-    @field_validator("token_env")
-    @classmethod
-    def _env(cls, value: str) -> str:
-        return env_name(value)
 
 
 class TelegramTransport(PostTransport):
