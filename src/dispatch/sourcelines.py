@@ -48,6 +48,22 @@ def suggest(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
+def expected_one_of(word: str, choices: Iterable[str]) -> str:
+    """What to say about a name that is not one of ``choices``: the closest
+    one as a suggestion, or the whole list."""
+    names = list(choices)
+    close = suggest(word, names)
+    return f"did you mean {close!r}?" if close else "one of " + ", ".join(names)
+
+
+def known_name(value: str, choices: Iterable[str]) -> str:
+    """A validator body: ``value`` if it is one of ``choices``, else ValueError."""
+    names = list(choices)
+    if value not in names:
+        raise ValueError(expected_one_of(value, names))
+    return value
+
+
 # One key segment: bare, "basic" or 'literal' (escapes inside are rare in
 # settings keys and only matter for the line, never for the value).
 _SEGMENT = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from dispatch.delivery.registry import EMAIL_TRANSPORTS
 from dispatch.sections import SectionModel
-from dispatch.sourcelines import suggest
+from dispatch.sourcelines import known_name
 
 SMTP_URL_ENV = "DISPATCH_SMTP_URL"
 
@@ -54,8 +54,4 @@ class DeliveryOptions(SectionModel):
     @field_validator("transport")
     @classmethod
     def _known(cls, value: str | None) -> str | None:
-        if value is not None and value not in EMAIL_TRANSPORTS:
-            close = suggest(value, EMAIL_TRANSPORTS)
-            raise ValueError(f"did you mean {close!r}?" if close
-                             else "one of " + ", ".join(EMAIL_TRANSPORTS))
-        return value
+        return None if value is None else known_name(value, EMAIL_TRANSPORTS)

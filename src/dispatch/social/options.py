@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from dispatch.errors import Problem
 from dispatch.sections import CONFIG_FILE, SectionModel
 from dispatch.social.networks import NETWORKS, carries, network, transports
-from dispatch.sourcelines import SourceLines, suggest
+from dispatch.sourcelines import SourceLines, known_name, suggest
 
 DEFAULT_UTM = "utm_source={network}&utm_medium=social&utm_campaign={slug}"
 
@@ -41,21 +41,12 @@ class AccountOptions(SectionModel):
     @field_validator("network")
     @classmethod
     def _network(cls, value: str | None) -> str | None:
-        if value is not None and value not in NETWORKS:
-            close = suggest(value, NETWORKS)
-            raise ValueError(f"did you mean {close!r}?" if close
-                             else "one of " + ", ".join(NETWORKS))
-        return value
+        return None if value is None else known_name(value, NETWORKS)
 
     @field_validator("transport")
     @classmethod
     def _transport(cls, value: str) -> str:
-        known = transports()
-        if value not in known:
-            close = suggest(value, known)
-            raise ValueError(f"did you mean {close!r}?" if close
-                             else "one of " + ", ".join(known))
-        return value
+        return known_name(value, transports())
 
 
 def _account_model() -> type[SectionModel]:
