@@ -36,5 +36,5 @@ def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
         # command is quiet.
         log.warning("%s is not set: unsubscribe links are signed with the development "
                     "key in %s; set %s in production so links keep working",
-                    SECRET_ENV, path, SECRET_ENV)
+                    SECRET_ENV, path, SECRET_ENV, extra={"label": "note"})
     return path.read_text(encoding="ascii").strip().encode("ascii")
