@@ -153,12 +153,30 @@ def hold_back(settings: Settings, store: Store, result: LoadResult,
     fixed it is published as usual. An article already published that gains
     an error leaves the feeds until it is fixed (it is never announced twice).
     Returns the pass's articles and the sources held back."""
-    from dispatch.render.checks import article_errors  # rendering: loaded when needed
+    from dispatch.render.checks import (  # rendering: loaded when needed
+        article_errors,
+        previous_email_check,
+        record_email_check,
+        render_fingerprint,
+    )
 
     recorded = recorded_hashes(store)
-    candidates = [a for a in result.articles
-                  if a.is_published(now) and recorded.get(a.slug) != a.content_hash]
+    fingerprint = render_fingerprint(settings)
+    checked_under, held_before = previous_email_check(settings)
+    # New and changed articles are checked on every pass. Unchanged ones only
+    # when what their email is made with changed (templates, [email]) or
+    # when they were held back last time: otherwise a template edit that
+    # breaks an old article's email would be reported by `check` and ignored
+    # by the pass.
+    everything = checked_under != fingerprint
+    published = [a for a in result.articles if a.is_published(now)]
+    candidates = [a for a in published
+                  if everything or a.source in held_before
+                  or recorded.get(a.slug) != a.content_hash]
     errors = article_errors(settings, candidates)
+    record_email_check(settings, fingerprint,
+                       [a.source for a in published if a.source in errors
+                        and recorded.get(a.slug) == a.content_hash])
     if not errors:
         return result, ()
     kept = tuple(a for a in result.articles if a.source not in errors)

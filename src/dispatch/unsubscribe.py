@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import hmac
 import logging
 import os
@@ -34,6 +33,7 @@ from datetime import datetime
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
 from dispatch.secret import SECRET_ENV as SECRET_ENV
+from dispatch.secret import hmac_sha256
 from dispatch.secret import secret_key as secret_key
 from dispatch.store.engine import Store
 from dispatch.values.address import InvalidAddress, identity_key, normalise_email
@@ -108,8 +108,7 @@ def secret_key_problems(settings: Settings, environ: Mapping[str, str] | None = 
 
 def make_token(key: bytes, subscriber_id: int, scope: str) -> str:
     payload = _b64(f"{subscriber_id}:{scope}".encode())
-    mac = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+    return f"{payload}.{_b64(hmac_sha256(key, payload.encode('ascii')))}"
 
 
 def verify_token(key: bytes, token: str) -> UnsubscribeToken | None:
@@ -117,7 +116,7 @@ def verify_token(key: bytes, token: str) -> UnsubscribeToken | None:
     payload, dot, mac = token.partition(".")
     if not dot or not payload or not mac:
         return None
-    expected = _b64(hmac.new(key, payload.encode("ascii", "replace"), hashlib.sha256).digest())
+    expected = _b64(hmac_sha256(key, payload.encode("ascii", "replace")))
     if not hmac.compare_digest(expected.encode("ascii"), mac.encode("ascii", "replace")):
         return None
     try:

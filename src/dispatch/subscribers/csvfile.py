@@ -25,12 +25,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 import orjson
 from sqlalchemy import (
@@ -67,7 +68,8 @@ from dispatch.subscribers.repository import (
     ensure_list,
     set_status,
 )
-from dispatch.values.address import InvalidAddress, name_problem, parse_address
+from dispatch.values.address import InvalidAddress, name_problem, parse_address, text_and_key
+from dispatch.values.controls import LINE_BREAK
 
 # Header names people's tools write for the address column, compared after
 # folding case and dropping spaces, dashes, dots and underscores.
@@ -83,12 +85,6 @@ MAX_PROBLEMS = 200
 _BATCH = 5000
 _RANK = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 _QUOTE = json.encoder.encode_basestring_ascii
-
-
-def _fields_json(pairs: Iterable[tuple[str, str]]) -> str:
-    """``json.dumps(dict(pairs), sort_keys=True)`` for pairs already sorted by
-    key, without building an encoder per row (a million rows notice)."""
-    return "{" + ", ".join(f"{_QUOTE(k)}: {_QUOTE(v)}" for k, v in pairs) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,49 +201,48 @@ def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layo
     return None
 
 
-class StagedRow(NamedTuple):
-    """A valid row on its way to the staging table (a tuple: cheap by the million)."""
-
-    line: int
-    key: str
-    email: str
-    name: str
-    status: str
-    fields: str
+StagedRow = tuple[int, str, str, str, str, str]
+"""A valid row on its way to the staging table: (line, key, email, name,
+status, fields JSON). A plain tuple: a million of them are made and sent."""
 
 
 def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[StagedRow]:
     """Validate rows one by one as they are read; bad rows go to ``problems``."""
     first_line = stream.readline()
     sep = sniff_separator(first_line)
-    reader = csv.reader(_chain(first_line, stream), delimiter=sep)
-    layout: _Layout | None = None
+    reader = csv.reader(itertools.chain((first_line,), stream), delimiter=sep)
     start = 1
-    width = 0
-    at_email = at_name = at_status = -1
-    extras: list[tuple[int, str]] = []
     for raw in reader:
         line, start = start, reader.line_num + 1
-        # This loop runs a million times for a big list: plain index work,
-        # no dict per row.
-        # Only a row with a cell starting with a quote needs unescaping.
-        cells = ([unescape_cell(c) for c in raw] if "\x00'" in "\x00" + "\x00".join(raw)
-                 else raw)
-        if layout is None:
-            if not any(c.strip() for c in cells):
-                continue
-            layout = _layout(cells, line, sep, problems)
-            if layout is None:
-                return
-            header = layout.header
-            width = len(header)
-            at_email = header.index("email")
-            at_name = header.index("name") if "name" in header else -1
-            at_status = header.index("status") if "status" in header else -1
-            extras = sorted(((i, h) for i, h in enumerate(header)
-                             if h not in ("email", "name", "status")), key=lambda e: e[1])
-            if layout.has_header:
-                continue
+        cells = [unescape_cell(c) for c in raw]
+        if any(c.strip() for c in cells):
+            break
+    else:
+        return
+    layout = _layout(cells, line, sep, problems)
+    if layout is None:
+        return
+    # A file without a header starts with a data row: read it again below.
+    rows: Iterator[list[str]] = reader
+    if not layout.has_header:
+        rows, start = itertools.chain((raw,), reader), line
+    header = layout.header
+    width = len(header)
+    at_email = header.index("email")
+    at_name = header.index("name") if "name" in header else -1
+    at_status = header.index("status") if "status" in header else -1
+    # Custom fields in name order, each with its JSON key already quoted.
+    extras = sorted(((h, i) for i, h in enumerate(header)
+                     if h not in ("email", "name", "status")))
+    quoted = [(i, _QUOTE(h) + ": ") for h, i in extras]
+    line_break = LINE_BREAK.search
+    address = text_and_key
+    # This loop runs a million times for a big list: local names, no call
+    # per row that the common row can do without, tuples out.
+    for raw in rows:
+        line, start = start, reader.line_num + 1
+        # Only a row with a quote in it can hold an escaped formula.
+        cells = [unescape_cell(c) for c in raw] if "'" in "".join(raw) else raw
         n = len(cells)
         if n > width:
             if not any(c.strip() for c in cells):
@@ -259,31 +254,27 @@ def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[Stag
         if not email and not any(c.strip() for c in cells):
             continue
         try:
-            address = parse_address(email)
+            text, key = address(email)
         except InvalidAddress as exc:
             problems.add(str(exc), line, "email", exc.expected)
             continue
         name = cells[at_name].strip() if 0 <= at_name < n else ""
-        if name:
-            bad_name = name_problem(name)
-            if bad_name:
-                problems.add(bad_name, line, "name", "a name on one line")
-                continue
-        status = (cells[at_status].strip() if 0 <= at_status < n else "") or "active"
-        if status not in STATUSES:
-            problems.add(f"unknown status {status!r}", line, "status", " or ".join(STATUSES))
+        if name and line_break(name) is not None:
+            problems.add(name_problem(name) or "", line, "name", "a name on one line")
             continue
+        status = "active"
+        if at_status >= 0:
+            status = (cells[at_status].strip() if at_status < n else "") or "active"
+            if status not in STATUSES:
+                problems.add(f"unknown status {status!r}", line, "status",
+                             " or ".join(STATUSES))
+                continue
         fields = "{}"
-        if extras:
-            extra = [(h, v) for i, h in extras if i < n and (v := cells[i].strip())]
+        if quoted:
+            extra = [k + _QUOTE(v) for i, k in quoted if i < n and (v := cells[i].strip())]
             if extra:
-                fields = _fields_json(extra)
-        yield StagedRow(line, address.key, address.text, name, status, fields)
-
-
-def _chain(first: str, rest: IO[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+                fields = "{" + ", ".join(extra) + "}"
+        yield line, key, text, name, status, fields
 
 
 class _HashingReader(io.RawIOBase):
@@ -457,9 +448,10 @@ def _without_erased(rows: Iterable[StagedRow], erased: Callable[[str], bool], pa
     from dispatch.subscribers.erasure import ERASED_MESSAGE
 
     for row in rows:
-        if erased(row.key):
-            refused.append(Problem(path, f"{row.email}: not imported: {ERASED_MESSAGE}",
-                                   row.line, "email", None, Severity.WARNING))
+        line, key, email = row[:3]
+        if erased(key):
+            refused.append(Problem(path, f"{email}: not imported: {ERASED_MESSAGE}",
+                                   line, "email", None, Severity.WARNING))
         else:
             yield row
 
@@ -488,8 +480,8 @@ def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
                 problems.add(str(exc), r.line, "email", exc.expected)
                 continue
             fields = dict(r.fields)
-            yield StagedRow(r.line, address.key, address.text, r.name, r.status,
-                            json.dumps(fields, sort_keys=True) if fields else "{}")
+            yield (r.line, address.key, address.text, r.name, r.status,
+                   json.dumps(fields, sort_keys=True) if fields else "{}")
 
     return _import(store, staged(), problems, list_name, now)
 
