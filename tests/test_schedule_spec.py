@@ -548,3 +548,21 @@ def test_yaml_mistakes_in_words_staff_understand(text: str, expected: str) -> No
     assert len(found) == 1
     assert str(found[0]).startswith(expected), str(found[0])
     assert "token" not in str(found[0]) and "simple key" not in str(found[0])
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("schedules:\n  - &x [*x]\n", 2),
+    ("timezone: UTC\nschedules: &s\n  - id: a\n    kind: feeds\n    every: 1h\n    more: *s\n", 2),
+])
+def test_an_alias_inside_its_own_value_is_a_mistake_not_a_crash(text: str, line: int) -> None:
+    _, found = parse_schedules(text)
+    assert [(p.line, p.message) for p in found] == [
+        (line, "not valid YAML: an alias (*name) is used inside the value it names")]
+
+
+def test_aliases_that_multiply_the_file_are_refused_quickly() -> None:
+    # Seven levels of ten: ten million values if built out ("billion laughs").
+    levels = ["a: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
+    _, found = parse_schedules("\n".join(levels) + "\n")
+    assert len(found) == 1 and "expands to more than 100,000 values" in found[0].message
