@@ -185,3 +185,15 @@ def test_an_up_to_date_sqlite_file_opens_without_an_engine(tmp_path: Path) -> No
     again = open_store(url)  # a migration missing: opened the full way, and applied
     assert again.applied == [MIGRATIONS[-1][0]]
     again.dispose()
+
+
+@pytest.mark.parametrize("where", ["a-file/state.db", "a-file/deeper/state.db"])
+def test_a_database_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path,
+                                                                  where: str) -> None:
+    # [paths] state or DISPATCH_DATABASE_URL naming a file as the folder: a
+    # message naming it, not an OSError traceback from every command.
+    from dispatch.errors import StoreError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create the database folder: .*a-file"):
+        open_store(f"sqlite:///{tmp_path / where}")

@@ -266,6 +266,9 @@ def open_store(url: str, *, create_dirs: bool = True, run_migrations: bool = Tru
         raise StoreError(f"cannot open the database: {exc.orig}") from None
     except SQLAlchemyError as exc:
         raise StoreError(f"database error: {exc}") from None
+    except OSError as exc:  # the SQLite file's folder cannot be made (a file there, no rights)
+        raise StoreError(f"cannot create the database folder: {exc.filename}: "
+                         f"{exc.strerror}") from None
     return store
 
 
