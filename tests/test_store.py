@@ -143,3 +143,45 @@ def test_an_existing_database_gets_later_migrations(
     with store.write() as conn:
         extra.drop(conn)
     store.dispose()
+
+
+def test_every_migration_is_named_for_the_quick_open() -> None:
+    # open_store skips SQLAlchemy for a SQLite file that has every name in
+    # MIGRATION_NAMES: a migration missing from it would never run there.
+    from dispatch.store.engine import MIGRATION_NAMES
+
+    assert tuple(name for name, _ in MIGRATIONS) == MIGRATION_NAMES
+
+
+def test_plain_reads_agree_on_both_databases(database_url: str, site_root: Path) -> None:
+    from dispatch.errors import StoreError
+    from dispatch.store.articles import slug_holders
+
+    store = open_store(database_url)
+    settings = load_settings(site_root)
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01", "One.\n")
+    result = load_site(settings, StoreCache(store))
+    record_publications(store, result.articles, NOW)
+    assert slug_holders(store) == {"a": "content/a.md"}
+    warm = load_site(settings, StoreCache(store))
+    assert warm.from_cache == 1 and warm.articles[0].body_html == result.articles[0].body_html
+    assert list(store.stream("SELECT slug FROM published_articles WHERE slug = :s",
+                             {"s": "a"}, batch=1)) == [("a",)]
+    with pytest.raises(StoreError):
+        store.rows("SELECT nothing FROM no_such_table")
+    store.dispose()
+
+
+def test_an_up_to_date_sqlite_file_opens_without_an_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_store(url).dispose()
+    store = open_store(url)
+    assert store._engine is None and store.applied == []  # nothing to do, nothing made
+    assert store.rows("SELECT count(*) FROM published_articles") == [(0,)]
+    store.dispose()
+    with open_store(url).write() as conn:  # and the engine comes on first use
+        conn.execute(schema_migrations.delete().where(
+            schema_migrations.c.id == MIGRATIONS[-1][0]))
+    again = open_store(url)  # a migration missing: opened the full way, and applied
+    assert again.applied == [MIGRATIONS[-1][0]]
+    again.dispose()

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
-from dispatch.errors import DispatchError, Problem
+from dispatch.errors import DispatchError, Problem, StoreError
 from dispatch.stage import PassContext, SocialSchedules, Stage, StageReport, no_social_schedules
 from dispatch.store.articles import (
     StoreCache,
@@ -93,18 +91,23 @@ def load(settings: Settings, store: Store) -> LoadResult:
 
 
 def load_for_check(settings: Settings) -> LoadResult:
-    """Load without creating a database: ``check`` and ``preview`` consult the
-    store only if it already exists (for which file holds a contested slug)."""
+    """Load without creating a database or writing to one: ``check`` and
+    ``preview`` consult the store only if it already exists, for which file
+    holds a contested slug and for the load cache (read only: on a warm cache
+    they parse nothing, so Markdown and YAML are never imported for them)."""
     store = existing_store(settings.database_url)
-    holders: dict[str, str] = {}
-    if store is not None:
-        try:
-            holders = slug_holders(store)
-        except (DispatchError, SQLAlchemyError):
-            holders = {}  # an unreadable or older database: the date rule decides
-        finally:
-            store.dispose()
-    return load_site(settings, holders=holders)
+    if store is None:
+        return load_site(settings)
+    try:
+        holders = slug_holders(store)
+    except DispatchError:
+        # An unreadable or older database: the date rule decides, nothing is cached.
+        store.dispose()
+        return load_site(settings)
+    try:
+        return load_site(settings, StoreCache(store, read_only=True), holders)
+    except StoreError:
+        return load_site(settings, holders=holders)  # a cache from an older version
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,

@@ -30,16 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
 from dispatch.secret import SECRET_ENV as SECRET_ENV
 from dispatch.secret import hmac_sha256
 from dispatch.secret import secret_key as secret_key
 from dispatch.store.engine import Store
-from dispatch.store.schema import subscribers
-from dispatch.subscribers.repository import set_status
 from dispatch.values.address import InvalidAddress, identity_key, normalise_email
 
 log = logging.getLogger(__name__)
@@ -164,6 +160,12 @@ def unsubscribe(store: Store, target: UnsubscribeToken | int | str, now: datetim
     token string (then ``key`` is required). Idempotent: returns whether the
     status changed. An unknown address or a bad token is an InputError.
     """
+    # Imported here: `dispatch check` reads this module for the key notes only.
+    from sqlalchemy import select
+
+    from dispatch.store.schema import subscribers
+    from dispatch.subscribers.repository import set_status
+
     sid: int | None
     if isinstance(target, UnsubscribeToken):
         sid = target.subscriber_id
