@@ -195,5 +195,5 @@ def test_a_database_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path,
     from dispatch.errors import StoreError
 
     (tmp_path / "a-file").write_text("not a folder")
-    with pytest.raises(StoreError, match="cannot create the database folder: .*a-file"):
+    with pytest.raises(StoreError, match=r"cannot create the database folder: .*a-file"):
         open_store(f"sqlite:///{tmp_path / where}")
