@@ -103,6 +103,7 @@ MIGRATIONS: list[Migration] = [
     ("subscribers_0002_address_identity", _address_identity),
     ("signup_0001_requests_consents", _signup_tables),
     ("articles_0001_cache_body_column", _recreate(schema.article_cache)),
+    ("outbox_0002_sent_journal", _create(schema.outbox_sent)),
 ]
 
 
