@@ -7,7 +7,8 @@
 #
 # Scripts are the ones BASE_COMMIT has (a newer script has no "before").
 # Each side runs its own copy of the script against its own src/ with this
-# tree's virtualenv. Extra arguments per script come from BENCH_ARGS_<name>
+# tree's virtualenv. BENCH_ONLY="delivery scaleout" limits the run to those
+# scripts. Extra arguments per script come from BENCH_ARGS_<name>
 # (e.g. BENCH_ARGS_delivery="--quick"). PostgreSQL scripts read
 # DISPATCH_BENCH_POSTGRES_URL as usual. Output: bench-compare/<name>.<side>.<n>.txt
 # and a summary of the figure lines on stdout.
@@ -27,6 +28,7 @@ trap 'git -C "$here" worktree remove --force "$old" >/dev/null 2>&1 || true' EXI
 for script in "$old"/bench/*.py; do
   name=$(basename "$script" .py)
   [ -f "$here/bench/$name.py" ] || continue
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then continue; fi
   var="BENCH_ARGS_$name"
   args=${!var:-}
   for n in $(seq 1 "$rounds"); do

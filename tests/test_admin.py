@@ -329,6 +329,27 @@ def test_test_send_refuses_bad_addresses_without_sending(site: tuple[Settings, S
         (settings.state_dir / "maildir" / "new").glob("*.eml"))
 
 
+@pytest.mark.parametrize(("given", "expected"), [
+    (["Ann Reader <ann@journal.test>"], ["ann@journal.test"]),
+    (['"Lee, Jo" <jo@journal.test>, bob@journal.test'], ["jo@journal.test", "bob@journal.test"]),
+    (["a@journal.test b@journal.test", "A@journal.test"], ["a@journal.test", "b@journal.test"]),
+])
+def test_test_addresses_take_the_forms_people_paste(given: list[str],
+                                                    expected: list[str]) -> None:
+    from dispatch.staff.testsend import test_addresses
+
+    assert test_addresses(given) == expected
+
+
+@pytest.mark.parametrize("given", ["Ann <not-an-address>", "Ann Reader", "<>"])
+def test_test_addresses_refuse_what_is_not_an_address(given: str) -> None:
+    from dispatch.errors import InputError
+    from dispatch.staff.testsend import test_addresses
+
+    with pytest.raises(InputError, match="not an email address"):
+        test_addresses([given])
+
+
 def test_dry_run_shows_a_made_up_reader_not_a_subscriber(site: tuple[Settings, Store]) -> None:
     settings, store = site
     from dispatch.subscribers import find_subscribers

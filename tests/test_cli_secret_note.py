@@ -27,6 +27,8 @@ def test_said_once_by_the_pass_that_makes_the_key_then_only_by_check(
         example_site: Path) -> None:
     first = dispatch(example_site, "run", "--once")
     assert first.count(REMINDER) == 1, first
+    # In the CLI's own voice, as `check` says it, not a logging record's.
+    assert f"note: {REMINDER}" in first and "WARNING" not in first, first
     assert (example_site / ".dispatch" / "secret").exists()
     for command in (("run", "--once"), ("articles",), ("build",),
                     ("send", "--digest", "--audience", "weekly", "--since", "2026-10-01",

@@ -66,13 +66,36 @@ def test_a_subcommand_help_still_works() -> None:
     assert "--root" in out and "Validate articles" in out
 
 
+NOT_FOR_READING = ("sqlalchemy", "asyncio", "starlette", "anyio", "uvicorn", "httpx", "requests",
+                   "urllib3", "psycopg", "apscheduler", "feedgen", "dispatch.store.schema",
+                   "dispatch.store.migrations", "dispatch.web.app")
+"""What neither `check` nor `articles` needs on a site whose store is up to
+date: the store is read through sqlite3, and nothing talks to a network."""
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules for name in names if m == name or m.startswith(name + "."))
+
+
 def test_a_warm_articles_loads_no_markdown_or_email_renderer(example_site) -> None:  # type: ignore[no-untyped-def]
     assert modules_after("articles", "--root", str(example_site))[1]  # warms the load cache
     modules, out = modules_after("articles", "--root", str(example_site))
     assert "sleep-and-blood-pressure" in out
     heavy = ("markdown_it", "nh3", "yaml", "frontmatter", "jinja2", "premailer", "lxml",
              "twitter_text", "dispatch.render.edition", "dispatch.render.inline",
-             "dispatch.social.compose")
-    loaded = sorted(m for m in modules for name in heavy
-                    if m == name or m.startswith(name + "."))
-    assert loaded == [], loaded
+             "dispatch.social.compose", "dispatch.checks", "rich.markdown")
+    assert _loaded(modules, (*heavy, *NOT_FOR_READING)) == []
+
+
+def test_check_loads_no_database_library_or_network_client(example_site) -> None:  # type: ignore[no-untyped-def]
+    # Before any store exists, and on the store another command made.
+    cold, out = modules_after("check", "--root", str(example_site))
+    assert "0 error(s)" in out
+    assert _loaded(cold, NOT_FOR_READING) == []
+    modules_after("articles", "--root", str(example_site))
+    warm, out = modules_after("check", "--root", str(example_site))
+    assert "0 error(s)" in out
+    # Still a full check: every article's email is rendered (Gmail's clip).
+    assert "premailer" in warm and "dispatch.render.checks" in warm
+    # The articles come from the load cache (read only): no front matter parsed.
+    assert _loaded(warm, (*NOT_FOR_READING, "frontmatter", "dispatch.content.meta")) == []

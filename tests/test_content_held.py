@@ -96,3 +96,34 @@ def test_a_published_article_that_gains_an_error_is_held_then_returns(
     assert back.returncode == 0, back.stderr
     assert "new 0" in back.stdout  # not announced a second time
     assert "A short walk after meals" in feed.read_text("utf-8")
+
+
+def test_a_template_change_that_breaks_published_emails_holds_them_too(
+        example_site: Path) -> None:
+    """The pass follows `check` when what changed is the template, not the
+    article: an unchanged published article whose email the new template
+    pushes past Gmail's clip leaves the feeds until the template is fixed."""
+    assert dispatch(example_site, "run", "--once").returncode == 0
+    feed = example_site / "public" / "feed.xml"
+    assert "A short walk after meals" in feed.read_text("utf-8")
+    bundled = Path(__file__).resolve().parent.parent / "src" / "dispatch" / "templates"
+    template = (bundled / "email" / "article.html").read_text(encoding="utf-8")
+    legal = "<p>" + "Legal notice in many plain words. " * 4500 + "</p>"
+    override = example_site / "templates" / "email" / "article.html"
+    override.write_text(template.replace("{% block content %}",
+                                         "{% block content %}" + legal, 1), encoding="utf-8")
+
+    check = dispatch(example_site, "check")
+    assert check.returncode == 1 and "content/walking-after-meals.md: email" in check.stderr
+    for _ in range(2):  # and on the next pass too, though nothing changed in between
+        run = dispatch(example_site, "run", "--once")
+        assert run.returncode == 1, run.stdout
+        assert "content/walking-after-meals.md: email: HTML part is" in run.stderr
+        # Every example article is held, so the feed may be gone altogether.
+        assert not feed.exists() or "A short walk after meals" not in feed.read_text("utf-8")
+
+    override.unlink()
+    back = dispatch(example_site, "run", "--once")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "new 0" in back.stdout  # not announced a second time
+    assert "A short walk after meals" in feed.read_text("utf-8")

@@ -80,7 +80,10 @@ def test_sigkill_halfway_loses_nothing(store: Store, database_url: str, site_roo
             in_flight = conn.execute(select(func.count()).select_from(outbox)
                                      .where(outbox.c.status == "sending")).scalar_one()
         before = edition_status(store, "e1")
-        assert before.reconciles and 0 < before.sent < n and in_flight > 0
+        # Usually a batch is in flight at the kill; on a loaded machine the
+        # kill can land between two claims, and then nothing is (the rest of
+        # the test holds either way: reaped == in_flight == 0).
+        assert before.reconciles and 0 < before.sent < n
         # A new worker, once the dead one's leases have expired.
         second = worker(T0 + timedelta(minutes=30), stdout=subprocess.PIPE)
         out, _ = second.communicate(timeout=180)

@@ -215,7 +215,7 @@ schedules:
 
 
 def test_a_one_off_date_already_past_gives_apscheduler_nothing_to_run_late() -> None:
-    from dispatch.schedule.triggers import NextFiring
+    from dispatch.schedule.runner import NextFiring
 
     parsed = schedules("schedules:\n  - id: once\n    kind: feeds\n    at: 2026-11-01 09:00\n"
                        "    timezone: UTC\n")

@@ -143,3 +143,85 @@ def test_an_existing_database_gets_later_migrations(
     with store.write() as conn:
         extra.drop(conn)
     store.dispose()
+
+
+def test_every_migration_is_named_for_the_quick_open() -> None:
+    # open_store skips SQLAlchemy for a SQLite file that has every name in
+    # MIGRATION_NAMES: a migration missing from it would never run there.
+    from dispatch.store.engine import MIGRATION_NAMES
+
+    assert tuple(name for name, _ in MIGRATIONS) == MIGRATION_NAMES
+
+
+def test_plain_reads_agree_on_both_databases(database_url: str, site_root: Path) -> None:
+    from dispatch.errors import StoreError
+    from dispatch.store.articles import slug_holders
+
+    store = open_store(database_url)
+    settings = load_settings(site_root)
+    write_article(site_root, "a.md", "title: A\ndate: 2026-05-01", "One.\n")
+    result = load_site(settings, StoreCache(store))
+    record_publications(store, result.articles, NOW)
+    assert slug_holders(store) == {"a": "content/a.md"}
+    warm = load_site(settings, StoreCache(store))
+    assert warm.from_cache == 1 and warm.articles[0].body_html == result.articles[0].body_html
+    assert list(store.stream("SELECT slug FROM published_articles WHERE slug = :s",
+                             {"s": "a"}, batch=1)) == [("a",)]
+    with pytest.raises(StoreError):
+        store.rows("SELECT nothing FROM no_such_table")
+    store.dispose()
+
+
+def test_an_up_to_date_sqlite_file_opens_without_an_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_store(url).dispose()
+    store = open_store(url)
+    assert store._engine is None and store.applied == []  # nothing to do, nothing made
+    assert store.rows("SELECT count(*) FROM published_articles") == [(0,)]
+    store.dispose()
+    with open_store(url).write() as conn:  # and the engine comes on first use
+        conn.execute(schema_migrations.delete().where(
+            schema_migrations.c.id == MIGRATIONS[-1][0]))
+    again = open_store(url)  # a migration missing: opened the full way, and applied
+    assert again.applied == [MIGRATIONS[-1][0]]
+    again.dispose()
+
+
+@pytest.mark.parametrize("where", ["a-file/state.db", "a-file/deeper/state.db"])
+def test_a_database_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path,
+                                                                  where: str) -> None:
+    # [paths] state or DISPATCH_DATABASE_URL naming a file as the folder: a
+    # message naming it, not an OSError traceback from every command.
+    from dispatch.errors import StoreError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the database folder: .*a-file"):
+        open_store(f"sqlite:///{tmp_path / where}")
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("nonsense://", "'nonsense' is not a database dispatch can use"),
+    (":::", "the value is not a database URL"),
+    ("mysql://ann:pw@db.example/news", "'mysql' is not a database dispatch can use"),
+])
+def test_a_database_url_no_command_can_open_fails_check_too(
+        site_root: Path, monkeypatch: pytest.MonkeyPatch, url: str, why: str) -> None:
+    """Every command stops on such a URL, so ``dispatch check`` (which opens
+    no database) must not call the configuration fine."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+    from dispatch.errors import StoreError
+
+    with pytest.raises(StoreError, match=f"cannot use the database URL: {why}"):
+        open_store(url)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", url)
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert result.exit_code == 1, result.output
+    assert f"environment variable DISPATCH_DATABASE_URL: {why}" in result.output
+    assert "pw" not in result.output and "Traceback" not in result.output
+    monkeypatch.delenv("DISPATCH_DATABASE_URL")
+    (site_root / "dispatch.toml").write_text(
+        (site_root / "dispatch.toml").read_text() + f'\n[database]\nurl = "{url}"\n')
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert result.exit_code == 1 and "database.url: " + why in result.output, result.output

@@ -13,6 +13,7 @@ from dispatch.values.address import (
     identity_key,
     name_problem,
     parse_address,
+    text_and_key,
 )
 
 
@@ -89,6 +90,71 @@ def test_fast_path_agrees_with_email_validator(local: str, domain: str) -> None:
     else:
         assert ours is not None, raw
         assert ours.key == f"{reference.local_part}@{reference.ascii_domain}".lower()
+
+
+def _reference(raw: str) -> tuple[str, str] | None:
+    """(text, key) straight from email-validator: the spelling with an IDN
+    domain in ASCII, the key the whole of that in lower case."""
+    value = raw.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    try:
+        ref = validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                             test_environment=True)
+    except EmailNotValidError:
+        return None
+    domain = value.rpartition("@")[2]
+    text = f"{ref.local_part}@{domain if domain.isascii() else ref.ascii_domain}"
+    if len(text) > 254:
+        return None
+    return text, f"{ref.local_part}@{ref.ascii_domain}".lower()
+
+
+# Pieces an attacker or a broken export might put in an address: case and
+# IDN spellings of one domain, look-alike and full-width letters, dots in
+# odd places, every ASCII punctuation mark, control and space characters,
+# a Turkish dotted capital I (whose lower case is two characters) and
+# lengths right at the limits.
+_HOSTILE_LOCAL = st.one_of(
+    st.text(st.sampled_from([*"aZ09.-_+'!#$%&*/=?^`{|}~", "\u0130", "\u212a", "\uff41",
+                             "ä", "\x00", "\t", " ", "\r", "\n", '"', "(", ")", ",", ":",
+                             ";", "<", ">", "[", "]", "\\", "@"]), max_size=12),
+    st.integers(60, 70).map(lambda n: "a" * n),
+)
+_HOSTILE_DOMAIN = st.one_of(
+    st.sampled_from(["example.com", "EXAMPLE.com", "bücher.de", "BÜCHER.de", "xn--bcher-kva.de",
+                     "XN--BCHER-KVA.DE", "example.com.", ".example.com", "ex..ample.com",
+                     "\uff45xample.com", "\u0130stanbul.example", "\u212aelvin.example",
+                     "münchen.example", "例え.テスト", "localhost", "x.test", "1.2.3.4",
+                     "[127.0.0.1]", "exa mple.com", "example.com\n", "a-.example",
+                     "_dmarc.example.com", "ex\u00adample.com", "ß.example",
+                     "xn--zca.example", "example.c", "example.123"]),
+    st.integers(180, 260).map(lambda n: "b" * 60 + "." + "c" * 60 + "." + "d" * (n - 122)
+                              + ".org"),
+    st.text(st.sampled_from([*"aZ09.-_", "ü", "\u0130", "\uff41"]), min_size=1, max_size=12)
+    .map(lambda d: d + ".example"),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_HOSTILE_LOCAL, _HOSTILE_DOMAIN, st.sampled_from(["", " ", "<", "\t"]))
+def test_import_fast_path_matches_email_validator(local: str, domain: str, around: str
+                                                  ) -> None:
+    """text_and_key (what an import calls a million times) accepts exactly
+    what email-validator accepts, with the same sending spelling and key:
+    one identity, however hostile the input."""
+    raw = f"{around}{local}@{domain}{'>' if around == '<' else around}"
+    reference = _reference(raw)
+    if reference is not None and (not reference[0].isascii() or reference[0].startswith('"')
+                                  or len(reference[0].rpartition("@")[0]) > 64):
+        reference = None  # refused on purpose: SMTPUTF8, quoting, RFC 5321's 64 octets
+    try:
+        ours: tuple[str, str] | None = text_and_key(raw)
+    except InvalidAddress:
+        ours = None
+    assert ours == reference, raw
+    if ours is not None:
+        assert ours == (parse_address(raw).text, parse_address(raw).key)
 
 
 @pytest.mark.parametrize("raw", [

@@ -139,6 +139,24 @@ def test_one_confirmation_per_address_per_hour(env) -> None:  # type: ignore[no-
     assert outcomes == ["sent", "limited", "limited", "sent"]
 
 
+def test_a_confirmation_the_server_refused_does_not_use_up_the_hour(  # type: ignore[no-untyped-def]
+        env, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, store, clock, client = env
+    # Port 9 on loopback: nothing listens, the connection is refused.
+    monkeypatch.setenv("DISPATCH_SMTP_URL", "smtp://127.0.0.1:9")
+    submit(client, clock, {"email": ANN, "lists": ["weekly"]}, wait=60)
+    assert confirmations(settings.root, ANN) == []
+    monkeypatch.delenv("DISPATCH_SMTP_URL")
+    submit(client, clock, {"email": ANN, "lists": ["weekly"]}, wait=60)
+    assert len(confirmations(settings.root, ANN)) == 1
+    submit(client, clock, {"email": ANN, "lists": ["weekly"]}, wait=60)
+    assert len(confirmations(settings.root, ANN)) == 1  # the limit still holds
+    with store.read() as conn:
+        outcomes = list(conn.execute(select(signup_requests.c.outcome)
+                                     .order_by(signup_requests.c.id)).scalars())
+    assert outcomes[0].startswith("failed") and outcomes[1:] == ["sent", "limited"]
+
+
 def test_per_network_limit_answers_429_with_retry_after(example_site: Path, database_url: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPATCH_SECRET_KEY", SECRET)

@@ -113,7 +113,9 @@ def dispatch_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
 
 def client(base: str) -> httpx.Client:
     """A fresh client: no cookie jar contents, no session, nothing but the URL."""
-    return httpx.Client(base_url=base, timeout=10, follow_redirects=False)
+    # Generous: the first request may import a handler's modules, and on a
+    # busy shared machine that alone has taken over ten seconds.
+    return httpx.Client(base_url=base, timeout=60, follow_redirects=False)
 
 
 MULTIPART_BOUNDARY = "----dispatchTestBoundary7Q"

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from dispatch.config import Settings
 from dispatch.content.loader import LoadResult, load_site
-from dispatch.errors import DispatchError, Problem
+from dispatch.errors import DispatchError, Problem, StoreError
 from dispatch.stage import PassContext, SocialSchedules, Stage, StageReport, no_social_schedules
 from dispatch.store.articles import (
     StoreCache,
@@ -93,18 +91,23 @@ def load(settings: Settings, store: Store) -> LoadResult:
 
 
 def load_for_check(settings: Settings) -> LoadResult:
-    """Load without creating a database: ``check`` and ``preview`` consult the
-    store only if it already exists (for which file holds a contested slug)."""
+    """Load without creating a database or writing to one: ``check`` and
+    ``preview`` consult the store only if it already exists, for which file
+    holds a contested slug and for the load cache (read only: on a warm cache
+    they parse nothing, so Markdown and YAML are never imported for them)."""
     store = existing_store(settings.database_url)
-    holders: dict[str, str] = {}
-    if store is not None:
-        try:
-            holders = slug_holders(store)
-        except (DispatchError, SQLAlchemyError):
-            holders = {}  # an unreadable or older database: the date rule decides
-        finally:
-            store.dispose()
-    return load_site(settings, holders=holders)
+    if store is None:
+        return load_site(settings)
+    try:
+        holders = slug_holders(store)
+    except DispatchError:
+        # An unreadable or older database: the date rule decides, nothing is cached.
+        store.dispose()
+        return load_site(settings)
+    try:
+        return load_site(settings, StoreCache(store, read_only=True), holders)
+    except StoreError:
+        return load_site(settings, holders=holders)  # a cache from an older version
 
 
 def run_pass(settings: Settings, store: Store, now: datetime,
@@ -150,12 +153,30 @@ def hold_back(settings: Settings, store: Store, result: LoadResult,
     fixed it is published as usual. An article already published that gains
     an error leaves the feeds until it is fixed (it is never announced twice).
     Returns the pass's articles and the sources held back."""
-    from dispatch.render.checks import article_errors  # rendering: loaded when needed
+    from dispatch.render.checks import (  # rendering: loaded when needed
+        article_errors,
+        previous_email_check,
+        record_email_check,
+        render_fingerprint,
+    )
 
     recorded = recorded_hashes(store)
-    candidates = [a for a in result.articles
-                  if a.is_published(now) and recorded.get(a.slug) != a.content_hash]
+    fingerprint = render_fingerprint(settings)
+    checked_under, held_before = previous_email_check(settings)
+    # New and changed articles are checked on every pass. Unchanged ones only
+    # when what their email is made with changed (templates, [email]) or
+    # when they were held back last time: otherwise a template edit that
+    # breaks an old article's email would be reported by `check` and ignored
+    # by the pass.
+    everything = checked_under != fingerprint
+    published = [a for a in result.articles if a.is_published(now)]
+    candidates = [a for a in published
+                  if everything or a.source in held_before
+                  or recorded.get(a.slug) != a.content_hash]
     errors = article_errors(settings, candidates)
+    record_email_check(settings, fingerprint,
+                       [a.source for a in published if a.source in errors
+                        and recorded.get(a.slug) == a.content_hash])
     if not errors:
         return result, ()
     kept = tuple(a for a in result.articles if a.source not in errors)

@@ -7,7 +7,12 @@ format cannot ship undocumented.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import re
+import textwrap
+from functools import cache
 from typing import Any
 
 from pydantic.fields import FieldInfo
@@ -42,6 +47,33 @@ def _default(info: FieldInfo) -> str:
     return f"`{value!r}`".replace("'", '"')
 
 
+@cache
+def _docstrings(cls: type) -> dict[str, str]:
+    """The string under each annotated attribute in ``cls``'s own source: the
+    meaning column. Read here rather than by pydantic at class creation, which
+    would make every command pay for parsing every model's source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    found: dict[str, str] = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            found[node.target.id] = inspect.cleandoc(after.value.value)
+    return found
+
+
+def _meaning(model: type[SectionModel], name: str, info: FieldInfo) -> str:
+    if info.description:
+        return info.description
+    for cls in model.__mro__:
+        if isinstance(cls, type) and issubclass(cls, SectionModel) and cls is not SectionModel:
+            text = _docstrings(cls).get(name)
+            if text is not None:
+                return text
+    return ""
+
+
 def _rows(prefix: str, model: type[SectionModel]) -> list[str]:
     rows = []
     for name, info in model.model_fields.items():
@@ -49,7 +81,7 @@ def _rows(prefix: str, model: type[SectionModel]) -> list[str]:
             continue
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         env = f"`{extra['env']}`" if extra.get("env") else ""
-        text = " ".join((info.description or "").split()).replace("|", "\\|")
+        text = " ".join(_meaning(model, name, info).split()).replace("|", "\\|")
         rows.append(f"| `{prefix}.{name}` | {_type(info)} | {_default(info)} | {env} | {text} |")
     return rows
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import hmac
 import logging
 import os
@@ -31,15 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from dispatch.config import Settings
 from dispatch.errors import ConfigError, InputError, Problem
 from dispatch.secret import SECRET_ENV as SECRET_ENV
+from dispatch.secret import hmac_sha256
 from dispatch.secret import secret_key as secret_key
 from dispatch.store.engine import Store
-from dispatch.store.schema import subscribers
-from dispatch.subscribers.repository import set_status
 from dispatch.values.address import InvalidAddress, identity_key, normalise_email
 
 log = logging.getLogger(__name__)
@@ -112,8 +108,7 @@ def secret_key_problems(settings: Settings, environ: Mapping[str, str] | None = 
 
 def make_token(key: bytes, subscriber_id: int, scope: str) -> str:
     payload = _b64(f"{subscriber_id}:{scope}".encode())
-    mac = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
+    return f"{payload}.{_b64(hmac_sha256(key, payload.encode('ascii')))}"
 
 
 def verify_token(key: bytes, token: str) -> UnsubscribeToken | None:
@@ -121,7 +116,7 @@ def verify_token(key: bytes, token: str) -> UnsubscribeToken | None:
     payload, dot, mac = token.partition(".")
     if not dot or not payload or not mac:
         return None
-    expected = _b64(hmac.new(key, payload.encode("ascii", "replace"), hashlib.sha256).digest())
+    expected = _b64(hmac_sha256(key, payload.encode("ascii", "replace")))
     if not hmac.compare_digest(expected.encode("ascii"), mac.encode("ascii", "replace")):
         return None
     try:
@@ -165,6 +160,12 @@ def unsubscribe(store: Store, target: UnsubscribeToken | int | str, now: datetim
     token string (then ``key`` is required). Idempotent: returns whether the
     status changed. An unknown address or a bad token is an InputError.
     """
+    # Imported here: `dispatch check` reads this module for the key notes only.
+    from sqlalchemy import select
+
+    from dispatch.store.schema import subscribers
+    from dispatch.subscribers.repository import set_status
+
     sid: int | None
     if isinstance(target, UnsubscribeToken):
         sid = target.subscriber_id

@@ -17,7 +17,6 @@ only letters, digits and ``-``, which need no quoting anywhere.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dispatch.bounces.settings import split_base
+from dispatch.secret import hmac_sha256
 
 Purpose = Literal["bounce", "unsubscribe"]
 _MAC_BYTES = 10  # 80 bits: 16 base32 letters
@@ -38,7 +38,7 @@ class RowToken:
 
 
 def _mac(key: bytes, purpose: Purpose, row_id: int) -> str:
-    digest = hmac.new(key, f"{purpose}:{row_id}".encode("ascii"), hashlib.sha256).digest()
+    digest = hmac_sha256(key, f"{purpose}:{row_id}".encode("ascii"))
     return base64.b32encode(digest[:_MAC_BYTES]).decode("ascii").lower()
 
 

@@ -209,6 +209,33 @@ def _report_merges(store: Store) -> None:
     say("  (see `dispatch subscribers merges`)", markup=False)
 
 
+class _LogFormatter(logging.Formatter):
+    """Log lines read like the rest of the CLI's output ("warning: …",
+    "error: …"); the logger's name is only worth its width with --verbose,
+    where it tells which part of the pass spoke."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        # A record may name itself a "note" (a reminder, not a problem to fix:
+        # the development secret key), as `check` prints the same reminder.
+        level = getattr(record, "label", None) or record.levelname.lower()
+        return f"{level} {record.name}: {text}" if self.verbose else f"{level}: {text}"
+
+
+def _configure_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if root.handlers:  # already set up (a second command in one process, or a test)
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LogFormatter(verbose))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def site_command(func: F) -> F:
     """Add ``--root`` and ``--verbose`` and pass a :class:`Site` as ``site``."""
 
@@ -217,8 +244,7 @@ def site_command(func: F) -> F:
     @click.option("--verbose", "-v", is_flag=True, help="Say more.")
     @functools.wraps(func)
     def wrapper(*args: Any, root: Path, verbose: bool, **kwargs: Any) -> Any:
-        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
+        _configure_logging(verbose)
         if not root.is_dir():
             raise InputError(f"site folder {root} does not exist")
         from dispatch.config import load_settings

@@ -6,19 +6,24 @@ import os
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
-from dispatch.checks import all_problems
 from dispatch.cli.base import Site, console, err_console, now, print_problems, site_command
-from dispatch.pipeline import PassReport, default_stages, load, run_pass
+
+if TYPE_CHECKING:
+    from dispatch.pipeline import PassReport
+
+# Each command imports what it uses when it runs (start-up is paid by every
+# command; tests/test_cli_startup.py keeps `check` and `articles` light).
 
 
 @click.command()
 @site_command
 def check(site: Site) -> None:
     """Validate articles and configuration; exit 1 if anything is an error."""
+    from dispatch.checks import all_problems
     from dispatch.unsubscribe import secret_key_note
 
     problems = all_problems(site.settings, now())
@@ -49,8 +54,10 @@ def _is_article(site: Site, path: str) -> bool:
         return False
     where = site.settings.root / path
     try:
-        where.resolve().relative_to(site.settings.content_dir.resolve())
-    except ValueError:
+        # The folder is resolved, not the file: the file may be a symlink
+        # loop, which is exactly the kind of problem being reported.
+        (where.parent.resolve() / where.name).relative_to(site.settings.content_dir.resolve())
+    except (ValueError, OSError, RuntimeError):
         return False
     return True
 
@@ -59,6 +66,10 @@ def _is_article(site: Site, path: str) -> bool:
 @site_command
 def articles(site: Site) -> None:
     """List articles: slug, status, date, category, key takeaway."""
+    from rich.table import Table
+
+    from dispatch.pipeline import load
+
     result = load(site.settings, site.store)
     current = now()
     table = Table()
@@ -132,6 +143,7 @@ def run(site: Site, once: bool, interval: float, poll: float) -> None:
     per database runs the schedules; a second one waits as a standby (and
     delivers) and takes over if the first one dies."""
     from dispatch.delivery.stage import BackgroundDelivery, burst_delivery
+    from dispatch.pipeline import default_stages, run_pass
     from dispatch.schedule.coverage import social_schedules
     from dispatch.schedule.leader import leadership_for
     from dispatch.schedule.runner import SchedulerService, serve, with_delivery_stage

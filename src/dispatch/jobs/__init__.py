@@ -42,17 +42,43 @@ settle); a kind adds a small channel. Every transport has one shape
 (:mod:`dispatch.jobs.capture`).
 """
 
-from dispatch.jobs.control import Target, TargetStatus
-from dispatch.jobs.kind import Group, JobKind
-from dispatch.jobs.lease import JobResult, new_token
-from dispatch.jobs.policy import RetryPolicy
-from dispatch.jobs.states import (
-    GroupState,
-    JobStatus,
-    Outcome,
-    ResultClass,
-    TransportResult,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dispatch.jobs.control import Target as Target
+    from dispatch.jobs.control import TargetStatus as TargetStatus
+    from dispatch.jobs.kind import Group as Group
+    from dispatch.jobs.kind import JobKind as JobKind
+    from dispatch.jobs.lease import JobResult as JobResult
+    from dispatch.jobs.lease import new_token as new_token
+    from dispatch.jobs.policy import RetryPolicy as RetryPolicy
+    from dispatch.jobs.states import GroupState as GroupState
+    from dispatch.jobs.states import JobStatus as JobStatus
+    from dispatch.jobs.states import Outcome as Outcome
+    from dispatch.jobs.states import ResultClass as ResultClass
+    from dispatch.jobs.states import TransportResult as TransportResult
+
+_WHERE = {name: module for module, names in {
+    "control": ("Target", "TargetStatus"),
+    "kind": ("Group", "JobKind"),
+    "lease": ("JobResult", "new_token"),
+    "policy": ("RetryPolicy",),
+    "states": ("GroupState", "JobStatus", "Outcome", "ResultClass", "TransportResult"),
+}.items() for name in names}
+"""Where each name of the package lives. They are imported on first use
+(PEP 562): a transport needs only ``dispatch.jobs.states``, and importing the
+package for it must not load SQLAlchemy (``dispatch check`` reads the social
+settings, which name every transport)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"dispatch.jobs.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Group",

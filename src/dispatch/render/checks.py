@@ -350,3 +350,49 @@ def _emails_can_render(settings: Settings) -> bool:
     """False when the email settings or templates are themselves broken: then
     no article is to blame, and check names the template."""
     return not any(p.is_error for p in template_syntax_problems(settings))
+
+
+RECHECK_FILE = "email-check.json"
+
+
+def render_fingerprint(settings: Settings) -> str:
+    """What an article's email depends on besides the article: the site's
+    email templates, the ``[email]`` and ``[site]`` settings and the bundled
+    templates (by version). When it changes, an unchanged article's email may
+    have gained an error (a template that now pushes it past Gmail's clip)."""
+    import hashlib
+
+    from dispatch import __version__
+
+    digest = hashlib.sha256(f"{__version__}|{settings.email!r}|{settings.site!r}".encode())
+    folder = site_dir(settings)
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def previous_email_check(settings: Settings) -> tuple[str, frozenset[str]]:
+    """The fingerprint the last pass checked emails under, and the sources of
+    already-published articles it held back (they are checked again until
+    fixed). An unreadable record only means one more full check."""
+    import json
+
+    path = settings.state_dir / RECHECK_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data["fingerprint"]), frozenset(str(s) for s in data["held"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "", frozenset()
+
+
+def record_email_check(settings: Settings, fingerprint: str, held: Sequence[str]) -> None:
+    import json
+    import os
+
+    path = settings.state_dir / RECHECK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "held": sorted(held)}),
+                   encoding="utf-8")
+    os.replace(tmp, path)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import cache
+from operator import itemgetter
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, Problem, TemplateError
@@ -55,6 +57,17 @@ _TOKEN = re.compile("|".join(re.escape(t) for t in PLACEHOLDERS.values()))
 _SOFT = b"=\r\n"
 # 45 bytes of UTF-8 make 60 base64 characters: a 72-character encoded-word.
 _WORD_BYTES = 45
+# Every value a slot can take, in the order MessageFactory.pieces lists them
+# ("t:" text part, "h:" HTML text, "a:" HTML attribute).
+_VALUES = ("to", "date", "mid", "unsub_header", "t:email", "h:email", "a:email",
+           "t:unsubscribe_url", "h:unsubscribe_url", "a:unsubscribe_url",
+           "t:webview_url", "h:webview_url", "a:webview_url",
+           "t:preferences_url", "h:preferences_url", "a:preferences_url",
+           "t:name", "h:name", "t:first_name", "h:first_name")
+
+
+# The longest line quoted-printable leaves unbroken.
+_QP_LINE = 76
 
 
 def _qp_value(value: str) -> bytes:
@@ -62,8 +75,29 @@ def _qp_value(value: str) -> bytes:
     return binascii.b2a_qp(value.encode()).replace(b"=\n", b"=\r\n")
 
 
+def _qp_checked(value: str) -> bytes:
+    """:func:`_qp_value` of an address or URL that :func:`check_recipient`
+    passed (printable ASCII without spaces). Up to a line long, without "="
+    and not a lone "." (which would end an SMTP message), such a value is its
+    own quoted-printable form, and almost every one is: the encoder is
+    skipped for them."""
+    if len(value) <= _QP_LINE and "=" not in value and value != ".":
+        return value.encode()
+    return _qp_value(value)
+
+
 def _escape_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _qp_name(value: str) -> tuple[bytes, bytes]:
+    """A name for the text part and for the HTML part (escaped), each
+    quoted-printable. ASCII letters and digits alone (most first names) need
+    neither escaping nor encoding."""
+    if value.isalnum() and value.isascii() and len(value) <= _QP_LINE:
+        raw = value.encode()
+        return raw, raw
+    return _qp_value(value), _qp_value(_escape_text(value))
 
 
 def check_header_value(field: str, value: str, path: str = "recipient") -> None:
@@ -73,11 +107,18 @@ def check_header_value(field: str, value: str, path: str = "recipient") -> None:
                                             None, field, "one line of text")])
 
 
+@cache
+def _address_rule() -> Callable[[str], bool]:
+    # Imported on first use (email-validator is slow to import) and only once:
+    # an import statement per message costs more than the check itself.
+    from dispatch.values.address import is_sendable
+
+    return is_sendable
+
+
 def _sendable(email: str) -> bool:
     """An address by the address module's rules, in ASCII as every import stores it."""
-    from dispatch.values.address import is_sendable  # email-validator: slow to import
-
-    return not email.startswith("<") and is_sendable(email)
+    return not email.startswith("<") and _address_rule()(email)
 
 
 def check_recipient(recipient: Recipient) -> None:
@@ -182,13 +223,6 @@ def _to_header(recipient: Recipient) -> bytes:
     return line.encode()
 
 
-def _list_unsubscribe(recipient: Recipient) -> str:
-    value = f"<{recipient.unsubscribe_url}>"
-    if recipient.unsubscribe_mailto:
-        value += f",\r\n <{recipient.unsubscribe_mailto}>"
-    return f"List-Unsubscribe: {value}\r\n"
-
-
 class MessageFactory:
     """Built once per edition; :meth:`build` is cheap per recipient."""
 
@@ -243,6 +277,7 @@ class MessageFactory:
         self._flatten(sequence)
         self._hash = hashlib.sha256(f"{edition.edition_id}\x00".encode())
         self._id_slug = _id_slug(edition.edition_id)
+        self._mid_end = f".{self._id_slug}@{self._domain}>\r\n".encode()
         self._dates: tuple[datetime, bytes] | None = None
 
     @staticmethod
@@ -274,22 +309,25 @@ class MessageFactory:
         return pieces
 
     def _flatten(self, sequence: list[bytes | str]) -> None:
-        """Merge neighbouring static bytes; remember where each slot goes."""
-        layout: list[bytes] = []
-        slots: list[tuple[int, str]] = []
+        """Merge neighbouring static bytes into a layout that alternates: static
+        pieces at even positions (empty where two slots meet), a slot at every
+        odd one, so a message is the layout with its odd positions replaced."""
+        layout = [b""]
+        keys: list[str] = []
         for item in sequence:
             if isinstance(item, str):
-                slots.append((len(layout), item))
-                layout.append(b"")
-            elif layout and not (slots and slots[-1][0] == len(layout) - 1):
-                layout[-1] += item
+                keys.append(item)
+                layout += [b"", b""]
             else:
-                layout.append(item)
+                layout[-1] += item
         self._layout = layout
-        self._slots = slots
+        self._keys = tuple(keys)
+        # The four header slots are always there, so itemgetter gets several
+        # indexes and returns a tuple.
+        self._pick = itemgetter(*(_VALUES.index(key) for key in keys))
         # Which values this edition's templates use at all: a value no slot
         # takes (say first_name in a template that never greets) costs nothing.
-        used = {key.split(":", 1)[-1] for _index, key in slots}
+        used = {key.split(":", 1)[-1] for key in keys}
         self._wants_name = "name" in used
         self._wants_first = "first_name" in used
         self._wants_prefs = "preferences_url" in used
@@ -306,17 +344,24 @@ class MessageFactory:
     @property
     def slot_indices(self) -> tuple[int, ...]:
         """Positions in :attr:`layout` that a recipient's values fill."""
-        return tuple(index for index, _key in self._slots)
+        return tuple(range(1, len(self._layout), 2))
+
+    @property
+    def slot_keys(self) -> tuple[str, ...]:
+        """What fills each slot, in the order of :attr:`slot_indices`: a header
+        line ("to", "date", "mid", "unsub_header") or a recipient value as
+        "t:key" (text part), "h:key" (HTML text) or "a:key" (HTML attribute)."""
+        return self._keys
+
+    def _digest(self, email: str) -> str:
+        digest = self._hash.copy()
+        digest.update(email.lower().encode())
+        return digest.hexdigest()[:24]
 
     def message_id(self, recipient: Recipient) -> str:
-        digest = self._hash.copy()
-        digest.update(recipient.email.lower().encode())
-        return f"<{digest.hexdigest()[:24]}.{self._id_slug}@{self._domain}>"
+        return f"<{self._digest(recipient.email)}.{self._id_slug}@{self._domain}>"
 
-    def _date(self, date: datetime) -> bytes:
-        cached = self._dates
-        if cached is not None and cached[0] is date:
-            return cached[1]
+    def _date_line(self, date: datetime) -> bytes:
         if date.tzinfo is None:
             raise ValueError("date must be timezone-aware")
         line = f"Date: {format_datetime(date)}\r\n".encode()
@@ -329,47 +374,48 @@ class MessageFactory:
 
     def pieces(self, recipient: Recipient, *, date: datetime) -> list[bytes]:
         """:meth:`build`'s bytes before joining: :attr:`layout` with the slots filled."""
+        # This runs once per message of every send: each value is computed
+        # once, shared where two slots show the same bytes, and skipped when
+        # the edition has no slot for it.
         check_recipient(recipient)
         email = recipient.email
         unsubscribe = recipient.unsubscribe_url
         webview = recipient.webview_url
-        # Values are QP-encoded on their own, between soft line breaks.
-        email_qp = _qp_value(email)
-        html_email = email_qp if "&" not in email else _qp_value(email.replace("&", "&amp;"))
-        unsub_qp = _qp_value(unsubscribe)
-        web_qp = _qp_value(webview)
-        html_unsub = (_qp_value(unsubscribe.replace("&", "&amp;")) if "&" in unsubscribe
+        # Values are QP-encoded on their own, between soft line breaks. Only
+        # validated URLs and addresses get here (no quotes, no <>, no spaces),
+        # so "&" is all lxml would have escaped in them, in text and attributes.
+        email_qp = _qp_checked(email)
+        html_email = _qp_checked(email.replace("&", "&amp;")) if "&" in email else email_qp
+        unsub_qp = _qp_checked(unsubscribe)
+        html_unsub = (_qp_checked(unsubscribe.replace("&", "&amp;")) if "&" in unsubscribe
                       else unsub_qp)
-        html_web = _qp_value(webview.replace("&", "&amp;")) if "&" in webview else web_qp
-        values = {
-            "to": _to_header(recipient),
-            "date": self._date(date),
-            "mid": f"Message-ID: {self.message_id(recipient)}\r\n".encode(),
-            "unsub_header": _list_unsubscribe(recipient).encode(),
-            "t:email": email_qp, "t:unsubscribe_url": unsub_qp, "t:webview_url": web_qp,
-            # Only validated URLs and addresses reach attributes (no quotes,
-            # no <>, no spaces), so "&" is all lxml would have escaped there.
-            "h:email": html_email, "h:unsubscribe_url": html_unsub,
-            "h:webview_url": html_web, "a:email": html_email, "a:unsubscribe_url": html_unsub,
-            "a:webview_url": html_web,
-        }
+        web_qp = _qp_checked(webview)
+        html_web = _qp_checked(webview.replace("&", "&amp;")) if "&" in webview else web_qp
+        prefs = recipient.preferences_url
+        if prefs and self._wants_prefs:
+            prefs_qp = _qp_checked(prefs)
+            html_prefs = _qp_checked(prefs.replace("&", "&amp;")) if "&" in prefs else prefs_qp
+        else:  # the unsubscribe URL stands in for it (or nothing shows it)
+            prefs_qp, html_prefs = unsub_qp, html_unsub
+        text_name = html_name = text_first = html_first = b""
         if self._wants_name:
-            name = recipient.name or self._fallback
-            values["t:name"] = _qp_value(name)
-            values["h:name"] = _qp_value(_escape_text(name))
+            text_name, html_name = _qp_name(recipient.name or self._fallback)
         if self._wants_first:
-            first = first_name(recipient.name) or self._first_fallback
-            values["t:first_name"] = _qp_value(first)
-            values["h:first_name"] = _qp_value(_escape_text(first))
-        if self._wants_prefs:
-            prefs = recipient.preferences_url or unsubscribe
-            prefs_qp = _qp_value(prefs)
-            html_prefs = _qp_value(prefs.replace("&", "&amp;")) if "&" in prefs else prefs_qp
-            values["t:preferences_url"] = prefs_qp
-            values["h:preferences_url"] = values["a:preferences_url"] = html_prefs
+            text_first, html_first = _qp_name(first_name(recipient.name) or self._first_fallback)
+        to = _to_header(recipient)  # (refuses an overlong name before a naive date)
+        dated = self._dates  # one date for a whole run: formatted once
+        date_line = dated[1] if dated is not None and dated[0] is date else self._date_line(date)
+        mailto = recipient.unsubscribe_mailto
+        unsub_header = (f"List-Unsubscribe: <{unsubscribe}>,\r\n <{mailto}>\r\n" if mailto
+                        else f"List-Unsubscribe: <{unsubscribe}>\r\n")
         out = self._layout.copy()
-        for index, key in self._slots:
-            out[index] = values[key]
+        out[1::2] = self._pick((  # in the order of _VALUES
+            to, date_line,
+            b"Message-ID: <%s%s" % (self._digest(email).encode(), self._mid_end),
+            unsub_header.encode(),
+            email_qp, html_email, html_email, unsub_qp, html_unsub, html_unsub,
+            web_qp, html_web, html_web, prefs_qp, html_prefs, html_prefs,
+            text_name, html_name, text_first, html_first))
         return out
 
 

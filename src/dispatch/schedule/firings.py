@@ -87,14 +87,6 @@ def last_window_end(store: Store, schedule_id: str) -> datetime | None:
     return value
 
 
-def fired_ids(store: Store, schedule_ids: Sequence[str]) -> set[str]:
-    """Which of these schedules have any firing recorded."""
-    t = schedule_runs
-    with store.read() as conn:
-        return set(conn.execute(select(t.c.schedule_id).distinct()
-                                .where(t.c.schedule_id.in_(list(schedule_ids)))).scalars())
-
-
 def fired_articles(store: Store, schedule_id: str) -> set[str]:
     """Slugs an on-publish schedule has already recorded (in any status)."""
     t = schedule_runs

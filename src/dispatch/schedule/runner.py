@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from dispatch.config import Settings
@@ -45,9 +46,9 @@ from dispatch.schedule.actions import Actions, SiteActions
 from dispatch.schedule.coverage import social_schedules
 from dispatch.schedule.engine import FiringReport, tick
 from dispatch.schedule.leader import Leadership, leadership_for
-from dispatch.schedule.model import ScheduleSet
+from dispatch.schedule.model import Schedule, ScheduleSet
 from dispatch.schedule.sitefile import read_schedules, reload_schedules
-from dispatch.schedule.triggers import NextFiring, next_firing
+from dispatch.schedule.triggers import next_firing
 from dispatch.store.engine import Store
 
 if TYPE_CHECKING:
@@ -129,6 +130,30 @@ class SchedulerService:
             if result.problems and not result.changed:
                 self.rejected = result.fingerprint
             return result.changed, result.problems
+
+
+class NextFiring(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler trigger that only relays our own next firing time
+    (:mod:`dispatch.schedule.triggers` computes it; it is here, beside the
+    rest of APScheduler, so that checking schedules.yaml never imports it).
+
+    APScheduler asks ``get_next_fire_time(previous, now)``: the first firing
+    after the one it just ran, or (when first added) the first one from now
+    on. A one-off date already past gives None, so the job is not added to
+    run late with APScheduler's "was missed by" complaint.
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        if previous_fire_time is not None:
+            return next_firing(self.schedule, previous_fire_time)
+        return next_firing(self.schedule, now - timedelta(microseconds=1))
+
+    def __str__(self) -> str:
+        return f"{self.schedule.trigger} ({self.schedule.tz.key})"
 
 
 def _job_options(grace: timedelta) -> dict[str, object]:

@@ -10,6 +10,7 @@ restart while the file has a mistake keeps the previous schedules in force.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import logging
@@ -22,16 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-
 from dispatch.config import Settings
-from dispatch.errors import Problem, Severity
+from dispatch.errors import Problem, Severity, StoreError
 from dispatch.models import Article
-from dispatch.schedule import firings
 from dispatch.schedule.model import EMAIL_KINDS, At, Schedule, ScheduleSet
 from dispatch.schedule.spec import FILE, field_name, parse_file
-from dispatch.store.engine import Store
+from dispatch.store.engine import Store, in_list, utc
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +43,13 @@ def schedules_path(settings: Settings) -> Path:
 def known_audiences(settings: Settings, store: Store | None) -> set[str] | None:
     """Subscriber list names (in the store, or synced from CSV files by
     ``[subscribers.lists]``), or None when there are none to check against."""
-    from dispatch.store.schema import mailing_lists
     from dispatch.subscribers.sync import synced_lists
 
     names = set(synced_lists(settings)[0])
     if store is not None:
-        try:
-            with store.read() as conn:
-                names.update(conn.execute(select(mailing_lists.c.name)).scalars())
-        except SQLAlchemyError:
-            pass  # no lists table yet: the file's lists are all we know
+        # No lists table yet: the file's lists are all we know.
+        with contextlib.suppress(StoreError):
+            names.update(name for (name,) in store.rows("SELECT name FROM mailing_lists"))
     return names or None
 
 
@@ -221,11 +215,16 @@ def _fired(store: Store | None, schedules: Iterable[Schedule]) -> set[str]:
     at = {s.id: s.trigger.when for s in schedules if isinstance(s.trigger, At)}
     if store is None or not at:
         return set()
+    # Plain reads (Store.rows): `dispatch check` reads these without SQLAlchemy.
+    ids, params = in_list("id", list(at))
     try:
-        fired = firings.fired_ids(store, list(at))
-        known = {s.schedule_id: s.first_seen_at for s in firings.runs_summary(store)
-                 if s.schedule_id in at}
-    except SQLAlchemyError:
+        fired = {found for (found,) in store.rows(
+            f"SELECT DISTINCT schedule_id FROM schedule_runs WHERE schedule_id IN ({ids})",
+            params)}
+        known = {found: utc(seen) for found, seen in store.rows(
+            f"SELECT schedule_id, first_seen_at FROM schedule_state WHERE schedule_id IN ({ids})",
+            params)}
+    except StoreError:
         return set()  # a database not yet migrated has fired nothing
     return fired | {i for i, seen in known.items() if seen < at[i]}
 

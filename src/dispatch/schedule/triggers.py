@@ -4,20 +4,19 @@ Cron lines are walked by our own wall-clock algorithm (``cron.py``, with the
 summer-time rules stated there); ``every`` counts elapsed time from a fixed
 local midnight; ``at`` is one instant. APScheduler does none of this maths
 any more: it only wakes the process at the next instant computed here
-(:class:`NextFiring`), because its 3.11 ``CronTrigger`` loses the day after a
-spring change. Every datetime returned here is aware and in UTC.
+(:class:`dispatch.schedule.runner.NextFiring`), because its 3.11
+``CronTrigger`` loses the day after a spring change. Every datetime returned
+here is aware and in UTC.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
-
-from apscheduler.triggers.base import BaseTrigger
+from datetime import UTC, datetime, tzinfo
 
 from dispatch.schedule.cron import CRON_EXPECTED, cron_firings, next_cron_firing, parse_cron
 from dispatch.schedule.model import At, Cron, Every, Schedule
 
-__all__ = ["CRON_EXPECTED", "NextFiring", "due_firings", "next_firing", "next_firings",
+__all__ = ["CRON_EXPECTED", "due_firings", "next_firing", "next_firings",
            "normalise_cron"]
 
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -104,25 +103,3 @@ def next_firings(schedule: Schedule, after: datetime, count: int) -> list[dateti
         out.append(fire)
         fire = next_firing(schedule, fire)
     return out
-
-
-class NextFiring(BaseTrigger):  # type: ignore[misc]
-    """An APScheduler trigger that only relays our own next firing time.
-
-    APScheduler asks ``get_next_fire_time(previous, now)``: the first firing
-    after the one it just ran, or (when first added) the first one from now
-    on. A one-off date already past gives None, so the job is not added to
-    run late with APScheduler's "was missed by" complaint.
-    """
-
-    def __init__(self, schedule: Schedule) -> None:
-        self.schedule = schedule
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None,
-                           now: datetime) -> datetime | None:
-        if previous_fire_time is not None:
-            return next_firing(self.schedule, previous_fire_time)
-        return next_firing(self.schedule, now - timedelta(microseconds=1))
-
-    def __str__(self) -> str:
-        return f"{self.schedule.trigger} ({self.schedule.tz.key})"

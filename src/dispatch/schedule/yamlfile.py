@@ -21,6 +21,11 @@ Path = tuple[str | int, ...]
 
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
 
+# A schedules file holds hundreds of values, not hundreds of thousands: past
+# this many, anchors (&a) and aliases (*a) are being nested to multiply the
+# text (a "billion laughs" file), which would hold a command for minutes.
+_MAX_VALUES = 100_000
+
 
 @dataclass(frozen=True)
 class LocatedYaml:
@@ -142,9 +147,39 @@ def load_located(text: str) -> LocatedYaml:
     key_lines: dict[Path, int] = {}
     duplicates: list[tuple[Path, int]] = []
     constructor = yaml.SafeLoader("")
+    inside: set[int] = set()  # ids of the collections being built around this value
+    built = 0
 
     def build(n: yaml.Node, path: Path) -> Any:
+        nonlocal built
+        built += 1
+        if built > _MAX_VALUES:
+            raise YamlSyntaxError(
+                f"the file expands to more than {_MAX_VALUES:,} values (anchors and aliases "
+                "repeated inside each other)", n.start_mark.line + 1,
+                "each schedule written out, or an alias (*name) used a few times")
+        if id(n) in inside:
+            # An alias inside the value it names would build forever.
+            raise YamlSyntaxError("an alias (*name) is used inside the value it names",
+                                  n.start_mark.line + 1, "an alias of a value defined earlier")
         lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.CollectionNode):
+            inside.add(id(n))
+            try:
+                return build_collection(n, path)
+            finally:
+                inside.discard(id(n))
+        assert isinstance(n, yaml.ScalarNode)
+        if n.style is None and _CLOCK.match(n.value):
+            return n.value  # a clock time, not a base-60 integer
+        try:
+            return constructor.construct_object(n, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise YamlSyntaxError(str(exc.problem), n.start_mark.line + 1) from None
+        except ValueError:
+            return n.value  # e.g. a date with month 13: let validation say what it expected
+
+    def build_collection(n: yaml.CollectionNode, path: Path) -> Any:
         if isinstance(n, yaml.MappingNode):
             constructor.flatten_mapping(n)  # resolve YAML merge keys (<<)
             out: dict[Any, Any] = {}
@@ -156,17 +191,7 @@ def load_located(text: str) -> LocatedYaml:
                 key_lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = build(value_node, (*path, key))
             return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-        assert isinstance(n, yaml.ScalarNode)
-        if n.style is None and _CLOCK.match(n.value):
-            return n.value  # a clock time, not a base-60 integer
-        try:
-            return constructor.construct_object(n, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise YamlSyntaxError(str(exc.problem), n.start_mark.line + 1) from None
-        except ValueError:
-            return n.value  # e.g. a date with month 13: let validation say what it expected
+        return [build(item, (*path, i)) for i, item in enumerate(n.value)]
 
     data = build(node, ())
     for path in [p for p in lines if "\0key" in p]:

@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, literal
+from sqlalchemy import Connection, case, delete, literal, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -72,6 +72,14 @@ def hit(conn: Connection, bucket: str, limit: int, now: datetime,
     if hits <= limit:
         return Hit(True, 0)
     return Hit(False, max(1, int((started + window - now).total_seconds()) + 1))
+
+
+def give_back(conn: Connection, bucket: str) -> None:
+    """Undo one hit on ``bucket``: the thing it counted did not happen (a
+    confirmation the transport refused), so it must not stop the next try."""
+    conn.execute(update(rate_limits).where(rate_limits.c.bucket == bucket,
+                                           rate_limits.c.hits > 0)
+                 .values(hits=rate_limits.c.hits - 1))
 
 
 def forget_old(conn: Connection, now: datetime, window: timedelta = HOUR) -> int:

@@ -169,6 +169,9 @@ def process_request(store: Store, settings: Settings, key: bytes, base_url: str,
         with store.write() as conn:
             conn.execute(update(signup_requests).where(signup_requests.c.id == request_id)
                          .values(outcome=outcome[:40]))
+            # Nothing reached the reader, so the address's one confirmation
+            # an hour is not used up: asking again must send one.
+            limits.give_back(conn, limits.address_bucket(key, identity_of(decided.email)))
     return outcome
 
 

@@ -36,21 +36,37 @@ def test_edition(edition: Edition) -> Edition:
     return replace(edition, subject=subject, edition_id="test." + edition.edition_id)
 
 
+def _address_parts(raw: Sequence[str]) -> list[str]:
+    """Each address given: "a@x b@y", "a@x, b@y" and the display form
+    "Ann <ann@example.com>" (whose space must not split it in two) all work."""
+    from email.utils import getaddresses
+
+    parts: list[str] = []
+    for text in raw:
+        if "<" not in text:
+            parts.extend(text.replace(",", " ").split())
+            continue
+        for _name, address in getaddresses([text]):
+            # getaddresses gives ("", "") for what it cannot read: report the
+            # whole text rather than silently dropping it.
+            parts.append(address or text)
+    return parts
+
+
 def test_addresses(raw: Sequence[str]) -> list[str]:
     """Parse and deduplicate the given addresses, or refuse them all at once."""
     from dispatch.values.address import InvalidAddress, normalise_email
 
     found: list[str] = []
     bad: list[str] = []
-    for text in raw:
-        for part in text.replace(",", " ").split():
-            try:
-                address = normalise_email(part)
-            except InvalidAddress as exc:
-                bad.append(str(exc) if len(part) <= 200 else f"{part[:60]}…: not an address")
-                continue
-            if address.lower() not in {a.lower() for a in found}:
-                found.append(address)
+    for part in _address_parts(raw):
+        try:
+            address = normalise_email(part)
+        except InvalidAddress as exc:
+            bad.append(str(exc) if len(part) <= 200 else f"{part[:60]}…: not an address")
+            continue
+        if address.lower() not in {a.lower() for a in found}:
+            found.append(address)
     if bad:
         raise InputError("not an email address: " + "; ".join(bad))
     if not found:

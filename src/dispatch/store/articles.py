@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
-
 from dispatch.content.cache import (
     CacheEntry,
     article_from_bytes,
@@ -24,7 +22,10 @@ from dispatch.content.cache import (
 from dispatch.errors import ContentError
 from dispatch.models import META_FIELDS, Article, Body, StoredArticle
 from dispatch.store.engine import Store, chunks
-from dispatch.store.schema import article_cache, published_articles
+
+# The reads a warm command needs (the load cache, who holds each slug) are
+# plain SQL through Store.rows, which needs no SQLAlchemy on SQLite; the
+# writes use SQLAlchemy, imported when a write happens.
 
 
 class StoreCache:
@@ -33,20 +34,22 @@ class StoreCache:
     It hands out :class:`~dispatch.models.StoredArticle` objects: their
     bodies stay in the ``body`` column until read, and the few most recently
     read are kept here (an email or a feed entry reads one body several times).
+
+    ``read_only``: use what is cached and write nothing (``dispatch check``
+    and ``preview``, which must leave the store as they found it); a file
+    parsed afresh is then held as parsed.
     """
 
     RECENT_BODIES = 64
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, read_only: bool = False) -> None:
         self.store = store
+        self.read_only = read_only
         self._recent: OrderedDict[tuple[str, str], Body] = OrderedDict()
         # A pass may render in more than one thread (delivery runs beside it).
         self._lock = threading.Lock()
 
     def load_entries(self) -> Mapping[str, CacheEntry]:
-        t = article_cache
-        query = select(t.c.source, t.c.size, t.c.mtime_ns, t.c.sha256, t.c.fingerprint,
-                       t.c.article, t.c.warnings)
         entries: dict[str, CacheEntry] = {}
         # Tens of thousands of new objects, none of them garbage: pausing the
         # cyclic collector spares it repeated walks over everything already
@@ -54,22 +57,20 @@ class StoreCache:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            with self.store.read() as conn:
-                # Streamed in batches: all rows at once would be a second copy
-                # of the whole cache in memory.
-                rows = conn.execution_options(yield_per=1000).execute(query)
-                for row in rows:
-                    sha = row.sha256
-                    entries[row.source] = CacheEntry(
-                        row.source, row.size, row.mtime_ns, sha,
-                        sys.intern(row.fingerprint), article_from_bytes(row.article, self, sha),
-                        problems_from_json(row.warnings))
+            rows = self.store.stream("SELECT source, size, mtime_ns, sha256, fingerprint, "
+                                     "article, warnings FROM article_cache")
+            for source, size, mtime_ns, sha, fingerprint, article, warnings in rows:
+                entries[source] = CacheEntry(
+                    source, size, mtime_ns, sha, sys.intern(fingerprint),
+                    article_from_bytes(bytes(article), self, sha), problems_from_json(warnings))
         finally:
             if gc_was_enabled:
                 gc.enable()
         return entries
 
     def save_entries(self, entries: Iterable[CacheEntry], forget: Iterable[str]) -> None:
+        if self.read_only:
+            return
         rows = [
             {"source": e.source, "size": e.size, "mtime_ns": e.mtime_ns, "sha256": e.sha256,
              "fingerprint": e.fingerprint, "article": article_to_bytes(e.article),
@@ -79,6 +80,10 @@ class StoreCache:
         gone = list(forget)
         if not rows and not gone:
             return
+        from sqlalchemy import delete, insert
+
+        from dispatch.store.schema import article_cache
+
         with self.store.write() as conn:
             sources = [r["source"] for r in rows] + gone
             for part in chunks(sources):
@@ -88,6 +93,8 @@ class StoreCache:
 
     def kept(self, entry: CacheEntry) -> Article:
         article = entry.article
+        if self.read_only:
+            return article  # not saved: its body is only here
         return StoredArticle.make({name: getattr(article, name) for name in META_FIELDS},
                                   self, entry.sha256, article.body_length)
 
@@ -98,10 +105,9 @@ class StoreCache:
             if found is not None:
                 self._recent.move_to_end(key)
                 return found
-        t = article_cache
-        with self.store.read() as conn:
-            data = conn.execute(select(t.c.body).where(t.c.source == source,
-                                                       t.c.sha256 == sha256)).scalar()
+        found_rows = self.store.rows("SELECT body FROM article_cache WHERE source = :source "
+                                     "AND sha256 = :sha256", {"source": source, "sha256": sha256})
+        data = bytes(found_rows[0][0]) if found_rows else None
         if data is None:
             raise ContentError(f"{source}: changed while this command ran; "
                                "run it again to use the new version")
@@ -135,8 +141,11 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
     An article counts as new only the first time it is seen published, so a
     re-run, a restart or an edit never makes it new again.
     """
+    from sqlalchemy import select, update
+
+    from dispatch.store.schema import published_articles as t
+
     published = [a for a in articles if a.is_published(now)]
-    t = published_articles
     new: list[Article] = []
     changed: list[Article] = []
     with store.write() as conn:
@@ -175,7 +184,10 @@ def record_publications(store: Store, articles: Sequence[Article], now: datetime
 
 def first_seen(store: Store) -> dict[str, datetime]:
     """When each published slug was first seen published."""
-    t = published_articles
+    from sqlalchemy import select
+
+    from dispatch.store.schema import published_articles as t
+
     with store.read() as conn:
         return {row.slug: row.first_seen_at
                 for row in conn.execute(select(t.c.slug, t.c.first_seen_at))}
@@ -183,7 +195,10 @@ def first_seen(store: Store) -> dict[str, datetime]:
 
 def changed_since(store: Store, since: datetime) -> set[str]:
     """Slugs first published or last changed at or after ``since``."""
-    t = published_articles
+    from sqlalchemy import select
+
+    from dispatch.store.schema import published_articles as t
+
     with store.read() as conn:
         return set(conn.execute(select(t.c.slug).where(t.c.changed_at >= since)).scalars())
 
@@ -191,16 +206,17 @@ def changed_since(store: Store, since: datetime) -> set[str]:
 def slug_holders(store: Store) -> dict[str, str]:
     """Each recorded slug and the file that published it: it keeps the slug
     when another file claims it too."""
-    t = published_articles
-    with store.read() as conn:
-        return {row.slug: row.source for row in conn.execute(select(t.c.slug, t.c.source))}
+    return dict(store.rows("SELECT slug, source FROM published_articles"))
 
 
 def recorded_hashes(store: Store) -> dict[str, str]:
     """Each recorded slug and the content hash it was last published with
     (``WITHDRAWN`` once it left): an article whose hash differs is new or
     changed, and is checked before it reaches any channel."""
-    t = published_articles
+    from sqlalchemy import select
+
+    from dispatch.store.schema import published_articles as t
+
     with store.read() as conn:
         return {row.slug: row.content_hash
                 for row in conn.execute(select(t.c.slug, t.c.content_hash))}

@@ -25,12 +25,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 import orjson
 from sqlalchemy import (
@@ -67,7 +70,8 @@ from dispatch.subscribers.repository import (
     ensure_list,
     set_status,
 )
-from dispatch.values.address import InvalidAddress, name_problem, parse_address
+from dispatch.values.address import InvalidAddress, name_problem, parse_address, text_and_key
+from dispatch.values.controls import LINE_BREAK
 
 # Header names people's tools write for the address column, compared after
 # folding case and dropping spaces, dashes, dots and underscores.
@@ -78,17 +82,15 @@ STATUS_HEADERS = frozenset({"status"})
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 # Cells a spreadsheet would evaluate (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PARALLEL_BYTES = 4 << 20
+"""From this size on (about 50k rows) a file is read and validated in a
+second process while this one writes (:mod:`dispatch.subscribers.csvworker`);
+below it, starting that process costs more than it saves."""
 MAX_PROBLEMS = 200
 """Problems kept in full; past this only a count (a wrong file can have a million)."""
 _BATCH = 5000
 _RANK = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 _QUOTE = json.encoder.encode_basestring_ascii
-
-
-def _fields_json(pairs: Iterable[tuple[str, str]]) -> str:
-    """``json.dumps(dict(pairs), sort_keys=True)`` for pairs already sorted by
-    key, without building an encoder per row (a million rows notice)."""
-    return "{" + ", ".join(f"{_QUOTE(k)}: {_QUOTE(v)}" for k, v in pairs) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ def sniff_separator(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-class _Problems:
+class RowProblems:
     """Problems of one file: the first MAX_PROBLEMS in full, then a count."""
 
     def __init__(self, path: str) -> None:
@@ -165,7 +167,7 @@ class _Layout:
     has_header: bool
 
 
-def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layout | None:
+def _layout(cells: list[str], line: int, sep: str, problems: RowProblems) -> _Layout | None:
     """Read the first row: a header we understand, or a first data row."""
     names: list[str] = []
     for cell in cells:
@@ -205,49 +207,48 @@ def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layo
     return None
 
 
-class StagedRow(NamedTuple):
-    """A valid row on its way to the staging table (a tuple: cheap by the million)."""
-
-    line: int
-    key: str
-    email: str
-    name: str
-    status: str
-    fields: str
+StagedRow = tuple[int, str, str, str, str, str]
+"""A valid row on its way to the staging table: (line, key, email, name,
+status, fields JSON). A plain tuple: a million of them are made and sent."""
 
 
-def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[StagedRow]:
+def parse_rows(stream: IO[str], path: str, problems: RowProblems) -> Iterator[StagedRow]:
     """Validate rows one by one as they are read; bad rows go to ``problems``."""
     first_line = stream.readline()
     sep = sniff_separator(first_line)
-    reader = csv.reader(_chain(first_line, stream), delimiter=sep)
-    layout: _Layout | None = None
+    reader = csv.reader(itertools.chain((first_line,), stream), delimiter=sep)
     start = 1
-    width = 0
-    at_email = at_name = at_status = -1
-    extras: list[tuple[int, str]] = []
     for raw in reader:
         line, start = start, reader.line_num + 1
-        # This loop runs a million times for a big list: plain index work,
-        # no dict per row.
-        # Only a row with a cell starting with a quote needs unescaping.
-        cells = ([unescape_cell(c) for c in raw] if "\x00'" in "\x00" + "\x00".join(raw)
-                 else raw)
-        if layout is None:
-            if not any(c.strip() for c in cells):
-                continue
-            layout = _layout(cells, line, sep, problems)
-            if layout is None:
-                return
-            header = layout.header
-            width = len(header)
-            at_email = header.index("email")
-            at_name = header.index("name") if "name" in header else -1
-            at_status = header.index("status") if "status" in header else -1
-            extras = sorted(((i, h) for i, h in enumerate(header)
-                             if h not in ("email", "name", "status")), key=lambda e: e[1])
-            if layout.has_header:
-                continue
+        cells = [unescape_cell(c) for c in raw]
+        if any(c.strip() for c in cells):
+            break
+    else:
+        return
+    layout = _layout(cells, line, sep, problems)
+    if layout is None:
+        return
+    # A file without a header starts with a data row: read it again below.
+    rows: Iterator[list[str]] = reader
+    if not layout.has_header:
+        rows, start = itertools.chain((raw,), reader), line
+    header = layout.header
+    width = len(header)
+    at_email = header.index("email")
+    at_name = header.index("name") if "name" in header else -1
+    at_status = header.index("status") if "status" in header else -1
+    # Custom fields in name order, each with its JSON key already quoted.
+    extras = sorted(((h, i) for i, h in enumerate(header)
+                     if h not in ("email", "name", "status")))
+    quoted = [(i, _QUOTE(h) + ": ") for h, i in extras]
+    line_break = LINE_BREAK.search
+    address = text_and_key
+    # This loop runs a million times for a big list: local names, no call
+    # per row that the common row can do without, tuples out.
+    for raw in rows:
+        line, start = start, reader.line_num + 1
+        # Only a row with a quote in it can hold an escaped formula.
+        cells = [unescape_cell(c) for c in raw] if "'" in "".join(raw) else raw
         n = len(cells)
         if n > width:
             if not any(c.strip() for c in cells):
@@ -259,34 +260,30 @@ def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[Stag
         if not email and not any(c.strip() for c in cells):
             continue
         try:
-            address = parse_address(email)
+            text, key = address(email)
         except InvalidAddress as exc:
             problems.add(str(exc), line, "email", exc.expected)
             continue
         name = cells[at_name].strip() if 0 <= at_name < n else ""
-        if name:
-            bad_name = name_problem(name)
-            if bad_name:
-                problems.add(bad_name, line, "name", "a name on one line")
-                continue
-        status = (cells[at_status].strip() if 0 <= at_status < n else "") or "active"
-        if status not in STATUSES:
-            problems.add(f"unknown status {status!r}", line, "status", " or ".join(STATUSES))
+        if name and line_break(name) is not None:
+            problems.add(name_problem(name) or "", line, "name", "a name on one line")
             continue
+        status = "active"
+        if at_status >= 0:
+            status = (cells[at_status].strip() if at_status < n else "") or "active"
+            if status not in STATUSES:
+                problems.add(f"unknown status {status!r}", line, "status",
+                             " or ".join(STATUSES))
+                continue
         fields = "{}"
-        if extras:
-            extra = [(h, v) for i, h in extras if i < n and (v := cells[i].strip())]
+        if quoted:
+            extra = [k + _QUOTE(v) for i, k in quoted if i < n and (v := cells[i].strip())]
             if extra:
-                fields = _fields_json(extra)
-        yield StagedRow(line, address.key, address.text, name, status, fields)
+                fields = "{" + ", ".join(extra) + "}"
+        yield line, key, text, name, status, fields
 
 
-def _chain(first: str, rest: IO[str]) -> Iterator[str]:
-    yield first
-    yield from rest
-
-
-class _HashingReader(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """Bytes of a file, hashed as they are read (one read serves both)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
@@ -420,6 +417,7 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
                literal(now, UTCDateTime()), literal(now, UTCDateTime()),
                case((s.c.status == "active", null()), else_=literal("imported", String()))
                ).where(~known).order_by(s.c.key)))
+    _analyze(conn, store, t.name)  # it may have grown from nothing to a million
     # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
     # In id order, so the membership key grows at its end instead of being
     # written all over (a million random inserts thrash the page cache).
@@ -438,9 +436,16 @@ def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now:
     ``erased`` says whether an address was forgotten on its owner's request
     (``dispatch subscribers forget``): such rows are refused, each with a
     warning naming its line, and the rest is imported."""
-    problems = _Problems(path)
+    problems = RowProblems(path)
+    return _import_parsed(store, parse_rows(stream, path, problems), problems, list_name, now,
+                          skip_invalid=skip_invalid, erased=erased)
+
+
+def _import_parsed(store: Store, rows: Iterable[StagedRow], problems: RowProblems,
+                   list_name: str, now: datetime, *, skip_invalid: bool,
+                   erased: Callable[[str], bool] | None) -> ImportReport:
+    path = problems.path
     refused: list[Problem] = []
-    rows = parse_rows(stream, path, problems)
     if erased is not None:
         rows = _without_erased(rows, erased, path, refused)
     report = _import(store, rows, problems, list_name, now, skip_invalid=skip_invalid,
@@ -457,9 +462,10 @@ def _without_erased(rows: Iterable[StagedRow], erased: Callable[[str], bool], pa
     from dispatch.subscribers.erasure import ERASED_MESSAGE
 
     for row in rows:
-        if erased(row.key):
-            refused.append(Problem(path, f"{row.email}: not imported: {ERASED_MESSAGE}",
-                                   row.line, "email", None, Severity.WARNING))
+        line, key, email = row[:3]
+        if erased(key):
+            refused.append(Problem(path, f"{email}: not imported: {ERASED_MESSAGE}",
+                                   line, "email", None, Severity.WARNING))
         else:
             yield row
 
@@ -478,7 +484,7 @@ class ImportRow:
 def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
                 now: datetime) -> ImportReport:
     """Import already-read rows exactly as a CSV file's would be (all-or-nothing)."""
-    problems = _Problems("<rows>")
+    problems = RowProblems("<rows>")
 
     def staged() -> Iterator[StagedRow]:
         for r in rows:
@@ -488,13 +494,39 @@ def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
                 problems.add(str(exc), r.line, "email", exc.expected)
                 continue
             fields = dict(r.fields)
-            yield StagedRow(r.line, address.key, address.text, r.name, r.status,
-                            json.dumps(fields, sort_keys=True) if fields else "{}")
+            yield (r.line, address.key, address.text, r.name, r.status,
+                   json.dumps(fields, sort_keys=True) if fields else "{}")
 
     return _import(store, staged(), problems, list_name, now)
 
 
-def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list_name: str,
+def _analyze(conn: Connection, store: Store, *tables: str) -> None:
+    """Fresh planner statistics on PostgreSQL, inside the transaction (it
+    counts its own rows). A temporary table is never analysed by autovacuum,
+    and a table that just grew by a million rows still looks empty: the
+    planner then takes a nested loop that scans a growing index once per
+    row, and the import turns quadratic (minutes at 160k rows)."""
+    if store.is_postgres:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+
+
+@contextmanager
+def _no_nested_loops(conn: Connection, store: Store) -> Iterator[None]:
+    """On PostgreSQL, plan without nested loops for a statement that inserts
+    into the table it checks (consents "NOT EXISTS" consents): the planner
+    sees the table as it was, small or empty, and scans it once per row,
+    while each scan grows with the rows just inserted: quadratic (42 s for
+    50k rows). A hash or merge anti-join reads it once."""
+    if not store.is_postgres:
+        yield
+        return
+    before = conn.exec_driver_sql("SELECT current_setting('enable_nestloop')").scalar_one()
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    yield
+    conn.exec_driver_sql("SELECT set_config('enable_nestloop', %s, true)", (before,))
+
+
+def _import(store: Store, staged: Iterable[StagedRow], problems: RowProblems, list_name: str,
             now: datetime, *, skip_invalid: bool = False, source: str | None = None
             ) -> ImportReport:
     path = problems.path
@@ -518,11 +550,13 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list
         # One sort, after loading: the duplicate search, the joins and the
         # key-ordered insert below all walk this index.
         Index("ix_subscriber_import_key", staging.c.key).create(conn)
+        _analyze(conn, store, staging.name)
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
         rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
         # Consent: each membership this import created records the file and time.
-        record_members_without(conn, list_name, "import", source, now)
+        with _no_nested_loops(conn, store):
+            record_members_without(conn, list_name, "import", source, now)
         staging.drop(conn)
     return ImportReport(list_name, rows, created, updated, kept, merged,
                         tuple(problems.all(Severity.WARNING)))
@@ -539,16 +573,39 @@ def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a CSV file") from None
     with raw:
-        hashing = _HashingReader(raw)
+        if os.fstat(raw.fileno()).st_size >= PARALLEL_BYTES:
+            return _import_in_two(store, path, list_name, now, skip_invalid=skip_invalid,
+                                  erased=erased)
+        hashing = HashingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 16), encoding="utf-8-sig",
                                 newline="")
         report = import_stream(store, text, str(path), list_name, now,
                                skip_invalid=skip_invalid, erased=erased)
-        while raw.read(1 << 16):  # a file cut short by a bad header is hashed whole
-            pass
+        skip_rest(raw)
         return ImportReport(report.list_name, report.rows, report.created, report.updated,
                             report.kept_suppressed, report.merged, report.problems,
                             hashing.sha.hexdigest())
+
+
+def _import_in_two(store: Store, path: Path, list_name: str, now: datetime, *,
+                   skip_invalid: bool, erased: Callable[[str], bool] | None) -> ImportReport:
+    """:func:`import_csv` with the reading and validating in a second process
+    (see :mod:`dispatch.subscribers.csvworker`); same rows, same report."""
+    from dispatch.subscribers.csvworker import ParsedElsewhere
+
+    problems = RowProblems(str(path))
+    with ParsedElsewhere(path, problems) as worker:
+        report = _import_parsed(store, worker.rows(), problems, list_name, now,
+                                skip_invalid=skip_invalid, erased=erased)
+        return ImportReport(report.list_name, report.rows, report.created, report.updated,
+                            report.kept_suppressed, report.merged, report.problems,
+                            worker.sha256)
+
+
+def skip_rest(raw: IO[bytes]) -> None:
+    """Read a file to its end (a file cut short by a bad header is read whole)."""
+    while raw.read(1 << 16):
+        pass
 
 
 def file_sha256(path: Path) -> str:

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING
 
 from dispatch.config import Settings
 from dispatch.errors import InputError, Problem
-from dispatch.subscribers.csvfile import file_sha256, import_csv
-from dispatch.subscribers.sources import record_source, source_state
 
 if TYPE_CHECKING:
     from dispatch.stage import PassContext, StageReport
@@ -56,9 +54,13 @@ def synced_lists(settings: Settings) -> tuple[dict[str, Path], list[Problem]]:
 
 
 def subscribers_stage(ctx: PassContext) -> StageReport:
+    # The importer (SQLAlchemy) is imported by the stage only: `dispatch
+    # check` reads synced_lists and must not load it for that.
     from dispatch.secret import secret_key
     from dispatch.stage import StageReport
+    from dispatch.subscribers.csvfile import file_sha256, import_csv
     from dispatch.subscribers.erasure import erased_check
+    from dispatch.subscribers.sources import record_source, source_state
 
     lists, problems = synced_lists(ctx.settings)
     done = []
