@@ -312,7 +312,7 @@ def _staging() -> Table:
 
 
 def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[StagedRow]) -> None:
-    """Write rows to the staging table: COPY on PostgreSQL, batched inserts on SQLite."""
+    """Write rows to the staging table: COPY on PostgreSQL, one executemany on SQLite."""
     cols = ("line", "key", "email", "name", "status", "fields")
     if store.is_postgres:
         raw = conn.connection.driver_connection
@@ -321,15 +321,10 @@ def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[Staged
             for r in rows:
                 copy.write_row(r)
         return
-    sql = f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)"
-    batch: list[tuple[object, ...]] = []
-    for r in rows:
-        batch.append(r)
-        if len(batch) >= _BATCH:
-            conn.exec_driver_sql(sql, batch)
-            batch = []
-    if batch:
-        conn.exec_driver_sql(sql, batch)
+    # sqlite3 takes the rows as an iterator and steps one prepared
+    # statement over them: no batches to build, nothing per row in Python.
+    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+        f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _merge_repeats(conn: Connection, staging: Table) -> int:
