@@ -193,6 +193,20 @@ def test_symlink_loops_and_linked_folders_are_reported_and_the_rest_loads(
     assert "not followed" in folder.message
 
 
+def test_dispatch_check_reports_a_symlink_loop_without_a_traceback(site_root: Path) -> None:
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    os.symlink("b.md", site_root / "content" / "a.md")
+    os.symlink("a.md", site_root / "content" / "b.md")
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert isinstance(result.exception, SystemExit), result.output  # not a RuntimeError
+    assert result.exit_code == 1
+    assert "content/a.md: symlink loop" in result.output
+    assert "2 article(s) with errors reach no feed" in result.output
+
+
 def test_a_repeated_key_is_a_warning_naming_the_line_that_wins(site_root: Path) -> None:
     write_article(site_root, "a.md", "title: First\ndate: 2026-01-05\ntitle: Second", BODY)
     result = load(site_root)

@@ -112,6 +112,23 @@ def test_a_bad_url_in_dispatch_toml_names_its_line(site_root: Path) -> None:
     assert "S3cr" not in result.output and "Traceback" not in result.output
 
 
+def test_a_bad_value_in_the_environment_url_is_blamed_on_the_environment(
+        site_root: Path) -> None:
+    """rate=fast in DISPATCH_SMTP_URL is the variable's mistake: it must not
+    be reported at the line of [delivery] rate, which holds a good value."""
+    with pytest.raises(ConfigError) as info:
+        settings_with(site_root, "\n[delivery]\nrate = 2\n",
+                      {"DISPATCH_SMTP_URL": "smtp://mail.example.com?rate=fast&bogus=1"})
+    assert sorted(str(p) for p in info.value.problems) == [
+        "environment variable DISPATCH_SMTP_URL: rate='fast' is not valid in the SMTP URL "
+        "(expected a number ≥ 0)",
+        "environment variable DISPATCH_SMTP_URL: unknown URL parameter(s) bogus (expected "
+        "tls, helo, connections, rate, burst, hourly, daily, timeout)"]
+    with pytest.raises(ConfigError) as info:
+        settings_with(site_root, env={"DISPATCH_SMTP_URL": "mail.example.com"})
+    assert "does not start with smtp:// or smtps://" in str(info.value)
+
+
 def test_smtp_url_in_the_file_means_smtp(site_root: Path) -> None:
     config = settings_with(site_root, '\n[delivery]\nsmtp_url = "smtp://relay.example.com"\n')
     assert config.transport == "smtp" and config.smtp is not None and not config.warnings

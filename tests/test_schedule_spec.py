@@ -566,3 +566,31 @@ def test_aliases_that_multiply_the_file_are_refused_quickly() -> None:
     levels += [f"a{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 7)]
     _, found = parse_schedules("\n".join(levels) + "\n")
     assert len(found) == 1 and "expands to more than 100,000 values" in found[0].message
+
+
+@pytest.mark.parametrize(("tz", "at", "cron", "fires_utc", "warning"), [
+    # The clocks go forward: the time does not exist, so it fires once, at
+    # the change, exactly when a cron line with that time does.
+    ("Europe/London", "2027-03-28 01:30", "30 1 * * *", datetime(2027, 3, 28, 1, 0),
+     "2027-03-28 01:30 does not exist in Europe/London (the clocks go forward then), so it "
+     "fires at 02:00 BST, when they change"),
+    ("America/New_York", "2027-03-14 02:30", "30 2 * * *", datetime(2027, 3, 14, 7, 0),
+     "fires at 03:00 EDT, when they change"),
+    # The clocks go back: it happens twice and fires the first time.
+    ("Europe/London", "2027-10-31 01:30", "30 1 * * *", datetime(2027, 10, 31, 0, 30),
+     "2027-10-31 01:30 happens twice in Europe/London (the clocks go back then); it fires the "
+     "first time, 01:30 BST"),
+])
+def test_an_at_in_a_summer_time_change_fires_once_like_cron_and_says_when(
+        tz: str, at: str, cron: str, fires_utc: datetime, warning: str) -> None:
+    from dispatch.schedule.triggers import next_firing
+
+    text = (f"timezone: {tz}\nschedules:\n  - id: once\n    kind: feeds\n    at: {at}\n"
+            f"  - id: daily\n    kind: feeds\n    cron: \"{cron}\"\n")
+    schedule_set, found = parse_schedules(text)
+    assert [(p.line, p.severity.value) for p in found] == [(5, "warning")]
+    assert warning in found[0].message
+    start = fires_utc.replace(tzinfo=UTC) - timedelta(hours=6)
+    once, daily = (next_firing(s, start) for s in schedule_set.schedules)
+    assert once == daily == fires_utc.replace(tzinfo=UTC)
+    assert next_firing(schedule_set.schedules[0], once) is None  # once only

@@ -185,3 +185,43 @@ def test_an_up_to_date_sqlite_file_opens_without_an_engine(tmp_path: Path) -> No
     again = open_store(url)  # a migration missing: opened the full way, and applied
     assert again.applied == [MIGRATIONS[-1][0]]
     again.dispose()
+
+
+@pytest.mark.parametrize("where", ["a-file/state.db", "a-file/deeper/state.db"])
+def test_a_database_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path,
+                                                                  where: str) -> None:
+    # [paths] state or DISPATCH_DATABASE_URL naming a file as the folder: a
+    # message naming it, not an OSError traceback from every command.
+    from dispatch.errors import StoreError
+
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the database folder: .*a-file"):
+        open_store(f"sqlite:///{tmp_path / where}")
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("nonsense://", "'nonsense' is not a database dispatch can use"),
+    (":::", "the value is not a database URL"),
+    ("mysql://ann:pw@db.example/news", "'mysql' is not a database dispatch can use"),
+])
+def test_a_database_url_no_command_can_open_fails_check_too(
+        site_root: Path, monkeypatch: pytest.MonkeyPatch, url: str, why: str) -> None:
+    """Every command stops on such a URL, so ``dispatch check`` (which opens
+    no database) must not call the configuration fine."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+    from dispatch.errors import StoreError
+
+    with pytest.raises(StoreError, match=f"cannot use the database URL: {why}"):
+        open_store(url)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", url)
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert result.exit_code == 1, result.output
+    assert f"environment variable DISPATCH_DATABASE_URL: {why}" in result.output
+    assert "pw" not in result.output and "Traceback" not in result.output
+    monkeypatch.delenv("DISPATCH_DATABASE_URL")
+    (site_root / "dispatch.toml").write_text(
+        (site_root / "dispatch.toml").read_text() + f'\n[database]\nurl = "{url}"\n')
+    result = CliRunner().invoke(main, ["check", "--root", str(site_root)])
+    assert result.exit_code == 1 and "database.url: " + why in result.output, result.output

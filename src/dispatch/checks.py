@@ -39,6 +39,7 @@ def all_problems(settings: Settings, now: datetime,
     problems = list(result.problems)
     problems.extend(social_check(settings, result))
     problems.extend(delivery_check(settings))
+    problems.extend(database_check(settings))
     problems.extend(secret_key_check(settings))
     problems.extend(schedule_check(settings, now))
     problems.extend(feeds_check(settings, result))
@@ -71,6 +72,24 @@ def social_check(settings: Settings, result: LoadResult) -> list[Problem]:
     from dispatch.social.checks import social_problems_for
 
     return social_problems_for(settings, result.articles)
+
+
+def database_check(settings: Settings) -> list[Problem]:
+    """A database URL given in the environment or the file that no command
+    could open (every other command stops on it; check must say so too)."""
+    import os
+
+    from dispatch.config import DATABASE_ENV
+    from dispatch.store.engine import DATABASE_URL_EXPECTED, url_problem
+
+    given = os.environ.get(DATABASE_ENV) or settings.section("database").get("url")
+    why = url_problem(given) if isinstance(given, str) and given else None
+    if why is None:
+        return []
+    if os.environ.get(DATABASE_ENV):
+        return [Problem(f"environment variable {DATABASE_ENV}", why, None, None,
+                        DATABASE_URL_EXPECTED)]
+    return [settings.problem("database.url", why, DATABASE_URL_EXPECTED)]
 
 
 def secret_key_check(settings: Settings) -> list[Problem]:

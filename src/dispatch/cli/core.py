@@ -54,8 +54,10 @@ def _is_article(site: Site, path: str) -> bool:
         return False
     where = site.settings.root / path
     try:
-        where.resolve().relative_to(site.settings.content_dir.resolve())
-    except ValueError:
+        # The folder is resolved, not the file: the file may be a symlink
+        # loop, which is exactly the kind of problem being reported.
+        (where.parent.resolve() / where.name).relative_to(site.settings.content_dir.resolve())
+    except (ValueError, OSError, RuntimeError):
         return False
     return True
 

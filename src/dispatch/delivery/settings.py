@@ -21,7 +21,7 @@ check``); else ``transport``, by default ``capture``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,8 +82,8 @@ _URL_KEYS = {"connections": "connections", "rate": "rate", "burst": "burst",
              "hourly": "hourly_cap", "daily": "daily_cap", "timeout": "timeout"}
 
 
-def _number(settings: Settings, key: str, value: Any, minimum: float, kind: type,
-            problems: list[Problem], where: str) -> Any:
+def _number(key: str, value: Any, minimum: float, kind: type,
+            blame: Callable[[str, str, str], Problem], problems: list[Problem]) -> Any:
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -93,8 +93,7 @@ def _number(settings: Settings, key: str, value: Any, minimum: float, kind: type
         return number
     except (TypeError, ValueError):
         noun = "a whole number" if kind is int else "a number"
-        problems.append(settings.problem(f"delivery.{key}", f"{value!r} is not valid{where}",
-                                         f"{noun} ≥ {minimum:g}"))
+        problems.append(blame(key, f"{value!r} is not valid", f"{noun} ≥ {minimum:g}"))
         return None
 
 
@@ -123,6 +122,8 @@ def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, di
     except ValueError:  # e.g. an unbalanced "[" taken for an IPv6 host
         raise _unparsable("the server part is malformed") from None
     scheme = parts.scheme.lower()
+    if not scheme:
+        raise SmtpUrlError("it does not start with smtp:// or smtps://")
     if scheme not in ("smtp", "smtps"):
         # Only the scheme is named: it cannot hold a secret.
         shown = parts.scheme if parts.scheme.isalnum() else "?"
@@ -164,21 +165,31 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
     file_url = raw.get("smtp_url") or ""
     url = env_url or file_url
     smtp: SmtpSettings | None = None
+    from_url: dict[str, str] = {}  # setting -> the URL parameter it came from
+
+    def blame(key: str, message: str, expected: str) -> Problem:
+        """A problem at its source: the URL (in the environment or the file)
+        for a value the URL gave, else the key's own line in the file."""
+        if key in from_url:
+            message = f"{from_url[key]}={message} in the SMTP URL"
+        elif key != "smtp_url":
+            return settings.problem(f"delivery.{key}", message, expected)
+        if env_url:
+            return Problem(f"environment variable {SMTP_URL_ENV}", message, None, None, expected)
+        return settings.problem("delivery.smtp_url", message, expected)
+
     if url:
         try:
             smtp, query = parse_smtp_url(str(url), env.get(SMTP_PASSWORD_ENV))
         except SmtpUrlError as exc:
-            bad = (Problem(f"environment variable {SMTP_URL_ENV}", str(exc), None, None,
-                           URL_HINT) if env_url
-                   else settings.problem("delivery.smtp_url", str(exc), URL_HINT))
-            raise ConfigError([bad]) from None
+            raise ConfigError([blame("smtp_url", str(exc), URL_HINT)]) from None
         unknown = set(query) - set(_URL_KEYS)
         if unknown:
             names = ", ".join(sorted(unknown))
-            problems.append(settings.problem("delivery.smtp_url",
-                                             f"unknown URL parameter(s) {names}",
-                                             ", ".join(["tls", "helo", *_URL_KEYS])))
+            problems.append(blame("smtp_url", f"unknown URL parameter(s) {names}",
+                                  ", ".join(["tls", "helo", *_URL_KEYS])))
         raw.update({_URL_KEYS[k]: v for k, v in query.items() if k in _URL_KEYS})
+        from_url.update({_URL_KEYS[k]: k for k in query if k in _URL_KEYS})
     # Precedence: the environment's URL retargets a deployment completely;
     # otherwise an smtp_url means SMTP unless [delivery] transport explicitly
     # says something else — then that is honoured, and `dispatch check` (and
@@ -203,13 +214,12 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         problems.append(settings.problem("delivery.transport", "smtp needs a server URL",
                                          f"{SMTP_URL_ENV} or delivery.smtp_url"))
     values: dict[str, Any] = {}
-    where = " (from the SMTP URL)" if url else ""
     for key, minimum in _INTS.items():
         if key in raw:
-            values[key] = _number(settings, key, raw[key], minimum, int, problems, where)
+            values[key] = _number(key, raw[key], minimum, int, blame, problems)
     for key, fminimum in _FLOATS.items():
         if key in raw:
-            values[key] = _number(settings, key, raw[key], fminimum, float, problems, where)
+            values[key] = _number(key, raw[key], fminimum, float, blame, problems)
     if values.get("error_budget") is not None and values["error_budget"] > 1:
         problems.append(settings.problem("delivery.error_budget", "must be a share of 1",
                                          "a number between 0 and 1, e.g. 0.1"))

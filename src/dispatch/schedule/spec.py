@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from dispatch.errors import Problem, Severity
-from dispatch.schedule.cron import CRON_EXPECTED, CronError, parse_cron, restricts_both_days
+from dispatch.schedule.cron import (
+    CRON_EXPECTED,
+    CronError,
+    instants,
+    parse_cron,
+    restricts_both_days,
+)
 from dispatch.schedule.model import (
     DEFAULT_MAX_LATENESS,
     DURATION_EXPECTED,
@@ -459,7 +465,21 @@ def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:
         return cron
     if m.at is not None:
         tz = ZoneInfo(m.timezone or tz_name)
-        return At(m.at if m.at.tzinfo else m.at.replace(tzinfo=tz))
+        if m.at.tzinfo:
+            return At(m.at)
+        # The same rules as a cron line's fixed time: a time the clocks skip
+        # fires at the moment of the change, a repeated one the first time.
+        when = instants(m.at, tz, every_hour=False)[0].astimezone(tz)
+        if when.replace(tzinfo=None) != m.at:
+            report("at", f"{m.at:%Y-%m-%d %H:%M} does not exist in {tz.key} (the clocks go "
+                   f"forward then), so it fires at {when:%H:%M %Z}, when they change",
+                   "a time that exists on that day", Severity.WARNING)
+        elif len(both := instants(m.at, tz, every_hour=True)) == 2:
+            report("at", f"{m.at:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks go "
+                   f"back then); it fires the first time, {when:%H:%M %Z}",
+                   f"the time with its offset, {both[1].astimezone(tz).isoformat()}, for the "
+                   "second one", Severity.WARNING)
+        return At(when)
     if m.every is not None:
         return Every(m.every)
     return OnPublish(m.delay or OnPublish().delay)

@@ -52,6 +52,33 @@ def normalise_url(url: str) -> str:
     return url
 
 
+DATABASE_URL_EXPECTED = "sqlite:///PATH or postgresql://USER@HOST:5432/NAME"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a dispatch database, found without connecting
+    (``dispatch check`` must not create or reach a database); None if it can.
+    The message never quotes the URL, which may hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        return "the value is not a database URL"
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        return f"{backend!r} is not a database dispatch can use"
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"{parsed.drivername!r} is not a database driver SQLAlchemy knows"
+    except ModuleNotFoundError as exc:
+        return (f"the database driver is not installed ({exc.name}); for PostgreSQL install "
+                "dispatch with the 'postgres' extra")
+    return None
+
+
 def _sqlite_engine(url: str) -> Engine:
     from sqlalchemy import create_engine, event
 
@@ -251,6 +278,10 @@ def open_store(url: str, *, create_dirs: bool = True, run_migrations: bool = Tru
         return Store(url)
     from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+    why = url_problem(url)
+    if why is not None:
+        raise StoreError(f"cannot use the database URL: {why} (expected "
+                         f"{DATABASE_URL_EXPECTED})")
     try:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
@@ -266,6 +297,9 @@ def open_store(url: str, *, create_dirs: bool = True, run_migrations: bool = Tru
         raise StoreError(f"cannot open the database: {exc.orig}") from None
     except SQLAlchemyError as exc:
         raise StoreError(f"database error: {exc}") from None
+    except OSError as exc:  # the SQLite file's folder cannot be made (a file there, no rights)
+        raise StoreError(f"cannot create the database folder: {exc.filename}: "
+                         f"{exc.strerror}") from None
     return store
 
 

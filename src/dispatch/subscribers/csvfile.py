@@ -27,7 +27,9 @@ import hashlib
 import io
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +82,10 @@ STATUS_HEADERS = frozenset({"status"})
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 # Cells a spreadsheet would evaluate (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PARALLEL_BYTES = 4 << 20
+"""From this size on (about 50k rows) a file is read and validated in a
+second process while this one writes (:mod:`dispatch.subscribers.csvworker`);
+below it, starting that process costs more than it saves."""
 MAX_PROBLEMS = 200
 """Problems kept in full; past this only a count (a wrong file can have a million)."""
 _BATCH = 5000
@@ -127,7 +133,7 @@ def sniff_separator(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-class _Problems:
+class RowProblems:
     """Problems of one file: the first MAX_PROBLEMS in full, then a count."""
 
     def __init__(self, path: str) -> None:
@@ -161,7 +167,7 @@ class _Layout:
     has_header: bool
 
 
-def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layout | None:
+def _layout(cells: list[str], line: int, sep: str, problems: RowProblems) -> _Layout | None:
     """Read the first row: a header we understand, or a first data row."""
     names: list[str] = []
     for cell in cells:
@@ -206,7 +212,7 @@ StagedRow = tuple[int, str, str, str, str, str]
 status, fields JSON). A plain tuple: a million of them are made and sent."""
 
 
-def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[StagedRow]:
+def parse_rows(stream: IO[str], path: str, problems: RowProblems) -> Iterator[StagedRow]:
     """Validate rows one by one as they are read; bad rows go to ``problems``."""
     first_line = stream.readline()
     sep = sniff_separator(first_line)
@@ -277,7 +283,7 @@ def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[Stag
         yield line, key, text, name, status, fields
 
 
-class _HashingReader(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """Bytes of a file, hashed as they are read (one read serves both)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
@@ -306,7 +312,7 @@ def _staging() -> Table:
 
 
 def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[StagedRow]) -> None:
-    """Write rows to the staging table: COPY on PostgreSQL, batched inserts on SQLite."""
+    """Write rows to the staging table: COPY on PostgreSQL, one executemany on SQLite."""
     cols = ("line", "key", "email", "name", "status", "fields")
     if store.is_postgres:
         raw = conn.connection.driver_connection
@@ -315,15 +321,10 @@ def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[Staged
             for r in rows:
                 copy.write_row(r)
         return
-    sql = f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)"
-    batch: list[tuple[object, ...]] = []
-    for r in rows:
-        batch.append(r)
-        if len(batch) >= _BATCH:
-            conn.exec_driver_sql(sql, batch)
-            batch = []
-    if batch:
-        conn.exec_driver_sql(sql, batch)
+    # sqlite3 takes the rows as an iterator and steps one prepared
+    # statement over them: no batches to build, nothing per row in Python.
+    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+        f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _merge_repeats(conn: Connection, staging: Table) -> int:
@@ -411,6 +412,7 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
                literal(now, UTCDateTime()), literal(now, UTCDateTime()),
                case((s.c.status == "active", null()), else_=literal("imported", String()))
                ).where(~known).order_by(s.c.key)))
+    _analyze(conn, store, t.name)  # it may have grown from nothing to a million
     # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
     # In id order, so the membership key grows at its end instead of being
     # written all over (a million random inserts thrash the page cache).
@@ -429,9 +431,16 @@ def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now:
     ``erased`` says whether an address was forgotten on its owner's request
     (``dispatch subscribers forget``): such rows are refused, each with a
     warning naming its line, and the rest is imported."""
-    problems = _Problems(path)
+    problems = RowProblems(path)
+    return _import_parsed(store, parse_rows(stream, path, problems), problems, list_name, now,
+                          skip_invalid=skip_invalid, erased=erased)
+
+
+def _import_parsed(store: Store, rows: Iterable[StagedRow], problems: RowProblems,
+                   list_name: str, now: datetime, *, skip_invalid: bool,
+                   erased: Callable[[str], bool] | None) -> ImportReport:
+    path = problems.path
     refused: list[Problem] = []
-    rows = parse_rows(stream, path, problems)
     if erased is not None:
         rows = _without_erased(rows, erased, path, refused)
     report = _import(store, rows, problems, list_name, now, skip_invalid=skip_invalid,
@@ -470,7 +479,7 @@ class ImportRow:
 def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
                 now: datetime) -> ImportReport:
     """Import already-read rows exactly as a CSV file's would be (all-or-nothing)."""
-    problems = _Problems("<rows>")
+    problems = RowProblems("<rows>")
 
     def staged() -> Iterator[StagedRow]:
         for r in rows:
@@ -486,7 +495,33 @@ def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
     return _import(store, staged(), problems, list_name, now)
 
 
-def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list_name: str,
+def _analyze(conn: Connection, store: Store, *tables: str) -> None:
+    """Fresh planner statistics on PostgreSQL, inside the transaction (it
+    counts its own rows). A temporary table is never analysed by autovacuum,
+    and a table that just grew by a million rows still looks empty: the
+    planner then takes a nested loop that scans a growing index once per
+    row, and the import turns quadratic (minutes at 160k rows)."""
+    if store.is_postgres:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+
+
+@contextmanager
+def _no_nested_loops(conn: Connection, store: Store) -> Iterator[None]:
+    """On PostgreSQL, plan without nested loops for a statement that inserts
+    into the table it checks (consents "NOT EXISTS" consents): the planner
+    sees the table as it was, small or empty, and scans it once per row,
+    while each scan grows with the rows just inserted: quadratic (42 s for
+    50k rows). A hash or merge anti-join reads it once."""
+    if not store.is_postgres:
+        yield
+        return
+    before = conn.exec_driver_sql("SELECT current_setting('enable_nestloop')").scalar_one()
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    yield
+    conn.exec_driver_sql("SELECT set_config('enable_nestloop', %s, true)", (before,))
+
+
+def _import(store: Store, staged: Iterable[StagedRow], problems: RowProblems, list_name: str,
             now: datetime, *, skip_invalid: bool = False, source: str | None = None
             ) -> ImportReport:
     path = problems.path
@@ -510,11 +545,13 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list
         # One sort, after loading: the duplicate search, the joins and the
         # key-ordered insert below all walk this index.
         Index("ix_subscriber_import_key", staging.c.key).create(conn)
+        _analyze(conn, store, staging.name)
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
         rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
         # Consent: each membership this import created records the file and time.
-        record_members_without(conn, list_name, "import", source, now)
+        with _no_nested_loops(conn, store):
+            record_members_without(conn, list_name, "import", source, now)
         staging.drop(conn)
     return ImportReport(list_name, rows, created, updated, kept, merged,
                         tuple(problems.all(Severity.WARNING)))
@@ -531,16 +568,39 @@ def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a CSV file") from None
     with raw:
-        hashing = _HashingReader(raw)
+        if os.fstat(raw.fileno()).st_size >= PARALLEL_BYTES:
+            return _import_in_two(store, path, list_name, now, skip_invalid=skip_invalid,
+                                  erased=erased)
+        hashing = HashingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 16), encoding="utf-8-sig",
                                 newline="")
         report = import_stream(store, text, str(path), list_name, now,
                                skip_invalid=skip_invalid, erased=erased)
-        while raw.read(1 << 16):  # a file cut short by a bad header is hashed whole
-            pass
+        skip_rest(raw)
         return ImportReport(report.list_name, report.rows, report.created, report.updated,
                             report.kept_suppressed, report.merged, report.problems,
                             hashing.sha.hexdigest())
+
+
+def _import_in_two(store: Store, path: Path, list_name: str, now: datetime, *,
+                   skip_invalid: bool, erased: Callable[[str], bool] | None) -> ImportReport:
+    """:func:`import_csv` with the reading and validating in a second process
+    (see :mod:`dispatch.subscribers.csvworker`); same rows, same report."""
+    from dispatch.subscribers.csvworker import ParsedElsewhere
+
+    problems = RowProblems(str(path))
+    with ParsedElsewhere(path, problems) as worker:
+        report = _import_parsed(store, worker.rows(), problems, list_name, now,
+                                skip_invalid=skip_invalid, erased=erased)
+        return ImportReport(report.list_name, report.rows, report.created, report.updated,
+                            report.kept_suppressed, report.merged, report.problems,
+                            worker.sha256)
+
+
+def skip_rest(raw: IO[bytes]) -> None:
+    """Read a file to its end (a file cut short by a bad header is read whole)."""
+    while raw.read(1 << 16):
+        pass
 
 
 def file_sha256(path: Path) -> str:
