@@ -525,7 +525,8 @@ SCARY = ["permanent error", "could not be delivered", "550 5.1.1", "user unknown
 
 
 @settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
 @given(subject=st.lists(st.sampled_from(SCARY), max_size=4).map(" ".join),
        body=st.lists(st.sampled_from([*SCARY, "\n"]), max_size=12).map(" ".join),
        auto=st.sampled_from(["", "Auto-Submitted: auto-replied\r\n", "X-Autoreply: yes\r\n",

@@ -119,7 +119,8 @@ def test_named_readers_get_the_straightforward_bytes(
 
 
 @hyp_settings(max_examples=80, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
 @given(name=st.one_of(st.none(), st.text(
            st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=60)),
        email=EMAIL, unsub=URL_TAIL, web=URL_TAIL, prefs=st.one_of(st.none(), URL_TAIL),

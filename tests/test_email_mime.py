@@ -93,7 +93,8 @@ def test_personalised_article_equals_rendering_from_scratch(site, name) -> None:
 
 
 @hyp_settings(max_examples=15, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
 @given(name=st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
                     max_size=30))
 def test_any_printable_name_personalises_identically(site, digest, name) -> None:  # type: ignore[no-untyped-def]

@@ -258,7 +258,8 @@ OPS = st.tuples(
 
 
 @hsettings(max_examples=80, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+           suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
 @given(steps=st.lists(OPS, min_size=1, max_size=12), entries=st.integers(1, 4))
 def test_updates_match_full_builds_over_random_edits(
         tmp_path_factory: pytest.TempPathFactory,

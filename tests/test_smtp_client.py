@@ -123,7 +123,8 @@ def plain_server() -> object:
 
 
 @settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
 @given(message=messages())
 def test_dot_stuffing_survives_a_server_that_removes_it(plain_server: EsmtpServer,
                                                        message: bytes) -> None:

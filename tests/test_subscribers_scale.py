@@ -79,3 +79,57 @@ def test_list_pages_and_says_how_to_see_more(db_site: Path, tmp_path: Path) -> N
     last = runner.invoke(main, ["subscribers", "list", "--list", "big", "--after",
                                 "p099@example.com", *root], terminal_width=200)
     assert "p119@example.com" in last.output and "next page" not in last.output
+
+
+_FILES = {
+    "good": "email,name,city,status\nann@EXAMPLE.com,,Leeds,\nann@example.com,Ann,York,\n"
+            "kim@bücher.example,Kim,,unsubscribed\n'=cmd@example.com,'=Eve,,\n",
+    "bad rows": 'email,name\nann@example.com,Ann\nnot-an-address,Bob\n"fay@example.com","Fay\n'
+                'Jones"\nann@example.com,Ann,extra\n',
+    "headerless": "ann@example.com;Ann;Leeds\nbob@example.com;Bob;York\n",
+    "bad header": "who|what\nann@example.com|Ann\n",
+    "erased": "email\nann@example.com\nforgotten@example.com\n",
+}
+
+
+def _import_outcome(store_url: str, path: Path, two: bool, skip: bool,
+                    monkeypatch: pytest.MonkeyPatch) -> object:
+    from dispatch.errors import InputError
+    from dispatch.subscribers import csvfile
+
+    monkeypatch.setattr(csvfile, "PARALLEL_BYTES", 0 if two else 1 << 40)
+    store = open_store(store_url)
+    try:
+        report = csvfile.import_csv(store, path, "big", T0, skip_invalid=skip,
+                                    erased=lambda key: key.startswith("forgotten@"))
+    except InputError as exc:
+        outcome: object = [str(p) for p in exc.problems]
+    else:
+        outcome = report
+    with store.read() as conn:
+        rows = conn.exec_driver_sql("SELECT email, email_key, name, status, fields "
+                                    "FROM subscribers ORDER BY email_key").all()
+    store.dispose()
+    return outcome, [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("name", sorted(_FILES))
+def test_a_file_read_in_a_second_process_imports_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, skip: bool) -> None:
+    """A big file is read and validated by a child process: the report,
+    the problems and what is stored are those of reading it in one."""
+    path = tmp_path / "people.csv"
+    path.write_text(_FILES[name], encoding="utf-8")
+    one = _import_outcome(f"sqlite:///{tmp_path / 'one.db'}", path, False, skip, monkeypatch)
+    two = _import_outcome(f"sqlite:///{tmp_path / 'two.db'}", path, True, skip, monkeypatch)
+    assert two == one
+
+
+def test_a_second_process_reports_a_file_that_is_not_utf8(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("email,name\nann@example.com,Zo\xeb\n".encode("latin-1"))
+    one = _import_outcome(f"sqlite:///{tmp_path / 'one.db'}", path, False, False, monkeypatch)
+    two = _import_outcome(f"sqlite:///{tmp_path / 'two.db'}", path, True, False, monkeypatch)
+    assert two == one and "not UTF-8" in str(one)

@@ -277,3 +277,22 @@ def test_bad_confirmation_tokens_get_400(env, token: str) -> None:  # type: igno
     _, _, _, client = env
     reply = client.get(f"/confirm/{token}") if token else client.get("/confirm/x.y")
     assert reply.status_code == 400
+
+
+@pytest.mark.parametrize(("elapsed", "told"), [(timedelta(0), 3600),
+                                               (timedelta(microseconds=1), 3600),
+                                               (timedelta(seconds=1, microseconds=500), 3599),
+                                               (timedelta(minutes=59, seconds=59,
+                                                          microseconds=999_999), 1)])
+def test_retry_after_counts_what_is_left_of_the_window_rounded_up(
+        database_url: str, elapsed: timedelta, told: int) -> None:
+    from dispatch.signup import limits
+
+    store = open_store(database_url)
+    try:
+        with store.write() as conn:
+            assert limits.hit(conn, "ip:test", 1, START).allowed
+            refused = limits.hit(conn, "ip:test", 1, START + elapsed)
+        assert not refused.allowed and refused.retry_after == told
+    finally:
+        store.dispose()

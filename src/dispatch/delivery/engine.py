@@ -127,7 +127,7 @@ class EmailChannel:
         # committer does both.
         assert isinstance(lane, _Lane) and self.acks is not None
         self.acks.submit(lane.slot, lane.pending, (job.subscriber_id, job.edition_id))
-        ours = lane.slot.wait()
+        ours = self.acks.wait(lane.slot)
         lane.pending = None
         verdict = lane.slot.verdict
         return ours, None if verdict == "send" else Outcome(verdict)
@@ -150,7 +150,7 @@ class EmailChannel:
             return True
         self.acks.submit(lane.slot, lane.pending)
         lane.pending = None
-        return lane.slot.wait()
+        return self.acks.wait(lane.slot)
 
     def result(self, job: ClaimedRow, outcome: Outcome, detail: str | None,
                sent: SendResult | None) -> RowResult:

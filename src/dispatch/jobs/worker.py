@@ -266,7 +266,9 @@ class _Run(Generic[J, M, R]):
         committed itself and ``lost`` ones whose lease was gone."""
         channel = self.channel
         accepted = 0
-        if results:
+        # With nothing but jobs the channel committed itself, it is still
+        # told the batch is over (email on SQLite moves them into their rows).
+        if results or sent:
             with self.writing():
                 accepted = channel.record(batch.token, results, self.clock())
         tally = Counter(TALLY[Outcome(r.outcome)] for r in results)

@@ -13,8 +13,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
 from dispatch.errors import InputError
 from dispatch.jobs import control
@@ -23,7 +24,7 @@ from dispatch.jobs.states import GroupState, JobStatus
 from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store
-from dispatch.store.schema import editions, outbox, subscribers
+from dispatch.store.schema import editions, outbox, outbox_sent, subscribers
 
 BOUNCE_PREFIX = "hard bounce: "
 """Starts the detail of a row failed by a hard bounce (the subscriber is now bounced)."""
@@ -73,6 +74,12 @@ def edition_statuses(store: Store, edition_id: str | None = None) -> list[Editio
         counts: dict[str, dict[str, int]] = {}
         for eid, status, n in conn.execute(c):
             counts.setdefault(eid, {})[status] = n
+        if store.is_sqlite:
+            # Accepted messages a batch has not settled yet are sent already.
+            for eid, n in conn.execute(_journaled(edition_id)):
+                moved = counts.setdefault(eid, {})
+                moved[JobStatus.SENDING] = moved.get(JobStatus.SENDING, 0) - n
+                moved[JobStatus.SENT] = moved.get(JobStatus.SENT, 0) + n
     result = []
     for h in heads:
         n = counts.get(h.edition_id, {})
@@ -86,6 +93,16 @@ def edition_statuses(store: Store, edition_id: str | None = None) -> list[Editio
             n.get(JobStatus.CANCELLED, 0), n.get(JobStatus.QUEUED, 0),
             n.get(JobStatus.SENDING, 0)))
     return result
+
+
+def _journaled(edition_id: str | None) -> Select[Any]:
+    """Per edition, rows still leased whose message was accepted (``outbox_sent``)."""
+    q = (select(outbox.c.edition_id, func.count())
+         .select_from(outbox_sent.join(outbox, outbox.c.id == outbox_sent.c.row_id))
+         .where(outbox.c.status == JobStatus.SENDING.value,
+                outbox.c.lease_owner == outbox_sent.c.token)
+         .group_by(outbox.c.edition_id))
+    return q if edition_id is None else q.where(outbox.c.edition_id == edition_id)
 
 
 def edition_status(store: Store, edition_id: str) -> EditionStatus:

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, literal_column, null, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal_column,
+    null,
+    select,
+    update,
+)
 
 from dispatch.jobs import lease as jobs
 from dispatch.jobs.states import JobStatus, Outcome
@@ -26,7 +37,7 @@ from dispatch.outbox.control import BOUNCE_PREFIX, enforce_error_budget
 from dispatch.outbox.kind import EMAIL
 from dispatch.outbox.policy import RetryPolicy
 from dispatch.store.engine import Store, chunks
-from dispatch.store.schema import UTCDateTime, editions, outbox, subscribers
+from dispatch.store.schema import UTCDateTime, editions, outbox, outbox_sent, subscribers
 from dispatch.subscribers.repository import set_status
 
 Verdict = Literal["send", "suppressed", "cancelled"]
@@ -69,9 +80,6 @@ class RowResult:
 _PEOPLE = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
                  subscribers.c.status).where(subscribers.c.id.in_(bindparam("ids",
                                                                             expanding=True)))
-_VERDICT = select(subscribers.c.status,
-                  select(editions.c.state).where(editions.c.edition_id == bindparam("eid"))
-                  .scalar_subquery()).where(subscribers.c.id == bindparam("id"))
 _INACTIVE = "subscriber no longer active"
 
 
@@ -114,110 +122,6 @@ def _people(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str, s
     return found
 
 
-class VerdictReader:
-    """The check made just before each send, on a connection of its own.
-
-    One indexed lookup: the subscriber must still be active (an unsubscribe
-    after the claim is honoured) and the edition must not have been
-    cancelled meanwhile. It runs once per message, so it skips what a
-    SQLAlchemy transaction costs around it (pool checkout, BEGIN, COMMIT;
-    together several times the lookup itself): each sender lane keeps one
-    DBAPI connection in autocommit mode, where every statement sees what was
-    committed before it began.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._raw = store.engine.raw_connection()
-        self._postgres = store.is_postgres
-        if self._postgres:
-            # (SQLite connections are already in autocommit: see store.engine.)
-            self._raw.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-        compiled = _VERDICT.compile(dialect=store.engine.dialect)
-        self._sql = compiled.string
-        self._order = compiled.positiontup  # None for named parameter styles
-        self._cursor = self._raw.cursor()
-
-    def __call__(self, subscriber_id: int, edition_id: str) -> Verdict:
-        values = {"id": subscriber_id, "eid": edition_id}
-        params: Any = values if self._order is None else [values[k] for k in self._order]
-        self._cursor.execute(self._sql, params)
-        found = self._cursor.fetchone()
-        if found is None or found[0] != "active":
-            return "suppressed"
-        return "cancelled" if found[1] == "cancelled" else "send"
-
-    def close(self) -> None:
-        self._cursor.close()
-        if self._postgres:
-            # Back to the pool as SQLAlchemy expects its connections.
-            self._raw.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-        self._raw.close()
-
-    def discard(self) -> None:
-        """Drop a connection that failed (a restarted server, say)."""
-        with contextlib.suppress(Exception):
-            self._raw.invalidate()
-
-
-class VerdictReaders:
-    """A few :class:`VerdictReader` shared by a worker's sender lanes.
-
-    A lane borrows one for each check (microseconds), so sixteen lanes need
-    not hold sixteen database connections — the engine's pool is sized for
-    short checkouts.
-    """
-
-    def __init__(self, store: Store, size: int) -> None:
-        self.store = store
-        self.size = max(1, size)
-        self._idle: list[VerdictReader] = []
-        self._made = 0
-        self._cond = threading.Condition()
-
-    def __call__(self, subscriber_id: int, edition_id: str) -> Verdict:
-        reader = self._take()
-        try:
-            verdict = reader(subscriber_id, edition_id)
-        except Exception:
-            reader.discard()
-            # One fresh try: a database that restarted since the connection
-            # was opened answers a new one.
-            reader = VerdictReader(self.store)
-            try:
-                verdict = reader(subscriber_id, edition_id)
-            except Exception:
-                reader.discard()
-                with self._cond:
-                    self._made -= 1
-                    self._cond.notify()
-                raise
-        with self._cond:
-            self._idle.append(reader)
-            self._cond.notify()
-        return verdict
-
-    def _take(self) -> VerdictReader:
-        with self._cond:
-            while not self._idle and self._made >= self.size:
-                self._cond.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._made += 1
-        try:
-            return VerdictReader(self.store)
-        except Exception:
-            with self._cond:
-                self._made -= 1
-                self._cond.notify()
-            raise
-
-    def close(self) -> None:
-        with self._cond:
-            idle, self._idle = self._idle, []
-        for reader in idle:
-            reader.close()
-
-
 _DETAILS = {Outcome.SUPPRESSED: _INACTIVE, Outcome.CANCELLED: "edition cancelled"}
 
 
@@ -240,12 +144,18 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
     Returns how many rows were accepted; fewer than ``len(results)`` means
     the lease was lost (the rows were reaped and belong to someone else now).
     A hard bounce also marks the subscriber bounced; a failure may pause the
-    edition (its error budget).
+    edition (its error budget). On SQLite the batch's accepted messages,
+    written down one by one as they were accepted (:class:`AckWriter`), move
+    into their outbox rows in the same transaction.
     """
-    if not results:
+    if not results and not store.is_sqlite:
         return 0
     settled = [_with_detail(r) for r in results]
     with store.write() as conn:
+        if store.is_sqlite:
+            settle_sent(conn, token=token)
+        if not settled:
+            return 0
         accepted = jobs.settle(conn, EMAIL, token, settled, now, policy, rng)
         bounced = [r.subscriber_id for r in settled if r.outcome == Outcome.BOUNCED]
         if bounced:
@@ -258,6 +168,38 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
     return accepted
 
 
+def settle_sent(conn: Connection, *, token: str | None = None,
+                expired_before: datetime | None = None) -> int:
+    """Move accepted messages written down in ``outbox_sent`` into their outbox
+    rows (sent, at the moment they were accepted): those of one lease
+    ``token``, or of every lease that expired before ``expired_before`` (a
+    worker that died before settling its batch). Each row is fenced on the
+    token it was accepted under. Returns how many rows became sent."""
+    journal = outbox_sent
+    owned = [outbox.c.status == jobs.SENDING,
+             outbox.c.lease_owner == select(journal.c.token)
+             .where(journal.c.row_id == outbox.c.id).scalar_subquery()]
+    if token is not None:
+        rows = select(journal.c.row_id).where(journal.c.token == token)
+    else:
+        rows = select(journal.c.row_id)
+        owned.append(outbox.c.lease_until < expired_before)
+    moved = conn.execute(
+        update(outbox).where(outbox.c.id.in_(rows), *owned)
+        .values(status=JobStatus.SENT.value, lease_owner=None, lease_until=None, detail=None,
+                finished_at=select(journal.c.sent_at).where(journal.c.row_id == outbox.c.id)
+                .scalar_subquery())).rowcount
+    if token is not None:
+        conn.execute(delete(journal).where(journal.c.token == token))
+    else:
+        # Whatever no longer names a row leased under its token (moved just
+        # now, or left behind by a lease that was lost) goes.
+        conn.execute(delete(journal).where(~select(outbox.c.id).where(
+            outbox.c.id == journal.c.row_id, outbox.c.status == jobs.SENDING,
+            outbox.c.lease_owner == journal.c.token).exists()))
+    return int(moved)
+
+
 def renew(store: Store, token: str, now: datetime, policy: RetryPolicy) -> int:
     """Extend a lease; 0 rows means it was lost and the worker must stop."""
     with store.write() as conn:
@@ -265,9 +207,12 @@ def renew(store: Store, token: str, now: datetime, policy: RetryPolicy) -> int:
 
 
 def reap(store: Store, now: datetime, policy: RetryPolicy) -> int:
-    """Return rows whose lease expired (a crashed or stuck worker) to the queue."""
+    """Take back rows whose lease expired (a crashed or stuck worker): those
+    it had written down as accepted become sent, the others go back to the
+    queue. Returns how many rows were taken back either way."""
     with store.write() as conn:
-        return jobs.reap(conn, EMAIL, now, policy)
+        recovered = settle_sent(conn, expired_before=now) if store.is_sqlite else 0
+        return recovered + jobs.reap(conn, EMAIL, now, policy)
 
 
 def due_count(store: Store, now: datetime) -> int:
@@ -282,56 +227,104 @@ def next_due(store: Store) -> datetime | None:
         return jobs.next_due(conn, EMAIL)
 
 
-_ACK = (update(outbox)
-        .where(outbox.c.id == bindparam("rid"), outbox.c.lease_owner == bindparam("tok"),
-               outbox.c.status == jobs.SENDING)
-        .values(status=literal_column(f"'{JobStatus.SENT}'"), lease_owner=null(),
-                lease_until=null(), finished_at=bindparam("now", type_=UTCDateTime()),
-                detail=null()))
+ACK_GROUP = 64
+"""Most rows one acknowledgement statement names (a bigger group is split)."""
+
+
+def _ack_statement(size: int, journal: bool) -> Any:
+    """Record ``size`` accepted rows in one statement, each fenced on its own token.
+
+    ``id IN (…)`` finds the rows by primary key; the CASE gives each row the
+    token it must still carry (rows of one group come from different lanes,
+    so from different leases). RETURNING names the rows that were still ours.
+    With ``journal`` (SQLite) the rows are written down in ``outbox_sent``
+    and their outbox rows are left as they are until the batch is settled
+    (:func:`settle_sent`); otherwise (PostgreSQL, where the commit's cost is
+    its flush, not its pages, and the UPDATE's row locks keep a concurrent
+    reaper out) the outbox rows are marked sent at once.
+    """
+    ids = [bindparam(f"r{i}", type_=Integer()) for i in range(size)]
+    fence = case(*((outbox.c.id == ids[i], bindparam(f"t{i}", type_=String()))
+                   for i in range(size)))
+    ours = (outbox.c.id.in_(ids), outbox.c.status == jobs.SENDING, outbox.c.lease_owner == fence)
+    when = bindparam("now", type_=UTCDateTime())
+    if journal:
+        return (insert(outbox_sent).prefix_with("OR IGNORE")
+                .from_select(["row_id", "token", "sent_at"],
+                             select(outbox.c.id, outbox.c.lease_owner, when).where(*ours))
+                .returning(outbox_sent.c.row_id))
+    return (update(outbox).where(*ours)
+            .values(status=literal_column(f"'{JobStatus.SENT}'"), lease_owner=null(),
+                    lease_until=null(), finished_at=when, detail=null())
+            .returning(outbox.c.id))
+
+
+def _check_statement(people: int, issues: int) -> Any:
+    """The status of ``people`` subscribers and the state of ``issues`` editions,
+    in one statement (one row per pair: a group rarely spans two editions)."""
+    return (select(subscribers.c.id, subscribers.c.status, editions.c.edition_id,
+                   editions.c.state)
+            .where(subscribers.c.id.in_([bindparam(f"s{i}", type_=Integer())
+                                         for i in range(people)]),
+                   editions.c.edition_id.in_([bindparam(f"e{i}", type_=String())
+                                              for i in range(issues)])))
 
 
 class AckWriter:
-    """Marks accepted messages sent and makes the per-send checks, for groups of
-    them, on one DBAPI connection of its own.
+    """Marks accepted messages sent and makes the per-send checks, a whole
+    group of them at once, on one DBAPI connection of its own.
 
     The fast path of :func:`record` for the one outcome that must be durable
     before a connection sends its next message (a message the server took
-    and we forgot would be sent again after a crash), and of
-    :class:`VerdictReader`: both run once per message, where a SQLAlchemy
-    transaction around them would cost several times the statements. Each
-    row is fenced on its lease token like every other outcome, and its own
-    rowcount says whether the lease was still ours. The checks run after the
-    commit, so each sees everything committed before it began.
+    and we forgot would be sent again after a crash), and of the check made
+    just before each send. Both run for every message, where a SQLAlchemy
+    transaction around them would cost several times the statements, so a
+    group (every lane that had a row ready) costs one transaction: one
+    UPDATE … RETURNING for its acks, each row fenced on its own lease token,
+    and one SELECT for its checks, which runs after the acks inside the
+    same transaction and so sees everything committed before it began (on
+    SQLite the write lock is held: nothing else can commit meanwhile).
     """
 
     def __init__(self, store: Store) -> None:
         self._sqlite = store.is_sqlite
         self._raw = store.engine.raw_connection()
-        dialect = store.engine.dialect
-        self._ack = _positional(_ACK.compile(dialect=dialect))
-        self._verdict = _positional(_VERDICT.compile(dialect=dialect))
+        self._dialect = store.engine.dialect
+        self._acks: dict[int, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+        self._checks: dict[tuple[int, int], tuple[str, Callable[[dict[str, Any]], Any]]] = {}
         # The column type's own conversion for this backend (SQLite stores
         # text: the exact format matters, finished_at is compared as text).
-        process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        process = UTCDateTime().dialect_impl(self._dialect).bind_processor(self._dialect)
         self._when: Callable[[datetime], Any] = process or (lambda value: value)
         self._cursor = self._raw.cursor()
 
-    def write(self, acks: Sequence[tuple[str, int]], now: datetime) -> list[bool]:
-        """Commit ``(token, row id)`` pairs as sent; for each, whether it was still ours."""
-        if not acks:
-            return []
-        when = self._when(now)
+    def commit(self, acks: Sequence[tuple[str, int]], checks: Sequence[tuple[int, str]],
+               now: datetime) -> tuple[list[bool], list[Verdict]]:
+        """Commit ``(token, row id)`` pairs as sent and check ``(subscriber id,
+        edition id)`` pairs: for each ack whether its row was still ours, for
+        each check its verdict."""
         cursor = self._cursor
-        sql, params = self._ack
-        kept: list[bool] = []
+        if not acks:
+            verdicts = self._verdicts(checks)
+            if not self._sqlite:
+                self._raw.commit()  # end the read transaction: the next check sees new commits
+            return [], verdicts
         if self._sqlite:
             # The pool's SQLite connections run in autocommit; BEGIN IMMEDIATE
             # takes the write lock now rather than failing on it later.
             cursor.execute("BEGIN IMMEDIATE")
         try:
-            for token, row_id in acks:
-                cursor.execute(sql, params({"rid": row_id, "tok": token, "now": when}))
-                kept.append(cursor.rowcount == 1)
+            when = self._when(now)
+            ours: set[int] = set()
+            for start in range(0, len(acks), ACK_GROUP):
+                part = acks[start:start + ACK_GROUP]
+                values: dict[str, Any] = {"now": when}
+                for i, (token, row_id) in enumerate(part):
+                    values[f"r{i}"], values[f"t{i}"] = row_id, token
+                sql, order = self._ack(len(part))
+                cursor.execute(sql, order(values))
+                ours.update(row for (row,) in cursor.fetchall())
+            verdicts = self._verdicts(checks)
             if self._sqlite:
                 cursor.execute("COMMIT")
             else:
@@ -343,22 +336,41 @@ class AckWriter:
                 else:
                     self._raw.rollback()
             raise
-        return kept
+        return [row_id in ours for _token, row_id in acks], verdicts
 
-    def check(self, wanted: Sequence[tuple[int, str]]) -> list[Verdict]:
-        """The verdict for each ``(subscriber id, edition id)``, as :class:`VerdictReader`."""
-        cursor = self._cursor
-        sql, params = self._verdict
+    def _ack(self, size: int) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        found = self._acks.get(size)
+        if found is None:
+            found = self._acks[size] = _positional(
+                _ack_statement(size, self._sqlite).compile(dialect=self._dialect))
+        return found
+
+    def _verdicts(self, wanted: Sequence[tuple[int, str]]) -> list[Verdict]:
+        if not wanted:
+            return []
+        people = sorted({sid for sid, _eid in wanted})
+        issues = sorted({eid for _sid, eid in wanted})
+        key = (len(people), len(issues))
+        found = self._checks.get(key)
+        if found is None:
+            found = self._checks[key] = _positional(
+                _check_statement(*key).compile(dialect=self._dialect))
+        sql, order = found
+        values: dict[str, Any] = {f"s{i}": sid for i, sid in enumerate(people)}
+        values.update((f"e{i}", eid) for i, eid in enumerate(issues))
+        self._cursor.execute(sql, order(values))
+        status: dict[int, str] = {}
+        state: dict[str, str] = {}
+        for sid, sub_status, eid, edition_state in self._cursor.fetchall():
+            status[sid], state[eid] = sub_status, edition_state
         verdicts: list[Verdict] = []
-        for subscriber_id, edition_id in wanted:
-            cursor.execute(sql, params({"id": subscriber_id, "eid": edition_id}))
-            found = cursor.fetchone()
-            if found is None or found[0] != "active":
+        for sid, eid in wanted:
+            if status.get(sid) != "active" or eid not in state:
+                # No row for a subscriber (gone) or an edition (deleted): the
+                # cross product is empty for either; both mean "do not send".
                 verdicts.append("suppressed")
             else:
-                verdicts.append("cancelled" if found[1] == "cancelled" else "send")
-        if not self._sqlite:
-            self._raw.commit()  # end the read transaction: the next check sees new commits
+                verdicts.append("cancelled" if state[eid] == "cancelled" else "send")
         return verdicts
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,7 +72,9 @@ def hit(conn: Connection, bucket: str, limit: int, now: datetime,
     hits, started = conn.execute(stmt).one()
     if hits <= limit:
         return Hit(True, 0)
-    return Hit(False, max(1, int((started + window - now).total_seconds()) + 1))
+    # Rounded up, never past the window: a hit in the window's first
+    # microsecond is told to wait the whole window, not a second more.
+    return Hit(False, max(1, math.ceil((started + window - now).total_seconds())))
 
 
 def give_back(conn: Connection, bucket: str) -> None:

@@ -24,6 +24,14 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
     return run
 
 
+def _create_missing(table: Table) -> Callable[[Connection], None]:
+    """Create ``table`` unless it is there: safe to run again on a store whose
+    record of the migration was lost (for a table that holds nothing for long)."""
+    def run(conn: Connection) -> None:
+        table.create(conn, checkfirst=True)
+    return run
+
+
 def _recreate(table: Table) -> Callable[[Connection], None]:
     """For caches only: drop and create again (the next load refills it)."""
     def run(conn: Connection) -> None:
@@ -103,6 +111,7 @@ MIGRATIONS: list[Migration] = [
     ("subscribers_0002_address_identity", _address_identity),
     ("signup_0001_requests_consents", _signup_tables),
     ("articles_0001_cache_body_column", _recreate(schema.article_cache)),
+    ("outbox_0002_sent_journal", _create_missing(schema.outbox_sent)),
 ]
 
 

@@ -173,6 +173,18 @@ outbox = Table(
     Index("ix_outbox_finished", "finished_at"),
 )
 
+# SQLite: a message the server accepted, written down the moment it was
+# (the outbox row still says "sending"). Appending here writes a page or two;
+# marking the outbox row sent rewrites a page of every index on it, about
+# four times the work, once per message. The batch's settle, or the reaper
+# after a crash, moves these into their outbox rows (see outbox/lease.py).
+outbox_sent = Table(
+    "outbox_sent", metadata,
+    Column("row_id", _Id, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(80), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=False),
+)
+
 # One social post per (article, network), created once when the article is
 # first published; the composed text is frozen here, so an edit never posts
 # again. queued -> sending (leased) -> sent | failed, like the email outbox.

@@ -27,6 +27,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ STATUS_HEADERS = frozenset({"status"})
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
 # Cells a spreadsheet would evaluate (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PARALLEL_BYTES = 4 << 20
+"""From this size on (about 50k rows) a file is read and validated in a
+second process while this one writes (:mod:`dispatch.subscribers.csvworker`);
+below it, starting that process costs more than it saves."""
 MAX_PROBLEMS = 200
 """Problems kept in full; past this only a count (a wrong file can have a million)."""
 _BATCH = 5000
@@ -128,7 +133,7 @@ def sniff_separator(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-class _Problems:
+class RowProblems:
     """Problems of one file: the first MAX_PROBLEMS in full, then a count."""
 
     def __init__(self, path: str) -> None:
@@ -162,7 +167,7 @@ class _Layout:
     has_header: bool
 
 
-def _layout(cells: list[str], line: int, sep: str, problems: _Problems) -> _Layout | None:
+def _layout(cells: list[str], line: int, sep: str, problems: RowProblems) -> _Layout | None:
     """Read the first row: a header we understand, or a first data row."""
     names: list[str] = []
     for cell in cells:
@@ -207,7 +212,7 @@ StagedRow = tuple[int, str, str, str, str, str]
 status, fields JSON). A plain tuple: a million of them are made and sent."""
 
 
-def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[StagedRow]:
+def parse_rows(stream: IO[str], path: str, problems: RowProblems) -> Iterator[StagedRow]:
     """Validate rows one by one as they are read; bad rows go to ``problems``."""
     first_line = stream.readline()
     sep = sniff_separator(first_line)
@@ -278,7 +283,7 @@ def parse_rows(stream: IO[str], path: str, problems: _Problems) -> Iterator[Stag
         yield line, key, text, name, status, fields
 
 
-class _HashingReader(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """Bytes of a file, hashed as they are read (one read serves both)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
@@ -307,7 +312,7 @@ def _staging() -> Table:
 
 
 def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[StagedRow]) -> None:
-    """Write rows to the staging table: COPY on PostgreSQL, batched inserts on SQLite."""
+    """Write rows to the staging table: COPY on PostgreSQL, one executemany on SQLite."""
     cols = ("line", "key", "email", "name", "status", "fields")
     if store.is_postgres:
         raw = conn.connection.driver_connection
@@ -316,15 +321,10 @@ def _stage(conn: Connection, store: Store, staging: Table, rows: Iterable[Staged
             for r in rows:
                 copy.write_row(r)
         return
-    sql = f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)"
-    batch: list[tuple[object, ...]] = []
-    for r in rows:
-        batch.append(r)
-        if len(batch) >= _BATCH:
-            conn.exec_driver_sql(sql, batch)
-            batch = []
-    if batch:
-        conn.exec_driver_sql(sql, batch)
+    # sqlite3 takes the rows as an iterator and steps one prepared
+    # statement over them: no batches to build, nothing per row in Python.
+    conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+        f"INSERT INTO {staging.name} ({', '.join(cols)}) VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def _merge_repeats(conn: Connection, staging: Table) -> int:
@@ -431,9 +431,16 @@ def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now:
     ``erased`` says whether an address was forgotten on its owner's request
     (``dispatch subscribers forget``): such rows are refused, each with a
     warning naming its line, and the rest is imported."""
-    problems = _Problems(path)
+    problems = RowProblems(path)
+    return _import_parsed(store, parse_rows(stream, path, problems), problems, list_name, now,
+                          skip_invalid=skip_invalid, erased=erased)
+
+
+def _import_parsed(store: Store, rows: Iterable[StagedRow], problems: RowProblems,
+                   list_name: str, now: datetime, *, skip_invalid: bool,
+                   erased: Callable[[str], bool] | None) -> ImportReport:
+    path = problems.path
     refused: list[Problem] = []
-    rows = parse_rows(stream, path, problems)
     if erased is not None:
         rows = _without_erased(rows, erased, path, refused)
     report = _import(store, rows, problems, list_name, now, skip_invalid=skip_invalid,
@@ -472,7 +479,7 @@ class ImportRow:
 def import_rows(store: Store, rows: Iterable[ImportRow], list_name: str,
                 now: datetime) -> ImportReport:
     """Import already-read rows exactly as a CSV file's would be (all-or-nothing)."""
-    problems = _Problems("<rows>")
+    problems = RowProblems("<rows>")
 
     def staged() -> Iterator[StagedRow]:
         for r in rows:
@@ -514,7 +521,7 @@ def _no_nested_loops(conn: Connection, store: Store) -> Iterator[None]:
     conn.exec_driver_sql("SELECT set_config('enable_nestloop', %s, true)", (before,))
 
 
-def _import(store: Store, staged: Iterable[StagedRow], problems: _Problems, list_name: str,
+def _import(store: Store, staged: Iterable[StagedRow], problems: RowProblems, list_name: str,
             now: datetime, *, skip_invalid: bool = False, source: str | None = None
             ) -> ImportReport:
     path = problems.path
@@ -561,16 +568,39 @@ def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a CSV file") from None
     with raw:
-        hashing = _HashingReader(raw)
+        if os.fstat(raw.fileno()).st_size >= PARALLEL_BYTES:
+            return _import_in_two(store, path, list_name, now, skip_invalid=skip_invalid,
+                                  erased=erased)
+        hashing = HashingReader(raw)
         text = io.TextIOWrapper(io.BufferedReader(hashing, 1 << 16), encoding="utf-8-sig",
                                 newline="")
         report = import_stream(store, text, str(path), list_name, now,
                                skip_invalid=skip_invalid, erased=erased)
-        while raw.read(1 << 16):  # a file cut short by a bad header is hashed whole
-            pass
+        skip_rest(raw)
         return ImportReport(report.list_name, report.rows, report.created, report.updated,
                             report.kept_suppressed, report.merged, report.problems,
                             hashing.sha.hexdigest())
+
+
+def _import_in_two(store: Store, path: Path, list_name: str, now: datetime, *,
+                   skip_invalid: bool, erased: Callable[[str], bool] | None) -> ImportReport:
+    """:func:`import_csv` with the reading and validating in a second process
+    (see :mod:`dispatch.subscribers.csvworker`); same rows, same report."""
+    from dispatch.subscribers.csvworker import ParsedElsewhere
+
+    problems = RowProblems(str(path))
+    with ParsedElsewhere(path, problems) as worker:
+        report = _import_parsed(store, worker.rows(), problems, list_name, now,
+                                skip_invalid=skip_invalid, erased=erased)
+        return ImportReport(report.list_name, report.rows, report.created, report.updated,
+                            report.kept_suppressed, report.merged, report.problems,
+                            worker.sha256)
+
+
+def skip_rest(raw: IO[bytes]) -> None:
+    """Read a file to its end (a file cut short by a bad header is read whole)."""
+    while raw.read(1 << 16):
+        pass
 
 
 def file_sha256(path: Path) -> str:
