@@ -233,3 +233,21 @@ def test_every_post_fits_keeps_the_link_and_whole_graphemes(text: str, tags: lis
             # Every hashtag dispatch added is a tag facet.
             tagged = {f.value for f in post.facets if f.kind == "tag"}
             assert {t[1:] for t in post.hashtags} <= tagged
+
+
+_LINE = st.text(alphabet=st.sampled_from(
+    "aZé9ßж ,.;:?!'\"’‘“”%/()-*_[]<>#&\\`|~\t\n=+1"), max_size=60)
+# Mostly what the shortcut takes, so that it is exercised as often as not.
+_PLAIN_LINE = st.text(alphabet=st.sampled_from("aZé9ßж ,.;:?!'\"’‘“”%/()-1"), max_size=60)
+
+
+@given(text=st.one_of(_LINE, _PLAIN_LINE))
+@settings(max_examples=400)
+def test_an_override_without_markdown_reads_as_the_markdown_parser_reads_it(text: str) -> None:
+    # The shortcut for plain text must give the parser's words exactly.
+    from dispatch.content import markdown as md
+    from dispatch.social.compose import markdown_plain_text
+
+    assert markdown_plain_text(text) == md.plain_text(md.parse(text).tokens)
+    line = "Colds spread: hand to face (often) - 20 seconds? “Yes”, it’s 100% true!"
+    assert markdown_plain_text(line) == md.plain_text(md.parse(line).tokens) == line

@@ -121,10 +121,28 @@ def schedule_check(settings: Settings, now: datetime) -> list[Problem]:
 
 
 def email_check(settings: Settings, result: LoadResult, now: datetime) -> list[Problem]:
-    """Email templates (syntax, undefined variables, image alt) and Gmail's clip size."""
-    from dispatch.render.checks import template_problems
+    """Email templates (syntax, undefined variables, image alt) and Gmail's clip size.
 
-    return template_problems(settings, result.articles, now=now)
+    Kept in the state folder under everything the renderer reads, so a check
+    of a site whose templates and articles have not changed imports no
+    renderer (see dispatch.render.checkcache)."""
+    from dispatch.render.checkcache import (
+        cached_problems,
+        check_key,
+        email_samples,
+        record_problems,
+    )
+
+    samples = email_samples(result.articles, now)
+    key = check_key(settings, samples, now)
+    kept = cached_problems(settings, key)
+    if kept is not None:
+        return kept
+    from dispatch.render.checks import email_problems
+
+    problems, shown = email_problems(settings, samples)
+    record_problems(settings, key, problems, shown)
+    return problems
 
 
 def feeds_check(settings: Settings, result: LoadResult) -> list[Problem]:

@@ -25,6 +25,8 @@ from dispatch.config import Settings
 from dispatch.errors import DispatchError, InputError, Problem, Severity
 from dispatch.models import Article
 from dispatch.render import images
+from dispatch.render.checkcache import email_samples
+from dispatch.render.checkcache import render_fingerprint as render_fingerprint
 from dispatch.render.edition import (
     Edition,
     Recipient,
@@ -89,13 +91,15 @@ def _alt_problems(html: str, where: str) -> list[Problem]:
     return problems
 
 
-def _aspect_problems(settings: Settings, article: Article,
-                     aspect: tuple[int, int]) -> list[Problem]:
-    """One warning per article naming every image whose height was assumed."""
+def _aspect_problems(settings: Settings, article: Article, aspect: tuple[int, int],
+                     shown: list[str]) -> list[Problem]:
+    """One warning per article naming every image whose height was assumed
+    (each image looked at is added to ``shown``)."""
     urls = [article.image or ""]
     for html in (article.body_html, article.sources_html,
                  article.takeaway.html if article.takeaway else ""):
         urls.extend(images.image_urls(html))
+    shown.extend(url for url in urls if url)
     unknown = images.unknown_sizes(urls, settings.site.url, settings.root)
     if not unknown:
         return []
@@ -214,10 +218,6 @@ def unsubscribe_base_problems(settings: Settings) -> list[Problem]:
                              "an https URL", "an https:// URL (http:// only for localhost)")]
 
 
-CHECK_NEWEST = 10
-"""How many of the newest published articles `dispatch check` renders in full."""
-
-
 def _relocate(exc: InputError, article: Article) -> list[Problem]:
     """Size problems name the article; template problems keep their file."""
     out = []
@@ -232,23 +232,24 @@ def _relocate(exc: InputError, article: Article) -> list[Problem]:
 def template_problems(settings: Settings, articles: Sequence[Article],
                       now: datetime | None = None) -> list[Problem]:
     """Every email-template problem of the site; never raises for a user mistake."""
+    return email_problems(settings, email_samples(articles, now or datetime.now(UTC)))[0]
+
+
+def email_problems(settings: Settings,
+                   samples: Sequence[Article]) -> tuple[list[Problem], list[str]]:
+    """The problems of the site's emails, rendered for ``samples`` (see
+    :func:`~dispatch.render.checkcache.email_samples`), and the URL of every
+    image the rendered emails and those articles show: what the problems
+    depend on beside the templates and the articles."""
     try:
         es = load_email_settings(settings)
     except InputError as exc:
-        return list(exc.problems)
+        return list(exc.problems), []
     problems = _syntax_problems(settings)
     if any(p.is_error for p in problems):
-        return problems  # rendering would only repeat them
-    current = now or datetime.now(UTC)
-    # Only articles that can still be emailed are worth a full render: the
-    # scheduled ones and the newest published ones (a digest takes the most
-    # recent). Rendering a 10,000-article archive through premailer would
-    # make `dispatch check` take minutes and tell nobody anything new.
-    emailable = [a for a in articles if a.email and a.status == "published"]
-    scheduled = [a for a in emailable if not a.is_published(current)]
-    recent = sorted((a for a in emailable if a.is_published(current)),
-                    key=lambda a: (a.date, a.slug), reverse=True)[:CHECK_NEWEST]
-    samples = scheduled + recent or [_sample_article(settings)]
+        return problems, []  # rendering would only repeat them
+    samples = list(samples) or [_sample_article(settings)]
+    shown: list[str] = []
     seen: set[str] = set()
     problems.extend(unsubscribe_base_problems(settings))
     compared = False
@@ -275,7 +276,8 @@ def template_problems(settings: Settings, articles: Sequence[Article],
         except DispatchError as exc:
             problems.append(Problem(article.source, str(exc), None, "email"))
             continue
-        problems.extend(_aspect_problems(settings, article, es.image_aspect))
+        shown.extend(images.image_urls(edition.html))
+        problems.extend(_aspect_problems(settings, article, es.image_aspect, shown))
         for p in size_problems(article.source, edition.html_size, es.allow_clip):
             problems.append(Problem(p.path, p.message, None, "email", p.expected, p.severity))
         for p in _alt_problems(edition.html, "article email"):
@@ -293,13 +295,14 @@ def template_problems(settings: Settings, articles: Sequence[Article],
         except InputError as exc:
             problems.extend(p for p in exc.problems if str(p) not in seen)
             continue
+        shown.extend(images.image_urls(edition.html))
         problems.extend(p for p in personalisation_problems(settings, "digest", latest,
                                                             edition, rendered, name)
                         if str(p) not in seen)
         problems.extend(size_problems(f"digest of {len(latest)} articles ({name})",
                                       edition.html_size, es.allow_clip))
         problems.extend(p for p in _alt_problems(edition.html, name) if str(p) not in seen)
-    return problems
+    return problems, shown
 
 
 EMAIL_CHECKED = 10
@@ -353,23 +356,6 @@ def _emails_can_render(settings: Settings) -> bool:
 
 
 RECHECK_FILE = "email-check.json"
-
-
-def render_fingerprint(settings: Settings) -> str:
-    """What an article's email depends on besides the article: the site's
-    email templates, the ``[email]`` and ``[site]`` settings and the bundled
-    templates (by version). When it changes, an unchanged article's email may
-    have gained an error (a template that now pushes it past Gmail's clip)."""
-    import hashlib
-
-    from dispatch import __version__
-
-    digest = hashlib.sha256(f"{__version__}|{settings.email!r}|{settings.site!r}".encode())
-    folder = site_dir(settings)
-    if folder.is_dir():
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def previous_email_check(settings: Settings) -> tuple[str, frozenset[str]]:

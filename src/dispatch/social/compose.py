@@ -26,7 +26,6 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import regex
 
-from dispatch.content import markdown as md
 from dispatch.errors import ContentError, Problem
 from dispatch.models import Article
 from dispatch.social.config import NetworkConfig
@@ -69,6 +68,23 @@ _APOSTROPHE = regex.compile(r"(?<=[\p{L}\p{M}])['’ʼ](?=\p{L})")
 MAX_TAG_GRAPHEMES = 64
 MAX_TAG_BYTES = 640
 
+# Characters that mean nothing to CommonMark (no typographer, no linkify) in a
+# paragraph of one line that starts with a letter: such a text is its own
+# plain text. Most overrides are like that, and they need no Markdown parser
+# (slow to import, so `dispatch check` would pay for it). A test checks that
+# both ways agree.
+_INERT = frozenset(" ,.;:?!'\"’‘“”%/()-")
+
+
+def markdown_plain_text(text: str) -> str:
+    """The words of a line of Markdown (emphasis and links dropped)."""
+    if text[:1].isalpha() and all(c.isalnum() or c in _INERT for c in text):
+        return " ".join(text.split())
+    from dispatch.content import markdown as md
+
+    return md.plain_text(md.parse(text).tokens)
+
+
 def clean(text: str) -> str:
     """NFC, no control characters, no U+FEFF/U+FFFE/U+FFFF, whitespace collapsed."""
     text = unicodedata.normalize("NFC", text)
@@ -80,7 +96,7 @@ def source_text(article: Article, config: NetworkConfig) -> tuple[str, Source]:
     override = article.social_override(config.name) or article.social_override(config.network)
     if override:
         # Frontmatter text may carry Markdown emphasis or links: post the words.
-        text = clean(md.plain_text(md.parse(override).tokens))
+        text = clean(markdown_plain_text(override))
         if text:
             return text, "override"
     if article.takeaway is not None:

@@ -1,0 +1,168 @@
+"""What ``dispatch check`` found about the site's emails, kept between runs.
+
+Checking the emails means rendering up to a dozen of them through Jinja and
+premailer, which costs more to import than the rest of ``check`` together.
+What that finds depends only on what the renderer reads, so the problems are
+kept in the state folder under a key made of all of it, and a later check
+whose key matches reports them again without importing the renderer:
+
+- dispatch.toml as written, and the site's folders (every setting comes from
+  that file; the environment only supplies secrets and transport URLs, which
+  no email check reads);
+- the site's email templates, by content;
+- the bundled templates and this package's code, by size and modification
+  time, and the installed version;
+- the files of the libraries that render (Jinja, premailer, cssutils, lxml),
+  by size and modification time, so an upgrade is seen;
+- which articles are checked (see :func:`email_samples`): each one's source,
+  slug and file digest, and whether it is still scheduled;
+- the pixel size of every site image the rendered emails and the articles
+  show (image sizes set ``height`` attributes, and a missing size is a
+  warning), kept in the record and read again before it is trusted.
+
+Nothing here imports the renderer; the module is light on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from dispatch.config import Settings
+from dispatch.errors import Problem, Severity
+from dispatch.models import Article
+from dispatch.render import images
+
+CHECK_FILE = "check-email.json"
+CHECK_NEWEST = 10
+"""How many of the newest published articles `dispatch check` renders in full."""
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_RENDERERS = ("jinja2", "markupsafe", "premailer", "cssutils", "cssselect", "lxml.etree")
+
+
+def email_samples(articles: Sequence[Article], now: datetime) -> list[Article]:
+    """The articles whose emails ``dispatch check`` renders: every scheduled
+    one and the newest published ones (a digest takes the most recent).
+
+    Rendering a 10,000-article archive through premailer would make the check
+    take minutes and tell nobody anything new. Empty when there are none.
+    """
+    emailable = [a for a in articles if a.email and a.status == "published"]
+    scheduled = [a for a in emailable if not a.is_published(now)]
+    recent = sorted((a for a in emailable if a.is_published(now)),
+                    key=lambda a: (a.date, a.slug), reverse=True)[:CHECK_NEWEST]
+    return scheduled + recent
+
+
+def _site_templates(settings: Settings, digest: Any) -> None:
+    folder = settings.templates_dir / "email"
+    if folder.is_dir():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+
+
+def render_fingerprint(settings: Settings) -> str:
+    """What an article's email depends on besides the article: the site's
+    email templates, the ``[email]`` and ``[site]`` settings and the bundled
+    templates (by version). When it changes, an unchanged article's email may
+    have gained an error (a template that now pushes it past Gmail's clip)."""
+    from dispatch import __version__
+
+    digest = hashlib.sha256(f"{__version__}|{settings.email!r}|{settings.site!r}".encode())
+    _site_templates(settings, digest)
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _code_stamps() -> list[str]:
+    """Size and modification time of the renderer's code and bundled
+    templates, ours and the libraries'."""
+    stamps: list[str] = []
+    for folder in (_PACKAGE / "render", _PACKAGE / "templates" / "email"):
+        stamps.extend(_stamp(p) for p in sorted(folder.rglob("*"))
+                      if p.is_file() and "__pycache__" not in p.parts)
+    for name in ("errors.py", "models.py", "unsubscribe.py"):
+        stamps.append(_stamp(_PACKAGE / name))
+    for module in _RENDERERS:
+        spec = find_spec(module)
+        stamps.append(_stamp(Path(spec.origin)) if spec and spec.origin else f"{module}:none")
+    return stamps
+
+
+def check_key(settings: Settings, samples: Sequence[Article], now: datetime) -> str:
+    """The key the email check's problems are kept under (see the module text)."""
+    from dispatch import __version__
+
+    digest = hashlib.sha256()
+    for part in (__version__, str(settings.root), str(settings.content_dir),
+                 str(settings.templates_dir), str(settings.state_dir), settings.source_text,
+                 *_code_stamps()):
+        digest.update(part.encode() + b"\0")
+    _site_templates(settings, digest)
+    for article in samples:
+        digest.update(f"{article.source}|{article.slug}|{article.content_hash}|"
+                      f"{article.is_published(now)}\0".encode())
+    return digest.hexdigest()
+
+
+def _sizes(settings: Settings, urls: Iterable[str]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for url in urls:
+        size = images.site_image_size(url, settings.site.url, settings.root)
+        out.append([url, None if size is None else [size.width, size.height]])
+    return out
+
+
+def _problem(data: dict[str, Any]) -> Problem:
+    return Problem(path=str(data["path"]), message=str(data["message"]), line=data["line"],
+                   field=data["field"], expected=data["expected"],
+                   severity=Severity(data["severity"]))
+
+
+def cached_problems(settings: Settings, key: str) -> list[Problem] | None:
+    """The problems recorded under ``key``, or None when there are none to
+    trust (no record, another key, an image changed, an unreadable file)."""
+    try:
+        data = json.loads((settings.state_dir / CHECK_FILE).read_text(encoding="utf-8"))
+        if data["key"] != key:
+            return None
+        if _sizes(settings, (url for url, _size in data["images"])) != data["images"]:
+            return None
+        return [_problem(p) for p in data["problems"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_problems(settings: Settings, key: str, problems: Sequence[Problem],
+                    image_urls: Iterable[str]) -> None:
+    """Keep what a full email check found. Only in a state folder that exists
+    (check creates nothing on a site no command has run on), and a failure to
+    write only means the next check renders again."""
+    folder = settings.state_dir
+    if not folder.is_dir():
+        return
+    data = {"key": key, "images": _sizes(settings, dict.fromkeys(image_urls)),
+            "problems": [{"path": p.path, "message": p.message, "line": p.line,
+                          "field": p.field, "expected": p.expected,
+                          "severity": p.severity.value} for p in problems]}
+    path = folder / CHECK_FILE
+    tmp = path.with_name(f"{CHECK_FILE}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,89 @@
+"""`dispatch check` keeps what it found about the site's emails (see
+dispatch.render.checkcache): a later check says exactly what a full one
+says, and anything the renderer reads that changes makes it render again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.sitekit import write_article
+
+from dispatch.config import load_settings
+from dispatch.errors import Problem, Severity
+from dispatch.render import checkcache
+
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("DISPATCH_DATABASE_URL", "DISPATCH_SMTP_URL")}
+ENV["COLUMNS"] = "200"
+BUNDLED = Path(checkcache.__file__).resolve().parent.parent / "templates" / "email"
+FRONT = "title: No alt\ndate: 2026-11-02T08:00:00\nsummary: An image without alt text."
+# An image with no alt text (a warning) whose size cannot be read (another).
+BODY = "Body.\n\n![](https://elsewhere.example/chart.png)\n\n## Key takeaway\n\nFine.\n"
+CLIP = "email: HTML part is"
+
+
+def dispatch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "dispatch", *args, "--root", str(root)],
+                            capture_output=True, text=True, env=ENV, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def said(result: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_a_kept_check_says_what_a_full_one_says_until_an_input_changes(
+        example_site: Path) -> None:
+    assert dispatch(example_site, "run", "--once").returncode == 0
+    write_article(example_site, "no-alt.md", FRONT, BODY)
+    kept = example_site / ".dispatch" / checkcache.CHECK_FILE
+
+    full = dispatch(example_site, "check")
+    assert "has no alt text" in full.stderr and "pixel size unknown" in full.stderr
+    assert kept.exists()
+    assert said(dispatch(example_site, "check")) == said(full)
+
+    # A template that makes every email too big for Gmail: reported at once.
+    big = "<p>" + "plain words of filler " * 6000 + "</p>\n"
+    template = (BUNDLED / "article.html").read_text(encoding="utf-8")
+    site_template = example_site / "templates" / "email" / "article.html"
+    site_template.write_text(template.replace("{% block content %}",
+                                              "{% block content %}" + big, 1), encoding="utf-8")
+    clipped = dispatch(example_site, "check")
+    assert clipped.returncode == 1 and f"content/no-alt.md: {CLIP}" in clipped.stderr
+    assert said(dispatch(example_site, "check")) == said(clipped)
+
+    # Back as it was: the first answer again, whichever way it is found.
+    site_template.unlink()
+    assert said(dispatch(example_site, "check")) == said(full)
+
+    # An article that changes is rendered again.
+    write_article(example_site, "no-alt.md", FRONT, BODY + "\n" + big.replace("<p>", "\n"))
+    grown = dispatch(example_site, "check")
+    assert grown.returncode == 1 and f"content/no-alt.md: {CLIP}" in grown.stderr
+
+
+def test_a_record_is_not_trusted_once_an_image_or_the_key_changes(example_site: Path) -> None:
+    settings = load_settings(example_site)
+    settings.state_dir.mkdir()
+    url = f"{settings.site.url}/images/handwashing.jpg"
+    found = [Problem("content/a.md", "something", 3, "email", "else", Severity.WARNING),
+             Problem("templates/email/x.html", "other")]
+    checkcache.record_problems(settings, "key", found, [url, url])
+    assert checkcache.cached_problems(settings, "key") == found
+    assert checkcache.cached_problems(settings, "another key") is None
+
+    image = example_site / "static" / "images" / "handwashing.jpg"
+    small = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + (3).to_bytes(4, "big") * 2 + b"\x08\2\0\0\0"
+    image.write_bytes(small)  # another size
+    assert checkcache.cached_problems(settings, "key") is None
+
+
+def test_nothing_is_kept_where_no_command_made_a_state_folder(example_site: Path) -> None:
+    settings = load_settings(example_site)
+    checkcache.record_problems(settings, "key", [], [])
+    assert not settings.state_dir.exists()
