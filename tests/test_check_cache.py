@@ -73,17 +73,48 @@ def test_a_record_is_not_trusted_once_an_image_or_the_key_changes(example_site: 
     url = f"{settings.site.url}/images/handwashing.jpg"
     found = [Problem("content/a.md", "something", 3, "email", "else", Severity.WARNING),
              Problem("templates/email/x.html", "other")]
-    checkcache.record_problems(settings, "key", found, [url, url])
-    assert checkcache.cached_problems(settings, "key") == found
-    assert checkcache.cached_problems(settings, "another key") is None
+    kept = checkcache.KeptChecks(settings, "kept.json")
+    assert kept.problems("key", lambda: (found, [url, url])) == found
+    kept.save()
 
-    image = example_site / "static" / "images" / "handwashing.jpg"
+    def again() -> checkcache.KeptChecks:
+        return checkcache.KeptChecks(settings, "kept.json")
+
+    assert again().kept("key") == found
+    assert again().kept("another key") is None
     small = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + (3).to_bytes(4, "big") * 2 + b"\x08\2\0\0\0"
-    image.write_bytes(small)  # another size
-    assert checkcache.cached_problems(settings, "key") is None
+    (example_site / "static" / "images" / "handwashing.jpg").write_bytes(small)  # another size
+    assert again().kept("key") is None
 
 
 def test_nothing_is_kept_where_no_command_made_a_state_folder(example_site: Path) -> None:
     settings = load_settings(example_site)
-    checkcache.record_problems(settings, "key", [], [])
+    kept = checkcache.KeptChecks(settings, "kept.json")
+    kept.problems("key", lambda: ([], []))
+    kept.save()
     assert not settings.state_dir.exists()
+
+
+def test_a_schedule_subject_mistake_is_reported_whether_kept_or_not(example_site: Path) -> None:
+    assert dispatch(example_site, "run", "--once").returncode == 0
+    schedules = example_site / "schedules.yaml"
+    text = schedules.read_text(encoding="utf-8")
+    fine = dispatch(example_site, "check")
+    assert (example_site / ".dispatch" / checkcache.SUBJECTS_FILE).exists()
+    assert said(dispatch(example_site, "check")) == said(fine)
+
+    schedules.write_text(text.replace("{{ article.title }}", "{{ article.titel }}", 1),
+                         encoding="utf-8")
+    typo = dispatch(example_site, "check")
+    assert typo.returncode == 1 and 'did you mean "article.title"' in typo.stderr, typo.stderr
+    assert said(dispatch(example_site, "check")) == said(typo)
+
+    # A site template that cannot be rendered: found, and then found kept.
+    schedules.write_text(text, encoding="utf-8")
+    assert said(dispatch(example_site, "check")) == said(fine)
+    (example_site / "templates" / "email" / "digest.html").write_text(
+        "{% extends \"base.html\" %}{% block content %}{{ nosuch.thing }}{% endblock %}",
+        encoding="utf-8")
+    broken = dispatch(example_site, "check")
+    assert broken.returncode == 1 and "nosuch" in broken.stderr, broken.stderr
+    assert said(dispatch(example_site, "check")) == said(broken)

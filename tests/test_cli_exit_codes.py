@@ -88,3 +88,19 @@ def test_burst_after_a_killed_worker_names_the_leases(example_site: Path) -> Non
                 "killed they are retried after then")
     assert expected in burst.stderr
     assert "sent 5" in burst.stdout  # the rest went out
+
+
+def test_a_path_that_cannot_be_written_is_an_error_naming_it(example_site: Path) -> None:
+    """`build --out` and `export -o` under a file (or without rights): exit 1
+    with the path, not an OSError traceback."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    (example_site / "a-file").write_text("not a folder")
+    for args in (["build", "--out", str(example_site / "a-file" / "www")],
+                 ["subscribers", "export", "-o", str(example_site / "a-file" / "x.csv")]):
+        result = CliRunner().invoke(main, [*args, "--root", str(example_site)])
+        assert isinstance(result.exception, SystemExit), result.output
+        assert result.exit_code == 1
+        assert re.search(r"error: \S*a-file\S*: Not a directory", result.output), result.output

@@ -99,3 +99,14 @@ def test_check_loads_no_database_library_or_network_client(example_site) -> None
     assert "premailer" in warm and "dispatch.render.checks" in warm
     # The articles come from the load cache (read only): no front matter parsed.
     assert _loaded(warm, (*NOT_FOR_READING, "frontmatter", "dispatch.content.meta")) == []
+    # Once a check has rendered the emails and the schedules' editions, the
+    # next one finds what they found in the state folder: nothing rendered.
+    again, said = modules_after("check", "--root", str(example_site))
+    assert said == out
+    assert _loaded(again, (*NOT_FOR_READING, *RENDERING)) == []
+
+
+RENDERING = ("premailer", "cssutils", "lxml", "markdown_it", "nh3", "dispatch.render.checks",
+             "dispatch.render.edition", "dispatch.render.inline", "dispatch.content.markdown",
+             "imaplib", "poplib", "ssl")
+"""What a check of a site whose emails were checked before does not load."""

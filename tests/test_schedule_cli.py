@@ -310,3 +310,40 @@ def test_a_date_option_that_is_not_a_date_names_the_option_once(example_site: Pa
         assert result.exit_code == 1, result.output
         assert f"{option}: 'garbage' is not a date" in result.output
         assert result.output.count(option) == 1, result.output
+
+
+def test_plan_refuses_dates_it_cannot_plan_instead_of_a_traceback(example_site: Path) -> None:
+    """The ends of the calendar overflowed (a traceback), a plan to 9999
+    walked every day for hours, and a --from after --until said nothing
+    would fire."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    cases = [(["--from", "0001-01-01"], "--from: '0001-01-01' is not a date"),
+             (["--until", "9999-12-31T23:59:59-05:00"], "is not a date"),
+             (["--until", "9999-12-31"], "--until: '9999-12-31' is more than 10 years ahead"),
+             (["--from", "2027-01-10", "--until", "2027-01-01"],
+              "--from: '2027-01-10' is not before --until 2027-01-01 23:59")]
+    for args, expected in cases:
+        result = CliRunner().invoke(main, ["plan", *args, "--root", str(example_site)])
+        assert isinstance(result.exception, SystemExit), result.output
+        assert result.exit_code == 1 and expected in result.output, result.output
+
+
+def test_plan_from_a_later_date_shows_a_frequent_schedule_there(example_site: Path) -> None:
+    """Firings are counted from now with a cap (50,000): an every-5m
+    schedule passed it after ~173 days, so a plan of a day half a year ahead
+    said nothing would fire."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    (example_site / "schedules.yaml").write_text(
+        "timezone: UTC\nschedules:\n  - id: often\n    kind: feeds\n    every: 5m\n")
+    start = datetime.now(UTC) + timedelta(days=400)
+    result = CliRunner().invoke(main, ["plan", "--from", f"{start:%Y-%m-%d}", "--until",
+                                       f"{start:%Y-%m-%d}T00:30", "--json",
+                                       "--root", str(example_site)])
+    assert result.exit_code == 0, result.output
+    assert [p["schedule"] for p in json.loads(result.output)] == ["often"] * 7  # 00:00 to 00:30

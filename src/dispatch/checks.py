@@ -126,22 +126,18 @@ def email_check(settings: Settings, result: LoadResult, now: datetime) -> list[P
     Kept in the state folder under everything the renderer reads, so a check
     of a site whose templates and articles have not changed imports no
     renderer (see dispatch.render.checkcache)."""
-    from dispatch.render.checkcache import (
-        cached_problems,
-        check_key,
-        email_samples,
-        record_problems,
-    )
+    from dispatch.render.checkcache import CHECK_FILE, KeptChecks, check_key, email_samples
 
     samples = email_samples(result.articles, now)
-    key = check_key(settings, samples, now)
-    kept = cached_problems(settings, key)
-    if kept is not None:
-        return kept
-    from dispatch.render.checks import email_problems
+    kept = KeptChecks(settings, CHECK_FILE)
 
-    problems, shown = email_problems(settings, samples)
-    record_problems(settings, key, problems, shown)
+    def render() -> tuple[list[Problem], list[str]]:
+        from dispatch.render.checks import email_problems
+
+        return email_problems(settings, samples)
+
+    problems = kept.problems(check_key(settings, samples, now), render)
+    kept.save()
     return problems
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dispatch.bounces.mailbox import URL_HINT, parse_url
+from dispatch.bounces.mailboxurl import URL_HINT, parse_url
 from dispatch.bounces.settings import MAILBOX_ENV, PASSWORD_ENV, bounce_settings
 from dispatch.config import Settings
 from dispatch.errors import MailboxError, Problem, Severity

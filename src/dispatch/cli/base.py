@@ -159,6 +159,15 @@ class DispatchGroup(click.Group):
         except KeyboardInterrupt:
             _make_console("err_console").print("interrupted")
             sys.exit(130)
+        except OSError as exc:
+            # A folder or file the user named or configured cannot be made,
+            # read or written (--out /srv/www without rights, a full disk):
+            # their mistake to fix, so say which path, without a traceback.
+            if exc.filename is None:
+                raise
+            where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+            _make_console("err_console").print(f"error: {where}: {exc.strerror}", markup=False)
+            sys.exit(1)
 
 
 @click.group(cls=DispatchGroup)

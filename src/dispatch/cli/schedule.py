@@ -80,10 +80,17 @@ def _parse_until(text: str, tz_name: str, *, start_of_day: bool = False,
                     if start_of_day else datetime.combine(day, time(23, 59, 59), tzinfo=tz))
             return edge
         value = datetime.fromisoformat(text)
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=tz)
+        value.astimezone(UTC)  # the ends of the calendar overflow here, not deep in the planner
+    except (ValueError, OverflowError):
         raise InputError([Problem(option, f"{text!r} is not a date", None, None,
                                   "YYYY-MM-DD or YYYY-MM-DDTHH:MM")]) from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    return value
+
+
+# The planner walks every day from now to --until: a plan to 9999 would run
+# for hours (and overflow the calendar), and nobody plans sends that far.
+PLAN_YEARS = 10
 
 
 @click.command()
@@ -111,6 +118,14 @@ def plan(site: Site, until_text: str | None, from_text: str | None,
     if from_text:
         since = _parse_until(from_text, site.settings.site.timezone, start_of_day=True,
                              option="--from")
+    horizon = current + timedelta(days=366 * PLAN_YEARS)
+    if until > horizon:
+        raise InputError([Problem("--until", f"{until_text!r} is more than {PLAN_YEARS} years "
+                                  "ahead", None, None, f"a date before {horizon:%Y-%m-%d}")])
+    if since is not None and since >= until:
+        raise InputError([Problem("--from", f"{from_text!r} is not before --until "
+                                  f"{until:%Y-%m-%d %H:%M}", None, None,
+                                  "a --from date earlier than --until")])
     schedule_set = _schedules(site, current)
     unknown = [i for i in schedule_ids if schedule_set.get(i) is None]
     if unknown:

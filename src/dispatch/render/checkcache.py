@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from importlib.util import find_spec
 from pathlib import Path
@@ -40,11 +40,12 @@ from dispatch.models import Article
 from dispatch.render import images
 
 CHECK_FILE = "check-email.json"
+SUBJECTS_FILE = "check-subjects.json"
 CHECK_NEWEST = 10
 """How many of the newest published articles `dispatch check` renders in full."""
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-_RENDERERS = ("jinja2", "markupsafe", "premailer", "cssutils", "cssselect", "lxml.etree")
+_RENDERERS = ("jinja2", "markupsafe", "premailer", "cssutils", "cssselect", "lxml")
 
 
 def email_samples(articles: Sequence[Article], now: datetime) -> list[Article]:
@@ -90,9 +91,9 @@ def _stamp(path: Path) -> str:
 
 def _code_stamps() -> list[str]:
     """Size and modification time of the renderer's code and bundled
-    templates, ours and the libraries'."""
+    templates, ours (and the schedule checks') and the libraries'."""
     stamps: list[str] = []
-    for folder in (_PACKAGE / "render", _PACKAGE / "templates" / "email"):
+    for folder in (_PACKAGE / "render", _PACKAGE / "schedule", _PACKAGE / "templates" / "email"):
         stamps.extend(_stamp(p) for p in sorted(folder.rglob("*"))
                       if p.is_file() and "__pycache__" not in p.parts)
     for name in ("errors.py", "models.py", "unsubscribe.py"):
@@ -103,8 +104,8 @@ def _code_stamps() -> list[str]:
     return stamps
 
 
-def check_key(settings: Settings, samples: Sequence[Article], now: datetime) -> str:
-    """The key the email check's problems are kept under (see the module text)."""
+def render_key(settings: Settings) -> str:
+    """Everything a render of the site reads but its articles (see the module text)."""
     from dispatch import __version__
 
     digest = hashlib.sha256()
@@ -113,6 +114,12 @@ def check_key(settings: Settings, samples: Sequence[Article], now: datetime) -> 
                  *_code_stamps()):
         digest.update(part.encode() + b"\0")
     _site_templates(settings, digest)
+    return digest.hexdigest()
+
+
+def check_key(settings: Settings, samples: Sequence[Article], now: datetime) -> str:
+    """The key the email check's problems are kept under."""
+    digest = hashlib.sha256(render_key(settings).encode())
     for article in samples:
         digest.update(f"{article.source}|{article.slug}|{article.content_hash}|"
                       f"{article.is_published(now)}\0".encode())
@@ -133,36 +140,79 @@ def _problem(data: dict[str, Any]) -> Problem:
                    severity=Severity(data["severity"]))
 
 
-def cached_problems(settings: Settings, key: str) -> list[Problem] | None:
-    """The problems recorded under ``key``, or None when there are none to
-    trust (no record, another key, an image changed, an unreadable file)."""
-    try:
-        data = json.loads((settings.state_dir / CHECK_FILE).read_text(encoding="utf-8"))
-        if data["key"] != key:
-            return None
-        if _sizes(settings, (url for url, _size in data["images"])) != data["images"]:
-            return None
-        return [_problem(p) for p in data["problems"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def record_problems(settings: Settings, key: str, problems: Sequence[Problem],
-                    image_urls: Iterable[str]) -> None:
-    """Keep what a full email check found. Only in a state folder that exists
-    (check creates nothing on a site no command has run on), and a failure to
-    write only means the next check renders again."""
-    folder = settings.state_dir
-    if not folder.is_dir():
-        return
-    data = {"key": key, "images": _sizes(settings, dict.fromkeys(image_urls)),
+def _entry(settings: Settings, problems: Sequence[Problem],
+           image_urls: Iterable[str]) -> dict[str, Any]:
+    return {"images": _sizes(settings, dict.fromkeys(image_urls)),
             "problems": [{"path": p.path, "message": p.message, "line": p.line,
                           "field": p.field, "expected": p.expected,
                           "severity": p.severity.value} for p in problems]}
-    path = folder / CHECK_FILE
-    tmp = path.with_name(f"{CHECK_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+
+
+Found = tuple[list[Problem], list[str]]
+"""What a check that renders found, and the URLs of the images it showed."""
+
+
+class KeptChecks:
+    """The problems of checks that render, each under its own key, in one
+    file of the state folder. Call :meth:`save` when done: the file then
+    holds exactly the entries used this time (a stale one is dropped)."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.settings = settings
+        self.path = settings.state_dir / name
+        self._old: dict[str, Any] | None = None
+        self._used: dict[str, Any] = {}
+        self._base: str | None = None
+
+    def key(self, *parts: str) -> str:
+        """A key made of :func:`render_key` and ``parts``."""
+        if self._base is None:
+            self._base = render_key(self.settings)
+        digest = hashlib.sha256(self._base.encode())
+        for part in parts:
+            digest.update(part.encode() + b"\0")
+        return digest.hexdigest()
+
+    def _read(self) -> dict[str, Any]:
+        if self._old is None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self._old = dict(data["entries"])
+            except (OSError, ValueError, KeyError, TypeError):
+                self._old = {}
+        return self._old
+
+    def kept(self, key: str) -> list[Problem] | None:
+        """The problems kept under ``key``, or None when there are none to
+        trust (none kept, an image changed, an unreadable entry)."""
+        entry = self._read().get(key)
+        try:
+            if entry is None or _sizes(self.settings, (url for url, _size in entry["images"])) \
+                    != entry["images"]:
+                return None
+            found = [_problem(p) for p in entry["problems"]]
+        except (ValueError, KeyError, TypeError):
+            return None
+        self._used[key] = entry
+        return found
+
+    def problems(self, key: str, check: Callable[[], Found]) -> list[Problem]:
+        """The problems kept under ``key``, else what ``check`` finds (kept)."""
+        found = self.kept(key)
+        if found is None:
+            found, shown = check()
+            self._used[key] = _entry(self.settings, found, shown)
+        return found
+
+    def save(self) -> None:
+        """Only in a state folder that exists (check creates nothing on a site
+        no command has run on), and only when something changed; a failure
+        to write only means the next check renders again."""
+        if self._used == self._read() or not self.settings.state_dir.is_dir():
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"entries": self._used}), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)

@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dispatch.config import Settings
 from dispatch.errors import ScheduleError
 from dispatch.models import Article
 from dispatch.schedule.model import Schedule
 from dispatch.store.engine import Store
+
+if TYPE_CHECKING:
+    from dispatch.render.edition import Edition
 
 
 class Actions(Protocol):
@@ -45,14 +48,19 @@ def edition_subject(settings: Settings, schedule: Schedule, articles: Sequence[A
     """The subject line this schedule's edition of ``articles`` gets, rendered
     exactly as at send time (the whole edition, so its template is exercised
     too). Raises TemplateError as sending would."""
+    return schedule_edition(settings, schedule, articles, edition_id).subject
+
+
+def schedule_edition(settings: Settings, schedule: Schedule, articles: Sequence[Article],
+                     edition_id: str) -> Edition:
+    """This schedule's edition of ``articles``, rendered as at send time."""
     from dispatch.render import render_article_edition, render_digest_edition
 
     if schedule.kind == "article":
         return render_article_edition(settings, articles[0], edition_id,
-                                      subject=schedule.subject,
-                                      template=schedule.template).subject
+                                      subject=schedule.subject, template=schedule.template)
     return render_digest_edition(settings, list(articles), edition_id, subject=schedule.subject,
-                                 intro=schedule.intro, template=schedule.template).subject
+                                 intro=schedule.intro, template=schedule.template)
 
 
 class SiteActions:

@@ -157,7 +157,11 @@ def plan(store: Store, schedules: ScheduleSet, articles: Sequence[Article], now:
         def remembered(schedule: Schedule = schedule, base: datetime = base) -> History:
             return history(store, schedule, base)
 
-        out.extend(p for p in plan_schedule(schedule, published, now, until, now, remembered,
+        # Only a digest's windows chain one firing to the next; other kinds
+        # start at --from, so a frequent schedule's firings far ahead are not
+        # lost past the cap on firings counted from now.
+        lower = now if since is None or schedule.kind in WINDOW_KINDS else max(now, since)
+        out.extend(p for p in plan_schedule(schedule, published, lower, until, now, remembered,
                                             size) if since is None or p.fire_time > since)
     out.sort(key=lambda p: (p.starts_at, p.schedule.id))
     return out

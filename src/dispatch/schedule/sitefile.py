@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dispatch.config import Settings
@@ -29,6 +30,9 @@ from dispatch.models import Article
 from dispatch.schedule.model import EMAIL_KINDS, At, Schedule, ScheduleSet
 from dispatch.schedule.spec import FILE, field_name, parse_file
 from dispatch.store.engine import Store, in_list, utc
+
+if TYPE_CHECKING:
+    from dispatch.render.checkcache import KeptChecks
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,11 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
                      audiences: set[str] | None, now: datetime,
                      fired: Collection[str] = ()) -> list[Problem]:
     """``fired``: ids of schedules that already have a recorded firing."""
+    from dispatch.render.checkcache import SUBJECTS_FILE, KeptChecks
+
     problems: list[Problem] = []
     templates = known_templates(settings)
+    kept = KeptChecks(settings, SUBJECTS_FILE)
     unchecked_said = False
     for s in schedules:
         if (isinstance(s.trigger, At) and s.trigger.when <= now and s.enabled
@@ -106,7 +113,8 @@ def context_problems(schedules: Iterable[Schedule], settings: Settings,
                                                           "digest.html"), severity))
         if s.kind in EMAIL_KINDS and (s.subject is not None or s.template is not None) \
                 and not missing:
-            problems.extend(subject_problems(s, settings))
+            problems.extend(subject_problems(s, settings, kept))
+    kept.save()
     return problems
 
 
@@ -154,19 +162,31 @@ def _explain(detail: str, source: str) -> str:
     return said + (f"; did you mean \"{owner}{close[0]}\"?" if close else "")
 
 
-def subject_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
+def subject_problems(schedule: Schedule, settings: Settings,
+                     kept: KeptChecks | None = None) -> list[Problem]:
     """Render the schedule's edition for a sample article, exactly as at send
     time (strict: an unknown placeholder is an error), so a typo in ``subject``
-    is found by ``dispatch check`` and on load, not by every firing."""
+    is found by ``dispatch check`` and on load, not by every firing.
+
+    With ``kept``, what an earlier check found for the same schedule under
+    the same templates, settings and code is reported without rendering."""
+    if kept is None:
+        return _subject_check(schedule, settings)[0]
+    return kept.problems(kept.key(repr(schedule)), lambda: _subject_check(schedule, settings))
+
+
+def _subject_check(schedule: Schedule, settings: Settings) -> tuple[list[Problem], list[str]]:
+    """The problems, and the images the sample edition shows."""
     from dispatch.errors import InputError
-    from dispatch.schedule.actions import edition_subject
+    from dispatch.render.images import image_urls
+    from dispatch.schedule.actions import schedule_edition
     from dispatch.schedule.decide import edition_id
 
     sample = sample_article(settings)
     eid = edition_id(schedule, datetime(2026, 1, 5, 9, tzinfo=UTC),
                      sample.slug if schedule.kind == "article" else "")
     try:
-        edition_subject(settings, schedule, [sample], eid)
+        edition = schedule_edition(settings, schedule, [sample], eid)
     except InputError as exc:
         about_subject = [p for p in exc.problems if p.field == "subject"]
         if about_subject or (not exc.problems and "subject" in str(exc)):
@@ -174,17 +194,17 @@ def subject_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
             detail = detail.removeprefix(f"{schedule.subject!r}: ")
             shown = '"' + (schedule.subject or "").replace('"', '\\"') + '"'
             return [_problem(schedule, "subject", f"{shown} cannot be filled in: "
-                             + _explain(detail, schedule.subject or ""), SUBJECT_EXPECTED)]
+                             + _explain(detail, schedule.subject or ""), SUBJECT_EXPECTED)], []
         if schedule.template is None:
-            return []  # the default templates are `dispatch check`'s email checks' business
+            return [], []  # the default templates are `dispatch check`'s email checks' business
         return [_problem(schedule, "template", f"\"{schedule.template}\" cannot be rendered: "
-                         + "; ".join(str(p) for p in exc.problems or [exc]), None)]
+                         + "; ".join(str(p) for p in exc.problems or [exc]), None)], []
     except Exception as exc:  # e.g. {{ 1/0 }}: sending would fail the same way
         key = "subject" if schedule.subject is not None else "template"
         return [_problem(schedule, key, f"\"{getattr(schedule, key)}\" cannot be rendered: "
                          f"{type(exc).__name__}: {exc}", SUBJECT_EXPECTED if key == "subject"
-                         else None)]
-    return []
+                         else None)], []
+    return [], image_urls(edition.html)
 
 
 def _social_problems(schedule: Schedule, settings: Settings) -> list[Problem]:
