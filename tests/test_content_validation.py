@@ -275,3 +275,29 @@ def test_a_script_in_the_frontmatter_takeaway_is_removed_everywhere_and_reported
     assert " ".join(article.takeaway.text.split()) == "Walk ten minutes after meals."
     warnings = [p for p in result.warnings if p.field == "takeaway"]
     assert warnings and all(w.line == 4 and "scripts" in w.message for w in warnings)
+
+
+@pytest.mark.parametrize("image", ["javascript:alert(1)", "JavaScript:alert(1)",
+                                   "data:text/html,<script>alert(1)</script>",
+                                   "vbscript:msgbox(1)", "file:///etc/passwd"])
+def test_a_hero_image_that_is_no_web_address_is_an_error(site_root: Path, image: str) -> None:
+    """The body's links pass the sanitiser, but the hero image went as it was
+    into the feeds (RSS enclosure, Atom link, JSON image) and the email."""
+    write_article(site_root, "a.md", f"{GOOD}image: '{image}'\nimage_alt: A photo", BODY)
+    result = load(site_root)
+    problem = only_error(result, "content/a.md")
+    assert problem.field == "image" and problem.line == 4
+    assert "is not a web address or a path on the site" in problem.message
+    assert not result.articles
+
+
+@pytest.mark.parametrize(("image", "url"), [
+    ("/images/a.jpg", "https://journal.test/images/a.jpg"),
+    ("images/a:b.jpg", "https://journal.test/images/a:b.jpg"),
+    ("HTTPS://cdn.example/x.jpg", "HTTPS://cdn.example/x.jpg"),
+    ("//cdn.example/x.jpg", "https://cdn.example/x.jpg"),
+])
+def test_web_and_site_images_are_kept(site_root: Path, image: str, url: str) -> None:
+    write_article(site_root, "a.md", f"{GOOD}image: '{image}'\nimage_alt: A photo", BODY)
+    (article,) = load(site_root).articles
+    assert article.image == url

@@ -48,11 +48,12 @@ class ArticleCache(Protocol):
         ...
 
 
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 """Raised whenever loading starts refusing or warning about something it used
 to accept (version 2: dates near the calendar's ends, nesting too deep to
-render, bidirectional controls in text fields): an article cached under the
-old rules is checked again instead of skipping the new ones."""
+render, bidirectional controls in text fields; 3: a hero image that is not a
+web address or a site path): an article cached under the old rules is
+checked again instead of skipping the new ones."""
 
 CACHE_FORMAT = "|".join([
     f"rules{RULES_VERSION}", "marshal", str(marshal.version),

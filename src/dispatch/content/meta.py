@@ -330,6 +330,14 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
 
     fields = {key: optional_str(key) for key in
               ("summary", "category", "author", "image", "image_alt", "takeaway")}
+    image = fields["image"]
+    scheme = image.strip().partition(":")[0].lower() if image and ":" in image else ""
+    if image is not None and scheme and re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) and \
+            scheme not in ("http", "https"):
+        # The body's links go through the sanitiser; the hero image goes
+        # straight into feeds (enclosure, JSON image) and the email's <img>.
+        error("image", f"{image!r} is not a web address or a path on the site",
+              "an https://… URL or a path such as /images/photo.jpg")
     problems.extend(_bidi_warnings(data, path, line))
 
     if any(p.is_error for p in problems) or published is None or not isinstance(title, str):
