@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv as csv_module
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tests.delivery_kit import T0
 from dispatch.cli import main
 from dispatch.config import load_settings
 from dispatch.errors import InputError
+from dispatch.signup.consent import consents_of
 from dispatch.store import open_store
 from dispatch.store.engine import Store
 from dispatch.store.schema import subscribers
@@ -110,6 +112,31 @@ def test_duplicates_merge_and_domains_fold(store: Store, tmp_path: Path) -> None
     assert (report.rows, report.created, report.merged) == (2, 2, 1)
     ann = get_subscriber(store, "ann@example.com")
     assert ann is not None and ann.name == "Ann"
+
+
+def test_import_records_consent_once_per_membership(store: Store, tmp_path: Path) -> None:
+    """New people, known people new to the list, and members who already
+    have a record: each membership the import makes gets one record naming
+    the file, and nobody gets a second."""
+    add_subscriber(store, "old@example.com", "main", T0)  # a member with a "cli" record
+    add_subscriber(store, "other@example.com", "elsewhere", T0)  # known, not on "main"
+    later = T0 + timedelta(days=1)
+    path = write(tmp_path, "email,name\nnew@example.com,New\nOTHER@example.com,\n"
+                           "old@example.com,\n")
+    report = import_csv(store, path, "main", later)
+    assert (report.rows, report.created) == (3, 1)
+    import_csv(store, path, "main", later + timedelta(hours=1))  # nothing new: no records
+
+    def records(email: str) -> list[tuple[str, str, str | None]]:
+        person = get_subscriber(store, email)
+        assert person is not None
+        with store.read() as conn:
+            return [(c.list_name, c.method, c.source) for c in consents_of(conn, person.id)]
+
+    assert records("new@example.com") == [("main", "import", str(path))]
+    assert records("other@example.com") == [("elsewhere", "cli", None),
+                                            ("main", "import", str(path))]
+    assert records("old@example.com") == [("main", "cli", None)]
 
 
 def test_headerless_file_is_email_name_fields(store: Store, tmp_path: Path) -> None:
