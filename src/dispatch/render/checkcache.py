@@ -1,7 +1,8 @@
 """What ``dispatch check`` found about the site's emails, kept between runs.
 
 Checking the emails means rendering up to a dozen of them through Jinja and
-premailer, which costs more to import than the rest of ``check`` together.
+premailer (and one edition per schedule with a subject or template), which
+costs more to import than the rest of ``check`` together.
 What that finds depends only on what the renderer reads, so the problems are
 kept in the state folder under a key made of all of it, and a later check
 whose key matches reports them again without importing the renderer:
@@ -10,12 +11,14 @@ whose key matches reports them again without importing the renderer:
   that file; the environment only supplies secrets and transport URLs, which
   no email check reads);
 - the site's email templates, by content;
-- the bundled templates and this package's code, by size and modification
-  time, and the installed version;
+- the bundled templates and the code rendering runs (dispatch's render,
+  schedule, content and values packages and the modules they share), by
+  size and modification time, and the installed version;
 - the files of the libraries that render (Jinja, premailer, cssutils, lxml),
   by size and modification time, so an upgrade is seen;
 - which articles are checked (see :func:`email_samples`): each one's source,
-  slug and file digest, and whether it is still scheduled;
+  slug and file digest, and whether it is still scheduled; for a
+  schedule's edition, the schedule as read from schedules.yaml;
 - the pixel size of every site image the rendered emails and the articles
   show (image sizes set ``height`` attributes, and a missing size is a
   warning), kept in the record and read again before it is trusted.
@@ -93,10 +96,10 @@ def _code_stamps() -> list[str]:
     """Size and modification time of the renderer's code and bundled
     templates, ours (and the schedule checks') and the libraries'."""
     stamps: list[str] = []
-    for folder in (_PACKAGE / "render", _PACKAGE / "schedule", _PACKAGE / "templates" / "email"):
-        stamps.extend(_stamp(p) for p in sorted(folder.rglob("*"))
+    for folder in ("render", "schedule", "content", "values", "templates/email"):
+        stamps.extend(_stamp(p) for p in sorted((_PACKAGE / folder).rglob("*"))
                       if p.is_file() and "__pycache__" not in p.parts)
-    for name in ("errors.py", "models.py", "unsubscribe.py"):
+    for name in ("errors.py", "models.py", "sections.py", "unsubscribe.py"):
         stamps.append(_stamp(_PACKAGE / name))
     for module in _RENDERERS:
         spec = find_spec(module)
