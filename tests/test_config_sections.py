@@ -270,3 +270,36 @@ def test_readme_documents_every_registered_setting() -> None:
             assert f"`social.<name>.{key}`" in reference
     for name in NETWORKS:
         assert f"| `{name}` | {network(name).limit} |" in reference
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('title = "Test Journal"', 'title = "Test\\nJournal"',
+     "dispatch.toml:2: site.title: 'Test\\nJournal' is not allowed (expected one line"),
+    ('timezone = "Europe/London"', 'timezone = "Europe/London"\nlanguage = "English!"',
+     "dispatch.toml:5: site.language: 'English!' is not allowed (expected a BCP 47 "
+     "language tag"),
+    ('timezone = "Europe/London"', 'timezone = "Europe/London"\ndescription = "a\\rb"',
+     "dispatch.toml:5: site.description: 'a\\rb' is not allowed (expected one line"),
+])
+def test_site_text_that_would_break_headers_or_posts_is_refused(
+        tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """A title with a line break was only caught deep in rendering, as a
+    list_id problem of a made-up edition; a malformed language went into the
+    feeds and every Bluesky post (which the network refuses)."""
+    root = tmp_path / "site"
+    (root / "content").mkdir(parents=True)
+    (root / "dispatch.toml").write_text(SITE_TOML.replace(old, new, 1), encoding="utf-8")
+    code, output = check(root)
+    assert code == 1 and expected in output, output
+
+
+def test_a_social_language_must_be_a_language_tag(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    (root / "content").mkdir(parents=True)
+    lines = write(root, '\n[social.x]\nlanguage = "en_GB"\n')
+    code, output = check(root)
+    number = lines.index('language = "en_GB"') + 1
+    assert code == 1 and f"dispatch.toml:{number}: social.x.language: 'en_GB' is not " \
+        "allowed (expected a BCP 47 language tag" in output, output
+    write(root, '\n[social.x]\nlanguage = "en-GB"\n')
+    assert load_settings(root).social

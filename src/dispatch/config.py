@@ -35,6 +35,7 @@ from dispatch.sections import (
 )
 from dispatch.sourcelines import SourceLines, toml_lines
 from dispatch.values import controls, urls
+from dispatch.values.language import language_tag
 
 if TYPE_CHECKING:
     from dispatch.bounces.settings import BounceOptions
@@ -73,6 +74,17 @@ class SiteSettings(SectionModel):
         if not urls.is_absolute(value):
             raise ValueError("an absolute URL: http:// or https:// followed by a host")
         return value.rstrip("/")
+
+    @field_validator("title", "description", "author")
+    @classmethod
+    def _line(cls, value: str | None) -> str | None:
+        # The title is the default From: name and in every subject.
+        return None if value is None else _one_line(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return language_tag(value)
 
     @field_validator("timezone")
     @classmethod

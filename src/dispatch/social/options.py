@@ -18,6 +18,7 @@ from dispatch.errors import Problem
 from dispatch.sections import CONFIG_FILE, SectionModel
 from dispatch.social.networks import NETWORKS, carries, network, transports
 from dispatch.sourcelines import SourceLines, known_name, suggest
+from dispatch.values.language import language_tag
 
 DEFAULT_UTM = "utm_source={network}&utm_medium=social&utm_campaign={slug}"
 
@@ -37,6 +38,11 @@ class AccountOptions(SectionModel):
     """Override [social] utm for this account."""
     language: str | None = None
     """The post's language; [site] language by default."""
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else language_tag(value)
 
     @field_validator("network")
     @classmethod
