@@ -118,3 +118,12 @@ def test_a_schedule_subject_mistake_is_reported_whether_kept_or_not(example_site
     broken = dispatch(example_site, "check")
     assert broken.returncode == 1 and "nosuch" in broken.stderr, broken.stderr
     assert said(dispatch(example_site, "check")) == said(broken)
+
+
+def test_a_template_that_divides_by_zero_is_named_not_a_traceback(example_site: Path) -> None:
+    (example_site / "templates" / "email" / "digest.html").write_text(
+        "{% extends \"base.html\" %}{% block content %}\n{{ 1 / 0 }}{% endblock %}",
+        encoding="utf-8")
+    result = dispatch(example_site, "check")  # no Traceback (see dispatch())
+    assert result.returncode == 1
+    assert "templates/email/digest.html:2" in result.stderr, result.stderr

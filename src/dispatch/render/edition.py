@@ -333,7 +333,10 @@ def _render_traced(settings: Settings, job: _Job, values: Mapping[str, str]) -> 
             {**job.context, "recipient": slots(values, html_uses)})
         plain = env.get_template(job.text_template).render(
             {**job.context, "recipient": slots(values, text_uses)})
-    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as exc:
+    # ArithmeticError: {{ 1 / 0 }} is a template mistake like any other, and
+    # `dispatch check` must name its line rather than stop with a traceback.
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError,
+            ArithmeticError) as exc:
         raise template_error(exc, settings) from None
     if values is PLACEHOLDERS:
         problems = _recipient_problems(settings, job, html, html_uses, plain, text_uses)
