@@ -299,3 +299,18 @@ def test_lists_synced_from_csv_each_pass(db_site: Path) -> None:
     run_pass(settings, store, T0, stages=stages)  # the next pass never re-activates
     assert get_subscriber(store, "ann@example.com").status == "unsubscribed"  # type: ignore[union-attr]
     store.dispose()
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a\nb", "news<>@x", "-x", "x" * 65])
+def test_a_list_name_that_cannot_travel_in_an_edition_id_is_refused(
+        store: Store, tmp_path: Path, name: str) -> None:
+    """A space, '<' or '@' went into the edition id, so every message of the
+    edition failed to build (its web-view URL); an empty name made a list
+    nobody could name again."""
+    with pytest.raises(InputError, match="is not a list name"):
+        add_subscriber(store, "ann@example.com", name, T0)
+    with pytest.raises(InputError, match="is not a list name"):
+        import_csv(store, write(tmp_path, "email\nbob@example.com\n"), name, T0)
+    assert list_names(store) == [] and count(store) == 0
+    add_subscriber(store, "ann@example.com", "heart-health.v2_b", T0)
+    assert list_names(store) == ["heart-health.v2_b"]

@@ -21,6 +21,18 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
 
 
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+LIST_NAME_EXPECTED = ("letters, digits, '-', '_' and '.', at most 64, such as weekly or "
+                      "heart-health")
+
+
+def is_list_name(name: str) -> bool:
+    """A list name goes into edition ids, and so into web-view URLs, the
+    archive and Message-IDs: a space, '<' or '@' there made every message
+    of an edition fail to build, and an empty name was a list nobody could name."""
+    return _LIST_NAME.fullmatch(name) is not None
+
+
 class ListOptions(SectionModel):
     """One ``[subscribers.lists]`` entry written as a table."""
 
@@ -54,6 +66,9 @@ class SubscriberOptions(SectionModel):
     def _file_only(cls, value: object) -> object:
         # `weekly = "subscribers.csv"` is short for `weekly = { file = "subscribers.csv" }`.
         if isinstance(value, dict):
+            bad = [k for k in value if not is_list_name(str(k))]
+            if bad:
+                raise ValueError(f"{bad[0]!r} is not a list name: {LIST_NAME_EXPECTED}")
             return {k: {"file": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 

@@ -19,6 +19,7 @@ from dispatch.errors import InputError
 from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store, chunks
 from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
+from dispatch.subscribers.options import LIST_NAME_EXPECTED, is_list_name
 from dispatch.values.address import name_problem
 
 SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
@@ -47,6 +48,8 @@ def _row_to_subscriber(row: object) -> Subscriber:
 
 
 def ensure_list(conn: Connection, store: Store, name: str, now: datetime) -> None:
+    if not is_list_name(name):
+        raise InputError(f"{name!r} is not a list name (expected {LIST_NAME_EXPECTED})")
     conn.execute(store.insert_ignore(mailing_lists), [{"name": name, "created_at": now}])
 
 
