@@ -594,3 +594,12 @@ def test_an_at_in_a_summer_time_change_fires_once_like_cron_and_says_when(
     once, daily = (next_firing(s, start) for s in schedule_set.schedules)
     assert once == daily == fires_utc.replace(tzinfo=UTC)
     assert next_firing(schedule_set.schedules[0], once) is None  # once only
+
+
+def test_a_number_is_not_read_as_seconds_since_1970() -> None:
+    # `at: 1900000000` was a send on 2030-03-17; `starts: 20271201` a window from 1970.
+    _, found = parse_schedules("schedules:\n  - id: f\n    kind: digest\n    audience: [a]\n"
+                               "    at: 1900000000\n    starts: 20271201\n")
+    assert [(p.line, p.field, p.message) for p in found] == [
+        (5, "schedules[0].at", '"1900000000" is a number, not a date and time'),
+        (6, "schedules[0].starts", '"20271201" is a number, not a date and time')]

@@ -235,6 +235,9 @@ def _control(action: str, email: Control, post: Control) -> click.Command:
                                             status.queued)
         if result is False:  # pause of a non-sending target, resume of a non-paused one
             raise InputError(f"{target} is {state}, so {action} changed nothing")
+        if action == "retry" and result == 0 and not isinstance(result, bool):
+            raise InputError(f"{target} has no failed row of a still-active subscriber, so "
+                             f"retry changed nothing (now {state}, {sent} sent)")
         detail = f" ({result} row(s))" if isinstance(result, int) and not isinstance(
             result, bool) else ""
         console.print(f"{target}: {action}{detail}; now {state}, {sent} sent, "

@@ -180,6 +180,16 @@ class ScheduleModel(_Shared):
             raise _fail(f"{_q(value)} is not a cron expression: {exc}", CRON_EXPECTED) from None
         return value
 
+    @field_validator("at", "starts", mode="before")
+    @classmethod
+    def check_not_a_number(cls, value: Any) -> Any:
+        # pydantic reads a number as seconds since 1970: `at: 1900000000`
+        # would be a date in 2030, and `at: 20271201` one in 1970.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise _fail(f"{_q(value)} is a number, not a date and time",
+                        "YYYY-MM-DD HH:MM, e.g. 2026-12-01 09:00")
+        return value
+
     @field_validator("every", mode="before")
     @classmethod
     def check_every(cls, value: Any) -> Any:
