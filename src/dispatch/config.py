@@ -16,8 +16,6 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email import policy
-from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -292,6 +290,11 @@ def _reply_address(value: str) -> str | None:
                          "of its own")
     if not value.strip():
         return None
+    # The email package's header parser costs more to import than a site
+    # without reply_to should pay for at every command's start.
+    from email import policy
+    from email.utils import getaddresses
+
     from dispatch.values.address import address_problem  # email-validator: slow to import
 
     pairs = getaddresses([value])

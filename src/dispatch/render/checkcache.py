@@ -28,6 +28,7 @@ Nothing here imports the renderer; the module is light on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -218,4 +219,5 @@ class KeptChecks:
             tmp.write_text(json.dumps({"entries": self._used}), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder: nothing was written
+                tmp.unlink(missing_ok=True)
