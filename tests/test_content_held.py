@@ -127,3 +127,25 @@ def test_a_template_change_that_breaks_published_emails_holds_them_too(
     assert back.returncode == 0, back.stdout + back.stderr
     assert "new 0" in back.stdout  # not announced a second time
     assert "A short walk after meals" in feed.read_text("utf-8")
+
+
+def test_send_refuses_an_article_kept_out_of_emails(example_site: Path) -> None:
+    """`email: false` keeps an article out of digests and article schedules;
+    `dispatch send SLUG` queued it to the whole list all the same."""
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    write_article(example_site, "web-only.md",
+                  "title: Web only\ndate: 2026-11-01T08:00:00\nemail: false", SMALL)
+    root = ["--root", str(example_site)]
+    runner = CliRunner()
+    assert runner.invoke(main, ["subscribers", "add", "ann@example.com", "--list", "weekly",
+                                *root]).exit_code == 0
+    for extra in ([], ["--dry-run"]):
+        result = runner.invoke(main, ["send", "web-only", "--audience", "weekly", *extra, *root])
+        assert result.exit_code == 1, result.output
+        assert "web-only has `email: false` in its frontmatter" in result.output
+    assert "no editions queued" in runner.invoke(main, ["queue", *root]).output
+    test = runner.invoke(main, ["send", "web-only", "--test", "me@example.com", *root])
+    assert test.exit_code == 0 and "me@example.com: sent" in test.output, test.output

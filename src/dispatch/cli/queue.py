@@ -354,6 +354,11 @@ def send(site: Site, slug: str | None, audience: tuple[str, ...], digest: bool,
             raise missing_article(loaded, slug or "")
         if not found[0].is_published(current):
             raise InputError(f"{slug} is not published yet (draft or future date)")
+        if not found[0].email and not test_to:
+            # The rule digests and article schedules follow (README: `email`).
+            raise InputError(f"{slug} has `email: false` in its frontmatter, so it is kept "
+                             "out of emails (remove that line to send it; --test still "
+                             "sends you a copy)")
         own = article_errors(site.settings, found[:1]).get(found[0].source)
         if own:
             raise InputError([*own, Problem(found[0].source, f"{slug!r} has errors: it "
