@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import socket
 import threading
 import urllib.request
 from email import policy
@@ -89,3 +90,17 @@ def test_preview_server_serves_the_index_on_loopback(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_preview_serve_on_a_port_in_use_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    make_site(root)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["preview", "--serve", "--port", str(port),
+                                           "--out", str(tmp_path / "out"), "--root", str(root)])
+    assert isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output

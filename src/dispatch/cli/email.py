@@ -99,7 +99,11 @@ def preview_server(out: Path, port: int) -> ThreadingHTTPServer:
     out.mkdir(parents=True, exist_ok=True)
     _write_index(out)
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(out))
-    return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (another "
+                         "program may be using the port; try --port)") from None
 
 
 def _serve(out: Path, port: int) -> None:
