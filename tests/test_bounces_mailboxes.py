@@ -176,3 +176,19 @@ def test_imap_without_move_copies_then_expunges_only_that_message(
         assert len(_folder(conn, "dispatch-processed")) == 3
     finally:
         conn.logout()
+
+
+@pytest.mark.parametrize("url", ["pop3s://ann:S3cretpw@mail.example:abc",
+                                 "imaps://ann:S3cr/etpw@mail.example/INBOX",
+                                 "imap://ann:S3cretpw@mail.example/INBOX",
+                                 "pop3s://ann:S3cr@etpw@mail.example:99999"])
+def test_a_bad_mailbox_url_never_shows_its_password(tmp_path: Path, url: str) -> None:
+    """The error quoted the whole URL (and the parser's words quoted a piece
+    of a password split by an unencoded '/') into terminals and logs."""
+    from dispatch.bounces.mailboxurl import parse_url
+
+    with pytest.raises(MailboxError) as info:
+        parse_url(url, None, tmp_path)
+    text = str(info.value)
+    assert "mailbox URL '" in text and "ann:***@" in text, text
+    assert not any(piece in text for piece in ("S3cr", "etpw")), text

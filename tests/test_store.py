@@ -203,6 +203,9 @@ def test_a_database_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path,
     ("nonsense://", "'nonsense' is not a database dispatch can use"),
     (":::", "the value is not a database URL"),
     ("mysql://ann:pw@db.example/news", "'mysql' is not a database dispatch can use"),
+    # The driver's error would have named the host "pw@db.example".
+    ("postgresql://ann:p@pw@db.example/news",
+     "an '@' in the user name or password must be written %40"),
 ])
 def test_a_database_url_no_command_can_open_fails_check_too(
         site_root: Path, monkeypatch: pytest.MonkeyPatch, url: str, why: str) -> None:

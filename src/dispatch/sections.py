@@ -81,7 +81,8 @@ class SectionModel(BaseModel):
 
 def mask_url(url: str) -> str:
     """``scheme://user:***@host``: a password in a URL never reaches a log or repr."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    # Up to the last "@": an unencoded "@" in the password must not leave its tail shown.
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 @cache

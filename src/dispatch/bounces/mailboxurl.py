@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dispatch.errors import MailboxError
+from dispatch.sections import mask_url
 
 URL_HINT = "maildir:///path, imaps://user@host/INBOX or pop3s://user@host"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -35,7 +36,9 @@ class MailboxURL:
 
 
 def parse_url(url: str, password: str | None, root: Path) -> MailboxURL:
-    """Read a mailbox URL; a mistake is a MailboxError naming what was expected."""
+    """Read a mailbox URL; a mistake is a MailboxError naming what was expected
+    and showing the URL without its password (errors reach logs and terminals)."""
+    shown = mask_url(url)
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     query = parse_qs(parts.query)
@@ -43,23 +46,27 @@ def parse_url(url: str, password: str | None, root: Path) -> MailboxURL:
     if scheme == "maildir":
         raw = unquote(parts.netloc + parts.path) if not parts.netloc else None
         if raw is None:
-            raise MailboxError(f"mailbox URL {url!r}: a maildir URL has no host "
+            raise MailboxError(f"mailbox URL {shown!r}: a maildir URL has no host "
                                f"(expected maildir:///absolute/path or maildir:relative/path)")
         path = Path(raw)
         path = path if path.is_absolute() else root / path
         return MailboxURL("maildir", "", None, "", None, str(path), None)
     if scheme not in ("imaps", "imap", "pop3s", "pop3"):
-        raise MailboxError(f"mailbox URL {url!r}: unknown scheme {parts.scheme!r} "
+        raise MailboxError(f"mailbox URL {shown!r}: unknown scheme {parts.scheme!r} "
                            f"(expected {URL_HINT})")
     try:
         host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise MailboxError(f"mailbox URL {url!r}: {exc} (expected {URL_HINT})") from None
+    except ValueError:
+        # Not the parser's words: they quote the "port", which is a piece of
+        # the password when an unencoded "/" or "#" split the URL early.
+        raise MailboxError(f"mailbox URL {shown!r}: the port is not a number from 0 to 65535; "
+                           "a '/', '#', '?' or '@' in the password must be %-encoded "
+                           f"(expected {URL_HINT})") from None
     if not host or not parts.username:
-        raise MailboxError(f"mailbox URL {url!r}: needs a user and a host "
+        raise MailboxError(f"mailbox URL {shown!r}: needs a user and a host "
                            f"(expected {URL_HINT})")
     if scheme in ("imap", "pop3") and host not in _LOCAL_HOSTS:
-        raise MailboxError(f"mailbox URL {url!r}: {scheme}:// sends the password in clear; "
+        raise MailboxError(f"mailbox URL {shown!r}: {scheme}:// sends the password in clear; "
                            f"use {scheme}s:// (plain is for 127.0.0.1/localhost only)")
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     secret = unquote(parts.password) if parts.password else password

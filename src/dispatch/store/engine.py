@@ -66,6 +66,10 @@ def url_problem(url: str) -> str | None:
         parsed = make_url(normalise_url(url))
     except (ArgumentError, ValueError):
         return "the value is not a database URL"
+    if parsed.host and "@" in parsed.host:
+        # An unencoded "@" in the password: the rest of it became the host,
+        # and the driver's error would print it.
+        return "an '@' in the user name or password must be written %40"
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         return f"{backend!r} is not a database dispatch can use"
