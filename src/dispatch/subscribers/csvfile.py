@@ -40,7 +40,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Index,
-    Insert,
     Integer,
     MetaData,
     String,
@@ -62,7 +61,7 @@ from sqlalchemy import (
 
 from dispatch.errors import InputError, Problem, Severity
 from dispatch.store.engine import Store
-from dispatch.store.schema import UTCDateTime, consents, list_members, subscribers
+from dispatch.store.schema import UTCDateTime, list_members, subscribers
 from dispatch.subscribers.consent import record_members_without
 from dispatch.subscribers.repository import (
     STATUSES,
@@ -362,7 +361,7 @@ def _merge_repeats(conn: Connection, staging: Table) -> int:
 
 
 def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
-           now: datetime, source: str | None) -> tuple[int, int, int, int]:
+           now: datetime) -> tuple[int, int, int, int]:
     """Create, update and add to the list from the staging table; returns
     (rows, created, updated, kept suppressed)."""
     s, t = staging, subscribers
@@ -406,17 +405,13 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
         for status, sids in suppress.items():
             set_status(conn, sids, status, now, "imported")
     # New people, in key order so the unique indexes grow at their end.
-    new_people = insert(t).from_select(
+    conn.execute(insert(t).from_select(
         ["email", "email_key", "name", "status", "fields", "created_at", "status_changed_at",
          "status_reason"],
         select(s.c.email, s.c.key, s.c.name, s.c.status, s.c.fields,
                literal(now, UTCDateTime()), literal(now, UTCDateTime()),
                case((s.c.status == "active", null()), else_=literal("imported", String()))
-               ).where(~known).order_by(s.c.key))
-    if store.is_postgres:
-        _apply_postgres(conn, store, staging, new_people, list_name, now, source)
-        return rows, created, updated, kept
-    conn.execute(new_people)
+               ).where(~known).order_by(s.c.key)))
     _analyze(conn, store, t.name)  # it may have grown from nothing to a million
     # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
     # In id order, so the membership key grows at its end instead of being
@@ -425,42 +420,7 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
         ["list_name", "subscriber_id", "added_at"],
         select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
         .select_from(joined).where(true()).order_by(t.c.id)))
-    # Consent: each membership this import created records the file and time.
-    with _no_nested_loops(conn, store):
-        record_members_without(conn, list_name, "import", source, now)
     return rows, created, updated, kept
-
-
-def _apply_postgres(conn: Connection, store: Store, staging: Table, new_people: Insert,
-                    list_name: str, now: datetime, source: str | None) -> None:
-    """The memberships and consents of :func:`_apply` on PostgreSQL, with
-    people already in the store apart from new ones.
-
-    People already in the store go first, exactly as on SQLite: an upsert
-    into the list, then a consent for each membership made now that has none.
-    New people are then inserted, added to the list and given their consent
-    in one statement, each step taking the ids the one before returned: a
-    new id can be neither a member nor have a consent yet, so these are plain
-    inserts, with no conflict arbitration and no search of what is already
-    there (the upsert and the search cost more than the rows' own writes)."""
-    s, t, m = staging, subscribers, list_members
-    conn.execute(store.insert_ignore(m).from_select(
-        ["list_name", "subscriber_id", "added_at"],
-        select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
-        .select_from(s.join(t, t.c.email_key == s.c.key)).order_by(t.c.id)))
-    with _no_nested_loops(conn, store):
-        record_members_without(conn, list_name, "import", source, now)
-    people = new_people.returning(t.c.id).cte("new_people")
-    members = insert(m).from_select(
-        ["list_name", "subscriber_id", "added_at"],
-        select(literal(list_name, String()), people.c.id, literal(now, UTCDateTime()))
-    ).returning(m.c.subscriber_id).cte("new_members")
-    conn.execute(insert(consents).from_select(
-        ["subscriber_id", "list_name", "given_at", "method", "source"],
-        select(members.c.subscriber_id, literal(list_name, String()),
-               literal(now, UTCDateTime()), literal("import", String()),
-               literal(source, String()))))
-    _analyze(conn, store, t.name)  # for the commands after this one
 
 
 def import_stream(store: Store, stream: IO[str], path: str, list_name: str, now: datetime,
@@ -588,7 +548,10 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: RowProblems, li
         _analyze(conn, store, staging.name)
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
-        rows, created, updated, kept = _apply(conn, store, staging, list_name, now, source)
+        rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
+        # Consent: each membership this import created records the file and time.
+        with _no_nested_loops(conn, store):
+            record_members_without(conn, list_name, "import", source, now)
         staging.drop(conn)
     return ImportReport(list_name, rows, created, updated, kept, merged,
                         tuple(problems.all(Severity.WARNING)))
