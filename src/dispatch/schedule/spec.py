@@ -508,7 +508,7 @@ def _shortest_gap(probe: Schedule) -> timedelta | None:
     """The shortest time between two firings over a week (a cron line's
     pattern repeats within one for any minute/hour/weekday choice)."""
     start = datetime(2001, 1, 1, tzinfo=UTC)
-    fires = []
+    fires: list[datetime] = []
     fire = next_firing(probe, start)
     while fire is not None and fire < start + timedelta(days=8) and len(fires) < 64:
         fires.append(fire)
