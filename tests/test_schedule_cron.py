@@ -219,3 +219,26 @@ def test_new_york_2027_spring_and_autumn_days_in_full() -> None:
 def test_next_firings_of_an_alias() -> None:
     weekly = cron("@weekly", "Europe/London")
     assert next_firings(weekly, utc(2026, 12, 3), 2) == [utc(2026, 12, 6), utc(2026, 12, 13)]
+
+
+@pytest.mark.parametrize(("line", "gap"), [("* * * * *", "1m"), ("*/2 9 * * *", "2m"),
+                                           ("0,3 9 * * mon", "3m"), ("58,59 * * * *", "1m")])
+def test_a_line_firing_more_often_than_every_5m_is_an_error(line: str, gap: str) -> None:
+    """The same floor as `every:` (at least 5m): a digest on "* * * * *"
+    would otherwise be sent every minute."""
+    _, found = parse_schedules(f"schedules:\n  - id: x\n    kind: digest\n    lists: [weekly]\n"
+                               f"    cron: '{line}'\n")
+    too_often = [p for p in found if p.is_error and "apart" in p.message]
+    assert too_often and too_often[0].line == 5 and f"fires {gap} apart" in too_often[0].message
+
+
+@pytest.mark.parametrize("line", ["*/5 * * * *", "0 9 * * *", "0,5 9 * * *", "@hourly",
+                                  "30 1 * * *"])
+def test_lines_at_least_5m_apart_pass(line: str) -> None:
+    _, found = parse_schedules(f"schedules:\n  - id: x\n    kind: feeds\n    cron: '{line}'\n")
+    assert not [p for p in found if "apart" in p.message]
+
+
+def test_a_feeds_rebuild_may_run_every_minute() -> None:
+    _, found = parse_schedules("schedules:\n  - id: x\n    kind: feeds\n    cron: '* * * * *'\n")
+    assert not [p for p in found if "apart" in p.message]

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -472,6 +473,14 @@ def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:
         probe = Schedule(id=m.id, kind="feeds", trigger=cron, tz=ZoneInfo(m.timezone or tz_name))
         if next_firing(probe, datetime(2000, 1, 1, tzinfo=UTC)) is None:
             report("cron", f"{_q(m.cron)} never fires: no month has that day", None)
+        elif m.kind != "feeds" and (gap := _shortest_gap(probe)) is not None \
+                and gap < MIN_EVERY:
+            # The floor `every:` has, for what reaches people: a line like
+            # "* * * * *" would otherwise mail or post every minute. A feeds
+            # rebuild reaches nobody's inbox, so it may run every minute.
+            report("cron", f"{_q(m.cron)} fires {format_duration(gap)} apart",
+                   f"at least {format_duration(MIN_EVERY)} between firings, e.g. "
+                   "\"*/5 * * * *\"")
         return cron
     if m.at is not None:
         tz = ZoneInfo(m.timezone or tz_name)
@@ -493,6 +502,19 @@ def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:
     if m.every is not None:
         return Every(m.every)
     return OnPublish(m.delay or OnPublish().delay)
+
+
+def _shortest_gap(probe: Schedule) -> timedelta | None:
+    """The shortest time between two firings over a week (a cron line's
+    pattern repeats within one for any minute/hour/weekday choice)."""
+    start = datetime(2001, 1, 1, tzinfo=UTC)
+    fires: list[datetime] = []
+    fire = next_firing(probe, start)
+    while fire is not None and fire < start + timedelta(days=8) and len(fires) < 64:
+        fires.append(fire)
+        fire = next_firing(probe, fire)
+    gaps = [b - a for a, b in pairwise(fires)]
+    return min(gaps) if gaps else None
 
 
 def _kind_rules(m: ScheduleModel, kind: str, entry: _Entry, report: Report) -> None:
