@@ -301,3 +301,25 @@ def test_web_and_site_images_are_kept(site_root: Path, image: str, url: str) -> 
     write_article(site_root, "a.md", f"{GOOD}image: '{image}'\nimage_alt: A photo", BODY)
     (article,) = load(site_root).articles
     assert article.image == url
+
+
+def test_a_social_override_that_is_not_text_says_so_not_that_social_is_no_mapping(
+        site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD + "social:\n  mastodn:\n    text: Hi\n  bluesky: Ok",
+                  BODY)
+    problem = only_error(load(site_root), "content/a.md")
+    assert problem.field == "social" and problem.line == 4
+    assert problem.message == "the override for 'mastodn' is {'text': 'Hi'}, not the post's text"
+    assert "not a mapping" not in str(problem)
+
+
+def test_updated_before_date_is_a_warning_naming_its_line(site_root: Path) -> None:
+    write_article(site_root, "a.md", GOOD + "author: me\nupdated: 2025-12-01", BODY)
+    write_article(site_root, "b.md", GOOD + "updated: 2026-01-05", BODY)
+    result = load(site_root)
+    assert [a.slug for a in result.articles] == ["a", "b"]
+    (warning,) = problems_for(result, "content/a.md")
+    assert not warning.is_error
+    assert (warning.field, warning.line) == ("updated", 5)
+    assert "earlier than the date" in warning.message
+    assert problems_for(result, "content/b.md") == []

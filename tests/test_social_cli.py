@@ -204,3 +204,19 @@ def test_frontmatter_override_for_an_unknown_network_names_its_line(site_root: P
     assert [str(p) for p in problems] == [
         f"content/a.md:{line}: social.mastdon: warning: social override for unknown network "
         "'mastdon' is ignored (did you mean 'mastodon'?)"]
+
+
+def test_a_network_name_yaml_reads_as_a_number_is_an_unknown_network(site_root: Path) -> None:
+    write_article(site_root, "a.md", """\
+        title: A
+        date: 2026-01-05
+        social:
+          123: "Hi."
+    """, "## Key takeaway\n\nShort.\n")
+    settings = load_settings(site_root)
+    result = load_site(settings)
+    assert [p for p in result.problems if p.is_error] == []
+    problems = social_problems_for(settings, result.articles, environ={})
+    assert [str(p) for p in problems] == [
+        "content/a.md:5: social.123: warning: social override for unknown network '123' is "
+        "ignored (expected one of bluesky, linkedin, mastodon, telegram, threads, x)"]

@@ -283,6 +283,13 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
     updated: datetime | None = None
     if data.get("updated") is not None:
         updated = date_field("updated", data["updated"], "ISO 8601")
+    if updated is not None and published is not None and updated < published:
+        # Feeds and the archive would show an article changed before it
+        # existed: usually the two dates were swapped or a year mistyped.
+        problems.append(Problem(path, f"{data['updated']} is earlier than the date "
+                                f"{data['date']}", line("updated"), "updated",
+                                "the date of the last change, on or after date",
+                                Severity.WARNING))
 
     raw_tags = data.get("tags")
     tags: tuple[str, ...] = ()
@@ -314,14 +321,20 @@ def validate(split_: Split, path: str, tz: ZoneInfo) -> tuple[Meta | None, list[
 
     raw_social = data.get("social")
     social: tuple[tuple[str, str], ...] = ()
-    if raw_social is not None:
-        if isinstance(raw_social, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in raw_social.items()
-        ):
-            social = tuple(sorted((k.lower(), v.strip()) for k, v in raw_social.items()))
-        else:
-            error("social", "is not a mapping of network to text",
-                  "for example:  social: {mastodon: 'text'}")
+    if raw_social is not None and not isinstance(raw_social, Mapping):
+        error("social", "is not a mapping of network to text",
+              "for example:  social: {mastodon: 'text'}")
+    elif raw_social is not None:
+        kept: list[tuple[str, str]] = []
+        for name, text in raw_social.items():
+            if isinstance(text, str):
+                # A name YAML read as a number or yes/no is still a name the
+                # writer typed: the social checks say whether a network has it.
+                kept.append((str(name).lower(), text.strip()))
+            else:
+                error("social", f"the override for {str(name)!r} is {_shown(text)}, not "
+                      "the post's text", "for example:  social: {mastodon: 'text'}")
+        social = tuple(sorted(kept))
 
     email = data.get("email", True)
     if not isinstance(email, bool):
