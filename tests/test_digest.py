@@ -81,3 +81,14 @@ def test_the_cli_names_no_digest_itself() -> None:
     called = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     assert "digest_rule.decide" in called
     assert not any(name.startswith("hashlib.") for name in called)
+
+
+def test_a_by_hand_edition_id_pads_the_year_to_four_digits() -> None:
+    early = utc(1, 1, 1, 0)
+    one = article("one", START)
+    held = digest.edition_id(digest.ByHand(("weekly",)), digest.Window(early, END, True), [one])
+    assert held.startswith("digest.0001-01-01.1a-"), held
+    usual = digest.edition_id(digest.ByHand(("weekly",)), digest.Window(START, END, True), [one])
+    # Normal years are written as before, so editions already sent keep their ids.
+    assert usual == f"digest.{START:%Y-%m-%d}.1a-" + usual.split(".1a-")[1]
+    assert usual.startswith("digest.2026-11-23.1a-")

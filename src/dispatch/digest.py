@@ -87,7 +87,8 @@ def edition_id(source: Firing | ByHand, window: Window, articles: Sequence[Artic
         return f"{source.schedule_id}-{source.fire_time:%Y%m%dT%H%M%SZ}"
     held = hashlib.sha1("\n".join(sorted(a.slug for a in articles)).encode(),
                         usedforsecurity=False).hexdigest()[:8]
-    return (f"digest.{window.start:%Y-%m-%d}.{len(articles)}a-{held}."
+    # isoformat, not %Y: strftime leaves years before 1000 unpadded ("1-01-01").
+    return (f"digest.{window.start.date().isoformat()}.{len(articles)}a-{held}."
             f"{'+'.join(sorted(set(source.audience)))}")
 
 
