@@ -300,3 +300,20 @@ def test_packaged_example_site_checks_clean() -> None:
     settings = load_settings(REPO)
     problems = template_problems(settings, load_site(settings).articles, now=NOW)
     assert not [p for p in problems if p.is_error], problems
+
+
+@pytest.mark.parametrize("source", [
+    '{{ "x" * 100000000 }}',
+    '{{ 100000000 * "x" }}',
+    '{% for i in range(100000) %}{{ "x" * 900 }}{% endfor %}',
+    "{{ 9 ** 99999999 }}",
+    '{{ "y" * 999 }}',
+])
+def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
+        source: str) -> None:
+    from dispatch.render.env import render_subject
+
+    with pytest.raises(TemplateError) as caught:
+        render_subject(source, {})
+    assert caught.value.problems[0].field == "subject"
+    assert render_subject('{{ "y" * 998 }}', {}) == "y" * 998

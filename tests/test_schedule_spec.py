@@ -603,3 +603,48 @@ def test_a_number_is_not_read_as_seconds_since_1970() -> None:
     assert [(p.line, p.field, p.message) for p in found] == [
         (5, "schedules[0].at", '"1900000000" is a number, not a date and time'),
         (6, "schedules[0].starts", '"20271201" is a number, not a date and time')]
+
+
+@pytest.mark.parametrize("subject", ['"Hello\\nworld"', '"Tab\\there"',
+                                     "|\n              Hello\n              world"])
+def test_a_subject_with_a_line_break_is_refused_like_a_title(subject: str) -> None:
+    found = problems_of(f"""\
+        schedules:
+          - id: x
+            kind: digest
+            cron: '0 8 * * *'
+            audience: [a]
+            subject: {subject}
+        """)
+    assert [p.line for p in found] == [6], lines(found)
+    assert found[0].is_error
+    assert "contains a line break or control character" in found[0].message
+    # Folded into one line, it is fine.
+    assert problems_of("""\
+        schedules:
+          - id: x
+            kind: digest
+            cron: '0 8 * * *'
+            audience: [a]
+            subject: >-
+              Hello
+              world
+        """) == []
+
+
+def test_a_subject_that_renders_enormous_is_a_mistake_named_at_its_line(
+        tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    text = textwrap.dedent("""\
+        schedules:
+          - id: huge
+            kind: digest
+            cron: "0 8 * * mon"
+            audience: [weekly]
+            subject: '{{ "x" * 100000000 }}'
+        """)
+    kept, found = check_text(text, load_settings(root), NOW)
+    assert kept.schedules == ()
+    found = [p for p in found if "cannot be checked" not in str(p)]
+    assert [(p.line, p.field) for p in found] == [(6, "schedules[0].subject")], lines(found)
+    assert "longer than a subject can be (998 characters)" in found[0].message

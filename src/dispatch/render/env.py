@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,41 @@ def environment(settings: Settings) -> jinja2.Environment:
     return _environment(str(site_dir(settings)))
 
 
-_SUBJECT_ENV = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+# RFC 5322's limit for one header line: a subject longer than that is a
+# mistake, and rendering it must not first build something huge.
+MAX_SUBJECT = 998
+
+
+class _SubjectEnvironment(SandboxedEnvironment):
+    """Refuses ``"x" * 100000000`` and ``9 ** 9999999`` before computing them:
+    the rendered subject is refused past MAX_SUBJECT anyway, but only after
+    the memory or time has been spent."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
+                   right: Any) -> Any:
+        if operator == "*" and (_too_long(left, right) or _too_long(right, left)):
+            raise jinja2.exceptions.SecurityError(
+                f"the result would be longer than a subject can be ({MAX_SUBJECT} characters)")
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_SUBJECT:
+            raise jinja2.exceptions.SecurityError(f"the power {right} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _too_long(sequence: Any, times: Any) -> bool:
+    return (isinstance(sequence, str | list | tuple) and isinstance(times, int)
+            and len(sequence) * times > MAX_SUBJECT)
+
+
+_SUBJECT_ENV = _SubjectEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
 
 
 def render_subject(source: str, context: dict[str, Any]) -> str:
     """Render a subject line template; headers are never HTML-escaped."""
     try:
-        text = _SUBJECT_ENV.from_string(source).render(context)
+        text = _bounded(_SUBJECT_ENV.from_string(source).generate(context))
+        subject = " ".join(text.split()) if text is not None else None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError([Problem("subject", f"template syntax error: {exc.message}",
                                      exc.lineno, "subject", "a Jinja2 expression")]) from None
@@ -71,7 +100,25 @@ def render_subject(source: str, context: dict[str, Any]) -> str:
             ValueError) as exc:
         raise TemplateError([Problem("subject", f"{source!r}: {exc}", None, "subject",
                                      "variables such as articles, article, site")]) from None
-    return " ".join(text.split())
+    if subject is None or len(subject) > MAX_SUBJECT:
+        raise TemplateError([Problem(
+            "subject", f"{source!r}: it comes out longer than a subject can be "
+            f"({MAX_SUBJECT} characters)", None, "subject",
+            f"at most {MAX_SUBJECT} characters")])
+    return subject
+
+
+def _bounded(chunks: Iterator[str]) -> str | None:
+    """The rendered text, or None once it is longer than any subject may be:
+    rendering stops there (a loop can repeat a short piece many times)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > 4 * MAX_SUBJECT:  # room for the spaces that are folded away
+            return None
+    return "".join(parts)
 
 
 def display_path(filename: str | None, settings: Settings) -> str:

@@ -48,6 +48,7 @@ from dispatch.schedule.model import (
 )
 from dispatch.schedule.triggers import next_firing, normalise_cron
 from dispatch.schedule.yamlfile import LocatedYaml, Path, YamlSyntaxError, load_located
+from dispatch.values import controls
 
 FILE = "schedules.yaml"
 TRIGGER_KEYS = ("cron", "at", "on_publish", "every")
@@ -204,6 +205,14 @@ class ScheduleModel(_Shared):
     @field_validator("subject")
     @classmethod
     def check_template(cls, value: str | None) -> str | None:
+        # A subject is one header line: a line break (a `subject: |` block,
+        # or one typed inside quotes) would otherwise be sent as a space, so
+        # what is sent would not be what was written; like a title, refused.
+        if value is not None and not controls.is_one_line(value):
+            shown = controls.ONE_LINE.sub(lambda m: repr(m.group())[1:-1], value)
+            raise _fail(f"{_q(shown)} contains a line break or control character, and a "
+                        "subject is one line of the email's header",
+                        "a subject on one line (in YAML, `>-` folds a long one)")
         if value is not None:
             try:
                 jinja2.Environment().parse(value)
