@@ -314,3 +314,15 @@ def test_a_list_name_that_cannot_travel_in_an_edition_id_is_refused(
     assert list_names(store) == [] and count(store) == 0
     add_subscriber(store, "ann@example.com", "heart-health.v2_b", T0)
     assert list_names(store) == ["heart-health.v2_b"]
+
+
+@pytest.mark.parametrize("text", ["", " \n\n\t\n", "\ufeff\n"])
+def test_an_empty_file_imports_nothing_with_a_warning_naming_it(
+        store: Store, tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    report = import_csv(store, path, "main", T0)
+    assert report.rows == 0
+    assert [(p.path, p.is_error) for p in report.problems] == [(str(path), False)]
+    assert "empty" in report.problems[0].message
+    # A file with addresses gets no such warning.
+    assert import_csv(store, write(tmp_path, "email\na@example.com\n"), "main", T0).problems == ()

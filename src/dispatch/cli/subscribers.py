@@ -25,7 +25,7 @@ from dispatch.subscribers import (
     reactivate_subscribers,
     remove_from_list,
 )
-from dispatch.subscribers.csvfile import field_names, write_rows
+from dispatch.subscribers.csvfile import EMPTY_FILE, field_names, write_rows
 from dispatch.subscribers.repository import (
     SubscriberStatus,
     count_subscribers,
@@ -62,11 +62,12 @@ def import_(site: Site, csv_file: Path, list_name: str, skip_invalid: bool) -> N
     report = import_csv(site.store, csv_file, list_name, now(), skip_invalid=skip_invalid,
                         erased=erased_check(site.store, secret_key(site.settings)))
     print_problems(report.problems)
+    skipped = [p for p in report.problems if p.message != EMPTY_FILE]
     console.print(
         f"{list_name}: {report.rows} address(es) read, {report.created} new, "
         f"{report.updated} updated, {report.merged} duplicate row(s) merged, "
         f"{report.kept_suppressed} kept unsubscribed/bounced/complained"
-        + (f", {len(report.problems)} invalid row(s) skipped" if report.problems else ""),
+        + (f", {len(skipped)} invalid row(s) skipped" if skipped else ""),
         markup=False)
 
 

@@ -87,6 +87,8 @@ PARALLEL_BYTES = 4 << 20
 second process while this one writes (:mod:`dispatch.subscribers.csvworker`);
 below it, starting that process costs more than it saves."""
 MAX_PROBLEMS = 200
+
+EMPTY_FILE = "the file is empty: no addresses to import"
 """Problems kept in full; past this only a count (a wrong file can have a million)."""
 _BATCH = 5000
 _RANK = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
@@ -585,8 +587,14 @@ def import_csv(store: Store, path: Path, list_name: str, now: datetime, *,
         report = import_stream(store, text, str(path), list_name, now,
                                skip_invalid=skip_invalid, erased=erased)
         skip_rest(raw)
+        problems = report.problems
+        # "0 addresses read" alone looks like success: an empty export or a
+        # file truncated on the way is worth a word.
+        if not report.rows and not problems and _blank(path):
+            problems = (Problem(str(path), EMPTY_FILE, None, None,
+                                "a CSV file with an email column", Severity.WARNING),)
         return ImportReport(report.list_name, report.rows, report.created, report.updated,
-                            report.kept_suppressed, report.merged, report.problems,
+                            report.kept_suppressed, report.merged, problems,
                             hashing.sha.hexdigest())
 
 
@@ -603,6 +611,12 @@ def _import_in_two(store: Store, path: Path, list_name: str, now: datetime, *,
         return ImportReport(report.list_name, report.rows, report.created, report.updated,
                             report.kept_suppressed, report.merged, report.problems,
                             worker.sha256)
+
+
+def _blank(path: Path) -> bool:
+    """Nothing but a byte-order mark and white space (the file is below
+    PARALLEL_BYTES, so read whole)."""
+    return not path.read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
 
 
 def skip_rest(raw: IO[bytes]) -> None:
