@@ -308,6 +308,9 @@ def test_packaged_example_site_checks_clean() -> None:
     '{% for i in range(100000) %}{{ "x" * 900 }}{% endfor %}',
     "{{ 9 ** 99999999 }}",
     '{{ "y" * 999 }}',
+    '{{ "x" | center(100000000) }}',
+    '{{ "x" | indent(100000000, true) }}',
+    '{{ "x".ljust(100000000) }}',
 ])
 def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
         source: str) -> None:
@@ -317,3 +320,6 @@ def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
         render_subject(source, {})
     assert caught.value.problems[0].field == "subject"
     assert render_subject('{{ "y" * 998 }}', {}) == "y" * 998
+    # Ordinary numbers and widths still work.
+    assert render_subject('{{ "7".zfill(3) }} {{ "%s" | format(2026) }} {{ "{}".format(2027) }}',
+                          {}) == "007 2026 2027"

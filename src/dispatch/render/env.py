@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +79,47 @@ class _SubjectEnvironment(SandboxedEnvironment):
             raise jinja2.exceptions.SecurityError(f"the power {right} is too large")
         return super().call_binop(context, operator, left, right)
 
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any,
+             **kwargs: Any) -> Any:
+        # "x".ljust(100000000), "x".center(…), "7".zfill(…): a width no
+        # subject can have is refused before the string is built. Only the
+        # padding methods: elsewhere a big number is an ordinary argument.
+        if isinstance(getattr(__obj, "__self__", None), str) and \
+                getattr(__obj, "__name__", "") in _PADDING:
+            _refuse_widths(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
 
 def _too_long(sequence: Any, times: Any) -> bool:
     return (isinstance(sequence, str | list | tuple) and isinstance(times, int)
             and len(sequence) * times > MAX_SUBJECT)
 
 
+def _refuse_widths(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_SUBJECT:
+            raise jinja2.exceptions.SecurityError(
+                f"{value} is more than a subject can hold ({MAX_SUBJECT} characters)")
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A padding filter that refuses a width no subject can have
+    (``center(100000000)``): filters are called directly, not through the
+    sandbox's ``call``."""
+    @functools.wraps(fn)
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _refuse_widths(args, kwargs)
+        return fn(value, *args, **kwargs)
+    return guarded
+
+
 _SUBJECT_ENV = _SubjectEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+# The built-in filters that pad to a width; neither takes a pass_* argument.
+_SUBJECT_ENV.filters.update({name: _guarded(_SUBJECT_ENV.filters[name])
+                             for name in ("center", "indent")})
 
 
 def render_subject(source: str, context: dict[str, Any]) -> str:
