@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +109,10 @@ def blaster(port: int, messages: Sequence[tuple[str, bytes]], connections: int,
 
 
 def end_to_end(tmp: Path, settings: object, edition: object, n: int, port: int,
-               connections: int, tag: str) -> tuple[float, int]:
-    """msg/s from queued edition to accepted, bookkeeping included."""
+               connections: int, tag: str,
+               progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
+    """msg/s from queued edition to accepted, bookkeeping included
+    (``progress`` is handed to deliver())."""
     from dispatch.delivery import deliver
     from dispatch.delivery.settings import DeliverySettings, SmtpSettings
     from dispatch.outbox import edition_status, queue_edition
@@ -124,7 +126,7 @@ def end_to_end(tmp: Path, settings: object, edition: object, n: int, port: int,
                               connections=connections, batch_size=100)
     start = time.perf_counter()
     report = deliver(store, settings, NOW, config=config,  # type: ignore[arg-type]
-                     rng=random.Random(1))
+                     rng=random.Random(1), progress=progress)
     elapsed = time.perf_counter() - start
     status = edition_status(store, edition.edition_id)  # type: ignore[attr-defined]
     assert status.reconciles and status.sent == n == report.sent, (status, report)

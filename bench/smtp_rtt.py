@@ -33,13 +33,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from delivery import NOW, blaster, make_site, prebuilt, seed  # noqa: E402
+from delivery import blaster, end_to_end, make_site, prebuilt  # noqa: E402
 
 
 def dispatch_rates(tmp: Path, settings: object, edition: object, n: int, port: int,
@@ -47,30 +48,10 @@ def dispatch_rates(tmp: Path, settings: object, edition: object, n: int, port: i
     """dispatch end to end (queued edition → all accepted), and its steady rate
     between the first and the last accepted message (start-up left out: a
     worker process pays it once, not per message)."""
-    import random
-    import time
-
-    from dispatch.delivery import deliver
-    from dispatch.delivery.settings import DeliverySettings, SmtpSettings
-    from dispatch.outbox import edition_status, queue_edition
-    from dispatch.store import open_store
-
-    store = open_store(f"sqlite:///{tmp / f'{tag}.db'}")
-    seed(store, n, "bench")
-    queue_edition(store, edition, ["bench"], NOW)  # type: ignore[arg-type]
-    config = DeliverySettings(transport="smtp",
-                              smtp=SmtpSettings("127.0.0.1", port, tls="none", timeout=30),
-                              connections=connections, batch_size=100)
     ticks: list[float] = []
-    start = time.perf_counter()
-    report = deliver(store, settings, NOW, config=config,  # type: ignore[arg-type]
-                     rng=random.Random(1), progress=lambda done, total: ticks.append(
-                         time.perf_counter()))
-    elapsed = time.perf_counter() - start
-    status = edition_status(store, edition.edition_id)  # type: ignore[attr-defined]
-    assert status.reconciles and status.sent == n == report.sent, (status, report)
-    store.dispose()
-    return n / elapsed, (len(ticks) - 1) / (ticks[-1] - ticks[0])
+    rate, _sent = end_to_end(tmp, settings, edition, n, port, connections, tag,
+                             progress=lambda done, total: ticks.append(time.perf_counter()))
+    return rate, (len(ticks) - 1) / (ticks[-1] - ticks[0])
 
 
 @dataclass(frozen=True)

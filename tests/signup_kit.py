@@ -7,6 +7,8 @@ from __future__ import annotations
 import email
 import html
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -16,8 +18,9 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from dispatch.config import Settings
+from dispatch.config import Settings, load_settings
 from dispatch.delivery import captured
+from dispatch.store import open_store
 from dispatch.store.engine import Store
 from dispatch.web import archive, preferences, signup, unsubscribe
 
@@ -37,6 +40,19 @@ def app_for(settings: Settings, store: Store, clock: Clock) -> Starlette:
     routes = [*signup.routes(settings, store, clock), *preferences.routes(settings, store, clock),
               *unsubscribe.routes(settings, store, clock), *archive.routes(settings, store)]
     return Starlette(routes=routes)
+
+
+@contextmanager
+def running_app(root: Path, database_url: str, start: datetime
+                ) -> Iterator[tuple[Settings, Store, Clock, TestClient]]:
+    """The site's reader-facing app over its store, with a clock at ``start``
+    (the caller sets DISPATCH_SECRET_KEY)."""
+    settings = load_settings(root)
+    store = open_store(database_url)
+    clock = Clock(start)
+    with TestClient(app_for(settings, store, clock), base_url="https://testserver") as client:
+        yield settings, store, clock, client
+    store.dispose()
 
 
 def maildir(root: Path) -> Path:

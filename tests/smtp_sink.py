@@ -33,6 +33,14 @@ class Received:
         self.messages = 0
         self.rows: list[tuple[str, str]] = []
 
+    def accept(self, data: bytes, rcpts: list[str]) -> None:
+        """Count one message and remember its recipients with its Message-ID."""
+        head = data[:data.find(b"\r\n\r\n")]
+        found = _MESSAGE_ID.search(head)
+        mid = found.group(1).decode() if found else ""
+        self.messages += 1
+        self.rows.extend((r, mid) for r in rcpts)
+
     def dump(self, path: str) -> None:
         Path(path).write_text("".join(f"{r}\t{m}\n" for r, m in self.rows), encoding="utf-8")
 
@@ -64,22 +72,13 @@ async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 await reply(b"250 OK\r\n")
             elif verb == b"DATA":
                 await reply(b"354 go ahead\r\n")
-                data = await reader.readuntil(b"\r\n.\r\n")
-                head = data[:data.find(b"\r\n\r\n")]
-                found = _MESSAGE_ID.search(head)
-                mid = found.group(1).decode() if found else ""
-                received.messages += 1
-                received.rows.extend((r, mid) for r in rcpts)
+                received.accept(await reader.readuntil(b"\r\n.\r\n"), rcpts)
                 await reply(b"250 2.0.0 accepted\r\n")
             elif verb == b"BDAT" and "CHUNKING" in extensions:
                 size, *last = line.split()[1:]
                 data = await reader.readexactly(int(size))
                 if last:  # one chunk per message is all the clients under test send
-                    head = data[:data.find(b"\r\n\r\n")]
-                    found = _MESSAGE_ID.search(head)
-                    mid = found.group(1).decode() if found else ""
-                    received.messages += 1
-                    received.rows.extend((r, mid) for r in rcpts)
+                    received.accept(data, rcpts)
                 await reply(b"250 2.0.0 accepted\r\n")
             elif verb == b"QUIT":
                 writer.write(b"221 bye\r\n")

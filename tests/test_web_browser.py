@@ -13,7 +13,6 @@ from __future__ import annotations
 import email
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from tests.delivery_kit import free_port
-from tests.web_kit import SECRET
+from tests.web_kit import SECRET, serving
 
 from dispatch.config import load_settings
 from dispatch.store import open_store
@@ -78,29 +77,8 @@ def served(example_site: Path) -> Iterator[tuple[Path, str, dict[str, str]]]:
     subprocess.run([dispatch, "subscribers", "import", str(example_site / "subscribers.csv"),
                     "--list", "weekly", "--root", str(example_site)], env=env, check=True,
                    capture_output=True)
-    proc = subprocess.Popen([dispatch, "serve", "--root", str(example_site), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def listening() -> bool:
-        if proc.poll() is not None:
-            assert proc.stderr is not None
-            raise AssertionError(f"dispatch serve exited: {proc.stderr.read().decode()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(listening, "dispatch serve to listen")
+    with serving(example_site, port, env):
         yield example_site, base, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def mail_to(root: Path, address: str, subject_part: str) -> list[EmailMessage]:

@@ -14,15 +14,14 @@ import feedparser
 import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
-from tests.signup_kit import Clock, app_for, form_token
+from tests.signup_kit import Clock, form_token, running_app
 from tests.web_kit import SECRET
 
-from dispatch.config import Settings, load_settings
+from dispatch.config import Settings
 from dispatch.outbox import queue_edition
 from dispatch.signup.consent import consents_of
 from dispatch.signup.preferences import reader
 from dispatch.signup.tokens import preferences_token
-from dispatch.store import open_store
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox
 from dispatch.subscribers import add_subscriber, get_subscriber
@@ -45,12 +44,8 @@ class StoredEdition:
 def env(example_site: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
         ) -> Iterator[tuple[Settings, Store, Clock, TestClient]]:
     monkeypatch.setenv("DISPATCH_SECRET_KEY", SECRET)
-    settings = load_settings(example_site)
-    store = open_store(database_url)
-    clock = Clock(START)
-    with TestClient(app_for(settings, store, clock), base_url="https://testserver") as client:
-        yield settings, store, clock, client
-    store.dispose()
+    with running_app(example_site, database_url, START) as running:
+        yield running
 
 
 def statuses(store: Store, sid: int) -> dict[str, str]:

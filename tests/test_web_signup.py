@@ -24,6 +24,7 @@ from tests.signup_kit import (
     form_token,
     link_in,
     path_of,
+    running_app,
     submit,
 )
 from tests.web_kit import SECRET
@@ -46,12 +47,8 @@ ACCEPTED = "Check your inbox"
 def env(example_site: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
         ) -> Iterator[tuple[Settings, Store, Clock, TestClient]]:
     monkeypatch.setenv("DISPATCH_SECRET_KEY", SECRET)
-    settings = load_settings(example_site)
-    store = open_store(database_url)
-    clock = Clock(START)
-    with TestClient(app_for(settings, store, clock), base_url="https://testserver") as client:
-        yield settings, store, clock, client
-    store.dispose()
+    with running_app(example_site, database_url, START) as running:
+        yield running
 
 
 def requests_count(store: Store) -> int:

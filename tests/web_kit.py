@@ -78,16 +78,23 @@ def make_site(root: Path, database_url: str | None = None, *, digest: bool = Fal
 
 @contextmanager
 def dispatch_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
-    """Run the real ``dispatch serve`` (uvicorn) and yield its base URL.
+    """Run the real ``dispatch serve`` (uvicorn) and yield its base URL."""
+    port = free_port()
+    with serving(root, port, {**os.environ, **env}):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(root: Path, port: int, environ: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``dispatch serve`` on ``port`` with exactly ``environ``.
 
     Waits for the port to accept connections by bounded polling; stops the
     server with SIGTERM (uvicorn's graceful shutdown) afterwards.
     """
-    port = free_port()
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "dispatch"), "serve", "--root", str(root),
          "--port", str(port)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -101,7 +108,7 @@ def dispatch_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise AssertionError("dispatch serve did not start listening") from None
                 time.sleep(0.05)  # polling for the port, not waiting for time to pass
-        yield f"http://127.0.0.1:{port}"
+        yield proc
     finally:
         proc.terminate()
         try:

@@ -115,13 +115,20 @@ class PreferencePages:
                       "received: it is personal to your address. New here? "
                       '<a href="/subscribe">Subscribe</a>.</p>')
 
-    async def show(self, request: Request) -> Response:
+    async def _active_reader(self, request: Request) -> Reader | Response:
+        """The link's reader if still subscribed, else the page to show instead."""
         sid = self._sid(request)
         if sid is None:
             return self._invalid()
         person = await run_in_threadpool(reader, self.store, sid)
         if person is None or person.status != "active":
             return self._gone()
+        return person
+
+    async def show(self, request: Request) -> Response:
+        person = await self._active_reader(request)
+        if isinstance(person, Response):
+            return person
         return self._page(request, person)
 
     async def change(self, request: Request) -> Response:
@@ -129,12 +136,10 @@ class PreferencePages:
             body = await read_body(request)
         except TooLarge:
             return too_large(self.settings)
-        sid = self._sid(request)
-        if sid is None:
-            return self._invalid()
-        person = await run_in_threadpool(reader, self.store, sid)
-        if person is None or person.status != "active":
-            return self._gone()
+        person = await self._active_reader(request)
+        if isinstance(person, Response):
+            return person
+        sid = person.id
         fields = parse_form(body)
         now = self.clock()
         if form_age(self.key, request, {"form_token": first(fields, "form_token")},
