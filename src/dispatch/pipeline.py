@@ -153,15 +153,11 @@ def hold_back(settings: Settings, store: Store, result: LoadResult,
     fixed it is published as usual. An article already published that gains
     an error leaves the feeds until it is fixed (it is never announced twice).
     Returns the pass's articles and the sources held back."""
-    from dispatch.render.checks import (  # rendering: loaded when needed
-        article_errors,
-        previous_email_check,
-        record_email_check,
-        render_fingerprint,
-    )
+    from dispatch.render.checkcache import previous_email_check, record_email_check, render_key
+    from dispatch.render.checks import article_errors  # rendering: loaded when needed
 
     recorded = recorded_hashes(store)
-    fingerprint = render_fingerprint(settings)
+    fingerprint = render_key(settings)
     checked_under, held_before = previous_email_check(settings)
     # New and changed articles are checked on every pass. Unchanged ones only
     # when what their email is made with changed (templates, [email]) or

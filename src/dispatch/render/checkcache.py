@@ -23,6 +23,10 @@ whose key matches reports them again without importing the renderer:
   show (image sizes set ``height`` attributes, and a missing size is a
   warning), kept in the record and read again before it is trusted.
 
+``dispatch run`` keeps its own small record here too (``email-check.json``):
+the key its last pass checked published articles' emails under, and the
+articles it held back, so a template change re-checks unchanged articles.
+
 Nothing here imports the renderer; the module is light on purpose.
 """
 
@@ -71,18 +75,6 @@ def _site_templates(settings: Settings, digest: Any) -> None:
     if folder.is_dir():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-
-
-def render_fingerprint(settings: Settings) -> str:
-    """What an article's email depends on besides the article: the site's
-    email templates, the ``[email]`` and ``[site]`` settings and the bundled
-    templates (by version). When it changes, an unchanged article's email may
-    have gained an error (a template that now pushes it past Gmail's clip)."""
-    from dispatch import __version__
-
-    digest = hashlib.sha256(f"{__version__}|{settings.email!r}|{settings.site!r}".encode())
-    _site_templates(settings, digest)
-    return digest.hexdigest()
 
 
 def _stamp(path: Path) -> str:
@@ -221,3 +213,27 @@ class KeptChecks:
         except OSError:
             with contextlib.suppress(OSError):  # a read-only folder: nothing was written
                 tmp.unlink(missing_ok=True)
+
+
+RECHECK_FILE = "email-check.json"
+
+
+def previous_email_check(settings: Settings) -> tuple[str, frozenset[str]]:
+    """The :func:`render_key` the last pass checked emails under, and the sources of
+    already-published articles it held back (they are checked again until
+    fixed). An unreadable record only means one more full check."""
+    path = settings.state_dir / RECHECK_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data["fingerprint"]), frozenset(str(s) for s in data["held"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "", frozenset()
+
+
+def record_email_check(settings: Settings, fingerprint: str, held: Sequence[str]) -> None:
+    path = settings.state_dir / RECHECK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "held": sorted(held)}),
+                   encoding="utf-8")
+    os.replace(tmp, path)

@@ -26,7 +26,6 @@ from dispatch.errors import DispatchError, InputError, Problem, Severity
 from dispatch.models import Article
 from dispatch.render import images
 from dispatch.render.checkcache import email_samples
-from dispatch.render.checkcache import render_fingerprint as render_fingerprint
 from dispatch.render.edition import (
     Edition,
     Recipient,
@@ -353,32 +352,3 @@ def _emails_can_render(settings: Settings) -> bool:
     """False when the email settings or templates are themselves broken: then
     no article is to blame, and check names the template."""
     return not any(p.is_error for p in template_syntax_problems(settings))
-
-
-RECHECK_FILE = "email-check.json"
-
-
-def previous_email_check(settings: Settings) -> tuple[str, frozenset[str]]:
-    """The fingerprint the last pass checked emails under, and the sources of
-    already-published articles it held back (they are checked again until
-    fixed). An unreadable record only means one more full check."""
-    import json
-
-    path = settings.state_dir / RECHECK_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return str(data["fingerprint"]), frozenset(str(s) for s in data["held"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "", frozenset()
-
-
-def record_email_check(settings: Settings, fingerprint: str, held: Sequence[str]) -> None:
-    import json
-    import os
-
-    path = settings.state_dir / RECHECK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "held": sorted(held)}),
-                   encoding="utf-8")
-    os.replace(tmp, path)
