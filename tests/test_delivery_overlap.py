@@ -5,11 +5,14 @@ and DATA too), then commits message N and re-checks N+1's reader while those
 commands travel, and sends N+1's content only after both. Here: a veto that
 arrives after the envelope went out ends the transaction and delivers
 nothing, and message N is marked sent before N+1's content reaches the
-server, on SQLite and PostgreSQL, for every shape of server.
+server, on SQLite and PostgreSQL, for every shape of server. The next
+message is built while the previous one's answer is on the way; one that
+cannot be built fails its own row.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,12 @@ from tests.esmtp_server import EsmtpServer
 
 from dispatch.config import Settings, load_settings
 from dispatch.delivery import deliver
+from dispatch.delivery.personalise import MessageSource
 from dispatch.delivery.smtp_client import SmtpClient
+from dispatch.errors import TemplateError
 from dispatch.outbox import queue_edition
 from dispatch.outbox.control import cancel
+from dispatch.outbox.lease import ClaimedRow
 from dispatch.store.engine import Store
 from dispatch.store.schema import outbox, outbox_sent, subscribers
 from dispatch.subscribers.repository import set_status
@@ -143,3 +149,36 @@ def test_each_message_is_marked_sent_before_the_next_ones_content_arrives(
     assert report.sent == 8 and len(server.received) == 8
     assert late == []
     assert set(statuses(store).values()) == {"sent"} and set(emails) == marked_sent(store)
+
+
+@pytest.mark.parametrize(("pipelining", "chunking"), [(True, True), (False, False)])
+def test_a_message_that_cannot_be_built_ahead_fails_its_own_row_in_its_turn(
+        store: Store, site: Settings, monkeypatch: pytest.MonkeyPatch,
+        pipelining: bool, chunking: bool) -> None:
+    # The lane builds each next message while the previous one's answer is
+    # on the way; a build that fails there fails that row alone.
+    emails = seed(store, 5)
+    queue_edition(store, edition(), ["main"], T0)
+    build = MessageSource.build
+    built: list[str] = []
+
+    def failing(self: MessageSource, row: ClaimedRow, date: datetime) -> bytes:
+        built.append(row.email)
+        if row.email == emails[2]:
+            raise TemplateError("a value no message can carry")
+        return build(self, row, date)
+
+    monkeypatch.setattr(MessageSource, "build", failing)
+    with EsmtpServer(pipelining=pipelining, chunking=chunking) as server:
+        report = deliver(store, site, T0, config=smtp_config(server.port, connections=1),
+                         clock=Clock())
+    assert [m.recipients[0] for m in server.received] == [e for e in emails if e != emails[2]]
+    assert (report.sent, report.failed) == (4, 1)
+    assert statuses(store) == {e: "failed" if e == emails[2] else "sent" for e in emails}
+    # Built once each, the failing one tried again in its turn.
+    assert sorted(built) == sorted([*emails, emails[2]])
+    with store.read() as conn:
+        detail = conn.execute(select(outbox.c.detail).join(
+            subscribers, outbox.c.subscriber_id == subscribers.c.id)
+            .where(subscribers.c.email == emails[2])).scalar_one()
+    assert detail.startswith("cannot build the message")

@@ -15,8 +15,9 @@ how to record a batch); the loop around it is shared::
                           committing the lane's previous delivered job if the
                           channel keeps them (email: at most one message per
                           connection can go out twice after a crash)
-                        finish it (its content, then its answer), or abort it
-                          (a veto, a lost lease: nothing of it is delivered)
+                        finish it (its content; the next message is built
+                          while its answer is on the way), or abort it (a
+                          veto, a lost lease: nothing of it is delivered)
                         the transport's classified result -> an Outcome
          settle the batch's outcomes, fenced on the lease token
          (or each outcome at once, for a channel that says so)
@@ -35,6 +36,7 @@ until ``stop`` is set. The retry rule is the channel's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -312,6 +314,7 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
     sent = lost = 0
     held = False  # the channel keeps this lane's last delivered job, not yet committed
     overlap = True  # begin the next message before the check, if its connection can
+    ahead: tuple[int, M] | None = None  # the next job's message, built while a reply was due
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     jobs = list(batch.jobs)
@@ -339,7 +342,10 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
         # between it and the wire (a message built for a reader who has just
         # left is thrown away).
         try:
-            message = channel.build(job, run.clock())
+            if ahead is not None and ahead[0] == index:
+                message = ahead[1]
+            else:
+                message = channel.build(job, run.clock())
         except DispatchError as exc:
             # One job whose values cannot make a message (a bad name, say)
             # fails alone; the batch goes on.
@@ -389,6 +395,14 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
             continue
         overlap = True
         if staged is not None:
+            # The content goes out; the next message is built while its
+            # answer is on the way (a build that fails is tried again, and
+            # fails its job, in its turn).
+            staged.release()
+            ahead = None
+            if index + 1 < len(jobs):
+                with contextlib.suppress(DispatchError):
+                    ahead = (index + 1, channel.build(jobs[index + 1], run.clock()))
             answer = staged.finish()
         else:
             run.bucket.take()
