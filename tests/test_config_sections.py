@@ -303,3 +303,20 @@ def test_a_social_language_must_be_a_language_tag(tmp_path: Path) -> None:
         "allowed (expected a BCP 47 language tag" in output, output
     write(root, '\n[social.x]\nlanguage = "en-GB"\n')
     assert load_settings(root).social
+
+
+def test_each_bad_list_name_is_reported_on_its_own_line(site_root: Path) -> None:
+    lines = write(site_root, """
+[subscribers.lists]
+weekly = "subscribers.csv"
+"Bad List!" = "subscribers.csv"
+"a b" = { file = "subscribers.csv", public = true }
+""")
+    code, output = check(site_root)
+    assert code == 1
+    for name in ("Bad List!", "a b"):
+        line = next(i for i, text in enumerate(lines, 1) if text.startswith(f'"{name}"'))
+        assert (f'dispatch.toml:{line}: subscribers.lists."{name}": {name!r} is not allowed '
+                "(expected a list name: letters, digits") in output, output
+    assert "subscribers.lists.weekly" not in output  # the good name is not blamed
+    assert "Traceback" not in output

@@ -289,6 +289,9 @@ def test_example_site_end_to_end(example_site: Path, database_url: str,
     dry = runner.invoke(main, ["send", slug, "--audience", "weekly", "--dry-run", *root])
     assert dry.exit_code == 0, dry.output
     assert "8 recipient(s)" in dry.output and "List-Unsubscribe:" in dry.output
+    # A folded header (the example's List-Id is longer than one line) is shown
+    # unfolded, with one space after its name.
+    assert "List-Id: Northfield" in dry.output and ":  " not in dry.output, dry.output
     queued = runner.invoke(main, ["send", slug, "--audience", "weekly", *root])
     assert "queued for 8 recipient(s)" in queued.output
     again = runner.invoke(main, ["send", slug, "--audience", "weekly", *root])

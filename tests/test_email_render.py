@@ -311,15 +311,57 @@ def test_packaged_example_site_checks_clean() -> None:
     '{{ "x" | center(100000000) }}',
     '{{ "x" | indent(100000000, true) }}',
     '{{ "x".ljust(100000000) }}',
+    # Format widths and precisions, written or taken from an argument.
+    '{{ "{:>100000000}".format(1) }}',
+    '{{ "{:.100000000f}".format(1.0) }}',
+    '{{ "{0:{1}}".format(1, 100000000) }}',
+    '{{ "{a:>{w}}".format_map({"a": 1, "w": 100000000}) }}',
+    '{{ "%100000000d" % 1 }}',
+    '{{ "%(a)100000000s" % {"a": 1} }}',
+    '{{ "%*d" % (100000000, 1) }}',
+    '{{ "%.100000000f" % 1.0 }}',
+    '{{ "%100000000s" | format(1) }}',
+    # Replacing and joining that multiply the text.
+    '{{ ("x" * 900) | replace("x", "y" * 900) }}',
+    '{{ ("x" * 900).replace("x", "y" * 900) }}',
+    '{{ (range(100000) | list) | join("y" * 900) }}',
+    '{{ "y".join(range(100000) | map("string") | list) * 2 }}',
+    # Nested lists count in full: 900 references to one 900-item list.
+    '{{ [["x"] * 900] * 900 }}',
+    # Doubling in a loop, with ~ and +, and a filter applied again and again.
+    '{% set ns = namespace(a="x" * 900) %}{% for i in range(40) %}'
+    '{% set ns.a = ns.a ~ ns.a %}{% endfor %}{{ ns.a | length }}',
+    '{% set ns = namespace(a="x" * 900) %}{% for i in range(40) %}'
+    '{% set ns.a = ns.a + ns.a %}{% endfor %}{{ ns.a | length }}',
+    '{{ ("\\"" * 900)' + ' | tojson' * 25 + ' | length }}',
+    # A list grown silently in a loop (subjects cannot change lists).
+    '{% set a = [] %}{% for i in range(100000) %}{% if a.append("x" * 900) %}{% endif %}'
+    '{% endfor %}{{ a | length }}',
+    '{{ lipsum(n=100000000) }}',
 ])
 def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
         source: str) -> None:
+    import tracemalloc
+
     from dispatch.render.env import render_subject
 
-    with pytest.raises(TemplateError) as caught:
-        render_subject(source, {})
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as caught:
+            render_subject(source, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert caught.value.problems[0].field == "subject"
+    # Refused after a bounded amount of work: well under what building the
+    # asked-for text would take (100 MB and up for every case above).
+    assert peak < 20_000_000, f"{peak:,} bytes allocated before the refusal"
     assert render_subject('{{ "y" * 998 }}', {}) == "y" * 998
     # Ordinary numbers and widths still work.
     assert render_subject('{{ "7".zfill(3) }} {{ "%s" | format(2026) }} {{ "{}".format(2027) }}',
                           {}) == "007 2026 2027"
+    assert render_subject('{{ "{:0>5}".format(7) }}|{{ "%05d" % 42 }}|{{ "a" ~ "b" }}|'
+                          '{{ ["a", "b"] | join(", ") }}|{{ "x-y" | replace("-", " ") }}|'
+                          '{{ [1] + [2] }}|{{ "%(n)s" % {"n": 3} }}|'
+                          '{{ "{n}".format_map({"n": 4}) }}',
+                          {}) == "00007|00042|ab|a, b|x y|[1, 2]|3|4"

@@ -31,6 +31,8 @@ END = "<!-- /settings-reference -->"
 def _type(info: FieldInfo) -> str:
     text = str(info.annotation).replace("typing.", "").replace("<class '", "")
     text = text.replace("'>", "").replace(" | None", "").replace("Literal", "one of ")
+    # A checked key type (Annotated[str, AfterValidator(…)]) reads as what it is.
+    text = re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", text)
     text = re.sub(r"dispatch\.[\w.]+\.(\w+)", r"\1", text)
     text = text.replace("Union[bool, one of ['auto']]", 'true, false or "auto"')
     return text.replace(" | ", " or ")  # a bare "|" would end the table cell

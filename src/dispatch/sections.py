@@ -16,6 +16,7 @@ email renderer and the social counting libraries for ``dispatch --help``.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -143,6 +144,11 @@ def _describe(error: Mapping[str, Any]) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _toml_key(part: str) -> str:
+    """A key as it is written in TOML: bare when it can be, else quoted."""
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -153,6 +159,8 @@ def model_problems(section: str, model: type[SectionModel], exc: ValidationError
     problems: list[Problem] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
+        if loc[-1:] == ("[key]",):  # pydantic's mark for a refused table key
+            loc = loc[:-1]
         path, choices = _located(model, loc[:-1] if error["type"] == "extra_forbidden" else loc)
         if error["type"] == "extra_forbidden":
             key = str(loc[-1])
@@ -167,7 +175,7 @@ def model_problems(section: str, model: type[SectionModel], exc: ValidationError
             message = f"{_shown(error.get('input'))} is not allowed"
             expected = _describe(error)
         full = (section, *path)
-        key = ".".join(str(p) for p in full)
+        key = ".".join(_toml_key(str(p)) for p in full)
         if problems and problems[-1].field == key and problems[-1].message == message:
             # One value refused by each member of a union (true, false or "auto").
             last = problems.pop()

@@ -274,7 +274,8 @@ def _sample(settings: Settings, edition: object, at: datetime) -> str:
     assert isinstance(edition, Edition)
     raw = MessageFactory(edition, settings).build(sample_recipient(settings), date=at)
     message = email.message_from_bytes(raw, policy=policy.default)
-    head = "\n".join(f"{k}: {v}" for k, v in message.items())
+    # A folded header's value keeps the space that followed the line break.
+    head = "\n".join(f"{k}: {str(v).strip()}" for k, v in message.items())
     body = message.get_body(("plain",))
     text = body.get_content() if body is not None else ""
     return f"{head}\n\n{text}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from dispatch.sections import SectionModel
 
@@ -33,6 +34,17 @@ def is_list_name(name: str) -> bool:
     return _LIST_NAME.fullmatch(name) is not None
 
 
+def _list_name(name: str) -> str:
+    if not is_list_name(name):
+        raise ValueError(f"a list name: {LIST_NAME_EXPECTED}")
+    return name
+
+
+ListName = Annotated[str, AfterValidator(_list_name)]
+"""A key of ``[subscribers.lists]``: checked one by one, so each bad name is
+reported on its own line."""
+
+
 class ListOptions(SectionModel):
     """One ``[subscribers.lists]`` entry written as a table."""
 
@@ -46,7 +58,7 @@ class ListOptions(SectionModel):
 
 
 class SubscriberOptions(SectionModel):
-    lists: dict[str, ListOptions] = Field(default_factory=dict)
+    lists: dict[ListName, ListOptions] = Field(default_factory=dict)
     """``[subscribers.lists]``: list name = CSV file (relative to the site
     folder, imported on every pass of ``dispatch run``), or a table
     ``{ file = "…", public = true, description = "…" }``; public lists are
@@ -66,9 +78,6 @@ class SubscriberOptions(SectionModel):
     def _file_only(cls, value: object) -> object:
         # `weekly = "subscribers.csv"` is short for `weekly = { file = "subscribers.csv" }`.
         if isinstance(value, dict):
-            bad = [k for k in value if not is_list_name(str(k))]
-            if bad:
-                raise ValueError(f"{bad[0]!r} is not a list name: {LIST_NAME_EXPECTED}")
             return {k: {"file": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
