@@ -33,9 +33,10 @@ import hmac
 import re
 import socket
 import ssl
+import struct
+import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dispatch.errors import DeliveryError
 
@@ -43,6 +44,12 @@ MAX_LINE = 8192
 """Longest reply line accepted (RFC 5321 allows 512; servers add longer texts)."""
 CRLF = b"\r\n"
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+_RECV = 65536
+"""Bytes asked of one recv: every reply a pipelined transaction is owed, at once."""
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+"""Whether the socket's timeout is left to the kernel (SO_RCVTIMEO/SO_SNDTIMEO)."""
+_SEEN_MAX = 64
+"""Distinct reply lines a connection keeps parsed (a server says "250 OK" again and again)."""
 
 
 class SmtpError(DeliveryError):
@@ -145,7 +152,8 @@ class SmtpClient:
         self.extensions: dict[str, str] = {}
         self.esmtp = False
         self._sock: socket.socket | None = None
-        self._file: BinaryIO | None = None
+        self._buffer = b""  # read from the socket, not yet taken by a reply
+        self._seen: dict[bytes, Reply] = {}  # final reply lines already parsed
 
     # -- what the server offers ---------------------------------------------------
 
@@ -171,6 +179,7 @@ class SmtpClient:
         # Without it a small command waits for the ACK of the previous
         # segment (Nagle + delayed ACK: ~40 ms per message).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._kernel_timeout(sock)
         if self.tls == "ssl":
             sock = self._wrap(sock)
         self._attach(sock)
@@ -200,9 +209,30 @@ class SmtpClient:
             sock.close()
             raise SmtpError(f"TLS handshake failed: {exc}") from None
 
+    def _kernel_timeout(self, sock: socket.socket) -> None:
+        """Leave the timeout to the kernel, on a blocking socket.
+
+        With a Python-level timeout every send and every recv is a poll()
+        first, and each of the two drops and retakes the GIL: among a
+        worker's busy lanes that is a thread switch each time. The kernel's
+        own SO_RCVTIMEO/SO_SNDTIMEO give the same bound with one system call
+        (a recv that times out fails with EAGAIN, reported as a timeout).
+        """
+        if not _KERNEL_TIMEOUTS:
+            return
+        seconds = max(self.timeout, 0.001)
+        value = struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        except OSError:
+            return  # Python's own timeout stays in force
+        sock.settimeout(None)
+
     def _attach(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._file = sock.makefile("rb")
+        # Nothing read before a TLS upgrade is taken as said inside it.
+        self._buffer = b""
 
     def ehlo(self) -> Reply:
         self.extensions = {}
@@ -251,11 +281,9 @@ class SmtpClient:
         self.close()
 
     def close(self) -> None:
-        file, sock, self._file, self._sock = self._file, self._sock, None, None
-        with contextlib.suppress(OSError):
-            if file is not None:
-                file.close()
-            if sock is not None:
+        sock, self._sock, self._buffer = self._sock, None, b""
+        if sock is not None:
+            with contextlib.suppress(OSError):
                 sock.close()
 
     @property
@@ -271,32 +299,62 @@ class SmtpClient:
             self._sock.sendall(data)
         except OSError as exc:
             self.close()
-            raise SmtpError(f"connection lost while sending: {exc or type(exc).__name__}"
-                            ) from None
+            if isinstance(exc, (BlockingIOError, ssl.SSLWantWriteError)):
+                reason = "timed out"  # the kernel's SO_SNDTIMEO ran out
+            else:
+                reason = f"{exc or type(exc).__name__}"
+            raise SmtpError(f"connection lost while sending: {reason}") from None
 
     def read_reply(self) -> Reply:
-        """One (possibly multi-line) reply; the lines' texts joined by newlines."""
-        file = self._file
-        if file is None:
+        """One (possibly multi-line) reply; the lines' texts joined by newlines.
+
+        Replies are cut from a buffer of their own that one recv fills with
+        whatever the server has sent (the answers to a whole pipelined group,
+        usually), and a final line seen before on this connection is answered
+        with the Reply parsed then (Reply is immutable).
+        """
+        sock = self._sock
+        if sock is None:
             raise SmtpError("not connected")
+        buffer = self._buffer
         texts: list[str] = []
         try:
             while True:
-                line = file.readline(MAX_LINE)
-                if not line:
-                    raise SmtpError("connection closed by the server")
+                end = buffer.find(b"\n", 0, MAX_LINE) + 1
+                if not end:
+                    if len(buffer) >= MAX_LINE:
+                        raise SmtpError(f"reply line longer than {MAX_LINE} bytes: "
+                                        f"{buffer[:80]!r}")
+                    chunk = sock.recv(_RECV)
+                    if not chunk:
+                        raise SmtpError("connection closed by the server")
+                    buffer += chunk
+                    continue
+                line, buffer = buffer[:end], buffer[end:]
+                if not texts:
+                    seen = self._seen.get(line)
+                    if seen is not None:
+                        self._buffer = buffer
+                        return seen
                 if len(line) < 3 or not line[:3].isdigit():
                     raise SmtpError(f"not an SMTP reply: {line[:80]!r}")
                 texts.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
                 if line[3:4] != b"-":
-                    return Reply(int(line[:3]), "\n".join(texts))
+                    self._buffer = buffer
+                    reply = Reply(int(line[:3]), "\n".join(texts))
+                    if len(texts) == 1 and len(self._seen) < _SEEN_MAX:
+                        self._seen[line] = reply
+                    return reply
         except SmtpError:
             self.close()
             raise
         except OSError as exc:  # a timeout is an OSError too
             self.close()
-            raise SmtpError(f"connection lost while waiting for a reply: "
-                            f"{exc or type(exc).__name__}") from None
+            if isinstance(exc, (BlockingIOError, ssl.SSLWantReadError)):
+                reason = "timed out"  # the kernel's SO_RCVTIMEO ran out
+            else:
+                reason = f"{exc or type(exc).__name__}"
+            raise SmtpError(f"connection lost while waiting for a reply: {reason}") from None
 
     def command(self, line: bytes) -> Reply:
         self.write(line + CRLF)

@@ -44,6 +44,7 @@ from dispatch.subscribers.erasure import (
     erasure_hash,
     identity_of,
 )
+from dispatch.subscribers.repository import delete_subscribers
 
 FORGOTTEN = "(a forgotten address)"
 
@@ -57,7 +58,7 @@ def forget(store: Store, key: bytes, email: str, now: datetime) -> bool:
                            .where(subscribers.c.email_key == identity_of(email))).scalar()
         if sid is not None:
             conn.execute(delete(outbox).where(outbox.c.subscriber_id == sid))
-            conn.execute(delete(subscribers).where(subscribers.c.id == sid))
+            delete_subscribers(conn, subscribers.c.id == sid)
         conn.execute(delete(signup_requests).where(
             func.lower(signup_requests.c.email) == identity_of(email)))
         # Spellings folded into this address when identities were merged.

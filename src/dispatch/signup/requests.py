@@ -49,7 +49,7 @@ from dispatch.store.schema import (
     subscribers,
     suppressions,
 )
-from dispatch.subscribers.repository import ensure_list
+from dispatch.subscribers.repository import delete_subscribers, ensure_list
 
 Method = Literal["form", "api"]
 SIGNUP_PATHS = ("/subscribe", "/confirm/")
@@ -285,8 +285,7 @@ def expire(store: Store, now: datetime) -> tuple[int, int]:
         # Stored spellings have an ASCII domain: lower case is the identity key.
         still_open = exists().where(func.lower(r.email) == subscribers.c.email_key,
                                     r.expires_at > now)
-        people = conn.execute(delete(subscribers).where(subscribers.c.status == "pending",
-                                                        ~still_open)).rowcount
+        people = delete_subscribers(conn, subscribers.c.status == "pending", ~still_open)
         limits.forget_old(conn, now)
     return int(requests), int(people)
 

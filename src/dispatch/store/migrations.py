@@ -93,6 +93,35 @@ def _signup_tables(conn: Connection) -> None:
                literal("unrecorded", String()))))
 
 
+def _rebuild_sqlite(conn: Connection, table: Table) -> None:
+    """Make ``table`` again as now declared, keeping its rows: SQLite cannot
+    drop a constraint. Only for a table no other table references (renaming
+    and dropping it then touches nothing else)."""
+    old = f"{table.name}_before_rebuild"
+    conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{old}"'))
+    for index in table.indexes:
+        conn.execute(text(f'DROP INDEX "{index.name}"'))
+    table.create(conn)
+    names = ", ".join(f'"{column.name}"' for column in table.columns)
+    conn.execute(text(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{old}"'))
+    conn.execute(text(f'DROP TABLE "{old}"'))
+
+
+def _fewer_foreign_keys(conn: Connection) -> None:
+    """Drop the foreign keys consents -> subscribers and list_members ->
+    mailing_lists (schema.py says why each is not needed); the rows stay."""
+    if conn.dialect.name != "postgresql":
+        for table in (schema.consents, schema.list_members):
+            _rebuild_sqlite(conn, table)
+        return
+    drops = {"consents": ("subscriber_id", "subscribers"),
+             "list_members": ("list_name", "mailing_lists")}
+    for name, (column, parent) in drops.items():
+        for key in inspect(conn).get_foreign_keys(name):
+            if key["constrained_columns"] == [column] and key["referred_table"] == parent:
+                conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{key["name"]}"'))
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -112,6 +141,7 @@ MIGRATIONS: list[Migration] = [
     ("signup_0001_requests_consents", _signup_tables),
     ("articles_0001_cache_body_column", _recreate(schema.article_cache)),
     ("outbox_0002_sent_journal", _create_missing(schema.outbox_sent)),
+    ("subscribers_0003_fewer_foreign_keys", _fewer_foreign_keys),
 ]
 
 

@@ -42,6 +42,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -61,7 +62,7 @@ from sqlalchemy import (
 
 from dispatch.errors import InputError, Problem, Severity
 from dispatch.store.engine import Store
-from dispatch.store.schema import UTCDateTime, list_members, subscribers
+from dispatch.store.schema import UTCDateTime, consents, list_members, subscribers
 from dispatch.subscribers.consent import record_members_without
 from dispatch.subscribers.repository import (
     STATUSES,
@@ -362,10 +363,59 @@ def _merge_repeats(conn: Connection, staging: Table) -> int:
         last = keys[-1]
 
 
-def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
-           now: datetime) -> tuple[int, int, int, int]:
-    """Create, update and add to the list from the staging table; returns
-    (rows, created, updated, kept suppressed)."""
+_NEW_COLUMNS = ["email", "email_key", "name", "status", "fields", "created_at",
+                "status_changed_at", "status_reason"]
+
+
+def _join_known(conn: Connection, store: Store, staging: Table, list_name: str, now: datetime,
+                source: str | None) -> None:
+    """Add every person of the staging table already in ``subscribers`` to
+    the list, each new membership with its consent record."""
+    s, t = staging, subscribers
+    joined = s.join(t, t.c.email_key == s.c.key)
+    # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
+    # In id order, so the membership key grows at its end instead of being
+    # written all over (a million random inserts thrash the page cache).
+    members = (select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
+               .select_from(joined).where(true()).order_by(t.c.id))
+    if store.is_postgres:
+        # Leave out those already on the list in the same statement: one
+        # anti-join over the list instead of a conflict check per row (a
+        # second import of a million-row file spent 2.5 s there). The upsert
+        # stays for a member added meanwhile by another transaction.
+        lm = list_members
+        members = members.where(~select(lm.c.subscriber_id).where(
+            lm.c.list_name == list_name, lm.c.subscriber_id == t.c.id).exists())
+    conn.execute(store.insert_ignore(list_members).from_select(
+        ["list_name", "subscriber_id", "added_at"], members))
+    # Consent: each membership this import created records the file and time.
+    with _no_nested_loops(conn, store):
+        record_members_without(conn, list_name, "import", source, now)
+
+
+def _insert_new_chained(conn: Connection, new_people: Select[Any], list_name: str,
+                        now: datetime, source: str | None) -> None:
+    """PostgreSQL: insert the new people, their memberships and their consent
+    records in one statement, each insert fed by the ids the previous one
+    returns (in key order, so every index grows at its end)."""
+    created = insert(subscribers).from_select(_NEW_COLUMNS, new_people).returning(
+        subscribers.c.id).cte("created")
+    joined = insert(list_members).from_select(
+        ["list_name", "subscriber_id", "added_at"],
+        select(literal(list_name, String()), created.c.id, literal(now, UTCDateTime()))
+    ).returning(list_members.c.subscriber_id).cte("joined")
+    conn.execute(insert(consents).from_select(
+        ["subscriber_id", "list_name", "given_at", "method", "source"],
+        select(joined.c.subscriber_id, literal(list_name, String()),
+               literal(now, UTCDateTime()), literal("import", String()),
+               literal(source, String()))))
+
+
+def _apply(conn: Connection, store: Store, staging: Table, list_name: str, now: datetime,
+           source: str | None) -> tuple[int, int, int, int]:
+    """Create, update and add to the list from the staging table, with a
+    consent record for each new membership; returns (rows, created,
+    updated, kept suppressed)."""
     s, t = staging, subscribers
     known = select(t.c.id).where(t.c.email_key == s.c.key).exists()
     rows = int(conn.execute(select(func.count()).select_from(s)).scalar_one())
@@ -406,30 +456,23 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str,
             updated += len(changes)
         for status, sids in suppress.items():
             set_status(conn, sids, status, now, "imported")
-    # New people, in key order so the unique indexes grow at their end.
-    conn.execute(insert(t).from_select(
-        ["email", "email_key", "name", "status", "fields", "created_at", "status_changed_at",
-         "status_reason"],
-        select(s.c.email, s.c.key, s.c.name, s.c.status, s.c.fields,
-               literal(now, UTCDateTime()), literal(now, UTCDateTime()),
-               case((s.c.status == "active", null()), else_=literal("imported", String()))
-               ).where(~known).order_by(s.c.key)))
-    _analyze(conn, store, t.name)  # it may have grown from nothing to a million
-    # "WHERE true": SQLite needs it to tell an upsert's ON from a join's.
-    # In id order, so the membership key grows at its end instead of being
-    # written all over (a million random inserts thrash the page cache).
-    members = (select(literal(list_name, String()), t.c.id, literal(now, UTCDateTime()))
-               .select_from(joined).where(true()).order_by(t.c.id))
+    new_people = (select(s.c.email, s.c.key, s.c.name, s.c.status, s.c.fields,
+                         literal(now, UTCDateTime()), literal(now, UTCDateTime()),
+                         case((s.c.status == "active", null()),
+                              else_=literal("imported", String())))
+                  .where(~known).order_by(s.c.key))
     if store.is_postgres:
-        # Leave out those already on the list in the same statement: one
-        # anti-join over the list instead of a conflict check per row (a
-        # second import of a million-row file spent 2.5 s there). The upsert
-        # stays for a member added meanwhile by another transaction.
-        lm = list_members
-        members = members.where(~select(lm.c.subscriber_id).where(
-            lm.c.list_name == list_name, lm.c.subscriber_id == t.c.id).exists())
-    conn.execute(store.insert_ignore(list_members).from_select(
-        ["list_name", "subscriber_id", "added_at"], members))
+        # Known people first (the join then finds only them), new people
+        # after, in one statement that feeds each new id straight to its
+        # membership and its consent: no join back through the staging
+        # table, and no check for a membership or consent a new id cannot
+        # have yet (nothing else can see the id before this commits).
+        _join_known(conn, store, staging, list_name, now, source)
+        _insert_new_chained(conn, new_people, list_name, now, source)
+        _analyze(conn, store, t.name)  # it may have grown from nothing to a million
+        return rows, created, updated, kept
+    conn.execute(insert(t).from_select(_NEW_COLUMNS, new_people))
+    _join_known(conn, store, staging, list_name, now, source)
     return rows, created, updated, kept
 
 
@@ -558,10 +601,7 @@ def _import(store: Store, staged: Iterable[StagedRow], problems: RowProblems, li
         _analyze(conn, store, staging.name)
         merged = _merge_repeats(conn, staging)
         ensure_list(conn, store, list_name, now)
-        rows, created, updated, kept = _apply(conn, store, staging, list_name, now)
-        # Consent: each membership this import created records the file and time.
-        with _no_nested_loops(conn, store):
-            record_members_without(conn, list_name, "import", source, now)
+        rows, created, updated, kept = _apply(conn, store, staging, list_name, now, source)
         staging.drop(conn)
     return ImportReport(list_name, rows, created, updated, kept, merged,
                         tuple(problems.all(Severity.WARNING)))

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 
 from dispatch.errors import InputError
 from dispatch.store.address_identity import key_of
 from dispatch.store.engine import Store, chunks
-from dispatch.store.schema import list_members, mailing_lists, outbox, subscribers
+from dispatch.store.schema import consents, list_members, mailing_lists, outbox, subscribers
 from dispatch.subscribers.options import LIST_NAME_EXPECTED, is_list_name
 from dispatch.values.address import name_problem
 
@@ -244,6 +244,19 @@ def remove_from_list(store: Store, email: str, list_name: str) -> bool:
         result = conn.execute(delete(list_members).where(
             list_members.c.list_name == list_name, list_members.c.subscriber_id == sid))
         return bool(result.rowcount)
+
+
+def delete_subscribers(conn: Connection, *where: ColumnElement[bool]) -> int:
+    """Delete the subscribers matching ``where`` with their consent records,
+    in the caller's transaction; returns how many were deleted. Consents
+    keep no foreign key (see ``schema.consents``), so this is the one way
+    a subscriber is deleted; memberships and bounce events follow by their
+    keys' ON DELETE CASCADE."""
+    ids = list(conn.execute(delete(subscribers).where(*where)
+                            .returning(subscribers.c.id)).scalars())
+    for chunk in chunks(ids):
+        conn.execute(delete(consents).where(consents.c.subscriber_id.in_(chunk)))
+    return len(ids)
 
 
 def set_status(conn: Connection, subscriber_ids: Sequence[int], status: SubscriberStatus,
