@@ -9,7 +9,7 @@ never raises for an answer, only :class:`TransportUnavailable` when it cannot
 reach its server at all: then nothing was sent, and the worker hands the
 batch back without spending an attempt and backs off as a whole.
 
-A connection may also offer ``begin(message) -> Staged`` (:class:`Staging`):
+A connection may also offer ``begin(message) -> Staged``:
 what carries none of the message's content (an email's envelope: MAIL FROM,
 RCPT TO) goes out at once, and the content only with :meth:`Staged.finish`,
 or never (:meth:`Staged.abort`). The worker uses it to do its bookkeeping
@@ -59,10 +59,6 @@ class Staged(Protocol):
     def abort(self) -> None:
         """Give the message up; nothing of it is delivered."""
         ...
-
-
-class Staging(Protocol[M_contra]):
-    def begin(self, message: M_contra) -> Staged: ...
 
 
 class Settled:
