@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 from tests.delivery_kit import T0, edition, seed
 
 from dispatch.errors import InputError
@@ -28,8 +29,9 @@ from dispatch.outbox import (
     resume,
     retry_failed,
 )
+from dispatch.outbox.lease import AckWriter, _bind_datetime
 from dispatch.store.engine import Store
-from dispatch.store.schema import outbox
+from dispatch.store.schema import UTCDateTime, outbox
 from dispatch.subscribers import add_subscriber, change_status, get_subscriber
 from dispatch.unsubscribe import unsubscribe
 
@@ -301,3 +303,40 @@ def test_unsubscribe_suppresses_queued_rows(store: Store) -> None:
     s = edition_status(store, "e1")
     assert (s.suppressed, s.sending) == (1, 4)
     assert_reconciles(store)
+
+
+@pytest.mark.parametrize("at", [datetime(2026, 12, 3, 19, 4, 5, 120, tzinfo=UTC),
+                                datetime(2026, 12, 3, 19, 4, 5, tzinfo=timezone(
+                                    timedelta(hours=-5))),
+                                datetime(999, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC)])
+def test_the_ack_writers_times_are_the_column_types_own_text_on_sqlite(at: datetime) -> None:
+    dialect = sqlite.dialect()
+    own = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert own is not None and _bind_datetime(dialect)(at) == own(at)
+
+
+def test_the_ack_writer_records_the_moment_and_checks_each_reader(store: Store) -> None:
+    seed(store, 3)
+    queue_edition(store, edition(), ["main"], T0)
+    leased = claim(store, "w1", T0, 3, POLICY)
+    gone = leased.rows[1]
+    change_status(store, [gone.subscriber_id], "unsubscribed", T0)
+    at = datetime(2026, 12, 3, 19, 4, 5, 120, tzinfo=timezone(timedelta(hours=-5)))
+    writer = AckWriter(store)
+    try:
+        kept, verdicts = writer.commit(
+            [(leased.token, leased.rows[0].id), ("someone-else/0", leased.rows[2].id)],
+            [(r.subscriber_id, r.edition_id) for r in leased.rows], at)
+        # SQLite writes the journal in a statement of its own: written again
+        # (a retry after it committed), the row is still ours.
+        again = writer.commit([(leased.token, leased.rows[0].id)], [], at) \
+            if store.is_sqlite else ([True], [])
+    finally:
+        writer.close()
+    assert kept == [True, False] and verdicts == ["send", "suppressed", "send"]
+    assert again == ([True], [])
+    record(store, leased.token, [], at, POLICY, random.Random(0))  # SQLite: into the rows
+    with store.read() as conn:
+        sent = conn.execute(select(outbox.c.id, outbox.c.finished_at)
+                            .where(outbox.c.status == "sent")).all()
+    assert [(row_id, when) for row_id, when in sent] == [(leased.rows[0].id, at)]

@@ -5,8 +5,12 @@ breaks mid-BDAT, a 421 mid-group, dot-stuffing, STARTTLS and AUTH."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,7 @@ from dispatch.config import Settings, load_settings
 from dispatch.delivery import deliver
 from dispatch.delivery.settings import SmtpSettings
 from dispatch.delivery.smtp import SmtpTransport
-from dispatch.delivery.smtp_client import SmtpClient, SmtpError, dot_stuff
+from dispatch.delivery.smtp_client import MAX_LINE, Reply, SmtpClient, SmtpError, dot_stuff
 from dispatch.delivery.transport import Envelope, TransportUnavailable
 from dispatch.jobs.states import ResultClass
 from dispatch.outbox import edition_status, queue_edition
@@ -106,6 +110,68 @@ def test_a_421_inside_a_pipelined_group_is_every_answer_still_owed() -> None:
     assert [r.code for r in done.recipients] == [250, 421, 421]
     assert done.data is not None and done.data.code == 421 and not done.delivered
     assert not c.connected and server.received == []
+
+
+@contextmanager
+def scripted(*pieces: bytes) -> Iterator[int]:
+    """A server on 127.0.0.1 that writes ``pieces`` as separate segments, reads
+    whatever comes, and stays silent until the client goes; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for piece in pieces:
+                conn.sendall(piece)
+                done.wait(0.01)  # each piece in a segment of its own
+            conn.settimeout(5)
+            while not done.is_set():
+                try:
+                    if not conn.recv(4096):
+                        return
+                except TimeoutError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        listener.close()
+
+
+def test_replies_split_anywhere_or_sent_together_are_read_line_by_line() -> None:
+    with scripted(b"22", b"0-first\r\n220 sec", b"ond\r\n",
+                  b"250-sink\r\n250-PIPELINING\r\n250 SIZE 1000\r\n250 OK\r\n250 OK\r\n"
+                  b"550 5.1.1 no\r\n") as port:
+        c = SmtpClient("127.0.0.1", port, timeout=5, helo="test.example")
+        c.connect()
+        assert c.pipelining and c.extensions["size"] == "1000"
+        # The rest of that last segment: three replies already read, taken in order.
+        assert [c.read_reply() for _ in range(3)] == [Reply(250, "OK"), Reply(250, "OK"),
+                                                     Reply(550, "5.1.1 no")]
+        c.close()
+
+
+def test_a_server_that_says_nothing_times_out() -> None:
+    with scripted(b"220 hi\r\n", b"250 sink\r\n") as port:
+        c = SmtpClient("127.0.0.1", port, timeout=0.2, helo="test.example")
+        c.connect()
+        with pytest.raises(SmtpError, match="waiting for a reply: timed out"):
+            c.send("news@example.org", ["a@example.com"], MESSAGE)
+        assert not c.connected
+
+
+def test_a_reply_line_past_the_limit_is_refused() -> None:
+    with scripted(b"220 " + b"x" * MAX_LINE + b"\r\n") as port:
+        c = SmtpClient("127.0.0.1", port, timeout=5, helo="test.example")
+        with pytest.raises(SmtpError, match="longer than"):
+            c.connect()
+        assert not c.connected
 
 
 @st.composite

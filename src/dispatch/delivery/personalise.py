@@ -79,6 +79,11 @@ class MessageSource:
         return tagged_address(self.return_base, self.key, "bounce", row.id)
 
     def factory(self, edition_id: str) -> MessageFactory:
+        # Read without the lock first: it is taken once per edition, not once
+        # per message by every lane (a contended lock is a thread switch).
+        found = self.factories.get(edition_id)
+        if found is not None:
+            return found
         with self.lock:
             found = self.factories.get(edition_id)
             if found is None:

@@ -33,9 +33,10 @@ import hmac
 import re
 import socket
 import ssl
-from collections.abc import Sequence
+import struct
+import sys
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dispatch.errors import DeliveryError
 
@@ -43,6 +44,12 @@ MAX_LINE = 8192
 """Longest reply line accepted (RFC 5321 allows 512; servers add longer texts)."""
 CRLF = b"\r\n"
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+_RECV = 65536
+"""Bytes asked of one recv: every reply a pipelined transaction is owed, at once."""
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+"""Whether the socket's timeout is left to the kernel (SO_RCVTIMEO/SO_SNDTIMEO)."""
+_SEEN_MAX = 64
+"""Distinct reply lines a connection keeps parsed (a server says "250 OK" again and again)."""
 
 
 class SmtpError(DeliveryError):
@@ -145,7 +152,8 @@ class SmtpClient:
         self.extensions: dict[str, str] = {}
         self.esmtp = False
         self._sock: socket.socket | None = None
-        self._file: BinaryIO | None = None
+        self._buffer = b""  # read from the socket, not yet taken by a reply
+        self._seen: dict[bytes, Reply] = {}  # final reply lines already parsed
 
     # -- what the server offers ---------------------------------------------------
 
@@ -171,6 +179,7 @@ class SmtpClient:
         # Without it a small command waits for the ACK of the previous
         # segment (Nagle + delayed ACK: ~40 ms per message).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._kernel_timeout(sock)
         if self.tls == "ssl":
             sock = self._wrap(sock)
         self._attach(sock)
@@ -200,9 +209,30 @@ class SmtpClient:
             sock.close()
             raise SmtpError(f"TLS handshake failed: {exc}") from None
 
+    def _kernel_timeout(self, sock: socket.socket) -> None:
+        """Leave the timeout to the kernel, on a blocking socket.
+
+        With a Python-level timeout every send and every recv is a poll()
+        first, and each of the two drops and retakes the GIL: among a
+        worker's busy lanes that is a thread switch each time. The kernel's
+        own SO_RCVTIMEO/SO_SNDTIMEO give the same bound with one system call
+        (a recv that times out fails with EAGAIN, reported as a timeout).
+        """
+        if not _KERNEL_TIMEOUTS:
+            return
+        seconds = max(self.timeout, 0.001)
+        value = struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        except OSError:
+            return  # Python's own timeout stays in force
+        sock.settimeout(None)
+
     def _attach(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._file = sock.makefile("rb")
+        # Nothing read before a TLS upgrade is taken as said inside it.
+        self._buffer = b""
 
     def ehlo(self) -> Reply:
         self.extensions = {}
@@ -251,11 +281,9 @@ class SmtpClient:
         self.close()
 
     def close(self) -> None:
-        file, sock, self._file, self._sock = self._file, self._sock, None, None
-        with contextlib.suppress(OSError):
-            if file is not None:
-                file.close()
-            if sock is not None:
+        sock, self._sock, self._buffer = self._sock, None, b""
+        if sock is not None:
+            with contextlib.suppress(OSError):
                 sock.close()
 
     @property
@@ -271,32 +299,62 @@ class SmtpClient:
             self._sock.sendall(data)
         except OSError as exc:
             self.close()
-            raise SmtpError(f"connection lost while sending: {exc or type(exc).__name__}"
-                            ) from None
+            if isinstance(exc, (BlockingIOError, ssl.SSLWantWriteError)):
+                reason = "timed out"  # the kernel's SO_SNDTIMEO ran out
+            else:
+                reason = f"{exc or type(exc).__name__}"
+            raise SmtpError(f"connection lost while sending: {reason}") from None
 
     def read_reply(self) -> Reply:
-        """One (possibly multi-line) reply; the lines' texts joined by newlines."""
-        file = self._file
-        if file is None:
+        """One (possibly multi-line) reply; the lines' texts joined by newlines.
+
+        Replies are cut from a buffer of their own that one recv fills with
+        whatever the server has sent (the answers to a whole pipelined group,
+        usually), and a final line seen before on this connection is answered
+        with the Reply parsed then (Reply is immutable).
+        """
+        sock = self._sock
+        if sock is None:
             raise SmtpError("not connected")
+        buffer = self._buffer
         texts: list[str] = []
         try:
             while True:
-                line = file.readline(MAX_LINE)
-                if not line:
-                    raise SmtpError("connection closed by the server")
+                end = buffer.find(b"\n", 0, MAX_LINE) + 1
+                if not end:
+                    if len(buffer) >= MAX_LINE:
+                        raise SmtpError(f"reply line longer than {MAX_LINE} bytes: "
+                                        f"{buffer[:80]!r}")
+                    chunk = sock.recv(_RECV)
+                    if not chunk:
+                        raise SmtpError("connection closed by the server")
+                    buffer += chunk
+                    continue
+                line, buffer = buffer[:end], buffer[end:]
+                if not texts:
+                    seen = self._seen.get(line)
+                    if seen is not None:
+                        self._buffer = buffer
+                        return seen
                 if len(line) < 3 or not line[:3].isdigit():
                     raise SmtpError(f"not an SMTP reply: {line[:80]!r}")
                 texts.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
                 if line[3:4] != b"-":
-                    return Reply(int(line[:3]), "\n".join(texts))
+                    self._buffer = buffer
+                    reply = Reply(int(line[:3]), "\n".join(texts))
+                    if len(texts) == 1 and len(self._seen) < _SEEN_MAX:
+                        self._seen[line] = reply
+                    return reply
         except SmtpError:
             self.close()
             raise
         except OSError as exc:  # a timeout is an OSError too
             self.close()
-            raise SmtpError(f"connection lost while waiting for a reply: "
-                            f"{exc or type(exc).__name__}") from None
+            if isinstance(exc, (BlockingIOError, ssl.SSLWantReadError)):
+                reason = "timed out"  # the kernel's SO_RCVTIMEO ran out
+            else:
+                reason = f"{exc or type(exc).__name__}"
+            raise SmtpError(f"connection lost while waiting for a reply: {reason}") from None
 
     def command(self, line: bytes) -> Reply:
         self.write(line + CRLF)
@@ -305,6 +363,14 @@ class SmtpClient:
     def rset(self) -> None:
         """End a failed transaction, so the next one starts clean."""
         self.command(b"RSET")
+
+    def end_quietly(self) -> None:
+        # A refusal is the answer, whatever happens to the RSET; a
+        # connection that breaks on it (or was closed) is simply reopened
+        # next time.
+        if self.connected:
+            with contextlib.suppress(SmtpError):
+                self.rset()
 
     # -- one message -----------------------------------------------------------------
 
@@ -327,6 +393,26 @@ class SmtpClient:
         exception. After a refusal the transaction is reset (RSET), so the
         connection is ready for the next message either way.
         """
+        return self.begin(sender, recipients, message).finish()
+
+    def begin(self, sender: str, recipients: Sequence[str], message: bytes) -> Pending:
+        """Start a transaction: write now what carries no content (its envelope).
+
+        The caller may then do other work while those commands travel (the
+        round trip is the cost, not the write), and either go on
+        (:meth:`Pending.finish`) or give the message up
+        (:meth:`Pending.abort`): nothing of the message has gone out until
+        it goes on. What is written at once depends on what the server offers:
+
+        - neither extension, or CHUNKING alone: MAIL (the RCPTs wait for its reply);
+        - PIPELINING: MAIL, every RCPT and DATA, whose replies come back together;
+        - PIPELINING and CHUNKING: nothing. The whole transaction is one
+          write and one round trip, and its final reply waits for the
+          message's content anyway, so writing the envelope ahead of it
+          would gain no time.
+
+        Raises :class:`SmtpError` if the connection breaks while writing.
+        """
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         encoding = "utf-8" if "smtputf8" in self.extensions else "ascii"
@@ -337,27 +423,15 @@ class SmtpClient:
         except UnicodeEncodeError:
             refused = Reply(553, "5.6.7 non-ASCII address and the server does not offer "
                                  "SMTPUTF8")
-            return Transaction(refused, tuple(refused for _ in recipients), None)
+            return Pending(self, None, len(recipients),
+                           Transaction(refused, tuple(refused for _ in recipients), None))
         if not message.endswith(CRLF):
             message += CRLF
-        try:
-            if self.pipelining:
-                result = self._pipelined(mail, rcpts, message)
-            else:
-                result = self._lockstep(mail, rcpts, message)
-        except _Closing as closing:
-            # 421: the server is shutting this connection; every answer
-            # still owed is that one.
-            self.close()
-            got = [*closing.got, closing.reply]
-            got += [closing.reply] * (len(rcpts) + 1 - len(got))
-            return Transaction(got[0], tuple(got[1:len(rcpts) + 1]), closing.reply)
-        if not result.delivered:
-            # A refusal is the answer, whatever happens to the RSET; a
-            # connection that breaks on it is simply reopened next time.
-            with contextlib.suppress(SmtpError):
-                self.rset()
-        return result
+        if self.pipelining:
+            steps = self._pipelined(mail, rcpts, message)
+        else:
+            steps = self._lockstep(mail, rcpts, message)
+        return Pending(self, steps, len(rcpts))
 
     def _ack_at_once(self) -> None:
         """Acknowledge the next segments at once instead of up to 40 ms later.
@@ -381,37 +455,63 @@ class SmtpClient:
         got.append(reply)
         return reply
 
-    def _pipelined(self, mail: bytes, rcpts: list[bytes], message: bytes) -> Transaction:
+    # The two shapes of a transaction, as generators: each stops (``yield``)
+    # once its envelope is written, where it is told whether to go on
+    # (True) or to give the message up (False: it then ends the transaction
+    # itself), and once more after the message's content is written, before
+    # its final reply is read. It returns the server's answers, or None
+    # when the message was given up.
+
+    def _pipelined(self, mail: bytes, rcpts: list[bytes], message: bytes) -> _Steps:
         got: list[Reply] = []
         if self.chunking:
             # The whole transaction in one write: the server must read the
             # chunk even when it refuses it (RFC 3030 section 2), so the
             # stream stays in step whatever it says.
+            if not (yield):
+                return None
             self.write(b"".join((mail, *rcpts, b"BDAT %d LAST\r\n" % len(message), message)))
             self._ack_at_once()
+            yield
             for _ in range(len(rcpts) + 1):
                 self._reply(got)
             return Transaction(got[0], tuple(got[1:]), self._reply(got))
         self.write(b"".join((mail, *rcpts, b"DATA\r\n")))
+        go_on = yield
         for _ in range(len(rcpts) + 1):
             self._reply(got)
         first, answers = got[0], tuple(got[1:])
         go = self._reply(got)
         if go.code != 354:
-            return Transaction(first, answers, go if first.ok else None)
+            if not go_on:
+                self.end_quietly()
+            return Transaction(first, answers, go if first.ok else None) if go_on else None
         if not first.ok or not any(r.ok for r in answers):
             # The server said "go ahead" although nobody can receive the
             # message: end the data at once, with nothing in it.
             self.write(b".\r\n")
             self._reply(got)
-            return Transaction(first, answers, None)
+            if not go_on:
+                self.end_quietly()
+            return Transaction(first, answers, None) if go_on else None
+        if not go_on:
+            # Inside DATA only the end of the data ends the transaction, and
+            # that would deliver an empty message: hang up instead (the
+            # server drops a transaction whose data never ended).
+            self.close()
+            return None
         self.write(dot_stuff(message) + b".\r\n")
+        yield
         return Transaction(first, answers, self._reply(got))
 
-    def _lockstep(self, mail: bytes, rcpts: list[bytes], message: bytes) -> Transaction:
+    def _lockstep(self, mail: bytes, rcpts: list[bytes], message: bytes) -> _Steps:
         got: list[Reply] = []
         self.write(mail)
+        go_on = yield
         first = self._reply(got)
+        if not go_on:
+            self.end_quietly()
+            return None
         if not first.ok:
             return Transaction(first, tuple(first for _ in rcpts), None)
         for rcpt in rcpts:
@@ -422,13 +522,88 @@ class SmtpClient:
             return Transaction(first, answers, None)
         if self.chunking:
             self.write(b"BDAT %d LAST\r\n" % len(message) + message)
+            yield
             return Transaction(first, answers, self._reply(got))
         self.write(b"DATA\r\n")
         go = self._reply(got)
         if go.code != 354:
             return Transaction(first, answers, go)
         self.write(dot_stuff(message) + b".\r\n")
+        yield
         return Transaction(first, answers, self._reply(got))
+
+
+_Steps = Generator[None, bool | None, Transaction | None]
+
+
+class Pending:
+    """One transaction begun by :meth:`SmtpClient.begin`: its envelope may be
+    on the wire, its content is not until :meth:`release` or :meth:`finish`.
+
+    Any call may raise :class:`SmtpError` (the connection broke; it is
+    closed). Not thread-safe, like the client.
+    """
+
+    __slots__ = ("_began", "_client", "_count", "_released", "_result", "_steps")
+
+    def __init__(self, client: SmtpClient, steps: _Steps | None, count: int,
+                 result: Transaction | None = None) -> None:
+        self._client, self._steps, self._count = client, steps, count
+        self._result = result
+        self._released = False
+        self._began = steps is not None  # something was (or may be) written
+        if steps is not None:
+            self._step(None)  # write the envelope
+
+    def release(self) -> None:
+        """Read the envelope's replies and send the content (if anyone
+        accepted it), without waiting for the final reply."""
+        if not self._released:
+            self._released = True
+            self._step(True)
+
+    def finish(self) -> Transaction:
+        """Go on to the end: the server's answers to the message."""
+        self.release()
+        while self._result is None:
+            self._step(None)
+        result = self._result
+        if not result.delivered and self._began:
+            self._client.end_quietly()
+        return result
+
+    def abort(self) -> None:
+        """Give the message up before any of its content went out: end the
+        transaction (RSET, or closing the connection inside DATA)."""
+        if self._released:
+            raise RuntimeError("the message's content may already be on its way")
+        self._released = True
+        self._step(False)
+
+    def _step(self, value: bool | None) -> None:
+        if self._steps is None:
+            if self._result is None:
+                raise SmtpError("the transaction broke off earlier")
+            return
+        try:
+            self._steps.send(value)
+        except StopIteration as end:
+            self._steps = None
+            # An aborted transaction has no answers; a refusal stands for them.
+            self._result = end.value or Transaction(
+                Reply(0, "not sent"), tuple(Reply(0, "not sent") for _ in range(self._count)),
+                None)
+        except _Closing as closing:
+            # 421: the server is shutting this connection; every answer
+            # still owed is that one.
+            self._steps = None
+            self._client.close()
+            got = [*closing.got, closing.reply]
+            got += [closing.reply] * (self._count + 1 - len(got))
+            self._result = Transaction(got[0], tuple(got[1:self._count + 1]), closing.reply)
+        except BaseException:
+            self._steps = None
+            raise
 
 
 class _Closing(Exception):

@@ -14,7 +14,7 @@ import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -24,12 +24,12 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    insert,
     literal_column,
     null,
     select,
     update,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dispatch.jobs import lease as jobs
 from dispatch.jobs.states import JobStatus, Outcome
@@ -77,18 +77,25 @@ class RowResult:
         return self.row_id
 
 
-_PEOPLE = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
-                 subscribers.c.status).where(subscribers.c.id.in_(bindparam("ids",
-                                                                            expanding=True)))
 _INACTIVE = "subscriber no longer active"
 
 
-def _positional(compiled: Any) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-    """A compiled statement's SQL and how to order its parameters for the DBAPI."""
+Prepared = tuple[str, Callable[[Sequence[Any]], Any]]
+"""A compiled statement's SQL, and what turns its values (in the order the
+statement's builder names them) into what the DBAPI takes."""
+
+
+def _prepared(compiled: Any, names: Sequence[str]) -> Prepared:
+    """``compiled``'s SQL, and its parameters taken from a flat sequence of
+    values in the order of ``names`` (no dict per execution: a positional
+    DBAPI gets a tuple picked by index, a named one a dict)."""
     order = compiled.positiontup  # None for named parameter styles
     if order is None:
-        return compiled.string, lambda values: values
-    return compiled.string, lambda values: [values[k] for k in order]
+        keys = tuple(names)
+        return compiled.string, lambda values: dict(zip(keys, values, strict=True))
+    where = {name: i for i, name in enumerate(names)}
+    picks = tuple(where[name] for name in order)
+    return compiled.string, lambda values: tuple([values[i] for i in picks])
 
 
 def claim(store: Store, owner: str, now: datetime, limit: int, policy: RetryPolicy) -> Claim:
@@ -114,11 +121,38 @@ def claim(store: Store, owner: str, now: datetime, limit: int, policy: RetryPoli
     return Claim(token, until, tuple(rows), len(inactive))
 
 
+_people_sql: dict[tuple[str, int], Prepared] = {}
+
+
 def _people(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+    """Address, name and status of each subscriber in ``ids``, read on the
+    claim's own transaction.
+
+    The IN list has one parameter per id, padded to a power of two (the
+    last id again), so a handful of statements, compiled once per backend,
+    serve every batch size; they run on the DBAPI cursor, without an
+    expanding parameter rendered and its values processed on every claim
+    (which cost more than the query itself on SQLite)."""
     found: dict[int, tuple[str, str, str]] = {}
-    for part in chunks(list(ids)):
-        for sid, email, name, status in conn.execute(_PEOPLE, {"ids": list(part)}):
-            found[sid] = (email, name, status)
+    dialect = conn.dialect
+    cursor = conn.connection.cursor()
+    try:
+        for part in chunks(list(ids)):
+            size = 1 << (len(part) - 1).bit_length()
+            prepared = _people_sql.get((dialect.name, size))
+            if prepared is None:
+                names = [f"s{i}" for i in range(size)]
+                statement = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
+                                   subscribers.c.status).where(subscribers.c.id.in_(
+                                       [bindparam(n, type_=Integer()) for n in names]))
+                prepared = _people_sql[dialect.name, size] = _prepared(
+                    statement.compile(dialect=dialect), names)
+            sql, bind = prepared
+            cursor.execute(sql, bind([*part, *(part[-1],) * (size - len(part))]))
+            for sid, email, name, status in cursor.fetchall():
+                found[sid] = (email, name, status)
+    finally:
+        cursor.close()
     return found
 
 
@@ -168,6 +202,37 @@ def record(store: Store, token: str, results: Sequence[RowResult], now: datetime
     return accepted
 
 
+def _settle_sent_statements(by_token: bool) -> tuple[Any, Any]:
+    """:func:`settle_sent`'s UPDATE and DELETE, for one lease's token
+    (``:token``) or for every lease expired before ``:before``."""
+    journal = outbox_sent
+    owned = [outbox.c.status == jobs.SENDING,
+             outbox.c.lease_owner == select(journal.c.token)
+             .where(journal.c.row_id == outbox.c.id).scalar_subquery()]
+    if by_token:
+        rows = select(journal.c.row_id).where(journal.c.token == bindparam("token"))
+    else:
+        rows = select(journal.c.row_id)
+        owned.append(outbox.c.lease_until < bindparam("before", type_=UTCDateTime()))
+    move = (update(outbox).where(outbox.c.id.in_(rows), *owned)
+            .values(status=JobStatus.SENT.value, lease_owner=None, lease_until=None, detail=None,
+                    finished_at=select(journal.c.sent_at).where(journal.c.row_id == outbox.c.id)
+                    .scalar_subquery()))
+    if by_token:
+        drop = delete(journal).where(journal.c.token == bindparam("token"))
+    else:
+        # Whatever no longer names a row leased under its token (moved just
+        # now, or left behind by a lease that was lost) goes.
+        drop = delete(journal).where(~select(outbox.c.id).where(
+            outbox.c.id == journal.c.row_id, outbox.c.status == jobs.SENDING,
+            outbox.c.lease_owner == journal.c.token).exists())
+    return move, drop
+
+
+_SETTLE_SENT = {True: _settle_sent_statements(True), False: _settle_sent_statements(False)}
+"""Built once: building them cost more than running them (once per batch)."""
+
+
 def settle_sent(conn: Connection, *, token: str | None = None,
                 expired_before: datetime | None = None) -> int:
     """Move accepted messages written down in ``outbox_sent`` into their outbox
@@ -175,28 +240,10 @@ def settle_sent(conn: Connection, *, token: str | None = None,
     ``token``, or of every lease that expired before ``expired_before`` (a
     worker that died before settling its batch). Each row is fenced on the
     token it was accepted under. Returns how many rows became sent."""
-    journal = outbox_sent
-    owned = [outbox.c.status == jobs.SENDING,
-             outbox.c.lease_owner == select(journal.c.token)
-             .where(journal.c.row_id == outbox.c.id).scalar_subquery()]
-    if token is not None:
-        rows = select(journal.c.row_id).where(journal.c.token == token)
-    else:
-        rows = select(journal.c.row_id)
-        owned.append(outbox.c.lease_until < expired_before)
-    moved = conn.execute(
-        update(outbox).where(outbox.c.id.in_(rows), *owned)
-        .values(status=JobStatus.SENT.value, lease_owner=None, lease_until=None, detail=None,
-                finished_at=select(journal.c.sent_at).where(journal.c.row_id == outbox.c.id)
-                .scalar_subquery())).rowcount
-    if token is not None:
-        conn.execute(delete(journal).where(journal.c.token == token))
-    else:
-        # Whatever no longer names a row leased under its token (moved just
-        # now, or left behind by a lease that was lost) goes.
-        conn.execute(delete(journal).where(~select(outbox.c.id).where(
-            outbox.c.id == journal.c.row_id, outbox.c.status == jobs.SENDING,
-            outbox.c.lease_owner == journal.c.token).exists()))
+    move, drop = _SETTLE_SENT[token is not None]
+    values = {"token": token} if token is not None else {"before": expired_before}
+    moved = conn.execute(move, values).rowcount
+    conn.execute(drop, values)
     return int(moved)
 
 
@@ -241,7 +288,9 @@ def _ack_statement(size: int, journal: bool) -> Any:
     and their outbox rows are left as they are until the batch is settled
     (:func:`settle_sent`); otherwise (PostgreSQL, where the commit's cost is
     its flush, not its pages, and the UPDATE's row locks keep a concurrent
-    reaper out) the outbox rows are marked sent at once.
+    reaper out) the outbox rows are marked sent at once. Written down again
+    under the same token, a row is still ours (the journal write may be
+    retried after it committed); under another token it is not.
     """
     ids = [bindparam(f"r{i}", type_=Integer()) for i in range(size)]
     fence = case(*((outbox.c.id == ids[i], bindparam(f"t{i}", type_=String()))
@@ -249,14 +298,34 @@ def _ack_statement(size: int, journal: bool) -> Any:
     ours = (outbox.c.id.in_(ids), outbox.c.status == jobs.SENDING, outbox.c.lease_owner == fence)
     when = bindparam("now", type_=UTCDateTime())
     if journal:
-        return (insert(outbox_sent).prefix_with("OR IGNORE")
-                .from_select(["row_id", "token", "sent_at"],
-                             select(outbox.c.id, outbox.c.lease_owner, when).where(*ours))
-                .returning(outbox_sent.c.row_id))
+        write = sqlite_insert(outbox_sent).from_select(
+            ["row_id", "token", "sent_at"],
+            select(outbox.c.id, outbox.c.lease_owner, when).where(*ours))
+        return (write.on_conflict_do_update(
+            index_elements=[outbox_sent.c.row_id], set_={"token": write.excluded.token},
+            where=outbox_sent.c.token == write.excluded.token)
+            .returning(outbox_sent.c.row_id))
     return (update(outbox).where(*ours)
             .values(status=literal_column(f"'{JobStatus.SENT}'"), lease_owner=null(),
                     lease_until=null(), finished_at=when, detail=null())
             .returning(outbox.c.id))
+
+
+def _bind_datetime(dialect: Any) -> Callable[[datetime], Any]:
+    """What a UTCDateTime value is handed to this backend's DBAPI as.
+
+    On SQLite that is text in SQLAlchemy's storage format (the exact text
+    matters: the column is compared as text), made here by one isoformat
+    call instead of the type's chain of processors; a test holds the two
+    equal. Elsewhere the column type's own conversion."""
+    if dialect.name == "sqlite":
+        def text(value: datetime) -> str:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; pass an aware one")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return text
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
 
 
 def _check_statement(people: int, issues: int) -> Any:
@@ -279,23 +348,27 @@ class AckWriter:
     and we forgot would be sent again after a crash), and of the check made
     just before each send. Both run for every message, where a SQLAlchemy
     transaction around them would cost several times the statements, so a
-    group (every lane that had a row ready) costs one transaction: one
-    UPDATE … RETURNING for its acks, each row fenced on its own lease token,
-    and one SELECT for its checks, which runs after the acks inside the
-    same transaction and so sees everything committed before it began (on
-    SQLite the write lock is held: nothing else can commit meanwhile).
+    group (every lane that had a row ready) costs one UPDATE … RETURNING
+    for its acks, each row fenced on its own lease token, and one SELECT
+    for its checks, which runs after the acks and so sees everything
+    committed before them. On PostgreSQL the two are one transaction; on
+    SQLite each is a transaction of its own (autocommit): one statement
+    writes the journal atomically, the check reads the latest commit
+    either way, and two statements fewer (BEGIN, COMMIT) each drop and
+    retake the GIL, which among busy lanes is a thread switch. A journal
+    write retried after it committed finds its rows ours again.
+    Statements are compiled once per group shape, and their values handed
+    to the DBAPI as a flat sequence (a few microseconds a commit, which
+    every message pays).
     """
 
     def __init__(self, store: Store) -> None:
         self._sqlite = store.is_sqlite
         self._raw = store.engine.raw_connection()
         self._dialect = store.engine.dialect
-        self._acks: dict[int, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
-        self._checks: dict[tuple[int, int], tuple[str, Callable[[dict[str, Any]], Any]]] = {}
-        # The column type's own conversion for this backend (SQLite stores
-        # text: the exact format matters, finished_at is compared as text).
-        process = UTCDateTime().dialect_impl(self._dialect).bind_processor(self._dialect)
-        self._when: Callable[[datetime], Any] = process or (lambda value: value)
+        self._acks: dict[int, Prepared] = {}
+        self._checks: dict[tuple[int, int], Prepared] = {}
+        self._when = _bind_datetime(self._dialect)
         self._cursor = self._raw.cursor()
 
     def commit(self, acks: Sequence[tuple[str, int]], checks: Sequence[tuple[int, str]],
@@ -303,74 +376,82 @@ class AckWriter:
         """Commit ``(token, row id)`` pairs as sent and check ``(subscriber id,
         edition id)`` pairs: for each ack whether its row was still ours, for
         each check its verdict."""
-        cursor = self._cursor
         if not acks:
             verdicts = self._verdicts(checks)
             if not self._sqlite:
                 self._raw.commit()  # end the read transaction: the next check sees new commits
             return [], verdicts
         if self._sqlite:
-            # The pool's SQLite connections run in autocommit; BEGIN IMMEDIATE
-            # takes the write lock now rather than failing on it later.
-            cursor.execute("BEGIN IMMEDIATE")
+            # The pool's SQLite connections run in autocommit: each statement
+            # commits on its own.
+            return self._record(acks, now), self._verdicts(checks)
         try:
-            when = self._when(now)
-            ours: set[int] = set()
-            for start in range(0, len(acks), ACK_GROUP):
-                part = acks[start:start + ACK_GROUP]
-                values: dict[str, Any] = {"now": when}
-                for i, (token, row_id) in enumerate(part):
-                    values[f"r{i}"], values[f"t{i}"] = row_id, token
-                sql, order = self._ack(len(part))
-                cursor.execute(sql, order(values))
-                ours.update(row for (row,) in cursor.fetchall())
+            kept = self._record(acks, now)
             verdicts = self._verdicts(checks)
-            if self._sqlite:
-                cursor.execute("COMMIT")
-            else:
-                self._raw.commit()
+            self._raw.commit()
         except BaseException:
             with contextlib.suppress(Exception):
-                if self._sqlite:
-                    cursor.execute("ROLLBACK")
-                else:
-                    self._raw.rollback()
+                self._raw.rollback()
             raise
-        return [row_id in ours for _token, row_id in acks], verdicts
+        return kept, verdicts
 
-    def _ack(self, size: int) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    def _record(self, acks: Sequence[tuple[str, int]], now: datetime) -> list[bool]:
+        """Mark ``acks`` sent (SQLite: write them down in the journal), one
+        statement per :data:`ACK_GROUP` rows; which were still ours."""
+        cursor = self._cursor
+        when = self._when(now)
+        ours: set[int] = set()
+        for start in range(0, len(acks), ACK_GROUP):
+            part = acks[start:start + ACK_GROUP]
+            values: list[Any] = [when]
+            for token, row_id in part:
+                values += (row_id, token)
+            sql, bind = self._ack(len(part))
+            cursor.execute(sql, bind(values))
+            ours.update(row for (row,) in cursor.fetchall())
+        return [row_id in ours for _token, row_id in acks]
+
+    def _ack(self, size: int) -> Prepared:
         found = self._acks.get(size)
         if found is None:
-            found = self._acks[size] = _positional(
-                _ack_statement(size, self._sqlite).compile(dialect=self._dialect))
+            names = ["now"]
+            for i in range(size):
+                names += (f"r{i}", f"t{i}")
+            found = self._acks[size] = _prepared(
+                _ack_statement(size, self._sqlite).compile(dialect=self._dialect), names)
         return found
 
     def _verdicts(self, wanted: Sequence[tuple[int, str]]) -> list[Verdict]:
         if not wanted:
             return []
-        people = sorted({sid for sid, _eid in wanted})
-        issues = sorted({eid for _sid, eid in wanted})
+        if len(wanted) == 1:
+            people: list[Any] = [wanted[0][0]]
+            issues: list[Any] = [wanted[0][1]]
+        else:
+            people = sorted({sid for sid, _eid in wanted})
+            issues = sorted({eid for _sid, eid in wanted})
         key = (len(people), len(issues))
         found = self._checks.get(key)
         if found is None:
-            found = self._checks[key] = _positional(
-                _check_statement(*key).compile(dialect=self._dialect))
-        sql, order = found
-        values: dict[str, Any] = {f"s{i}": sid for i, sid in enumerate(people)}
-        values.update((f"e{i}", eid) for i, eid in enumerate(issues))
-        self._cursor.execute(sql, order(values))
+            names = [*(f"s{i}" for i in range(key[0])), *(f"e{i}" for i in range(key[1]))]
+            found = self._checks[key] = _prepared(
+                _check_statement(*key).compile(dialect=self._dialect), names)
+        sql, bind = found
+        cursor = self._cursor
+        cursor.execute(sql, bind(people + issues))
         status: dict[int, str] = {}
         state: dict[str, str] = {}
-        for sid, sub_status, eid, edition_state in self._cursor.fetchall():
+        for sid, sub_status, eid, edition_state in cursor.fetchall():
             status[sid], state[eid] = sub_status, edition_state
         verdicts: list[Verdict] = []
         for sid, eid in wanted:
-            if status.get(sid) != "active" or eid not in state:
+            edition_state = state.get(eid)
+            if edition_state is None or status.get(sid) != "active":
                 # No row for a subscriber (gone) or an edition (deleted): the
                 # cross product is empty for either; both mean "do not send".
                 verdicts.append("suppressed")
             else:
-                verdicts.append("cancelled" if state[eid] == "cancelled" else "send")
+                verdicts.append("cancelled" if edition_state == "cancelled" else "send")
         return verdicts
 
     def close(self) -> None:
