@@ -256,7 +256,11 @@ STEPS = (("claim (lease a batch, read addresses)", "dispatch.delivery.engine", "
          ("build the message", "dispatch.delivery.engine", "EmailChannel", "build"),
          ("check + ack, lane side (own commits too)", "dispatch.delivery.engine",
           "EmailChannel", "check"),
-         ("send (SMTP client)", "dispatch.delivery.smtp", "SmtpConnection", "send"),
+         # A message is begun (its envelope written), then released (its
+         # content written, once the check allowed it), then finished.
+         ("send: envelope (SMTP client)", "dispatch.delivery.smtp", "SmtpConnection", "begin"),
+         ("send: content (SMTP client)", "dispatch.delivery.smtp", "SmtpStaged", "release"),
+         ("send: answer (SMTP client)", "dispatch.delivery.smtp", "SmtpStaged", "finish"),
          ("commit + check, every group (lane or thread)", "dispatch.delivery.acks", "AckCommitter",
           "_commit"),
          ("record a batch's other outcomes", "dispatch.delivery.engine", "EmailChannel",

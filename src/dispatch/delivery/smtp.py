@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from dispatch.delivery.registry import EmailTransport
 from dispatch.delivery.settings import SmtpSettings
-from dispatch.delivery.smtp_client import SmtpClient, SmtpError, SmtpReplyError
+from dispatch.delivery.smtp_client import (
+    Pending,
+    SmtpClient,
+    SmtpError,
+    SmtpReplyError,
+    Transaction,
+)
 from dispatch.delivery.transport import (
     BOUNCE_CODES,
     Connection,
@@ -27,6 +33,7 @@ from dispatch.delivery.transport import (
     classify,
 )
 from dispatch.jobs.states import ResultClass
+from dispatch.jobs.transport import Settled, Staged
 
 if TYPE_CHECKING:
     from dispatch.config import Settings
@@ -57,18 +64,25 @@ class SmtpConnection:
         self.client = client
 
     def send(self, message: Envelope) -> SendResult:
+        return self.begin(message).finish()
+
+    def begin(self, message: Envelope) -> Staged:
+        """Put ``message``'s envelope on the wire (see :meth:`SmtpClient.begin`);
+        its content goes with :meth:`SmtpStaged.finish`, or never (``abort``).
+        Raises :class:`TransportUnavailable` if a dropped connection cannot
+        be opened again."""
         if self.client is None or not self.client.connected:
             self.connect()
         assert self.client is not None
-        recipient = message.recipient
         try:
-            done = self.client.send(message.sender, (recipient,), message.data)
+            pending = self.client.begin(message.sender, (message.recipient,), message.data)
         except SmtpError as exc:
-            # Ambiguous if it broke after the data went out: the server may
-            # have accepted the message, so a retry can duplicate; losing it
-            # would be worse.
-            self._drop()
-            return SendResult(ResultClass.TEMPORARY, f"connection lost: {exc}")
+            self.drop()
+            return Settled(SendResult(ResultClass.TEMPORARY, f"connection lost: {exc}"))
+        return SmtpStaged(self, pending)
+
+    def result(self, done: Transaction) -> SendResult:
+        """The class of one transaction's answers."""
         if done.delivered:
             assert done.data is not None
             return SendResult(ResultClass.DELIVERED, str(done.data))
@@ -80,13 +94,20 @@ class SmtpConnection:
         assert done.data is not None  # the recipient was accepted, so data went out
         return self._reply(done.data.code, done.data.text, at_recipient=False)
 
+    def lost(self, exc: SmtpError) -> SendResult:
+        # Ambiguous if it broke after the data went out: the server may
+        # have accepted the message, so a retry can duplicate; losing it
+        # would be worse.
+        self.drop()
+        return SendResult(ResultClass.TEMPORARY, f"connection lost: {exc}")
+
     def _reply(self, code: int, text: str, *, at_recipient: bool) -> SendResult:
         if code == 421 or code < 200:
-            self._drop()  # the server is closing this connection
+            self.drop()  # the server is closing this connection
             return SendResult(ResultClass.THROTTLED, f"{code} {text}")
         return classify(code, text, at_recipient=at_recipient, bounce_codes=self.bounce_codes)
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         client, self.client = self.client, None
         if client is not None:
             client.close()
@@ -96,6 +117,36 @@ class SmtpConnection:
         if client is not None:
             with contextlib.suppress(SmtpError):
                 client.quit()
+
+
+class SmtpStaged:
+    """One message begun on an :class:`SmtpConnection`."""
+
+    __slots__ = ("broken", "conn", "pending")
+
+    def __init__(self, conn: SmtpConnection, pending: Pending) -> None:
+        self.conn, self.pending = conn, pending
+        self.broken: SmtpError | None = None
+
+    def release(self) -> None:
+        try:
+            self.pending.release()
+        except SmtpError as exc:
+            self.broken = exc  # answered by finish
+
+    def finish(self) -> SendResult:
+        if self.broken is not None:
+            return self.conn.lost(self.broken)
+        try:
+            return self.conn.result(self.pending.finish())
+        except SmtpError as exc:
+            return self.conn.lost(exc)
+
+    def abort(self) -> None:
+        try:
+            self.pending.abort()
+        except SmtpError:
+            self.conn.drop()
 
 
 class SmtpTransport:

@@ -35,7 +35,7 @@ import socket
 import ssl
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from dispatch.errors import DeliveryError
@@ -364,6 +364,14 @@ class SmtpClient:
         """End a failed transaction, so the next one starts clean."""
         self.command(b"RSET")
 
+    def end_quietly(self) -> None:
+        # A refusal is the answer, whatever happens to the RSET; a
+        # connection that breaks on it (or was closed) is simply reopened
+        # next time.
+        if self.connected:
+            with contextlib.suppress(SmtpError):
+                self.rset()
+
     # -- one message -----------------------------------------------------------------
 
     def mail_options(self, sender: str, recipients: Sequence[str], message: bytes) -> str:
@@ -385,6 +393,26 @@ class SmtpClient:
         exception. After a refusal the transaction is reset (RSET), so the
         connection is ready for the next message either way.
         """
+        return self.begin(sender, recipients, message).finish()
+
+    def begin(self, sender: str, recipients: Sequence[str], message: bytes) -> Pending:
+        """Start a transaction: write now what carries no content (its envelope).
+
+        The caller may then do other work while those commands travel (the
+        round trip is the cost, not the write), and either go on
+        (:meth:`Pending.finish`) or give the message up
+        (:meth:`Pending.abort`): nothing of the message has gone out until
+        it goes on. What is written at once depends on what the server offers:
+
+        - neither extension, or CHUNKING alone: MAIL (the RCPTs wait for its reply);
+        - PIPELINING: MAIL, every RCPT and DATA, whose replies come back together;
+        - PIPELINING and CHUNKING: nothing. The whole transaction is one
+          write and one round trip, and its final reply waits for the
+          message's content anyway, so writing the envelope ahead of it
+          would gain no time.
+
+        Raises :class:`SmtpError` if the connection breaks while writing.
+        """
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         encoding = "utf-8" if "smtputf8" in self.extensions else "ascii"
@@ -395,27 +423,15 @@ class SmtpClient:
         except UnicodeEncodeError:
             refused = Reply(553, "5.6.7 non-ASCII address and the server does not offer "
                                  "SMTPUTF8")
-            return Transaction(refused, tuple(refused for _ in recipients), None)
+            return Pending(self, None, len(recipients),
+                           Transaction(refused, tuple(refused for _ in recipients), None))
         if not message.endswith(CRLF):
             message += CRLF
-        try:
-            if self.pipelining:
-                result = self._pipelined(mail, rcpts, message)
-            else:
-                result = self._lockstep(mail, rcpts, message)
-        except _Closing as closing:
-            # 421: the server is shutting this connection; every answer
-            # still owed is that one.
-            self.close()
-            got = [*closing.got, closing.reply]
-            got += [closing.reply] * (len(rcpts) + 1 - len(got))
-            return Transaction(got[0], tuple(got[1:len(rcpts) + 1]), closing.reply)
-        if not result.delivered:
-            # A refusal is the answer, whatever happens to the RSET; a
-            # connection that breaks on it is simply reopened next time.
-            with contextlib.suppress(SmtpError):
-                self.rset()
-        return result
+        if self.pipelining:
+            steps = self._pipelined(mail, rcpts, message)
+        else:
+            steps = self._lockstep(mail, rcpts, message)
+        return Pending(self, steps, len(rcpts))
 
     def _ack_at_once(self) -> None:
         """Acknowledge the next segments at once instead of up to 40 ms later.
@@ -439,37 +455,63 @@ class SmtpClient:
         got.append(reply)
         return reply
 
-    def _pipelined(self, mail: bytes, rcpts: list[bytes], message: bytes) -> Transaction:
+    # The two shapes of a transaction, as generators: each stops (``yield``)
+    # once its envelope is written, where it is told whether to go on
+    # (True) or to give the message up (False: it then ends the transaction
+    # itself), and once more after the message's content is written, before
+    # its final reply is read. It returns the server's answers, or None
+    # when the message was given up.
+
+    def _pipelined(self, mail: bytes, rcpts: list[bytes], message: bytes) -> _Steps:
         got: list[Reply] = []
         if self.chunking:
             # The whole transaction in one write: the server must read the
             # chunk even when it refuses it (RFC 3030 section 2), so the
             # stream stays in step whatever it says.
+            if not (yield):
+                return None
             self.write(b"".join((mail, *rcpts, b"BDAT %d LAST\r\n" % len(message), message)))
             self._ack_at_once()
+            yield
             for _ in range(len(rcpts) + 1):
                 self._reply(got)
             return Transaction(got[0], tuple(got[1:]), self._reply(got))
         self.write(b"".join((mail, *rcpts, b"DATA\r\n")))
+        go_on = yield
         for _ in range(len(rcpts) + 1):
             self._reply(got)
         first, answers = got[0], tuple(got[1:])
         go = self._reply(got)
         if go.code != 354:
-            return Transaction(first, answers, go if first.ok else None)
+            if not go_on:
+                self.end_quietly()
+            return Transaction(first, answers, go if first.ok else None) if go_on else None
         if not first.ok or not any(r.ok for r in answers):
             # The server said "go ahead" although nobody can receive the
             # message: end the data at once, with nothing in it.
             self.write(b".\r\n")
             self._reply(got)
-            return Transaction(first, answers, None)
+            if not go_on:
+                self.end_quietly()
+            return Transaction(first, answers, None) if go_on else None
+        if not go_on:
+            # Inside DATA only the end of the data ends the transaction, and
+            # that would deliver an empty message: hang up instead (the
+            # server drops a transaction whose data never ended).
+            self.close()
+            return None
         self.write(dot_stuff(message) + b".\r\n")
+        yield
         return Transaction(first, answers, self._reply(got))
 
-    def _lockstep(self, mail: bytes, rcpts: list[bytes], message: bytes) -> Transaction:
+    def _lockstep(self, mail: bytes, rcpts: list[bytes], message: bytes) -> _Steps:
         got: list[Reply] = []
         self.write(mail)
+        go_on = yield
         first = self._reply(got)
+        if not go_on:
+            self.end_quietly()
+            return None
         if not first.ok:
             return Transaction(first, tuple(first for _ in rcpts), None)
         for rcpt in rcpts:
@@ -480,13 +522,88 @@ class SmtpClient:
             return Transaction(first, answers, None)
         if self.chunking:
             self.write(b"BDAT %d LAST\r\n" % len(message) + message)
+            yield
             return Transaction(first, answers, self._reply(got))
         self.write(b"DATA\r\n")
         go = self._reply(got)
         if go.code != 354:
             return Transaction(first, answers, go)
         self.write(dot_stuff(message) + b".\r\n")
+        yield
         return Transaction(first, answers, self._reply(got))
+
+
+_Steps = Generator[None, bool | None, Transaction | None]
+
+
+class Pending:
+    """One transaction begun by :meth:`SmtpClient.begin`: its envelope may be
+    on the wire, its content is not until :meth:`release` or :meth:`finish`.
+
+    Any call may raise :class:`SmtpError` (the connection broke; it is
+    closed). Not thread-safe, like the client.
+    """
+
+    __slots__ = ("_began", "_client", "_count", "_released", "_result", "_steps")
+
+    def __init__(self, client: SmtpClient, steps: _Steps | None, count: int,
+                 result: Transaction | None = None) -> None:
+        self._client, self._steps, self._count = client, steps, count
+        self._result = result
+        self._released = False
+        self._began = steps is not None  # something was (or may be) written
+        if steps is not None:
+            self._step(None)  # write the envelope
+
+    def release(self) -> None:
+        """Read the envelope's replies and send the content (if anyone
+        accepted it), without waiting for the final reply."""
+        if not self._released:
+            self._released = True
+            self._step(True)
+
+    def finish(self) -> Transaction:
+        """Go on to the end: the server's answers to the message."""
+        self.release()
+        while self._result is None:
+            self._step(None)
+        result = self._result
+        if not result.delivered and self._began:
+            self._client.end_quietly()
+        return result
+
+    def abort(self) -> None:
+        """Give the message up before any of its content went out: end the
+        transaction (RSET, or closing the connection inside DATA)."""
+        if self._released:
+            raise RuntimeError("the message's content may already be on its way")
+        self._released = True
+        self._step(False)
+
+    def _step(self, value: bool | None) -> None:
+        if self._steps is None:
+            if self._result is None:
+                raise SmtpError("the transaction broke off earlier")
+            return
+        try:
+            self._steps.send(value)
+        except StopIteration as end:
+            self._steps = None
+            # An aborted transaction has no answers; a refusal stands for them.
+            self._result = end.value or Transaction(
+                Reply(0, "not sent"), tuple(Reply(0, "not sent") for _ in range(self._count)),
+                None)
+        except _Closing as closing:
+            # 421: the server is shutting this connection; every answer
+            # still owed is that one.
+            self._steps = None
+            self._client.close()
+            got = [*closing.got, closing.reply]
+            got += [closing.reply] * (self._count + 1 - len(got))
+            self._result = Transaction(got[0], tuple(got[1:self._count + 1]), closing.reply)
+        except BaseException:
+            self._steps = None
+            raise
 
 
 class _Closing(Exception):

@@ -8,12 +8,16 @@ how to record a batch); the loop around it is shared::
     lane (thread) ── claim a batch under a lease (one short transaction)
          for each job:  renew the lease past half of it
                         build the message
+                        wait for the pace (token bucket)
+                        begin it: its envelope goes out (a connection that
+                          can, see jobs/transport.py), and meanwhile
                         re-check (a reader unsubscribed? an edition cancelled?),
                           committing the lane's previous delivered job if the
                           channel keeps them (email: at most one message per
                           connection can go out twice after a crash)
-                        wait for the pace (token bucket)
-                        send it on the lane's connection
+                        finish it (its content; the next message is built
+                          while its answer is on the way), or abort it (a
+                          veto, a lost lease: nothing of it is delivered)
                         the transport's classified result -> an Outcome
          settle the batch's outcomes, fenced on the lease token
          (or each outcome at once, for a channel that says so)
@@ -32,6 +36,7 @@ until ``stop`` is set. The retry rule is the channel's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -47,7 +52,7 @@ from dispatch.jobs.lease import Settleable
 from dispatch.jobs.pace import TokenBucket
 from dispatch.jobs.policy import RetryPolicy
 from dispatch.jobs.states import Outcome, ResultClass, TransportResult
-from dispatch.jobs.transport import Connection, Transport, TransportUnavailable
+from dispatch.jobs.transport import Connection, Staged, Transport, TransportUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +290,22 @@ def _handback(run: _Run[J, M, R], jobs: Sequence[J], reason: str,
     return [run.channel.result(job, outcome, reason, None) for job in jobs]
 
 
+def _stopping(run: _Run[J, M, R], rest: Sequence[J]) -> list[R]:
+    return _handback(run, rest, run.stopped or "worker stopping", Outcome.HANDBACK)
+
+
+def _unreachable(run: _Run[J, M, R], conns: dict[Transport[M], Connection[M]],
+                 transport: Transport[M], exc: TransportUnavailable,
+                 rest: Sequence[J]) -> list[R]:
+    """Unreachable for every job, not just this one: give the rest of the
+    batch back now (attempts returned) and let the worker-wide backoff
+    decide when to try again, instead of one connection attempt (and one
+    timeout) per remaining job."""
+    conns.pop(transport, None)
+    run.server_down(exc)
+    return _handback(run, rest, str(exc))
+
+
 def _send_batch(run: _Run[J, M, R], batch: Batch[J],
                 conns: dict[Transport[M], Connection[M]], lane: object) -> None:
     channel = run.channel
@@ -292,6 +313,8 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
     results: list[R] = []
     sent = lost = 0
     held = False  # the channel keeps this lane's last delivered job, not yet committed
+    overlap = True  # begin the next message before the check, if its connection can
+    ahead: tuple[int, M] | None = None  # the next job's message, built while a reply was due
     lease_until = batch.lease_until
     half_lease = timedelta(seconds=run.policy.lease_seconds / 2)
     jobs = list(batch.jobs)
@@ -301,8 +324,7 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
             run.settle(batch, results)
             results = []
         if run.stop.is_set():
-            results.extend(_handback(run, jobs[index:], run.stopped or "worker stopping",
-                                     Outcome.HANDBACK))
+            results.extend(_stopping(run, jobs[index:]))
             break
         checked = _monotonic()
         if checked - renewal_checked >= LEASE_CHECK_SECONDS:
@@ -320,49 +342,80 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
         # between it and the wire (a message built for a reader who has just
         # left is thrown away).
         try:
-            message = channel.build(job, run.clock())
+            if ahead is not None and ahead[0] == index:
+                message = ahead[1]
+            else:
+                message = channel.build(job, run.clock())
         except DispatchError as exc:
             # One job whose values cannot make a message (a bad name, say)
             # fails alone; the batch goes on.
             results.append(channel.result(job, Outcome.FAILED,
                                           f"cannot build the message: {exc}", None))
             continue
+        transport = channel.transport(job)
+        conn = conns.get(transport)
+        begin: Callable[[M], Staged] | None = getattr(conn, "begin", None) if overlap else None
+        staged: Staged | None = None
+        if begin is not None:
+            # The envelope carries nothing of the message: it goes out now,
+            # and the bookkeeping below (the commit of the previous message,
+            # this reader's re-check) is done while its round trip is under
+            # way. The content waits for both.
+            run.bucket.take()
+            if run.stop.is_set():
+                results.extend(_stopping(run, jobs[index:]))
+                break
+            try:
+                staged = begin(message)
+            except TransportUnavailable as exc:
+                results.extend(_unreachable(run, conns, transport, exc, jobs[index:]))
+                break
         # Checked again just before each send, for this one job: an
         # unsubscribe committed after the claim is honoured, and a cancelled
         # edition's claimed rows are not sent (a pause lets them finish). The
         # same call commits the lane's previous delivered job, if the channel
-        # kept it: it is on disk before the next message leaves.
+        # kept it: it is on disk before the next message's content leaves.
         ours, verdict = channel.check(lane, job)
         if held:
             held = False
             if not ours:
+                if staged is not None:
+                    staged.abort()
                 lost += len(jobs) - index + 1
                 sent -= 1
                 log.warning("lease %s lost mid-batch; stopping this batch", batch.token)
                 break
         if verdict is not None:
+            if staged is not None:
+                staged.abort()
+                # A cancelled edition vetoes its every row: check the next
+                # one before its envelope goes out, not after.
+                overlap = False
             results.append(channel.result(job, verdict, None, None))
             continue
-        run.bucket.take()
-        if run.stop.is_set():  # stopped while waiting for the pace to allow a send
-            results.extend(_handback(run, jobs[index:], run.stopped or "worker stopping",
-                                     Outcome.HANDBACK))
-            break
-        transport = channel.transport(job)
-        try:
-            conn = conns.get(transport)
-            if conn is None:
-                conn = conns[transport] = transport.open()
-            answer = conn.send(message)
-        except TransportUnavailable as exc:
-            conns.pop(transport, None)
-            run.server_down(exc)
-            # Unreachable for every job, not just this one: give the rest of
-            # the batch back now (attempts returned) and let the worker-wide
-            # backoff decide when to try again, instead of one connection
-            # attempt (and one timeout) per remaining job.
-            results.extend(_handback(run, jobs[index:], str(exc)))
-            break
+        overlap = True
+        if staged is not None:
+            # The content goes out; the next message is built while its
+            # answer is on the way (a build that fails is tried again, and
+            # fails its job, in its turn).
+            staged.release()
+            ahead = None
+            if index + 1 < len(jobs):
+                with contextlib.suppress(DispatchError):
+                    ahead = (index + 1, channel.build(jobs[index + 1], run.clock()))
+            answer = staged.finish()
+        else:
+            run.bucket.take()
+            if run.stop.is_set():  # stopped while waiting for the pace to allow a send
+                results.extend(_stopping(run, jobs[index:]))
+                break
+            try:
+                if conn is None:
+                    conn = conns[transport] = transport.open()
+                answer = conn.send(message)
+            except TransportUnavailable as exc:
+                results.extend(_unreachable(run, conns, transport, exc, jobs[index:]))
+                break
         # The transport classified the answer; the loop knows no protocol codes.
         klass = answer.klass
         if klass is ResultClass.DELIVERED:
