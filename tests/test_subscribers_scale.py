@@ -89,27 +89,15 @@ _FILES = {
     "headerless": "ann@example.com;Ann;Leeds\nbob@example.com;Bob;York\n",
     "bad header": "who|what\nann@example.com|Ann\n",
     "erased": "email\nann@example.com\nforgotten@example.com\n",
-    "crlf, bom, bad rows in both halves": "\ufeffemail,name\r\nann@example.com,Ann\r\n"
-        "bad,Bob\r\nkim@example.com,Kim\r\nforgotten@example.com,\r\n\r\nbo b@x,Y\r\n"
-        "ann@EXAMPLE.com,Annie\r\nforgotten@example.com,\r\n",
-    "lone carriage returns": "email,name\rann@example.com,Ann\rbob@example.com,Bob\r",
-    "quotes after the middle": "email,name\nann@example.com,Ann\nbob@example.com,Bob\n"
-        "eve@example.com,Eve\nbad,Bad\nann@example.com,Ann again\nkay@example.com,\n"
-        'kim@example.com,"Kim\nKimmy"\nnot-an-address,"x"\nfay@example.com,"Fay ""F"""\n',
 }
 
 
-_SPLIT = ("good", "erased", "crlf, bom, bad rows in both halves", "quotes after the middle")
-"""The files a second reader can start in the middle of."""
-
-
 def _import_outcome(store_url: str, path: Path, two: bool, skip: bool,
-                    monkeypatch: pytest.MonkeyPatch, *, halves: bool = False) -> object:
+                    monkeypatch: pytest.MonkeyPatch) -> object:
     from dispatch.errors import InputError
-    from dispatch.subscribers import csvfile, csvworker
+    from dispatch.subscribers import csvfile
 
     monkeypatch.setattr(csvfile, "PARALLEL_BYTES", 0 if two else 1 << 40)
-    monkeypatch.setattr(csvworker, "SPLIT_BYTES", 0 if halves else 1 << 40)
     store = open_store(store_url)
     try:
         report = csvfile.import_csv(store, path, "big", T0, skip_invalid=skip,
@@ -136,31 +124,6 @@ def test_a_file_read_in_a_second_process_imports_the_same(
     one = _import_outcome(f"sqlite:///{tmp_path / 'one.db'}", path, False, skip, monkeypatch)
     two = _import_outcome(f"sqlite:///{tmp_path / 'two.db'}", path, True, skip, monkeypatch)
     assert two == one
-    if name in _SPLIT:  # …and read by two processes, a half each
-        halves = _import_outcome(f"sqlite:///{tmp_path / 'halves.db'}", path, True, skip,
-                                 monkeypatch, halves=True)
-        assert halves == one
-
-
-def test_where_a_file_is_cut_in_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatch.subscribers import csvworker
-
-    monkeypatch.setattr(csvworker, "SPLIT_BYTES", 0)
-    path = tmp_path / "people.csv"
-    for name, text in _FILES.items():
-        path.write_text(text, encoding="utf-8")
-        split = csvworker._half_way(path)
-        if name in _SPLIT:
-            assert split is not None, name
-            offset, line = split
-            data = path.read_bytes()
-            # At the start of a line, that line's number, past the middle.
-            assert data[offset - 1:offset] == b"\n" and offset >= len(data) // 2, name
-            assert data[:offset].count(b"\n") + 1 == line, name
-        else:
-            assert split is None, name
-    path.write_text('"email",name\nann@example.com,Ann\nbob@example.com,Bob\n')
-    assert csvworker._half_way(path) is None  # a quote before the middle
 
 
 def test_a_second_process_reports_a_file_that_is_not_utf8(

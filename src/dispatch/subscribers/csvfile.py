@@ -215,20 +215,8 @@ StagedRow = tuple[int, str, str, str, str, str]
 status, fields JSON). A plain tuple: a million of them are made and sent."""
 
 
-def starts_with_header(first_line: str) -> bool:
-    """Whether ``first_line`` (the file's first, not blank) is a header row
-    :func:`parse_rows` understands, rather than data or a bad header."""
-    sep = sniff_separator(first_line)
-    cells = [unescape_cell(c) for c in next(csv.reader([first_line], delimiter=sep), [])]
-    layout = _layout(cells, 1, sep, RowProblems(""))
-    return layout is not None and layout.has_header
-
-
-def parse_rows(stream: IO[str], path: str, problems: RowProblems, *,
-               line_shift: int = 0) -> Iterator[StagedRow]:
-    """Validate rows one by one as they are read; bad rows go to ``problems``.
-    ``line_shift`` is added to the line number of every row after the header
-    (for a stream that is the header and then a later part of the file)."""
+def parse_rows(stream: IO[str], path: str, problems: RowProblems) -> Iterator[StagedRow]:
+    """Validate rows one by one as they are read; bad rows go to ``problems``."""
     first_line = stream.readline()
     sep = sniff_separator(first_line)
     reader = csv.reader(itertools.chain((first_line,), stream), delimiter=sep)
@@ -258,12 +246,10 @@ def parse_rows(stream: IO[str], path: str, problems: RowProblems, *,
     quoted = [(i, _QUOTE(h) + ": ") for h, i in extras]
     line_break = LINE_BREAK.search
     address = text_and_key
-    start += line_shift
-    after = 1 + line_shift
     # This loop runs a million times for a big list: local names, no call
     # per row that the common row can do without, tuples out.
     for raw in rows:
-        line, start = start, reader.line_num + after
+        line, start = start, reader.line_num + 1
         # Only a row with a quote in it can hold an escaped formula.
         cells = [unescape_cell(c) for c in raw] if "'" in "".join(raw) else raw
         n = len(cells)
@@ -527,8 +513,6 @@ def _import_parsed(store: Store, rows: Iterable[StagedRow], problems: RowProblem
                      source=path)
     if not refused:
         return report
-    # Two processes reading halves of a file send their rows interleaved.
-    refused.sort(key=lambda problem: problem.line or 0)
     return ImportReport(report.list_name, report.rows, report.created, report.updated,
                         report.kept_suppressed, report.merged, report.problems + tuple(refused),
                         report.sha256)
