@@ -27,6 +27,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -58,6 +59,8 @@ class EsmtpServer:
     commands: list[str] = field(default_factory=list)
     transactions: int = 0
     connections: int = 0
+    open: int = 0
+    """Sessions not yet ended (the client may still have bytes on their way)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> EsmtpServer:
@@ -80,6 +83,17 @@ class EsmtpServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until every session has ended: whatever a client sent before it
+        died has been read (and, if complete, taken). False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.open == 0:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def __enter__(self) -> EsmtpServer:
         return self.start()
@@ -120,6 +134,7 @@ class _Session:
         self.reset()
         with server.lock:
             server.connections += 1
+            server.open += 1
 
     def reset(self) -> None:
         self.sender: str | None = None
@@ -156,6 +171,8 @@ class _Session:
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
+            with self.server.lock:
+                self.server.open -= 1
 
     def command(self, raw: bytes) -> bool:
         server = self.server

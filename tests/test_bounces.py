@@ -5,6 +5,7 @@ Runs on SQLite and on PostgreSQL (when DISPATCH_TEST_POSTGRES_URL is set)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
@@ -35,6 +36,7 @@ from tests.bounce_kit import (
 )
 from tests.web_kit import NOW, PEOPLE, SECRET
 
+from dispatch.bounces import verp
 from dispatch.bounces.classify import Locals, classify
 from dispatch.bounces.history import record_reactivation
 from dispatch.bounces.model import Kind, kind_of_status
@@ -541,3 +543,8 @@ def test_a_person_s_mail_to_the_return_path_is_never_a_bounce_or_complaint(
     report = classify(raw, LOCALS)
     kinds = {f.kind for f in report.findings}
     assert not kinds & {Kind.HARD, Kind.SOFT, Kind.COMPLAINT, Kind.UNSUBSCRIBE}, report
+
+
+@given(mac=st.binary(min_size=10, max_size=10))
+def test_the_token_letters_are_base32_lower_case(mac: bytes) -> None:
+    assert verp._b32(mac) == base64.b32encode(mac).decode("ascii").lower()

@@ -331,12 +331,22 @@ def test_the_ack_writer_records_the_moment_and_checks_each_reader(store: Store) 
         # (a retry after it committed), the row is still ours.
         again = writer.commit([(leased.token, leased.rows[0].id)], [], at) \
             if store.is_sqlite else ([True], [])
+        # One ack and one check (SQLite: one statement), ours or not.
+        lone = writer.commit([(leased.token, leased.rows[2].id)],
+                             [(gone.subscriber_id, gone.edition_id)], at)
+        stale = writer.commit([("someone-else/0", leased.rows[1].id)],
+                              [(leased.rows[0].subscriber_id, "no-such-edition")], at)
+        cancel(store, "e1", at)
+        cancelled = writer.commit([(leased.token, leased.rows[1].id)],
+                                  [(leased.rows[0].subscriber_id, "e1")], at)
     finally:
         writer.close()
     assert kept == [True, False] and verdicts == ["send", "suppressed", "send"]
     assert again == ([True], [])
+    assert (lone, stale) == (([True], ["suppressed"]), ([False], ["suppressed"]))
+    assert cancelled[1] == ["cancelled"]
     record(store, leased.token, [], at, POLICY, random.Random(0))  # SQLite: into the rows
     with store.read() as conn:
         sent = conn.execute(select(outbox.c.id, outbox.c.finished_at)
                             .where(outbox.c.status == "sent")).all()
-    assert [(row_id, when) for row_id, when in sent] == [(leased.rows[0].id, at)]
+    assert sorted(sent) == [(r.id, at) for r in leased.rows]

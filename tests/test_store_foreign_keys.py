@@ -1,4 +1,4 @@
-"""The upgrade that drops two foreign keys an import paid for on every row.
+"""The upgrades that drop constraints an import paid for on every row.
 
 consents -> subscribers and list_members -> mailing_lists are gone from the
 schema (schema.py says why); an existing database loses them too, keeping
@@ -97,3 +97,34 @@ def test_an_existing_database_loses_the_two_keys_and_keeps_its_rows(
 def test_a_new_database_has_only_the_keys_still_declared(store: Store) -> None:
     assert _keys(store, "consents") == []
     assert _keys(store, "list_members") == [("subscriber_id", "subscribers")]
+
+
+def test_the_spelling_stays_unique_through_its_key(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """subscribers.email lost its own unique constraint (an index to write
+    per imported row): an upgraded PostgreSQL database drops it, and the
+    same spelling twice is still refused, by the unique key."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.schema import AddConstraint, UniqueConstraint
+
+    names = [name for name, _ in migrations.MIGRATIONS]
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[
+        :names.index("subscribers_0004_email_unique_by_key")])
+    old = open_store(database_url)
+    monkeypatch.undo()
+    if old.is_postgres:  # as an older database has it
+        with old.write() as conn:
+            conn.execute(AddConstraint(UniqueConstraint(
+                schema.subscribers.c.email, name="subscribers_email_key")))
+    old.dispose()
+    store = open_store(database_url)
+    with store.read() as conn:
+        uniques = [u["column_names"] for u in inspect(conn).get_unique_constraints("subscribers")]
+    assert ["email"] not in uniques
+    person = {"email": "ann@example.com", "email_key": "ann@example.com", "status": "active",
+              "created_at": T0, "status_changed_at": T0}
+    with store.write() as conn:
+        conn.execute(insert(schema.subscribers), [person])
+    with pytest.raises(IntegrityError), store.write() as conn:
+        conn.execute(insert(schema.subscribers), [person])
+    store.dispose()

@@ -139,6 +139,33 @@ def test_import_records_consent_once_per_membership(store: Store, tmp_path: Path
     assert records("old@example.com") == [("main", "cli", None)]
 
 
+def test_import_after_the_newest_subscriber_was_deleted(store: Store, tmp_path: Path) -> None:
+    """New people's memberships and consents come from the ids the import
+    created: a deleted newest id (which SQLite may hand out again) and the
+    people already there get neither twice nor wrongly."""
+    from dispatch.store.schema import consents, list_members
+    from dispatch.subscribers.repository import delete_subscribers
+
+    add_subscriber(store, "kept@example.com", "other", T0)
+    add_subscriber(store, "gone@example.com", "other", T0)
+    with store.write() as conn:
+        delete_subscribers(conn, subscribers.c.email_key == "gone@example.com")
+    path = write(tmp_path, "email\nnew1@example.com\nkept@example.com\nnew2@example.com\n")
+    report = import_csv(store, path, "main", T0 + timedelta(days=1))
+    assert (report.rows, report.created) == (3, 2)
+    with store.read() as conn:
+        people = dict(conn.execute(select(subscribers.c.id, subscribers.c.email_key)).all())
+        members = sorted(people[sid] for sid in conn.execute(
+            select(list_members.c.subscriber_id).where(list_members.c.list_name == "main")
+        ).scalars())
+        recorded = sorted((people[sid], method) for sid, method in conn.execute(
+            select(consents.c.subscriber_id, consents.c.method)
+            .where(consents.c.list_name == "main")))
+    assert members == ["kept@example.com", "new1@example.com", "new2@example.com"]
+    assert recorded == [("kept@example.com", "import"), ("new1@example.com", "import"),
+                        ("new2@example.com", "import")]
+
+
 def test_headerless_file_is_email_name_fields(store: Store, tmp_path: Path) -> None:
     report = import_csv(store, write(tmp_path, "ann@example.com,Ann,VIP\n"), "main", T0)
     assert report.created == 1

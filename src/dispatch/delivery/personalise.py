@@ -100,13 +100,15 @@ class MessageSource:
         from dispatch.render import Recipient
 
         path = unsubscribe_path(self.key, row.subscriber_id, row.edition_id)
+        # The row's token is signed only when a mailto: form is configured.
+        mailto = self.email_settings.mailto_for(make_token(self.key, "unsubscribe", row.id)) \
+            if self.email_settings.unsubscribe_mailto else None
         recipient = Recipient(email=row.email, name=row.name or None,
                               unsubscribe_url=self.base + path,
                               webview_url=self.base + webview_path(row.edition_id),
                               preferences_url=self.base + preferences_path(
                                   self.key, row.subscriber_id),
-                              unsubscribe_mailto=self.email_settings.mailto_for(
-                                  make_token(self.key, "unsubscribe", row.id)))
+                              unsubscribe_mailto=mailto)
         factory = self.factory(row.edition_id)
         if self.signer is None:
             return factory.build(recipient, date=date)

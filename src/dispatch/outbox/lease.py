@@ -339,6 +339,24 @@ def _check_statement(people: int, issues: int) -> Any:
                                               for i in range(issues)])))
 
 
+def _verdict(status: str | None, state: str | None) -> Verdict:
+    """A reader's subscriber status and the edition's state (None: no such row)."""
+    if state is None or status != "active":
+        return "suppressed"
+    return "cancelled" if state == "cancelled" else "send"
+
+
+def _ack_and_check_statement() -> Any:
+    """SQLite, one lane alone in its group (the usual case): its ack and the
+    check of its next reader in one statement, the check read by RETURNING
+    (a row comes back only when the ack was still ours)."""
+    status = select(subscribers.c.status).where(
+        subscribers.c.id == bindparam("s0", type_=Integer())).scalar_subquery()
+    state = select(editions.c.state).where(
+        editions.c.edition_id == bindparam("e0", type_=String())).scalar_subquery()
+    return _ack_statement(1, True).returning(status, state)
+
+
 class AckWriter:
     """Marks accepted messages sent and makes the per-send checks, a whole
     group of them at once, on one DBAPI connection of its own.
@@ -369,6 +387,7 @@ class AckWriter:
         self._acks: dict[int, Prepared] = {}
         self._checks: dict[tuple[int, int], Prepared] = {}
         self._when = _bind_datetime(self._dialect)
+        self._one_sql: Prepared | None = None
         self._cursor = self._raw.cursor()
 
     def commit(self, acks: Sequence[tuple[str, int]], checks: Sequence[tuple[int, str]],
@@ -384,6 +403,8 @@ class AckWriter:
         if self._sqlite:
             # The pool's SQLite connections run in autocommit: each statement
             # commits on its own.
+            if len(acks) == 1 and len(checks) == 1:
+                return self._one(acks[0], checks[0], now)
             return self._record(acks, now), self._verdicts(checks)
         try:
             kept = self._record(acks, now)
@@ -394,6 +415,23 @@ class AckWriter:
                 self._raw.rollback()
             raise
         return kept, verdicts
+
+    def _one(self, ack: tuple[str, int], check: tuple[int, str], now: datetime
+             ) -> tuple[list[bool], list[Verdict]]:
+        """SQLite, one ack and one check: one statement, not two. Each
+        statement (each sqlite3 step) drops and retakes the GIL, which
+        among busy lanes is a thread switch or two."""
+        if self._one_sql is None:
+            self._one_sql = _prepared(_ack_and_check_statement().compile(dialect=self._dialect),
+                                      ("now", "r0", "t0", "s0", "e0"))
+        sql, bind = self._one_sql
+        cursor = self._cursor
+        cursor.execute(sql, bind((self._when(now), ack[1], ack[0], *check)))
+        found = cursor.fetchall()
+        if not found:  # not ours any more: the check is still owed
+            return [False], self._verdicts([check])
+        ((_row, status, state),) = found
+        return [True], [_verdict(status, state)]
 
     def _record(self, acks: Sequence[tuple[str, int]], now: datetime) -> list[bool]:
         """Mark ``acks`` sent (SQLite: write them down in the journal), one
@@ -443,16 +481,9 @@ class AckWriter:
         state: dict[str, str] = {}
         for sid, sub_status, eid, edition_state in cursor.fetchall():
             status[sid], state[eid] = sub_status, edition_state
-        verdicts: list[Verdict] = []
-        for sid, eid in wanted:
-            edition_state = state.get(eid)
-            if edition_state is None or status.get(sid) != "active":
-                # No row for a subscriber (gone) or an edition (deleted): the
-                # cross product is empty for either; both mean "do not send".
-                verdicts.append("suppressed")
-            else:
-                verdicts.append("cancelled" if edition_state == "cancelled" else "send")
-        return verdicts
+        # No row for a subscriber (gone) or an edition (deleted): the cross
+        # product is empty for either; both mean "do not send".
+        return [_verdict(status.get(sid), state.get(eid)) for sid, eid in wanted]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -122,6 +122,18 @@ def _fewer_foreign_keys(conn: Connection) -> None:
                 conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{key["name"]}"'))
 
 
+def _email_unique_by_key(conn: Connection) -> None:
+    """Drop the unique constraint on subscribers.email (the unique key
+    implies it). PostgreSQL only: on SQLite it is part of a table others
+    reference, which cannot be rebuilt safely inside a migration's
+    transaction; an older SQLite file just keeps the extra index."""
+    if conn.dialect.name != "postgresql":
+        return
+    for unique in inspect(conn).get_unique_constraints("subscribers"):
+        if unique["column_names"] == ["email"]:
+            conn.execute(text(f'ALTER TABLE subscribers DROP CONSTRAINT "{unique["name"]}"'))
+
+
 MIGRATIONS: list[Migration] = [
     ("core_0001_articles", _create(schema.published_articles, schema.article_cache)),
     ("outbox_0001_subscribers_outbox", _create(
@@ -142,6 +154,7 @@ MIGRATIONS: list[Migration] = [
     ("articles_0001_cache_body_column", _recreate(schema.article_cache)),
     ("outbox_0002_sent_journal", _create_missing(schema.outbox_sent)),
     ("subscribers_0003_fewer_foreign_keys", _fewer_foreign_keys),
+    ("subscribers_0004_email_unique_by_key", _email_unique_by_key),
 ]
 
 

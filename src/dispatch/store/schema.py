@@ -99,8 +99,10 @@ subscribers = Table(
     Column("id", _Id, primary_key=True, autoincrement=True),
     # The spelling first given, used for sending; ``email_key`` is who the
     # person is (see dispatch.values.address): every lookup goes by the key,
-    # so Bob@Example.com and bob@example.com are one subscriber.
-    Column("email", String(320), nullable=False, unique=True),
+    # so Bob@Example.com and bob@example.com are one subscriber. The key is
+    # a function of the spelling and unique, so the spelling is unique too
+    # without an index of its own (one fewer to write per imported row).
+    Column("email", String(320), nullable=False),
     Column("email_key", String(320), nullable=False, server_default=text("''")),
     Column("name", Text, nullable=False, default=""),
     # active | unsubscribed | bounced | complained; only 'active' is ever mailed.

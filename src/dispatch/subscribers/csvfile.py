@@ -471,8 +471,21 @@ def _apply(conn: Connection, store: Store, staging: Table, list_name: str, now: 
         _insert_new_chained(conn, new_people, list_name, now, source)
         _analyze(conn, store, t.name)  # it may have grown from nothing to a million
         return rows, created, updated, kept
-    conn.execute(insert(t).from_select(_NEW_COLUMNS, new_people))
+    # SQLite: the same order. This transaction holds the only write lock and
+    # a new rowid is the largest one plus one, so the new people are exactly
+    # the ids above the largest before: their memberships and consents come
+    # from that range of the table, with no join and no check.
     _join_known(conn, store, staging, list_name, now, source)
+    before = conn.execute(select(func.coalesce(func.max(t.c.id), 0))).scalar_one()
+    conn.execute(insert(t).from_select(_NEW_COLUMNS, new_people))
+    fresh = select(t.c.id).where(t.c.id > before).order_by(t.c.id)
+    conn.execute(insert(list_members).from_select(
+        ["subscriber_id", "list_name", "added_at"],
+        fresh.add_columns(literal(list_name, String()), literal(now, UTCDateTime()))))
+    conn.execute(insert(consents).from_select(
+        ["subscriber_id", "list_name", "given_at", "method", "source"],
+        fresh.add_columns(literal(list_name, String()), literal(now, UTCDateTime()),
+                          literal("import", String()), literal(source, String()))))
     return rows, created, updated, kept
 
 
