@@ -365,3 +365,39 @@ def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
                           '{{ [1] + [2] }}|{{ "%(n)s" % {"n": 3} }}|'
                           '{{ "{n}".format_map({"n": 4}) }}',
                           {}) == "00007|00042|ab|a, b|x y|[1, 2]|3|4"
+
+
+@pytest.mark.timeout(120)  # the code before this test spent hours in the loops below
+@pytest.mark.parametrize("source", [
+    '{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}x',
+    '{% macro inner() %}{% for b in range(100000) %}{% endfor %}{% endmacro %}'
+    '{% for a in range(100000) %}{{ inner() }}{% endfor %}',
+    '{% for a in range(100000) %}{% for b in "x" * 900 %}{% endfor %}{% endfor %}',
+    '{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}',
+    "{{ 1 / 0 }}",
+])
+def test_a_subject_whose_loops_or_calls_never_end_is_refused(source: str) -> None:
+    from dispatch.render.env import render_subject
+
+    with pytest.raises(TemplateError) as caught:
+        render_subject(source, {})
+    problem = caught.value.problems[0]
+    assert problem.field == "subject" and problem.message.startswith(repr(source))
+
+
+def test_ordinary_loops_in_a_subject_still_work() -> None:
+    from dispatch.render.env import render_subject
+
+    context = {"articles": [{"title": "Sleep"}, {"title": "Walking"}]}
+    assert render_subject(
+        '{% for a in articles %}{{ loop.index }}/{{ loop.length }} {{ a.title }}'
+        '{% if not loop.last %}, {% endif %}{% endfor %}', context) == "1/2 Sleep, 2/2 Walking"
+    assert render_subject('{% for a in [] %}x{% else %}none{% endfor %}', context) == "none"
+    assert render_subject('{% for a in articles if a.title == "Walking" %}{{ a.title }}'
+                          '{% endfor %}', context) == "Walking"
+    assert render_subject('{% for x in [1, [2, 3]] recursive %}{% if x is iterable %}'
+                          '{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}', context) == "123"
+    assert render_subject('{% for k, v in {"a": 1}.items() %}{{ k }}={{ v }}{% endfor %}',
+                          context) == "a=1"
+    # 100,000 steps in all are allowed: range's own limit, in one loop.
+    assert render_subject('{% for i in range(100000) %}{% endfor %}ok', context) == "ok"

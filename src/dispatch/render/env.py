@@ -306,14 +306,24 @@ _SUBJECT_ENV.globals.pop("lipsum", None)
 def render_subject(source: str, context: dict[str, Any]) -> str:
     """Render a subject line template; headers are never HTML-escaped."""
     try:
-        text = _bounded(_SUBJECT_ENV.from_string(source).generate(context))
+        template = _SUBJECT_ENV.from_string(_with_loop_budget(_SUBJECT_ENV.parse(source)))
+        text = _bounded(template.generate({**context, _BUDGET: _LoopBudget()}))
         subject = " ".join(text.split()) if text is not None else None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError([Problem("subject", f"template syntax error: {exc.message}",
                                      exc.lineno, "subject", "a Jinja2 expression")]) from None
-    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError,
-            ValueError) as exc:
-        raise TemplateError([Problem("subject", f"{source!r}: {exc}", None, "subject",
+    except RecursionError:
+        raise TemplateError([Problem("subject", f"{source!r}: a macro or loop calls itself "
+                                     "without end", None, "subject",
+                                     "variables such as articles, article, site")]) from None
+    except Exception as exc:
+        # The template is the user's input: 1/0, an undefined name, a value
+        # refused by the checks above or by a filter are all its mistakes,
+        # reported with it, never a traceback.
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, ArithmeticError | LookupError):
+            reason = f"{type(exc).__name__}: {reason}"
+        raise TemplateError([Problem("subject", f"{source!r}: {reason}", None, "subject",
                                      "variables such as articles, article, site")]) from None
     if subject is None or len(subject) > MAX_SUBJECT:
         raise TemplateError([Problem(
@@ -321,6 +331,39 @@ def render_subject(source: str, context: dict[str, Any]) -> str:
             f"({MAX_SUBJECT} characters)", None, "subject",
             f"at most {MAX_SUBJECT} characters")])
     return subject
+
+
+MAX_LOOP_STEPS = 100_000
+"""Steps all of a subject's loops may take together. One loop is already
+bounded (by its data, and ``range`` by Jinja at 100,000); loops inside
+loops multiply, and ``range(100000)`` twice over is ten billion steps."""
+_BUDGET = "_dispatch_loop_steps"
+
+
+class _LoopBudget:
+    """Counts one render's loop steps (each ``{% for %}`` goes through it)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_LOOP_STEPS
+
+    def __call__(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            self.left -= 1
+            if self.left < 0:
+                raise jinja2.exceptions.SecurityError(
+                    f"its loops take more than {MAX_LOOP_STEPS:,} steps in all")
+            yield item
+
+
+def _with_loop_budget(template: nodes.Template) -> nodes.Template:
+    """The parsed template with every loop's iterable drawn through the render's
+    :class:`_LoopBudget` (a name the render puts in the context)."""
+    for loop in template.find_all(nodes.For):
+        loop.iter = nodes.Call(nodes.Name(_BUDGET, "load"), [loop.iter], [], None, None,
+                               lineno=loop.lineno)
+    return template
 
 
 def _bounded(chunks: Iterator[str]) -> str | None:
