@@ -365,6 +365,10 @@ def test_a_subject_longer_than_a_header_line_is_refused_without_building_it(
                           '{{ [1] + [2] }}|{{ "%(n)s" % {"n": 3} }}|'
                           '{{ "{n}".format_map({"n": 4}) }}',
                           {}) == "00007|00042|ab|a, b|x y|[1, 2]|3|4"
+    # A join of an iterator (map's) joins its items, not an emptied iterator.
+    assert render_subject('{{ range(3) | map("string") | join(",") }}|'
+                          '{{ [{"t": "a"}, {"t": "b"}] | join("+", attribute="t") }}',
+                          {}) == "0,1,2|a+b"
 
 
 @pytest.mark.timeout(120)  # the code before this test spent hours in the loops below

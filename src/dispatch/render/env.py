@@ -136,9 +136,7 @@ class _SubjectEnvironment(ImmutableSandboxedEnvironment):
 
     def bounded_concat(self, pieces: tuple[Any, ...]) -> str:
         """``a ~ b``: the pieces as text, refused before joining when too long."""
-        texts = [str(piece) for piece in pieces]
-        _refuse_size(sum(map(len, texts)))
-        return "".join(texts)
+        return "".join(_joinable(pieces, ""))
 
 
 class _SubjectCodeGenerator(CodeGenerator):
@@ -288,8 +286,13 @@ def _guarded_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         elif name == "format" and values and isinstance(values[0], str):
             _refuse_printf_widths(values[0], tuple(values[1:]) or kwargs)
         elif name == "join" and values:
-            separator = values[1] if len(values) > 1 else kwargs.get("d", "")
-            _joinable(values[0], str(separator))
+            # An iterator (``map``'s, say) can be read once: the filter gets
+            # the list the check read.
+            items = list(values[0])
+            if len(values) < 3 and "attribute" not in kwargs:
+                _joinable(items, str(values[1] if len(values) > 1 else kwargs.get("d", "")))
+            at = len(args) - len(values)
+            args = (*args[:at], items, *args[at + 1:])
         return _checked(fn(*args, **kwargs))
     return guarded
 
