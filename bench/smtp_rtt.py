@@ -4,7 +4,7 @@ without PIPELINING and CHUNKING on the server.
 Run:  .venv/bin/python bench/smtp_rtt.py [--delay-ms 5] [--per-connection 100]
                                          [--connections 1,4,16] [--no-postfix]
                                          [--rounds 1] [--only neither]
-                                         [--harness-as-before | --asyncio-proxy]
+                                         [--harness-as-before | --asyncio-proxy] [--cpu]
 
 Every server sits behind a TCP proxy on 127.0.0.1 that delays each direction
 by ``--delay-ms`` (5 ms: a 10 ms round trip; bench/rtt_servers.py). The servers:
@@ -62,14 +62,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -94,6 +97,68 @@ class Target:
     port: int
     trips: int  # dispatch's round trips per message against it
     goal: float  # x the blaster
+    proxy_pid: int
+    server_pid: int  # the sink, or Postfix's master with every process under it
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of process ``root``, the processes under it,
+    and those of them already ended and reaped (Postfix's master reaps its
+    services, which end after max_use clients)."""
+    children: dict[int, list[int]] = {}
+    own: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        reaped = int(fields[13]) + int(fields[14]) if pid == root else 0
+        own[pid] = (int(fields[11]) + int(fields[12]) + reaped) / _TICK
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += own.get(pid, 0.0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+class CpuSplit:
+    """Where the CPU went while one sender ran: itself (this process), the
+    proxy and the server, in ms per message. dispatch's own share includes
+    filling its outbox and queueing the edition before it sends."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.split: dict[str, list[tuple[float, float, float]]] = {}
+
+    def _now(self) -> tuple[float, float, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (usage.ru_utime + usage.ru_stime, cpu_seconds(self.target.proxy_pid),
+                cpu_seconds(self.target.server_pid))
+
+    def measure(self, sender: str, n: int, run: Callable[..., T], *args: Any,
+                **kwargs: Any) -> T:
+        before = self._now()
+        result = run(*args, **kwargs)
+        after = self._now()
+        self.split.setdefault(sender, []).append(
+            tuple(1000 * (b - a) / n for a, b in zip(before, after, strict=True)))  # type: ignore[arg-type]
+        return result
+
+    def line(self) -> str:
+        return "  CPU ms a message (sender / proxy / server, median): " + "; ".join(
+            f"{sender} " + " / ".join(f"{statistics.median(s[i] for s in rows):.2f}"
+                                      for i in range(3))
+            for sender, rows in self.split.items())
 
 
 def _ready(proc: subprocess.Popen[str]) -> int:
@@ -278,6 +343,9 @@ def main() -> None:
     parser.add_argument("--harness-as-before", action="store_true",
                         help="the earlier harness: the asyncio proxy, Postfix's queue in the "
                              "temporary directory, header addresses rewritten")
+    parser.add_argument("--cpu", action="store_true",
+                        help="under each cell, the CPU each sender, the proxy and the server "
+                             "spent per message (dispatch's with filling its outbox)")
     args = parser.parse_args()
     if args.harness_as_before:
         args.asyncio_proxy = True
@@ -303,9 +371,11 @@ def main() -> None:
                     ("aiosmtpd, PIPELINING", [], 2, 1.8),
                     ("aiosmtpd, neither", ["--no-pipelining"], 4, 1.0)):
                 sink = procs.start("sink", *flags)
+                sink_pid = procs.procs[-1].pid
                 proxy = procs.start("proxy", "--quickack", "--delay-ms", str(args.delay_ms),
                                     "--upstream", str(sink), *proxy_flags)
-                targets.append(Target(label, proxy, trips, goal))
+                targets.append(Target(label, proxy, trips, goal, procs.procs[-1].pid,
+                                      sink_pid))
             skipped = "--no-postfix" if args.no_postfix else Postfix.unavailable()
             if skipped is None:
                 # Its own directory, readable by the postfix user (the bench's
@@ -320,7 +390,9 @@ def main() -> None:
                                                          strict=True):
                     proxy = procs.start("proxy", "--quickack", "--delay-ms", str(args.delay_ms),
                                         "--upstream", str(port), *proxy_flags)
-                    targets.append(Target(f"Postfix {version}, {label}", proxy, trips, goal))
+                    assert postfix.proc is not None
+                    targets.append(Target(f"Postfix {version}, {label}", proxy, trips, goal,
+                                          procs.procs[-1].pid, postfix.proc.pid))
             print(f"round trip {rtt * 1000:g} ms (proxy: {args.delay_ms:g} ms each way); "
                   f"message {size / 1024:.1f} KB; {args.per_connection} messages per "
                   f"connection per measurement")
@@ -343,15 +415,18 @@ def main() -> None:
                 for conns in counts:
                     n = conns * args.per_connection
                     steadies, e2es, bases, owns = [], [], [], []
+                    cpu = CpuSplit(target)
                     for round_ in range(args.rounds):
                         tag = f"{target.port}-{conns}-{round_}"
-                        rate, steady = dispatch_rates(tmp, settings, edition, n, target.port,
-                                                      conns, tag)
+                        rate, steady = cpu.measure("dispatch", n, dispatch_rates, tmp,
+                                                   settings, edition, n, target.port, conns,
+                                                   tag)
                         steadies.append(steady)
                         e2es.append(rate)
-                        bases.append(blaster(target.port, messages[:n], conns, sender))
-                        owns.append(blaster(target.port, messages[:n], conns, sender,
-                                            own=True))
+                        bases.append(cpu.measure("blaster", n, blaster, target.port,
+                                                 messages[:n], conns, sender))
+                        owns.append(cpu.measure("own client", n, blaster, target.port,
+                                                messages[:n], conns, sender, own=True))
                     steady, rate = statistics.median(steadies), statistics.median(e2es)
                     base, own = statistics.median(bases), statistics.median(owns)
                     ratio = steady / base
@@ -365,6 +440,8 @@ def main() -> None:
                           f"{own:8,.1f}/s  "
                           f"{conns / (target.trips * rtt):,.0f} / {conns / (4 * rtt):,.0f}"
                           f"{spread}", flush=True)
+                    if args.cpu:
+                        print(cpu.line(), flush=True)
         finally:
             procs.stop()
             if postfix is not None:
