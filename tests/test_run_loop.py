@@ -163,8 +163,10 @@ def test_background_delivery_reports_failure_and_ends_when_stopped(
     """A delivery that cannot start (here a bad SMTP URL) shows as a failed
     delivery stage in every pass report instead of a thread dying unseen,
     and the thread still ends as soon as the run's stop event is set."""
-    monkeypatch.setenv("DISPATCH_SMTP_URL", "smtp://127.0.0.1:not-a-port")
     settings = load_settings(site_root)
+    # Set after the settings are read: load_settings itself refuses a bad
+    # URL in the environment, and the delivery reads the variable again.
+    monkeypatch.setenv("DISPATCH_SMTP_URL", "smtp://127.0.0.1:not-a-port")
     store = open_store(settings.database_url)
     stop = threading.Event()
     background = BackgroundDelivery(settings, store, lambda: datetime.now(UTC), stop)
