@@ -287,6 +287,9 @@ def _mastodon_link(url: str) -> str:
     # Unknown to Unicode 3.2 (U+0242, 2006), or mixing directions: libidn refuses.
     ("https://exa\u0242mple.com/" + "p" * 100, False),
     ("https://a\u05d0.com/" + "p" * 100, False),
+    # Mastodon's path takes Greek letters (twitter-text's stops before them):
+    # the link it sees is 4,120 long and no link, so it counts all of it.
+    ("https://example.com/" + "a" * 4000 + "\u03b1" * 100, False),
 ])
 def test_mastodon_counts_a_link_as_its_server_does(url: str, takes: bool) -> None:
     """A link the server takes costs 23, one it does not costs what it holds."""
@@ -294,7 +297,9 @@ def test_mastodon_counts_a_link_as_its_server_does(url: str, takes: bool) -> Non
     domain = url.split("/")[2]
     assert _ruby_takes(url, domain) is takes
     expected = len("see  ok") + (23 if takes else len(url))
-    assert mastodon_length(text) == expected == MastodonValidator().length(text)
+    assert mastodon_length(text) == expected
+    if "\u03b1" not in url:  # the port has twitter-text's path, not Mastodon's wider one
+        assert MastodonValidator().length(text) == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -24,7 +24,8 @@ twitter-text's JavaScript counts UTF-16 units, adds the protocol a second
 time and never the punycode; and the server's IDNA (libidn, Unicode 3.2)
 refuses a domain with a character it does not know, or one that nameprep
 forbids, where JavaScript's punycode takes any. A link Mastodon does not
-take is counted in full, as it counts it.
+take is counted in full, as it counts it; so is one that Mastodon's wider
+path pattern may carry on past the length it takes.
 """
 
 from __future__ import annotations
@@ -120,15 +121,36 @@ def mastodon_takes_url(url: str, protocol: str, domain: str) -> bool:
     return len(twitter.from_utf16(url)) + max(0, grown) <= twitter.MAX_URL_LENGTH
 
 
+_REACH = regex.compile(r"\S*")
+
+
+def _within_reach(text: str, start: int, end: int) -> bool:
+    """Whether the link at ``text[start:end]`` is one for Mastodon however far
+    its own pattern reaches. Mastodon's path takes any character but space,
+    ``<>()?`` (twitter-text's stops at, say, Greek letters or emoji), so its
+    match may run on past ours and be too long to be a link: then it counts
+    the whole run, where we would count 23 and the rest."""
+    reach = _REACH.match(text, end)
+    if reach is None or reach.end() == end:
+        return True
+    # The domain is ours (the patterns share it); only the length can differ.
+    domain = regex.split(r"[:/?#]", text[start:end].partition("://")[2], maxsplit=1)[0]
+    return mastodon_takes_url(twitter.utf16(text[start:reach.end()]), "",
+                              twitter.utf16(domain))
+
+
 def mastodon_length(text: str) -> int:
     """Mastodon's StatusLengthValidator: graphemes, after every http(s) URL
     became 23 characters and every mention ``@user@domain`` became ``@user``."""
     if not text.strip():
         return 0
     units = twitter.utf16(text)
-    entities: list[tuple[int, int, str | None]] = [
-        (_code_point_index(units, u.start), _code_point_index(units, u.end), None)
-        for u in twitter.extract_urls(units, without_protocol=False, valid=mastodon_takes_url)]
+    entities: list[tuple[int, int, str | None]] = []
+    for u in twitter.extract_urls(units, without_protocol=False, valid=mastodon_takes_url):
+        start, end = _code_point_index(units, u.start), _code_point_index(units, u.end)
+        if not _within_reach(text, start, end):
+            continue  # counted in full, as Mastodon may count it
+        entities.append((start, end, None))
     entities += mastodon_mentions(text)
     entities.sort(key=lambda entity: entity[0])
     kept: list[tuple[int, int, str | None]] = []
