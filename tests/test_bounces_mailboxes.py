@@ -190,5 +190,5 @@ def test_a_bad_mailbox_url_never_shows_its_password(tmp_path: Path, url: str) ->
     with pytest.raises(MailboxError) as info:
         parse_url(url, None, tmp_path)
     text = str(info.value)
-    assert "mailbox URL '" in text and "ann:***@" in text, text
+    assert text.startswith("mailbox URL: ") and "mail.example" not in text, text
     assert not any(piece in text for piece in ("S3cr", "etpw")), text

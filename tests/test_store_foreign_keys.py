@@ -1,9 +1,9 @@
 """The upgrades that drop constraints an import paid for on every row.
 
 consents -> subscribers and list_members -> mailing_lists are gone from the
-schema (schema.py says why); an existing database loses them too, keeping
-its rows and indexes, and deleting a subscriber still deletes their
-consent records.
+schema (schema.py says why), and list_members -> subscribers from PostgreSQL;
+an existing database loses them too, keeping its rows and indexes, and
+deleting a subscriber still deletes their memberships and consent records.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ def _keys(store: Store, table: str) -> list[tuple[str, str]]:
                       for k in inspect(conn).get_foreign_keys(table))
 
 
+def _membership_keys(store: Store) -> list[tuple[str, str]]:
+    """What list_members should keep: its key to subscribers on SQLite only."""
+    return [] if store.is_postgres else [("subscriber_id", "subscribers")]
+
+
 def _count(store: Store, table: schema.Table) -> int:
     with store.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
@@ -72,7 +77,7 @@ def test_an_existing_database_loses_the_two_keys_and_keeps_its_rows(
     _old_database(database_url, monkeypatch).dispose()
     store = open_store(database_url)  # runs the migration
     assert _keys(store, "consents") == []
-    assert _keys(store, "list_members") == [("subscriber_id", "subscribers")]
+    assert _keys(store, "list_members") == _membership_keys(store)
     assert _count(store, schema.list_members) == 2
     assert _count(store, schema.consents) == 2
     with store.read() as conn:
@@ -80,7 +85,7 @@ def test_an_existing_database_loses_the_two_keys_and_keeps_its_rows(
                    for i in inspect(conn).get_indexes(table)}
     assert {"ix_consents_subscriber", "ix_list_members_subscriber"} <= indexes
     # A new consent still gets the next id; deleting a subscriber takes their
-    # membership (by its key) and their consent (by delete_subscribers) along.
+    # membership and their consent along (delete_subscribers).
     with store.write() as conn:
         conn.execute(insert(schema.consents), [
             {"subscriber_id": 2, "list_name": "main", "given_at": T0, "method": "cli"}])
@@ -96,7 +101,7 @@ def test_an_existing_database_loses_the_two_keys_and_keeps_its_rows(
 
 def test_a_new_database_has_only_the_keys_still_declared(store: Store) -> None:
     assert _keys(store, "consents") == []
-    assert _keys(store, "list_members") == [("subscriber_id", "subscribers")]
+    assert _keys(store, "list_members") == _membership_keys(store)
 
 
 def test_the_spelling_stays_unique_through_its_key(
@@ -127,4 +132,33 @@ def test_the_spelling_stays_unique_through_its_key(
         conn.execute(insert(schema.subscribers), [person])
     with pytest.raises(IntegrityError), store.write() as conn:
         conn.execute(insert(schema.subscribers), [person])
+    store.dispose()
+
+
+def test_a_database_of_the_last_release_drops_the_membership_key_on_postgres(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = [name for name, _ in migrations.MIGRATIONS]
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[
+        :names.index("subscribers_0005_membership_key_on_postgres")])
+    old = open_store(database_url)
+    monkeypatch.undo()
+    assert _keys(old, "list_members") == [("subscriber_id", "subscribers")]
+    with old.write() as conn:
+        conn.execute(insert(schema.mailing_lists), [{"name": "main", "created_at": T0}])
+        conn.execute(insert(schema.subscribers), [
+            {"id": i, "email": f"p{i}@example.com", "email_key": f"p{i}@example.com",
+             "status": "active", "created_at": T0, "status_changed_at": T0}
+            for i in (1, 2, 3)])
+        conn.execute(insert(schema.list_members), [
+            {"list_name": "main", "subscriber_id": i, "added_at": T0} for i in (1, 2, 3)])
+    old.dispose()
+    store = open_store(database_url)
+    assert _keys(store, "list_members") == _membership_keys(store)
+    with store.write() as conn:
+        indexes = {i["name"] for i in inspect(conn).get_indexes("list_members")}
+        assert "ix_list_members_subscriber" in indexes
+        assert delete_subscribers(conn, schema.subscribers.c.id.in_([1, 3])) == 2
+    with store.read() as conn:
+        members = list(conn.execute(select(schema.list_members.c.subscriber_id)).scalars())
+    assert members == [2]
     store.dispose()

@@ -27,6 +27,7 @@ from dispatch.sections import (
     CONFIG_FILE,
     SectionModel,
     default_section,
+    environment_problems,
     mask_url,
     section_model,
     validate_sections,
@@ -324,7 +325,8 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``ROOT/dispatch.toml`` (optional) and the environment.
 
-    Raises one :class:`ConfigError` with every problem in the file.
+    Raises one :class:`ConfigError` with every problem in the file, and in
+    the environment variables that stand for its URLs.
     """
     env = os.environ if environ is None else environ
     root = root.resolve()
@@ -332,6 +334,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     text, raw = read_toml(path) if path.exists() else ("", {})
     lines = toml_lines(text)
     sections, problems = validate_sections(raw, lines)
+    problems += environment_problems(env)
     if problems:
         raise ConfigError(problems)
     site = sections.get("site") or SiteSettings()

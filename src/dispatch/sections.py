@@ -45,6 +45,15 @@ SECTIONS: dict[str, str] = {
 }
 """Section name -> the model that validates it. A new section is one line here."""
 
+ENVIRONMENT: dict[str, str] = {
+    "DISPATCH_SMTP_URL": "dispatch.delivery.settings:url_problems",
+    "DISPATCH_BOUNCE_MAILBOX": "dispatch.bounces.mailboxurl:url_problems",
+}
+"""Environment variables that stand for a setting of the file -> what finds
+their mistakes, as (message, expected) pairs that never quote the value.
+They are checked with the file so that a mistake in either shows in the
+same run; a checker is imported only when its variable is set."""
+
 
 class SectionModel(BaseModel):
     """Base of every section model: unknown keys are errors, types are strict
@@ -137,6 +146,20 @@ def _located(model: type[SectionModel], loc: tuple[int | str, ...]
     return tuple(path), choices
 
 
+def _is_secret(model: type[SectionModel], loc: tuple[int | str, ...]) -> bool:
+    """Whether ``loc`` is, or lies inside, a field marked secret (a URL that
+    may hold a password, a token): its value is never quoted back."""
+    current: type[SectionModel] | None = model
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            continue
+        extra = current.model_fields[part].json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret"):
+            return True
+        current = _model_of(current.model_fields[part].annotation)
+    return False
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     """pydantic's "Input should be …" as what was expected."""
     text = str(error.get("msg", ""))
@@ -171,6 +194,8 @@ def model_problems(section: str, model: type[SectionModel], exc: ValidationError
             message = f"unknown key {key!r}"
         elif error["type"] == "missing":
             message, expected = "missing", "a value for this key"
+        elif _is_secret(model, loc):
+            message, expected = "the value is not allowed", _describe(error)
         else:
             message = f"{_shown(error.get('input'))} is not allowed"
             expected = _describe(error)
@@ -212,6 +237,20 @@ def validate_sections(raw: Mapping[str, Any], lines: SourceLines
         problems.extend(found_here)
     problems.sort(key=lambda p: p.line or 0)  # in file order, as an editor lists them
     return found, problems
+
+
+def environment_problems(environ: Mapping[str, str]) -> list[Problem]:
+    """Mistakes in the variables of :data:`ENVIRONMENT` that are set."""
+    problems: list[Problem] = []
+    for name, target in ENVIRONMENT.items():
+        value = environ.get(name)
+        if not value:
+            continue
+        module, attr = target.split(":")
+        check = getattr(importlib.import_module(module), attr)
+        problems.extend(Problem(f"environment variable {name}", message, None, None, expected)
+                        for message, expected in check(value))
+    return problems
 
 
 def default_section(name: str) -> SectionModel:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dispatch.bounces.mailboxurl import URL_HINT, parse_url
+from dispatch.bounces.mailboxurl import parse_url
 from dispatch.bounces.settings import MAILBOX_ENV, PASSWORD_ENV, bounce_settings
 from dispatch.config import Settings
 from dispatch.errors import MailboxError, Problem, Severity
@@ -23,7 +23,8 @@ def bounce_problems(settings: Settings, environ: Mapping[str, str]) -> list[Prob
         try:
             parsed = parse_url(config.mailbox, config.password, settings.root)
         except MailboxError as exc:
-            problems.append(Problem(where, str(exc), line, field, URL_HINT))
+            # The message already says what was expected.
+            problems.append(Problem(where, str(exc), line, field))
         else:
             if parsed.scheme != "maildir" and not parsed.password:
                 problems.append(Problem("environment", "not set: the bounce mailbox "

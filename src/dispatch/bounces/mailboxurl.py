@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dispatch.errors import MailboxError
-from dispatch.sections import mask_url
 
 URL_HINT = "maildir:///path, imaps://user@host/INBOX or pop3s://user@host"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -36,9 +35,11 @@ class MailboxURL:
 
 
 def parse_url(url: str, password: str | None, root: Path) -> MailboxURL:
-    """Read a mailbox URL; a mistake is a MailboxError naming what was expected
-    and showing the URL without its password (errors reach logs and terminals)."""
-    shown = mask_url(url)
+    """Read a mailbox URL; a mistake is a MailboxError naming what was expected.
+
+    The message never quotes the URL (errors reach logs and terminals): a
+    masked copy still showed a password written where a port or a host was
+    expected, or a password given instead of a URL."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     query = parse_qs(parts.query)
@@ -46,28 +47,38 @@ def parse_url(url: str, password: str | None, root: Path) -> MailboxURL:
     if scheme == "maildir":
         raw = unquote(parts.netloc + parts.path) if not parts.netloc else None
         if raw is None:
-            raise MailboxError(f"mailbox URL {shown!r}: a maildir URL has no host "
-                               f"(expected maildir:///absolute/path or maildir:relative/path)")
+            raise MailboxError("mailbox URL: a maildir URL has no host "
+                               "(expected maildir:///absolute/path or maildir:relative/path)")
         path = Path(raw)
         path = path if path.is_absolute() else root / path
         return MailboxURL("maildir", "", None, "", None, str(path), None)
     if scheme not in ("imaps", "imap", "pop3s", "pop3"):
-        raise MailboxError(f"mailbox URL {shown!r}: unknown scheme {parts.scheme!r} "
+        raise MailboxError("mailbox URL: unknown scheme "
                            f"(expected {URL_HINT})")
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
         # Not the parser's words: they quote the "port", which is a piece of
         # the password when an unencoded "/" or "#" split the URL early.
-        raise MailboxError(f"mailbox URL {shown!r}: the port is not a number from 0 to 65535; "
+        raise MailboxError("mailbox URL: the port is not a number from 0 to 65535; "
                            "a '/', '#', '?' or '@' in the password must be %-encoded "
                            f"(expected {URL_HINT})") from None
     if not host or not parts.username:
-        raise MailboxError(f"mailbox URL {shown!r}: needs a user and a host "
+        raise MailboxError("mailbox URL: needs a user and a host "
                            f"(expected {URL_HINT})")
     if scheme in ("imap", "pop3") and host not in _LOCAL_HOSTS:
-        raise MailboxError(f"mailbox URL {shown!r}: {scheme}:// sends the password in clear; "
+        raise MailboxError(f"mailbox URL: {scheme}:// sends the password in clear; "
                            f"use {scheme}s:// (plain is for 127.0.0.1/localhost only)")
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     secret = unquote(parts.password) if parts.password else password
     return MailboxURL(scheme, host, port, unquote(parts.username), secret, folder, cafile)
+
+
+def url_problems(url: str) -> list[tuple[str, str | None]]:
+    """What is wrong with the form of a mailbox URL, never quoting it (a
+    missing maildir is found when it is read)."""
+    try:
+        parse_url(url, None, Path())
+    except MailboxError as exc:
+        return [(str(exc), None)]  # the message says what was expected
+    return []

@@ -12,10 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field, field_validator
 
-from dispatch.sections import SectionModel
+from dispatch.errors import Problem
+from dispatch.sections import CONFIG_FILE, SectionModel
+from dispatch.sourcelines import SourceLines
 
 MAILBOX_ENV = "DISPATCH_BOUNCE_MAILBOX"
 PASSWORD_ENV = "DISPATCH_BOUNCE_PASSWORD"
@@ -79,6 +82,18 @@ class BounceOptions(SectionModel):
             return None
         split_base(value)
         return value.strip()
+
+    @classmethod
+    def cross_check(cls, raw: Mapping[str, Any], lines: SourceLines) -> list[Problem]:
+        # Read with the rest of the file, not first when bounces are
+        # processed, so that every mistake in it shows in one run.
+        url = raw.get("mailbox")
+        if not isinstance(url, str) or not url.strip():
+            return []
+        from dispatch.bounces.mailboxurl import url_problems
+
+        return [Problem(CONFIG_FILE, message, lines.line(("bounces", "mailbox")),
+                        "bounces.mailbox", expected) for message, expected in url_problems(url)]
 
     @field_validator("processed_folder")
     @classmethod

@@ -7,11 +7,15 @@ Every key is optional; an unset one takes the engine's default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from dispatch.delivery.registry import EMAIL_TRANSPORTS
-from dispatch.sections import SectionModel
-from dispatch.sourcelines import known_name
+from dispatch.errors import Problem
+from dispatch.sections import CONFIG_FILE, SectionModel
+from dispatch.sourcelines import SourceLines, known_name
 
 SMTP_URL_ENV = "DISPATCH_SMTP_URL"
 
@@ -55,3 +59,19 @@ class DeliveryOptions(SectionModel):
     @classmethod
     def _known(cls, value: str | None) -> str | None:
         return None if value is None else known_name(value, EMAIL_TRANSPORTS)
+
+    @classmethod
+    def cross_check(cls, raw: Mapping[str, Any], lines: SourceLines) -> list[Problem]:
+        # The URL is read here, with the rest of the file, rather than when
+        # delivery starts: else its mistakes showed only once every other
+        # one was fixed. Even when DISPATCH_SMTP_URL overrides it, a file
+        # line that cannot work is reported (like any other bad key).
+        url = raw.get("smtp_url")
+        if not isinstance(url, str) or not url:
+            return []
+        # Imported here: the parser's module reads Settings, above this one.
+        from dispatch.delivery.settings import url_problems
+
+        line = lines.line(("delivery", "smtp_url"))
+        return [Problem(CONFIG_FILE, message, line, "delivery.smtp_url", expected)
+                for message, expected in url_problems(url)]

@@ -20,6 +20,7 @@ check``); else ``transport``, by default ``capture``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from dispatch.delivery.registry import EMAIL_TRANSPORTS, email_transport
 from dispatch.delivery.transport import BOUNCE_CODES
 from dispatch.errors import ConfigError, Problem, Severity
 from dispatch.outbox.policy import RetryPolicy
+from dispatch.values import controls
 
 SMTP_PASSWORD_ENV = "DISPATCH_SMTP_PASSWORD"
 TransportName = str
@@ -88,10 +90,11 @@ def _number(key: str, value: Any, minimum: float, kind: type,
         if isinstance(value, bool):
             raise ValueError
         number = kind(value)
-        if number < minimum:
+        # nan passes no comparison and inf is no rate, pause or timeout.
+        if not math.isfinite(number) or number < minimum:
             raise ValueError
         return number
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         noun = "a whole number" if kind is int else "a number"
         problems.append(blame(key, f"{value!r} is not valid", f"{noun} ≥ {minimum:g}"))
         return None
@@ -117,6 +120,10 @@ def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, di
 
     Raises :class:`SmtpUrlError` with a message safe to print.
     """
+    if controls.CONTROL.search(url):
+        # urlsplit drops tabs and line breaks without a word: a password
+        # holding one would be sent without it.
+        raise _unparsable("a control character such as a line break or tab")
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unbalanced "[" taken for an IPv6 host
@@ -125,9 +132,9 @@ def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, di
     if not scheme:
         raise SmtpUrlError("it does not start with smtp:// or smtps://")
     if scheme not in ("smtp", "smtps"):
-        # Only the scheme is named: it cannot hold a secret.
-        shown = parts.scheme if parts.scheme.isalnum() else "?"
-        raise SmtpUrlError(f"scheme {shown!r} is not smtp:// or smtps://")
+        # Not even the scheme is named: a password given where the URL
+        # belongs ("pa55:word") has one.
+        raise SmtpUrlError("the scheme is not smtp:// or smtps://")
     # An unencoded '#', '/' or '?' in the password ends the server part early,
     # leaving the '@' (and the rest of the password) in the path, query or
     # fragment: urlsplit then sees a host and port made of password pieces.
@@ -144,16 +151,49 @@ def parse_smtp_url(url: str, password_env: str | None) -> tuple[SmtpSettings, di
     query = dict(parse_qsl(parts.query))
     tls = query.pop("tls", "ssl" if scheme == "smtps" else "starttls").lower()
     if tls not in ("starttls", "ssl", "none"):
-        raise SmtpUrlError(f"tls={tls!r} in the SMTP URL (expected starttls, ssl or none)")
+        # Not quoted: the value is a piece of the URL.
+        raise SmtpUrlError("tls in the SMTP URL is not starttls, ssl or none")
     port = port or (465 if tls == "ssl" else 587)
+    if parts.password and not parts.username:
+        # The client logs in only with a user name: the password would be dropped.
+        raise SmtpUrlError("the SMTP URL has a password but no user name")
     password = unquote(parts.password) if parts.password else (password_env or None)
     try:
         timeout = float(query.pop("timeout", "30"))
     except ValueError:
-        raise SmtpUrlError("timeout in the SMTP URL is not a number of seconds") from None
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout < _FLOATS["timeout"]:
+        raise SmtpUrlError(f"timeout in the SMTP URL is not a number of seconds "
+                           f"≥ {_FLOATS['timeout']:g}")
     config = SmtpSettings(parts.hostname, port, unquote(parts.username) if parts.username else None,
                           password, tls, timeout, query.pop("helo", None))  # type: ignore[arg-type]
     return config, query
+
+
+def url_problems(url: str) -> list[tuple[str, str]]:
+    """What is wrong with an SMTP URL as written, as (message, expected) pairs
+    that never quote it; none for a usable URL.
+
+    ``[delivery] smtp_url`` is checked with the rest of dispatch.toml by
+    this, so a user fixing the file sees every mistake in one run."""
+    try:
+        _, query = parse_smtp_url(url, None)
+    except SmtpUrlError as exc:
+        return [(str(exc), URL_HINT)]
+    found: list[tuple[str, str]] = []
+    unknown = set(query) - set(_URL_KEYS)
+    if unknown:
+        found.append((f"unknown URL parameter(s) {', '.join(sorted(unknown))}",
+                      ", ".join(["tls", "helo", *_URL_KEYS])))
+    for name, key in _URL_KEYS.items():
+        if name in query:
+            kind, minimum = (int, _INTS[key]) if key in _INTS else (float, _FLOATS[key])
+            wrong: list[Problem] = []
+            _number(key, query[name], minimum, kind,
+                    lambda k, m, e: Problem(CONFIG_FILE, m, None, k, e), wrong)
+            found.extend((f"{name} in the SMTP URL is not valid", p.expected or "")
+                         for p in wrong)
+    return found
 
 
 def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None = None
@@ -171,7 +211,8 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         """A problem at its source: the URL (in the environment or the file)
         for a value the URL gave, else the key's own line in the file."""
         if key in from_url:
-            message = f"{from_url[key]}={message} in the SMTP URL"
+            # Not the value: it is a piece of the URL, which may hold a password.
+            message = f"{from_url[key]} in the SMTP URL is not valid"
         elif key != "smtp_url":
             return settings.problem(f"delivery.{key}", message, expected)
         if env_url:
@@ -182,7 +223,9 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
         try:
             smtp, query = parse_smtp_url(str(url), env.get(SMTP_PASSWORD_ENV))
         except SmtpUrlError as exc:
-            raise ConfigError([blame("smtp_url", str(exc), URL_HINT)]) from None
+            # Reported with every other delivery problem, not alone.
+            problems.append(blame("smtp_url", str(exc), URL_HINT))
+            query = {}
         unknown = set(query) - set(_URL_KEYS)
         if unknown:
             names = ", ".join(sorted(unknown))
@@ -210,7 +253,7 @@ def load_delivery_settings(settings: Settings, environ: Mapping[str, str] | None
     if transport not in EMAIL_TRANSPORTS:
         problems.append(settings.problem("delivery.transport", f"unknown transport {transport!r}",
                                          ", ".join(EMAIL_TRANSPORTS)))
-    elif email_transport(transport).needs_server and smtp is None:
+    elif email_transport(transport).needs_server and smtp is None and not url:
         problems.append(settings.problem("delivery.transport", "smtp needs a server URL",
                                          f"{SMTP_URL_ENV} or delivery.smtp_url"))
     values: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from dispatch.errors import InputError
 from dispatch.signup.consent import Consent, record
 from dispatch.store.engine import Store
 from dispatch.store.schema import editions, list_members, outbox, subscribers
-from dispatch.subscribers.repository import ensure_list
+from dispatch.subscribers.repository import ensure_list, held_for_membership
 from dispatch.values.address import name_problem
 
 
@@ -52,8 +52,9 @@ def update_preferences(store: Store, subscriber_id: int, *, name: str, public: C
     if name_problem(name):
         raise InputError("the name spans several lines")
     with store.write() as conn:
-        row = conn.execute(select(subscribers.c.status, subscribers.c.name)
-                           .where(subscribers.c.id == subscriber_id)).first()
+        row = conn.execute(held_for_membership(
+            select(subscribers.c.status, subscribers.c.name)
+            .where(subscribers.c.id == subscriber_id))).first()
         if row is None or row.status != "active":
             return None
         if name != row.name:

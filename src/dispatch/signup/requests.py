@@ -49,7 +49,11 @@ from dispatch.store.schema import (
     subscribers,
     suppressions,
 )
-from dispatch.subscribers.repository import delete_subscribers, ensure_list
+from dispatch.subscribers.repository import (
+    delete_subscribers,
+    ensure_list,
+    held_for_membership,
+)
 
 Method = Literal["form", "api"]
 SIGNUP_PATHS = ("/subscribe", "/confirm/")
@@ -97,10 +101,12 @@ def record_request(store: Store, settings: Settings, request: SignupRequest,
     return Recorded(int(request_id))
 
 
-def find_subscriber(conn: Connection, email: str) -> object | None:
-    """The subscriber row of an address (one lookup, by identity)."""
-    return conn.execute(select(subscribers).where(subscribers.c.email_key == key_of(email))
-                        ).first()
+def find_subscriber(conn: Connection, email: str, *, joining: bool = False) -> object | None:
+    """The subscriber row of an address (one lookup, by identity); ``joining``
+    when the caller adds them to lists (the row stays locked against a delete:
+    see ``held_for_membership``)."""
+    query = select(subscribers).where(subscribers.c.email_key == key_of(email))
+    return conn.execute(held_for_membership(query) if joining else query).first()
 
 
 def _memberships(conn: Connection, subscriber_id: int) -> set[str]:
@@ -244,7 +250,7 @@ def confirm(store: Store, key: bytes, request_id: int, nonce: str, now: datetime
         wanted = tuple(json.loads(row.lists))
         if row.confirmed_at is not None:
             return Pending("already", wanted)
-        person = find_subscriber(conn, row.email)
+        person = find_subscriber(conn, row.email, joining=True)
         reason = f"confirmed signup ({row.method})"
         if person is None:
             sid = conn.execute(insert(subscribers).values(

@@ -37,6 +37,7 @@ MIGRATION_NAMES = (
     "subscribers_0002_address_identity", "signup_0001_requests_consents",
     "articles_0001_cache_body_column", "outbox_0002_sent_journal",
     "subscribers_0003_fewer_foreign_keys", "subscribers_0004_email_unique_by_key",
+    "subscribers_0005_membership_key_on_postgres",
 )
 """The name of every migration (``migrations.MIGRATIONS``, which a test keeps
 equal to this): a SQLite store that has them all is opened without

@@ -107,6 +107,13 @@ def _rebuild_sqlite(conn: Connection, table: Table) -> None:
     conn.execute(text(f'DROP TABLE "{old}"'))
 
 
+def _drop_foreign_key(conn: Connection, table: str, column: str, parent: str) -> None:
+    """PostgreSQL: drop the key from ``table.column`` to ``parent``, if there."""
+    for key in inspect(conn).get_foreign_keys(table):
+        if key["constrained_columns"] == [column] and key["referred_table"] == parent:
+            conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{key["name"]}"'))
+
+
 def _fewer_foreign_keys(conn: Connection) -> None:
     """Drop the foreign keys consents -> subscribers and list_members ->
     mailing_lists (schema.py says why each is not needed); the rows stay."""
@@ -114,12 +121,15 @@ def _fewer_foreign_keys(conn: Connection) -> None:
         for table in (schema.consents, schema.list_members):
             _rebuild_sqlite(conn, table)
         return
-    drops = {"consents": ("subscriber_id", "subscribers"),
-             "list_members": ("list_name", "mailing_lists")}
-    for name, (column, parent) in drops.items():
-        for key in inspect(conn).get_foreign_keys(name):
-            if key["constrained_columns"] == [column] and key["referred_table"] == parent:
-                conn.execute(text(f'ALTER TABLE {name} DROP CONSTRAINT "{key["name"]}"'))
+    _drop_foreign_key(conn, "consents", "subscriber_id", "subscribers")
+    _drop_foreign_key(conn, "list_members", "list_name", "mailing_lists")
+
+
+def _membership_key_on_postgres(conn: Connection) -> None:
+    """PostgreSQL: drop the foreign key list_members -> subscribers (see
+    ``schema.list_members``); rows and indexes stay. SQLite keeps it."""
+    if conn.dialect.name == "postgresql":
+        _drop_foreign_key(conn, "list_members", "subscriber_id", "subscribers")
 
 
 def _email_unique_by_key(conn: Connection) -> None:
@@ -155,6 +165,7 @@ MIGRATIONS: list[Migration] = [
     ("outbox_0002_sent_journal", _create_missing(schema.outbox_sent)),
     ("subscribers_0003_fewer_foreign_keys", _fewer_foreign_keys),
     ("subscribers_0004_email_unique_by_key", _email_unique_by_key),
+    ("subscribers_0005_membership_key_on_postgres", _membership_key_on_postgres),
 ]
 
 

@@ -69,6 +69,7 @@ from dispatch.subscribers.repository import (
     Subscriber,
     SubscriberStatus,
     ensure_list,
+    held_for_membership,
     set_status,
 )
 from dispatch.values.address import InvalidAddress, name_problem, parse_address, text_and_key
@@ -382,10 +383,15 @@ def _join_known(conn: Connection, store: Store, staging: Table, list_name: str, 
         # Leave out those already on the list in the same statement: one
         # anti-join over the list instead of a conflict check per row (a
         # second import of a million-row file spent 2.5 s there). The upsert
-        # stays for a member added meanwhile by another transaction.
+        # stays for a member added meanwhile by another transaction. Each
+        # person joining is locked against a concurrent delete as they are
+        # read (held_for_membership); one gone meanwhile is left out.
         lm = list_members
-        members = members.where(~select(lm.c.subscriber_id).where(
-            lm.c.list_name == list_name, lm.c.subscriber_id == t.c.id).exists())
+        held = held_for_membership(
+            select(t.c.id).select_from(joined).where(~select(lm.c.subscriber_id).where(
+                lm.c.list_name == list_name, lm.c.subscriber_id == t.c.id).exists())
+            .order_by(t.c.id)).cte("held")
+        members = select(literal(list_name, String()), held.c.id, literal(now, UTCDateTime()))
     conn.execute(store.insert_ignore(list_members).from_select(
         ["list_name", "subscriber_id", "added_at"], members))
     # Consent: each membership this import created records the file and time.

@@ -11,9 +11,9 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, select, update
 
 from dispatch.errors import InputError
 from dispatch.store.address_identity import key_of
@@ -25,6 +25,7 @@ from dispatch.values.address import name_problem
 SubscriberStatus = Literal["active", "unsubscribed", "bounced", "complained"]
 STATUSES: tuple[SubscriberStatus, ...] = ("active", "unsubscribed", "bounced", "complained")
 BOUNCED_ONLY: tuple[SubscriberStatus, ...] = ("bounced",)
+Q = TypeVar("Q", bound=Select[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ def add_subscriber(store: Store, email: str, list_name: str, now: datetime, *,
     key = key_of(email)
     with store.write() as conn:
         ensure_list(conn, store, list_name, now)
-        row = conn.execute(select(t).where(t.c.email_key == key)).first()
+        row = conn.execute(held_for_membership(select(t).where(t.c.email_key == key))).first()
         created = row is None
         if row is None:
             conn.execute(insert(t).values(email=email, email_key=key, name=name, status="active",
@@ -246,15 +247,34 @@ def remove_from_list(store: Store, email: str, list_name: str) -> bool:
         return bool(result.rowcount)
 
 
+def held_for_membership(query: Q) -> Q:
+    """``query``, a read of subscribers someone is about to add to a list,
+    locking each row it returns (FOR KEY SHARE) until the transaction ends.
+
+    On PostgreSQL no foreign key ties a membership to its subscriber
+    (``schema.list_members`` says why), so every writer of memberships reads
+    the people it adds through this, and :func:`delete_subscribers` deletes
+    the memberships after the people: a writer that locked a person first
+    makes the delete wait for its commit (and the delete then sees its
+    memberships); a writer that comes second waits for the delete and finds
+    the person gone. Either way no membership outlives its subscriber, even
+    under READ COMMITTED. The lock does not block updates of the status or
+    name, only a delete or a change of ``email_key``. SQLite ignores it (one
+    writer at a time, and the key is still there)."""
+    return query.with_for_update(key_share=True, of=subscribers)
+
+
 def delete_subscribers(conn: Connection, *where: ColumnElement[bool]) -> int:
-    """Delete the subscribers matching ``where`` with their consent records,
-    in the caller's transaction; returns how many were deleted. Consents
-    keep no foreign key (see ``schema.consents``), so this is the one way
-    a subscriber is deleted; memberships and bounce events follow by their
-    keys' ON DELETE CASCADE."""
+    """Delete the subscribers matching ``where`` with their memberships and
+    consent records, in the caller's transaction; returns how many were
+    deleted. The one way a subscriber is deleted: neither consents nor (on
+    PostgreSQL) memberships keep a foreign key to them. The memberships go
+    after the people, in a later statement: see :func:`held_for_membership`.
+    Bounce events follow by their key's ON DELETE CASCADE."""
     ids = list(conn.execute(delete(subscribers).where(*where)
                             .returning(subscribers.c.id)).scalars())
     for chunk in chunks(ids):
+        conn.execute(delete(list_members).where(list_members.c.subscriber_id.in_(chunk)))
         conn.execute(delete(consents).where(consents.c.subscriber_id.in_(chunk)))
     return len(ids)
 
