@@ -190,14 +190,20 @@ def _lean_proxy(delay: float, upstream: int, quickack: bool) -> None:
         for key, events in sel.select(timeout):
             conn = key.data
             if conn is None:  # a new client: dial the server for it
-                with contextlib.suppress(BlockingIOError):
+                try:
                     sock, _ = listener.accept()
-                    client = _Conn(sock, quickack=False)
-                    server = _Conn(socket.create_connection(("127.0.0.1", upstream)),
-                                   quickack=quickack)
-                    client.peer, server.peer = server, client
-                    watch(client)
-                    watch(server)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                try:
+                    dialled = socket.create_connection(("127.0.0.1", upstream))
+                except OSError:  # no server: the client sees its connection closed
+                    sock.close()
+                    continue
+                client = _Conn(sock, quickack=False)
+                server = _Conn(dialled, quickack=quickack)
+                client.peer, server.peer = server, client
+                watch(client)
+                watch(server)
                 continue
             try:
                 if events & selectors.EVENT_WRITE:

@@ -32,10 +32,9 @@ at dispatch's round trips, whatever dispatch's bookkeeping does. Where it
 is far under the ceiling, the machine (not the protocol) is the bound.
 
 The harness takes its share of a small machine, the same for every client,
-so at 16 connections against Postfix (where dispatch is bound by CPU, not by
-round trips) what it spends per message is taken from the client that can
-use it. Measured per message at 16 connections (2 cores, other work
-running): Postfix about 2 ms of CPU, the proxy 0.3-0.4, the client 0.5. So
+and what it spends is not left to the clients. Measured per message at 16
+connections against Postfix with ``--cpu`` (2 cores, dispatch sending):
+Postfix about 1 ms of CPU, the earlier proxy 0.22-0.31, dispatch 0.5. So
 the harness spends as little as it honestly can:
 
 - the proxy is a plain selector loop (one FIFO, since every direction has the
