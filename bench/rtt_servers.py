@@ -18,8 +18,10 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import selectors
 import socket
 import sys
+import time
 from typing import Any
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
@@ -108,6 +110,133 @@ async def _proxy(delay: float, upstream: int, quickack: bool) -> None:
         await server.serve_forever()
 
 
+class _Conn:
+    """One socket of a proxied pair: its peer, and what is still to be written to it."""
+
+    __slots__ = ("closing", "peer", "pending", "quickack", "reading", "sock")
+
+    def __init__(self, sock: socket.socket, *, quickack: bool) -> None:
+        sock.setblocking(False)
+        # Each chunk leaves as soon as it is due, as with asyncio's transports
+        # (which set TCP_NODELAY).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.peer: _Conn | None = None
+        self.pending = bytearray()  # due bytes the kernel would not take yet
+        self.reading = True  # until its end of file
+        self.closing = False  # close once ``pending`` is written
+        self.quickack = quickack
+
+
+def _lean_proxy(delay: float, upstream: int, quickack: bool) -> None:
+    """The proxy of ``_proxy`` on a bare selector loop, without asyncio.
+
+    Every direction has the same delay, so the order in which chunks arrive
+    (on any connection) is the order in which they fall due: one FIFO serves
+    all directions, and each pass of the loop writes everything due, oldest
+    first. A chunk costs a recv, a send and a tuple; no protocol callbacks,
+    transports or timer handles, which leaves more of a small machine to the
+    server and to the clients being measured.
+    """
+    sel = selectors.DefaultSelector()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    sel.register(listener, selectors.EVENT_READ, None)
+    due: collections.deque[tuple[float, _Conn, bytes | None]] = collections.deque()
+    print(f"READY {listener.getsockname()[1]}", flush=True)
+
+    def watch(conn: _Conn) -> None:
+        events = (selectors.EVENT_READ if conn.reading else 0) | (
+            selectors.EVENT_WRITE if conn.pending else 0)
+        registered = conn.sock in sel.get_map()
+        if events and registered:
+            sel.modify(conn.sock, events, conn)
+        elif events:
+            sel.register(conn.sock, events, conn)
+        elif registered:
+            sel.unregister(conn.sock)
+
+    def close(conn: _Conn) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        if conn.sock in sel.get_map():
+            sel.unregister(conn.sock)
+        conn.sock.close()
+        if conn.peer is not None:  # its peer hears of it a delay later
+            due.append((time.monotonic() + delay, conn.peer, None))
+
+    def send(conn: _Conn, data: bytes | bytearray) -> int:
+        try:
+            return conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def write(conn: _Conn, data: bytes | None) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        if data is None:
+            conn.closing = True
+        elif conn.pending:
+            conn.pending += data
+        else:
+            conn.pending += data[send(conn, data):]
+        if conn.closing and not conn.pending:
+            close(conn)
+        else:
+            watch(conn)
+
+    while True:
+        timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
+        for key, events in sel.select(timeout):
+            conn = key.data
+            if conn is None:  # a new client: dial the server for it
+                try:
+                    sock, _ = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                try:
+                    dialled = socket.create_connection(("127.0.0.1", upstream))
+                except OSError:  # no server: the client sees its connection closed
+                    sock.close()
+                    continue
+                client = _Conn(sock, quickack=False)
+                server = _Conn(dialled, quickack=quickack)
+                client.peer, server.peer = server, client
+                watch(client)
+                watch(server)
+                continue
+            try:
+                if events & selectors.EVENT_WRITE:
+                    del conn.pending[:send(conn, conn.pending)]
+                    if conn.closing and not conn.pending:
+                        close(conn)
+                        continue
+                if events & selectors.EVENT_READ:
+                    try:
+                        # 64 KiB: a larger buffer is an mmap, mremap and
+                        # munmap per read (glibc's threshold is 128 KiB).
+                        data = conn.sock.recv(1 << 16) or None
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    if data is None:
+                        conn.reading = False  # the peer gets the end of file in turn
+                    elif conn.quickack:
+                        # See _Side.data_received: ACK the server's bytes at once.
+                        conn.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                    assert conn.peer is not None
+                    due.append((time.monotonic() + delay, conn.peer, data))
+                watch(conn)
+            except OSError:  # reset: both ends go, the peer a delay later
+                close(conn)
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, target, chunk = due.popleft()
+            try:
+                write(target, chunk)
+            except OSError:
+                close(target)
+
+
 # --- the aiosmtpd sink ----------------------------------------------------------------
 
 def _sink(chunking: bool, pipelining: bool) -> None:
@@ -173,12 +302,17 @@ def main() -> None:
     proxy.add_argument("--upstream", type=int, required=True)
     proxy.add_argument("--quickack", action="store_true",
                        help="acknowledge the server's bytes at once (as dispatch's client does)")
+    proxy.add_argument("--asyncio", action="store_true",
+                       help="the earlier proxy: asyncio protocols, a timer per direction")
     sink = sub.add_parser("sink")
     sink.add_argument("--chunking", action="store_true")
     sink.add_argument("--no-pipelining", action="store_true")
     args = parser.parse_args()
     if args.what == "proxy":
-        asyncio.run(_proxy(args.delay_ms / 1000, args.upstream, args.quickack))
+        if args.asyncio:
+            asyncio.run(_proxy(args.delay_ms / 1000, args.upstream, args.quickack))
+        else:
+            _lean_proxy(args.delay_ms / 1000, args.upstream, args.quickack)
     else:
         _sink(args.chunking, not args.no_pipelining)
 

@@ -115,3 +115,82 @@ def test_the_planner_never_puts_an_article_in_two_windows() -> None:
     assert planned[1].window == (utc(2026, 3, 9, 8), utc(2026, 3, 16, 8))
     assert planned[2].reason == "0 new articles since Mon 2026-03-16 08:00; min_articles is 1"
     assert calls == [1]  # the store is read once, and only when a window is needed
+
+
+# --- starts: is about the articles' dates ------------------------------------------------
+
+STARTS = WEEKLY + "    starts: 2026-11-30\n"
+
+
+def test_starts_is_about_the_articles_dates_not_when_dispatch_first_saw_them(
+        store: Store) -> None:
+    """dispatch is first run on the site on Wednesday, after ``starts``: the
+    whole archive is first seen then. The first edition held it all; it
+    must hold what is dated since ``starts`` (the docs: "the first edition
+    holds articles since then")."""
+    sim = Simulation(store, schedules(STARTS))
+    sim.files = [
+        Written(article("archive", utc(2026, 11, 20, 9)), utc(2026, 11, 20, 9)),
+        # Written with its date alone: midnight of the day `starts` names.
+        Written(article("on-the-day", utc(2026, 11, 30)), utc(2026, 11, 30)),
+        Written(article("this-week", utc(2026, 12, 1, 9)), utc(2026, 12, 1, 9)),
+        # Written ahead of time, before `starts`, dated after it.
+        Written(article("written-ahead", utc(2026, 12, 4, 9)), utc(2026, 11, 25, 9)),
+        # A backdated file added after the first edition: dated before
+        # `starts`, so never this digest's news either.
+        Written(article("old-but-added-later", utc(2026, 11, 25, 9)), utc(2026, 12, 9, 9)),
+        # Dated in the future of the first edition: the second one has it.
+        Written(article("next-week", utc(2026, 12, 10, 9)), utc(2026, 12, 2, 9)),
+    ]
+    sim.run(utc(2026, 12, 2, 12), utc(2026, 12, 21, 9), HOUR)
+    assert digests(sim) == [("weekly", ("written-ahead", "this-week", "on-the-day")),
+                            ("weekly", ("next-week",))]
+    windows = sorted((r.window_start, r.window_end) for r in firings.runs(store, "weekly")
+                     if r.status == "sent")
+    assert windows[0] == (utc(2026, 11, 30), utc(2026, 12, 7, 8))
+
+
+def test_the_planner_and_dispatch_plan_follow_the_same_starts_rule() -> None:
+    schedule = schedules(STARTS).schedules[0]
+    published = [(article("archive", utc(2026, 11, 20, 9)), utc(2026, 12, 2, 12)),
+                 (article("on-the-day", utc(2026, 11, 30)), utc(2026, 12, 2, 12)),
+                 (article("seen-early", utc(2026, 12, 1, 9)), utc(2026, 11, 1, 9))]
+    planned = plan_schedule(schedule, published, utc(2026, 12, 2, 12), utc(2026, 12, 8),
+                            utc(2026, 12, 2, 12),
+                            lambda: History(utc(2026, 11, 30), frozenset()))
+    assert [[a.slug for a in p.articles] for p in planned] == [["seen-early", "on-the-day"]]
+
+
+@pytest.mark.parametrize(("zone", "written", "instant"), [
+    # A date alone is its midnight in the schedule's zone.
+    ("America/New_York", "2026-11-30", utc(2026, 11, 30, 5)),
+    ("Australia/Sydney", "2026-11-30", utc(2026, 11, 29, 13)),
+    # A time the clocks skip is the moment they change, as for `at:` (zoneinfo
+    # alone read London's 01:30 as 01:30 GMT, half an hour after the change).
+    ("Europe/London", "2027-03-28 01:30", utc(2027, 3, 28, 1)),
+    ("America/New_York", "2027-03-14 02:30", utc(2027, 3, 14, 7)),
+    # A time that happens twice is the first one (summer time).
+    ("Europe/London", "2026-10-25 01:30", utc(2026, 10, 25, 0, 30)),
+    # An offset written with it is kept.
+    ("Europe/London", "2026-10-25T01:30:00+00:00", utc(2026, 10, 25, 1, 30)),
+])
+def test_starts_is_read_in_the_schedules_zone_across_summer_time(
+        zone: str, written: str, instant: object) -> None:
+    text = WEEKLY.replace("timezone: UTC", f"timezone: {zone}") + f"    starts: {written}\n"
+    (schedule,) = schedules(text).schedules
+    assert schedule.starts == instant
+
+
+def test_an_article_written_at_the_skipped_hour_of_starts_belongs() -> None:
+    """``starts: 2027-03-28 01:30`` in London, where 01:30 does not exist that
+    night: an article dated with the same words (read in the site's zone as
+    01:30 GMT) is not before it."""
+    text = WEEKLY.replace("timezone: UTC", "timezone: Europe/London")
+    (schedule,) = schedules(text + "    starts: 2027-03-28 01:30\n").schedules
+    written = article("same-words", utc(2027, 3, 28, 1, 30))
+    before = article("before", utc(2027, 3, 28, 0, 59))
+    published = [(written, utc(2027, 3, 28, 3)), (before, utc(2027, 3, 28, 3))]
+    planned = plan_schedule(schedule, published, utc(2027, 3, 28, 3), utc(2027, 3, 30),
+                            utc(2027, 3, 28, 3),
+                            lambda: History(utc(2027, 3, 28, 1), frozenset()))
+    assert [[a.slug for a in p.articles] for p in planned] == [["same-words"]]

@@ -154,10 +154,14 @@ class MastodonValidator:
         return possible_entries
 
     def extract_urls_with_indices(self, text: str) -> list[dict[str, Any]]:
+        # twitter-text's pattern (checked against the JavaScript above), with
+        # the Ruby gem's is_valid_domain in place of the JavaScript's.
         units = utf16(text)
         return [{"url": u.url, "indices": [len(from_utf16(units[:u.start])),
                                            len(from_utf16(units[:u.end]))]}
-                for u in extract_urls(units, without_protocol=False)]
+                for u in extract_urls(units, without_protocol=False,
+                                      valid=lambda url, _, domain: _ruby_takes(
+                                          from_utf16(url), from_utf16(domain)))]
 
     @staticmethod
     def remove_overlapping_entities(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,6 +209,97 @@ def test_mastodon_length_agrees_with_its_validator(texts: list[str]) -> None:
     assert disagreements(plain, mastodon_length, [validator.length(t) for t in plain]) == []
     for text in texts:
         assert mastodon_length(text) >= validator.length(text)
+
+
+# Links of every length and shape a post may carry: twitter-text's pattern
+# (which Mastodon's server shares) must find the same ones as the reference.
+SLUG = "https://journal.example.com/"
+LONG_LINKS = [
+    *(f"Read {SLUG}{'a' * n} now" for n in (100, 400, 2000, 4060, 4061, 4062, 4068, 5000)),
+    *(f"Read https://{'b' * n}.com/x now" for n in (62, 63, 64, 100)),
+    "Read https://" + ".".join(["c" * 60] * 4) + "x.com/ now",
+    "See https://en.wikipedia.org/wiki/Sleep_(disambiguation) and",
+    "(see https://example.com/a_(b)_c) and https://example.com/(x))",
+    "Go to https://example.com/page. Then https://example.com/p, or https://example.com/q?!",
+    "\"https://example.com/quoted\" and 'https://example.com/single' and <https://example.com/>",
+    "Visit https://münchen.de/stadt and https://" + "ü" * 40 + ".de/x",
+    "Visit https://münchen.de/" + "ü" * 300,
+    "IDN near the limit https://" + "ü" * 20 + ".de/" + "a" * 4040,
+    "https://a.com/" + "e" * 5000 + " https://b.com/x",
+    "https://example.com/" + "\U0001F600" * 10 + " and https://i\u2764.ws/x",
+]
+
+
+@needs_node
+def test_links_agree_with_twitter_text_however_long_or_odd() -> None:
+    """Every link twitter-text finds, where it finds it, for the hard
+    shapes: long slugs and domains (its length and label limits), brackets,
+    trailing punctuation, IDN domains."""
+    texts = LONG_LINKS + [t for t in corpus() if "://" in t]
+    theirs = [[(u["url"], u["indices"]) for u in a["urls"]] for a in reference(texts)]
+
+    def ours(text: str) -> list[tuple[str, list[int]]]:
+        return [(from_utf16(u.url), [u.start, u.end])
+                for u in extract_urls(utf16(text), without_protocol=False)]
+
+    assert disagreements(texts, ours, theirs) == []
+    found = [len(u) for u in theirs[:len(LONG_LINKS)]]
+    assert 0 in found and max(found) > 1  # texts with no link and with several
+
+
+def _ruby_takes(url: str, domain: str) -> bool:
+    """The Ruby gem's is_valid_domain, which Mastodon's server runs, read
+    from its source: libidn's toASCII (IDNA 2003: nameprep on Unicode 3.2,
+    unassigned code points refused, labels 1-63), then the URL's length in
+    code points, plus what the domain grew by in punycode, at most 4096."""
+    import stringprep
+
+    if any(stringprep.in_table_a1(c) for c in domain):
+        return False
+    try:
+        encoded = domain.encode("idna")
+    except UnicodeError:
+        return False
+    return len(url) + max(0, len(encoded) - len(domain)) <= 4096
+
+
+def _mastodon_link(url: str) -> str:
+    return f"see {url} ok"
+
+
+@pytest.mark.parametrize(("url", "takes"), [
+    (SLUG + "a" * 100, True),
+    (SLUG + "a" * 400, True),
+    (SLUG + "a" * 2000, True),
+    # 4096 code points: a link to the Ruby gem; twitter-text's JavaScript
+    # counts the protocol twice and refuses it.
+    (SLUG + "a" * (4096 - len(SLUG)), True),
+    (SLUG + "a" * (4097 - len(SLUG)), False),
+    ("https://" + "b" * 63 + ".com/" + "p" * 50, True),
+    ("https://" + "b" * 64 + ".com/" + "p" * 50, False),
+    # The punycode form is what must fit: "ü" * 40 grows by 6 there, so
+    # 4090 code points are a link and 4091 are not (an ASCII domain's are).
+    ("https://" + "ü" * 40 + ".de/" + "a" * (4090 - 52), True),
+    ("https://" + "ü" * 40 + ".de/" + "a" * (4091 - 52), False),
+    ("https://" + "u" * 40 + ".de/" + "a" * (4091 - 52), True),
+    ("https://münchen.de/" + "p" * 300, True),
+    ("https://i\u2764.ws/" + "p" * 100, True),
+    # Unknown to Unicode 3.2 (U+0242, 2006), or mixing directions: libidn refuses.
+    ("https://exa\u0242mple.com/" + "p" * 100, False),
+    ("https://a\u05d0.com/" + "p" * 100, False),
+    # Mastodon's path takes Greek letters (twitter-text's stops before them):
+    # the link it sees is 4,120 long and no link, so it counts all of it.
+    ("https://example.com/" + "a" * 4000 + "\u03b1" * 100, False),
+])
+def test_mastodon_counts_a_link_as_its_server_does(url: str, takes: bool) -> None:
+    """A link the server takes costs 23, one it does not costs what it holds."""
+    text = _mastodon_link(url)
+    domain = url.split("/")[2]
+    assert _ruby_takes(url, domain) is takes
+    expected = len("see  ok") + (23 if takes else len(url))
+    assert mastodon_length(text) == expected
+    if "\u03b1" not in url:  # the port has twitter-text's path, not Mastodon's wider one
+        assert MastodonValidator().length(text) == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -10,6 +10,13 @@ seen after it (so a backdated file added later still goes out once).
 date, so its window includes its start. Articles are listed newest first
 (date, then slug), capped at ``limit``.
 
+A schedule's ``starts:`` is about the articles' dates, not about when
+dispatch saw them: it is a floor (``not_before``) under every window of
+that schedule. An article dated before it never goes in, even when first
+seen after it (a site's archive, read for the first time on the day the
+digest begins, is not news); one dated at it or later does, even if
+dispatch saw it before (it was written ahead of time).
+
 The edition id is what makes a send happen once, so it is deterministic:
 
 - a scheduled digest is named by its schedule and firing
@@ -38,7 +45,9 @@ class Window:
     start: datetime
     end: datetime
     includes_start: bool = False
-    """An article dated exactly at ``start`` belongs (``--since DATE``)."""
+    """An article dated exactly at ``start`` belongs (``--since DATE``, ``starts:``)."""
+    not_before: datetime | None = None
+    """An article dated before this never belongs, whenever first seen (``starts:``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +81,9 @@ def choose(published: Iterable[tuple[Article, datetime]], window: Window, *,
            limit: int | None = None) -> list[Article]:
     """The articles of ``window`` (see the module doc); ``published`` pairs
     each published article with when it was first seen published."""
-    start, end = window.start, window.end
+    start, end, floor = window.start, window.end, window.not_before
     chosen = [a for a, seen in published
-              if a.date <= end
+              if a.date <= end and (floor is None or a.date >= floor)
               and (a.date > start or seen > start or (window.includes_start and a.date == start))
               and a.slug not in sent and wanted(a)]
     chosen.sort(key=lambda a: (a.date, a.slug), reverse=True)

@@ -16,6 +16,8 @@ const results = texts.map((text) => {
   return {
     x: { weightedLength: tweet.weightedLength, valid: tweet.valid },
     bluesky: { graphemeLength: rt.graphemeLength, facets: rt.facets ?? [] },
+    // The links Mastodon's counting starts from (links with a scheme only).
+    urls: twitter.extractUrlsWithIndices(text, { extractUrlsWithoutProtocol: false }),
   };
 });
 process.stdout.write(JSON.stringify(results));

@@ -129,6 +129,16 @@ def window_start(schedule: Schedule, last_end: datetime | None, base: datetime) 
     return schedule.starts if schedule.starts is not None else base
 
 
+def digest_window(schedule: Schedule, window: tuple[datetime, datetime]) -> digest.Window:
+    """``(start, end]`` as the digest rule reads it for ``schedule``: its
+    ``starts:`` is a floor on the articles' dates in every window, and a
+    window beginning at it holds an article dated exactly then (a day's
+    midnight is the date of every article written with that date alone)."""
+    start, end = window
+    return digest.Window(start, end, includes_start=start == schedule.starts,
+                         not_before=schedule.starts)
+
+
 def select_articles(schedule: Schedule, published: Sequence[tuple[Article, datetime]],
                     window: tuple[datetime, datetime],
                     sent: Collection[str] = ()) -> list[Article]:
@@ -140,8 +150,9 @@ def select_articles(schedule: Schedule, published: Sequence[tuple[Article, datet
     so a firing run late after an outage includes what was dated before its
     slot but first seen during the outage. ``sent`` (slugs already in one of
     this schedule's editions) keeps such an article out of the next window.
+    ``starts:`` bounds the articles' dates (:func:`digest_window`).
     """
-    return digest.choose(published, digest.Window(*window),
+    return digest.choose(published, digest_window(schedule, window),
                          wanted=functools.partial(matches, schedule), sent=sent,
                          limit=schedule.max_articles)
 

@@ -33,6 +33,7 @@ from dispatch.schedule.decide import (
     Decision,
     Verdict,
     decide_published,
+    digest_window,
     edition_id,
     judge,
     matches,
@@ -288,7 +289,7 @@ def plan_firing(store: Store, schedule: Schedule, decision: Decision, published:
     window = window_for(store, schedule, fire, base)
     # One rule for a digest's articles and its edition id, shared with
     # `dispatch send --digest` (dispatch.digest).
-    found = digest.decide(published, digest.Window(*window),
+    found = digest.decide(published, digest_window(schedule, window),
                           digest.Firing(schedule.id, fire),
                           wanted=functools.partial(matches, schedule),
                           sent=sent_articles(store, schedule.id), limit=schedule.max_articles)

@@ -462,7 +462,13 @@ def _aware(value: datetime | date | None, tz: ZoneInfo) -> datetime | None:
         return None
     if not isinstance(value, datetime):
         value = datetime.combine(value, time())
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    if value.tzinfo:
+        return value.astimezone(UTC)
+    # As for `at:`: a time the clocks skip is the moment they change (not an
+    # hour after it, as zoneinfo reads it), a repeated one the first time.
+    # In UTC: an aware local time in the repeated hour equals no instant of
+    # another zone (PEP 495), and windows are compared with UTC instants.
+    return instants(value, tz, every_hour=False)[0]
 
 
 def _trigger(m: ScheduleModel, tz_name: str, report: Report) -> Trigger:

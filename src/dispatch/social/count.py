@@ -16,9 +16,22 @@ newer than its list, or a reserved one such as ``.example``) costs
 ``max(literal, 23)``, and so does a link with a scheme Mastodon adds
 (``gemini://``, ``ipfs://``, …); a link path ending in ``=`` costs the
 ``=`` on top of the 23, as Mastodon's path pattern does not end in one.
+
+Which matches are links at all is decided by the Ruby gem's rule, not the
+JavaScript one (:func:`mastodon_takes_url`): the server measures URLs in
+code points and adds what the domain grows by in punycode, where
+twitter-text's JavaScript counts UTF-16 units, adds the protocol a second
+time and never the punycode; and the server's IDNA (libidn, Unicode 3.2)
+refuses a domain with a character it does not know, or one that nameprep
+forbids, where JavaScript's punycode takes any. A link Mastodon does not
+take is counted in full, as it counts it; so is one that Mastodon's wider
+path pattern may carry on past the length it takes.
 """
 
 from __future__ import annotations
+
+import encodings.idna
+import stringprep
 
 import regex
 
@@ -76,15 +89,68 @@ def mastodon_mentions(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
+# libidn splits a domain at these (its DOTP), as punycode.js does.
+_IDNA_DOTS = regex.compile("[.\u3002\uff0e\uff61]")
+
+
+def _libidn_label(label: str) -> str | None:
+    """libidn's ToASCII of one label as the Ruby gem calls it (no flags):
+    nameprep refusing unassigned code points, then punycode, 1-63 long."""
+    if label.isascii():
+        return label if 1 <= len(label) <= twitter.MAX_DOMAIN_LABEL_LENGTH else None
+    if any(stringprep.in_table_a1(c) for c in label):
+        return None  # unassigned in Unicode 3.2, which IDNA 2003 is tied to
+    try:
+        # RFC 3490's ToASCII with RFC 3491's nameprep (mapping, NFKC and
+        # the prohibited and bidi checks, on Unicode 3.2 tables), as libidn.
+        return encodings.idna.ToASCII(label).decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def mastodon_takes_url(url: str, protocol: str, domain: str) -> bool:
+    """twitter-text's Ruby ``is_valid_domain``, which Mastodon's server
+    runs on each match of the URL pattern (arguments in UTF-16 units, as
+    :func:`dispatch.social.twitter.extract_urls` passes them)."""
+    domain = twitter.from_utf16(domain)
+    labels = [_libidn_label(label) for label in _IDNA_DOTS.split(domain)]
+    if not domain or None in labels:
+        return False
+    grown = len(".".join(label or "" for label in labels)) - len(domain)
+    # Code points (Ruby's String#length) and the protocol written once.
+    return len(twitter.from_utf16(url)) + max(0, grown) <= twitter.MAX_URL_LENGTH
+
+
+_REACH = regex.compile(r"\S*")
+
+
+def _within_reach(text: str, start: int, end: int) -> bool:
+    """Whether the link at ``text[start:end]`` is one for Mastodon however far
+    its own pattern reaches. Mastodon's path takes any character but space,
+    ``<>()?`` (twitter-text's stops at, say, Greek letters or emoji), so its
+    match may run on past ours and be too long to be a link: then it counts
+    the whole run, where we would count 23 and the rest."""
+    reach = _REACH.match(text, end)
+    if reach is None or reach.end() == end:
+        return True
+    # The domain is ours (the patterns share it); only the length can differ.
+    domain = regex.split(r"[:/?#]", text[start:end].partition("://")[2], maxsplit=1)[0]
+    return mastodon_takes_url(twitter.utf16(text[start:reach.end()]), "",
+                              twitter.utf16(domain))
+
+
 def mastodon_length(text: str) -> int:
     """Mastodon's StatusLengthValidator: graphemes, after every http(s) URL
     became 23 characters and every mention ``@user@domain`` became ``@user``."""
     if not text.strip():
         return 0
     units = twitter.utf16(text)
-    entities: list[tuple[int, int, str | None]] = [
-        (_code_point_index(units, u.start), _code_point_index(units, u.end), None)
-        for u in twitter.extract_urls(units, without_protocol=False)]
+    entities: list[tuple[int, int, str | None]] = []
+    for u in twitter.extract_urls(units, without_protocol=False, valid=mastodon_takes_url):
+        start, end = _code_point_index(units, u.start), _code_point_index(units, u.end)
+        if not _within_reach(text, start, end):
+            continue  # counted in full, as Mastodon may count it
+        entities.append((start, end, None))
     entities += mastodon_mentions(text)
     entities.sort(key=lambda entity: entity[0])
     kept: list[tuple[int, int, str | None]] = []

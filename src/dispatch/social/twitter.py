@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -114,8 +115,16 @@ def _is_valid_url(url: str, protocol: str, domain: str) -> bool:
     return len(protocol) + length <= MAX_URL_LENGTH
 
 
-def extract_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity]:
-    """``extractUrlsWithIndices`` on UTF-16 ``units`` (see :func:`utf16`)."""
+UrlCheck = Callable[[str, str, str], bool]
+"""(url, protocol or the default one, domain), in UTF-16 units -> whether it is a URL."""
+
+
+def extract_urls(units: str, *, without_protocol: bool = True,
+                 valid: UrlCheck | None = None) -> list[UrlEntity]:
+    """``extractUrlsWithIndices`` on UTF-16 ``units`` (see :func:`utf16`).
+
+    ``valid`` replaces twitter-text's own check of a match's length and
+    domain (Mastodon's server runs the Ruby gem's, which differs)."""
     if not units or ("." not in units if without_protocol else ":" not in units):
         return []
     urls: list[UrlEntity] = []
@@ -131,7 +140,7 @@ def extract_urls(units: str, *, without_protocol: bool = True) -> list[UrlEntity
         masked_domain = masked[match.start(5):match.end(5)] if domain else ""
         end = match.end()
         start = end - len(url)
-        if not _is_valid_url(url, protocol or DEFAULT_PROTOCOL, domain):
+        if not (valid or _is_valid_url)(url, protocol or DEFAULT_PROTOCOL, domain):
             continue
         if not protocol:
             if (not without_protocol
