@@ -327,7 +327,7 @@ def profile_steps(tmp: Path, settings: object, edition: object, n: int, port: in
         print(f"  {label:36} {spent[label] / n * 1e6:8,.1f} us/msg")
 
     profiles: list[cProfile.Profile] = []
-    lane, committer = worker._lane, acks.AckCommitter._run
+    drive, committer = worker._drive, acks.AckCommitter._run
 
     def profiled(target: object) -> object:
         def run(*args: object) -> None:
@@ -340,12 +340,12 @@ def profile_steps(tmp: Path, settings: object, edition: object, n: int, port: in
                 profile.disable()
         return run
 
-    worker._lane = profiled(lane)  # type: ignore[assignment]
+    worker._drive = profiled(drive)  # type: ignore[assignment]
     acks.AckCommitter._run = profiled(committer)  # type: ignore[assignment,method-assign]
     try:
         end_to_end(tmp, settings, edition, n, port, connections, "cprofile")
     finally:
-        worker._lane = lane
+        worker._drive = drive
         acks.AckCommitter._run = committer  # type: ignore[method-assign]
     stats = pstats.Stats(profiles[0])
     for profile in profiles[1:]:

@@ -40,6 +40,8 @@ class Received:
     content: bytes
     via: str  # "DATA" or "BDAT"
     round_trips: int
+    connection: int = 0
+    """Which connection carried it: 1 for the server's first, and so on."""
 
 
 @dataclass
@@ -135,6 +137,7 @@ class _Session:
         with server.lock:
             server.connections += 1
             server.open += 1
+            self.connection = server.connections
 
     def reset(self) -> None:
         self.sender: str | None = None
@@ -275,7 +278,8 @@ class _Session:
         # The reply about to be sent ends one more round trip.
         trips = self.flushes + 1 - self.started
         with self.server.lock:
-            self.server.received.append(Received(self.sender, rcpts, content, via, trips))
+            self.server.received.append(Received(self.sender, rcpts, content, via, trips,
+                                                 self.connection))
             count = len(self.server.received)
         if self.server.on_accept is not None:
             self.server.on_accept(count)

@@ -12,6 +12,7 @@ cannot be built fails its own row.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.delivery_kit import T0, Clock, edition, seed, smtp_config
 from tests.esmtp_server import EsmtpServer
 
 from dispatch.config import Settings, load_settings
-from dispatch.delivery import deliver
+from dispatch.delivery import deliver, engine
 from dispatch.delivery.personalise import MessageSource
 from dispatch.delivery.smtp_client import SmtpClient
 from dispatch.errors import TemplateError
@@ -182,3 +183,77 @@ def test_a_message_that_cannot_be_built_ahead_fails_its_own_row_in_its_turn(
             subscribers, outbox.c.subscriber_id == subscribers.c.id)
             .where(subscribers.c.email == emails[2])).scalar_one()
     assert detail.startswith("cannot build the message")
+
+
+@pytest.mark.parametrize(("pipelining", "chunking", "per_thread"), [
+    (True, True, 3), (True, False, 3), (False, False, 3), (True, True, 1)])
+def test_one_thread_driving_several_connections_commits_each_before_its_next(
+        store: Store, site: Settings, monkeypatch: pytest.MonkeyPatch,
+        pipelining: bool, chunking: bool, per_thread: int) -> None:
+    # Three connections taken in turn by one thread (or a thread each): on
+    # every connection, each message is marked sent before the next one's
+    # content arrives, and every reader gets exactly their own message.
+    monkeypatch.setattr(engine, "LANES_PER_THREAD", per_thread)
+    emails = seed(store, 15)
+    queue_edition(store, edition(), ["main"], T0)
+    late: list[tuple[int, set[str]]] = []
+    senders: set[str] = set()
+    server: EsmtpServer
+
+    def on_accept(count: int) -> None:
+        senders.update(t.name for t in threading.enumerate()
+                       if t.name.startswith("dispatch-send"))
+        with server.lock:
+            arrived = server.received[count - 1]
+            earlier = {m.recipients[0] for m in server.received[:count - 1]
+                       if m.connection == arrived.connection}
+        missing = earlier - marked_sent(store)
+        if missing:
+            late.append((count, missing))
+
+    server = EsmtpServer(pipelining=pipelining, chunking=chunking, on_accept=on_accept)
+    with server:
+        report = deliver(store, site, T0, config=smtp_config(server.port, connections=3,
+                                                             batch_size=5), clock=Clock())
+    assert senders == {f"dispatch-send-{i}" for i in range(3 // per_thread)}
+    assert server.connections == 3
+    assert {m.connection for m in server.received} == {1, 2, 3}
+    assert late == []
+    assert report.sent == 15 and sorted(m.recipients[0] for m in server.received) == emails
+    for message in server.received:
+        assert message.recipients[0].encode() in message.content
+    assert statuses(store) == dict.fromkeys(emails, "sent")
+
+
+def test_a_bug_in_one_lane_stops_the_lanes_its_thread_drives_too(
+        store: Store, site: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not a DispatchError: a bug. Its lane stops the run; the other lanes of
+    # the same thread hand their rows back instead of being abandoned.
+    monkeypatch.setattr(engine, "LANES_PER_THREAD", 3)
+    emails = seed(store, 30)
+    queue_edition(store, edition(), ["main"], T0)
+    build = MessageSource.build
+
+    def broken(self: MessageSource, row: ClaimedRow, date: datetime) -> bytes:
+        if row.email == emails[7]:
+            raise RuntimeError("a bug")
+        return build(self, row, date)
+
+    monkeypatch.setattr(MessageSource, "build", broken)
+    with EsmtpServer(pipelining=True, chunking=True) as server:
+        report = deliver(store, site, T0, config=smtp_config(server.port, connections=3,
+                                                             batch_size=10), clock=Clock())
+    assert report.stopped is not None and "internal error: a bug" in report.stopped
+    delivered = [m.recipients[0] for m in server.received]
+    assert len(delivered) == len(set(delivered)) < 30
+    # The broken lane's last delivered message was not committed yet (the
+    # one a crash may send again); every other delivered one is marked sent.
+    assert marked_sent(store) <= set(delivered)
+    assert set(delivered) - marked_sent(store) <= {emails[6]}
+    # The broken lane's batch stays leased (reaped once its lease runs out);
+    # its neighbours in the same thread handed back what they had not sent.
+    now = statuses(store)
+    assert {now[e] for e in emails[:10] if e not in delivered} == {"sending"}
+    assert {now[e] for e in emails[10:]} == {"sent", "queued"}
+    assert {e for e in emails[10:] if now[e] == "sent"} == set(delivered) - set(emails[:10])
+    assert report.sent == len(set(delivered) - set(emails[:10]))

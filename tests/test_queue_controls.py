@@ -145,9 +145,9 @@ def test_emails_and_posts_go_out_through_the_one_delivery_loop(
     seen: list[tuple[str, int]] = []
     real = worker._send_batch
 
-    def spying(run: Any, batch: Any, conns: Any, lane: Any) -> None:
+    def spying(run: Any, batch: Any, conns: Any, lane: Any) -> Any:
         seen.append((type(run.channel).__name__, len(batch.jobs)))
-        real(run, batch, conns, lane)
+        return real(run, batch, conns, lane)  # the batch's steps, for its thread to drive
 
     monkeypatch.setattr(worker, "_send_batch", spying)
     assert deliver(store, settings, later(), clock=Clock(later())).sent == READERS

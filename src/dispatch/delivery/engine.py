@@ -1,7 +1,8 @@
 """Email delivery: the outbox as a channel of the job engine's one loop.
 
-``deliver`` runs :func:`dispatch.jobs.worker.work` with N sender lanes
-(threads), each with one reused transport connection. A lane claims a batch
+``deliver`` runs :func:`dispatch.jobs.worker.work` with N sender lanes,
+each with one reused transport connection, :data:`LANES_PER_THREAD` of them
+driven in turn by one thread. A lane claims a batch
 under a lease in one short transaction, re-checks just before each send
 that the recipient is still active and the edition not cancelled, builds
 every message late from the stored edition, sends, then records the batch's
@@ -57,6 +58,13 @@ from dispatch.store.engine import Store
 from dispatch.unsubscribe import secret_key
 
 log = logging.getLogger(__name__)
+
+LANES_PER_THREAD = 1
+"""Connections one sender thread drives in turn. More than one pays only
+against a server offering PIPELINING and CHUNKING: with any other the
+content waits for envelope replies that the client reads blocking, so a
+thread's lanes would wait for each other's round trips (at 10 ms a reply,
+4 connections in one thread: 39 msg/s against 90 with a thread each)."""
 
 
 def make_transport(settings: Settings, config: DeliverySettings) -> Transport:
@@ -121,12 +129,15 @@ class EmailChannel:
     def reap(self, now: datetime) -> int:
         return reap(self.store, now, self.policy)
 
-    def check(self, lane: object, job: ClaimedRow) -> tuple[bool, Outcome | None]:
+    def ask(self, lane: object, job: ClaimedRow) -> None:
         # The previous accepted message must be on disk before this one
         # leaves, and the recipient is checked again: one request to the
         # committer does both.
         assert isinstance(lane, _Lane) and self.acks is not None
         self.acks.submit(lane.slot, lane.pending, (job.subscriber_id, job.edition_id))
+
+    def check(self, lane: object, job: ClaimedRow) -> tuple[bool, Outcome | None]:
+        assert isinstance(lane, _Lane) and self.acks is not None
         ours = self.acks.wait(lane.slot)
         lane.pending = None
         verdict = lane.slot.verdict
@@ -189,6 +200,7 @@ def deliver(store: Store, settings: Settings, now: datetime, *, burst: bool = Tr
     channel = EmailChannel(store, settings, config, transport, rng or random.Random())
     tally = work(
         channel, Options(lanes=config.connections, batch_size=config.batch_size,
+                         per_thread=LANES_PER_THREAD,
                          rate=config.rate, burst=config.burst),
         config.policy, owner=owner or f"{socket.gethostname()}:{os.getpid()}",
         clock=clock or (lambda: now + timedelta(seconds=time.monotonic() - started)),

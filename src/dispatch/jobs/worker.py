@@ -22,8 +22,12 @@ how to record a batch); the loop around it is shared::
          settle the batch's outcomes, fenced on the lease token
          (or each outcome at once, for a channel that says so)
 
-``lanes`` threads run side by side, each with its own connection per
-transport. No transaction is open while a server is being talked to. A
+``lanes`` lanes run side by side, each with its own connection per
+transport, driven by threads that take ``per_thread`` lanes each in turn
+(:func:`_drive`): a lane is a generator that gives its thread back where it
+would wait (for its check's commit, for a server's answer), so one thread
+keeps several connections busy, and the checks of its lanes are committed
+together. No transaction is open while a server is being talked to. A
 transport that cannot reach its server (:class:`TransportUnavailable`)
 hands the rest of the batch back untried and backs the whole worker off
 (5 s, doubling to 300 s). A throttled answer also slows the pace.
@@ -41,7 +45,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,6 +71,11 @@ J = TypeVar("J")
 M = TypeVar("M")
 R = TypeVar("R", bound=Settleable)
 Progress = Callable[[int, int], None]
+Steps = Generator[float | None, None, None]
+"""A lane as its thread drives it: each step ends where the lane would wait,
+with None (for a server's answer or a commit: its turn comes again after
+the thread's other lanes had theirs) or the :func:`time.monotonic` time
+to sleep until."""
 
 TALLY = {Outcome.SENT: "sent", Outcome.RETRY: "retried", Outcome.FAILED: "failed",
          Outcome.BOUNCED: "bounced", Outcome.SUPPRESSED: "suppressed",
@@ -127,10 +136,17 @@ class Channel(Protocol[J, M, R]):
         """Queue again the jobs of workers whose lease expired; how many."""
         ...
 
+    def ask(self, lane: object, job: J) -> None:
+        """Hand in the check of ``job`` (and the commit of what the lane
+        keeps), answered by :meth:`check`; the lanes a thread drives in turn
+        hand theirs in before the first of them waits, so one transaction
+        answers them all."""
+        ...
+
     def check(self, lane: object, job: J) -> tuple[bool, Outcome | None]:
-        """Just before the send: whether the job this lane accepted last (if
-        any) is now committed as ours, and None to send ``job`` or why not
-        (suppressed, cancelled)."""
+        """Just before the send, the answer to :meth:`ask`: whether the job
+        this lane accepted last (if any) is now committed as ours, and None
+        to send ``job`` or why not (suppressed, cancelled)."""
         ...
 
     def transport(self, job: J) -> Transport[M]: ...
@@ -165,6 +181,8 @@ class Options:
     burst: float = 0.0
     max_batches: int | None = None
     """Stop after this many claims (None: until nothing is due)."""
+    per_thread: int = 1
+    """Lanes one thread drives in turn (see :func:`_drive`)."""
 
 
 @dataclass
@@ -262,9 +280,6 @@ class _Run(Generic[J, M, R]):
         with self.lock:
             self.outage = OUTAGE_START
 
-    def wait(self, seconds: float) -> None:
-        self.stop.wait(max(0.05, seconds))
-
     def settle(self, batch: Batch[J], results: list[R], *, sent: int = 0,
                lost: int = 0) -> None:
         """Record ``results``; count them, and ``sent`` jobs the channel
@@ -307,7 +322,10 @@ def _unreachable(run: _Run[J, M, R], conns: dict[Transport[M], Connection[M]],
 
 
 def _send_batch(run: _Run[J, M, R], batch: Batch[J],
-                conns: dict[Transport[M], Connection[M]], lane: object) -> None:
+                conns: dict[Transport[M], Connection[M]], lane: object) -> Steps:
+    """Send one batch, as a generator: it yields where the lane would wait
+    for someone else (its check's commit, a server's answer), so that the
+    thread driving it turns to its other lanes meanwhile (see :func:`_drive`)."""
     channel = run.channel
     each = channel.settle_each
     results: list[R] = []
@@ -375,6 +393,8 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
         # edition's claimed rows are not sent (a pause lets them finish). The
         # same call commits the lane's previous delivered job, if the channel
         # kept it: it is on disk before the next message's content leaves.
+        channel.ask(lane, job)
+        yield None
         ours, verdict = channel.check(lane, job)
         if held:
             held = False
@@ -403,6 +423,7 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
             if index + 1 < len(jobs):
                 with contextlib.suppress(DispatchError):
                     ahead = (index + 1, channel.build(jobs[index + 1], run.clock()))
+            yield None
             answer = staged.finish()
         else:
             run.bucket.take()
@@ -437,7 +458,12 @@ def _send_batch(run: _Run[J, M, R], batch: Batch[J],
     run.settle(batch, results, sent=sent, lost=lost)
 
 
-def _lane(run: _Run[J, M, R]) -> None:
+def _wake(seconds: float) -> float:
+    """A lane's sleep, as the time it wants its next turn (at least 50 ms on)."""
+    return time.monotonic() + max(0.05, seconds)
+
+
+def _lane(run: _Run[J, M, R]) -> Steps:
     conns: dict[Transport[M], Connection[M]] = {}
     channel = run.channel
     lane = channel.lane()
@@ -445,7 +471,7 @@ def _lane(run: _Run[J, M, R]) -> None:
         while not run.stop.is_set():
             now = run.clock()
             if run.down_until is not None and now < run.down_until:
-                run.wait((run.down_until - now).total_seconds())
+                yield _wake((run.down_until - now).total_seconds())
                 continue
             with run.claim_lock, run.writing():
                 # A channel's caps count jobs in flight too, so checking and
@@ -462,17 +488,17 @@ def _lane(run: _Run[J, M, R]) -> None:
                     run.stopped = run.stopped or "the hourly/daily sending cap is reached"
                 if run.burst:
                     return
-                run.wait(60)
+                yield _wake(60)
                 continue
             run.add("suppressed", batch.skipped)
             if batch.jobs:
-                _send_batch(run, batch, conns, lane)
+                yield from _send_batch(run, batch, conns, lane)
             elif not batch.skipped:
                 if run.burst:
                     return
                 with run.writing():
                     run.add("reaped", channel.reap(run.clock()))
-                run.wait(5.0)
+                yield _wake(5.0)
     except Exception as exc:  # a bug must not leave the other lanes waiting for ever
         log.exception("sender lane failed")
         run.halt(f"internal error: {exc}")
@@ -483,6 +509,49 @@ def _lane(run: _Run[J, M, R]) -> None:
     finally:
         for conn in conns.values():
             conn.close()
+
+
+def _drive(run: _Run[J, M, R], count: int) -> None:
+    """One thread's lanes, in turn: each runs until it would wait (see
+    :data:`Steps`), then the next one.
+
+    Round robin over connections to one server: by the time the thread
+    comes back to a lane, its server's answer is usually in the socket
+    already, and its commit was made with the others' in one transaction,
+    so the thread rarely blocks, and no other thread needs the GIL
+    meanwhile. A lane waiting for the pace (the token bucket) holds up the
+    others of its thread, which share that pace anyway; one backing off or
+    idle sleeps without holding them up. A lane that fails stops the run
+    (the stop event) and is reported when the thread's other lanes have
+    wound down (their batches settled, the rest handed back).
+    """
+    live = [_lane(run) for _ in range(count)]
+    wake = [0.0] * count
+    failed: Exception | None = None
+    while live:
+        now = time.monotonic()
+        stopping = run.stop.is_set()
+        turned = False
+        index = 0
+        while index < len(live):
+            if wake[index] > now and not stopping:
+                index += 1
+                continue
+            turned = True
+            try:
+                wake[index] = next(live[index]) or 0.0
+            except StopIteration:
+                del live[index], wake[index]
+                continue
+            except Exception as exc:  # the lane reported it and set the stop event
+                failed = failed or exc
+                del live[index], wake[index]
+                continue
+            index += 1
+        if not turned and live:
+            run.stop.wait(min(wake) - now)
+    if failed is not None:
+        raise failed
 
 
 def work(channel: Channel[J, M, R], options: Options, policy: RetryPolicy, *, owner: str,
@@ -503,8 +572,12 @@ def work(channel: Channel[J, M, R], options: Options, policy: RetryPolicy, *, ow
         run.add("reaped", channel.reap(clock()))
     run.total = due(clock())
     channel.start(run.clock, run.writing)
-    lanes = [threading.Thread(target=_lane, args=(run,), name=f"dispatch-send-{i}", daemon=True)
-             for i in range(max(1, options.lanes))]
+    count = max(1, options.lanes)
+    threads = -(-count // max(1, options.per_thread))
+    lanes = [threading.Thread(target=_drive,
+                              args=(run, count // threads + (i < count % threads)),
+                              name=f"dispatch-send-{i}", daemon=True)
+             for i in range(threads)]
     try:
         for lane in lanes:
             lane.start()

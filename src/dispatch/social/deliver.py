@@ -229,6 +229,9 @@ class _Posts:
     def reap(self, now: datetime) -> int:
         return 0
 
+    def ask(self, lane: object, job: queue.ClaimedPost) -> None:
+        pass
+
     def check(self, lane: object, job: queue.ClaimedPost) -> tuple[bool, Outcome | None]:
         return True, None
 
